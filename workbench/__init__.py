@@ -1,0 +1,9 @@
+"""workbench: steer instruction following with activation vectors (Stolfo et al., ICLR 2025)."""
+
+from workbench.errors import WorkbenchError
+from workbench.generate import Generation, generate
+from workbench.models import DEFAULT_MODEL, EMBEDDED, Model, load_model, tiny_model
+from workbench.prompts import catalog, get_instruction, make_pairs, queries
+from workbench.steering import Steer, steering
+
+__version__ = "0.1.0"

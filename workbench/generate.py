@@ -1,0 +1,171 @@
+"""Generation: batched, left-padded, KV-cached, greedy by default, with steering hooks firing.
+
+We drive the wrapped Hugging Face model's forward ourselves (the TL hooks are inside it): the
+prompt is prefilled once, each new token costs one single-column step, finished rows leave the
+batch, and only the last position's logits are computed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from workbench.errors import WorkbenchError
+from workbench.models import Model
+from workbench.steering import Steer, StepState, steering
+
+
+@dataclass(frozen=True)
+class Generation:
+    prompt: str
+    text: str
+    token_ids: tuple[int, ...]
+    stopped: bool  # ended with an end-of-turn token (False: hit max_new_tokens)
+
+
+def auto_batch_size(model: Model, max_len: int, cap: int = 64) -> int:
+    """Rows that fit in a quarter of free memory: KV cache plus eager attention scores."""
+    cfg = model.hf.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    kv_heads = getattr(cfg, "num_key_value_heads", cfg.num_attention_heads)
+    per_row = 4 * (2 * cfg.num_hidden_layers * kv_heads * head_dim * max_len + cfg.num_attention_heads * max_len * max_len + 8 * cfg.hidden_size * max_len)
+    if model.device.type == "cuda":
+        free = torch.cuda.mem_get_info(model.device)[0]
+    else:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            free = 4 << 30
+    return int(max(1, min(cap, free // 4 // per_row)))
+
+
+def _left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
+        mask[i, width - len(s):] = 1
+    return ids, mask
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, generator) -> torch.Tensor:
+    if not do_sample:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / max(temperature, 1e-6), dim=-1)
+    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+
+
+@torch.inference_mode()
+def _generate_batch(
+    model: Model,
+    seqs: list[list[int]],
+    rows: torch.Tensor,
+    state: StepState,
+    max_new_tokens: int,
+    use_cache: bool,
+    do_sample: bool,
+    temperature: float,
+    generator,
+) -> list[tuple[list[int], bool]]:
+    from transformers import DynamicCache
+
+    device = model.device
+    stops = torch.tensor(model.stop_token_ids, device=device)
+    ids, mask = _left_pad(seqs, model.pad_token_id)
+    ids, mask = ids.to(device), mask.to(device)
+    width = ids.shape[1]
+    n = len(seqs)
+    out: list[list[int]] = [[] for _ in range(n)]
+    stopped = [False] * n
+    alive = torch.arange(n, device=device)  # batch row -> local index
+    cache = DynamicCache(config=model.hf.config) if use_cache else None
+    state.prompt_width, state.offset = width, 0
+    step_ids, step_mask = ids, mask
+    for step in range(max_new_tokens):
+        state.rows = rows[alive.cpu()]
+        state.attention_mask = step_mask
+        if use_cache:
+            new = step_ids if step == 0 else step_ids[:, -1:]
+            state.offset = step_mask.shape[1] - new.shape[1]
+            pos = _positions(step_mask)[:, -new.shape[1]:]
+            logits = model.hf(input_ids=new, attention_mask=step_mask, position_ids=pos, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+        else:
+            state.offset = 0
+            logits = model.hf(input_ids=step_ids, attention_mask=step_mask, position_ids=_positions(step_mask), use_cache=False, logits_to_keep=1).logits[:, -1]
+        token = _pick(logits, do_sample, temperature, generator)
+        done = torch.isin(token, stops)
+        for row, (t, d) in enumerate(zip(token.tolist(), done.tolist())):
+            local = int(alive[row])
+            if d:
+                stopped[local] = True
+            else:
+                out[local].append(t)
+        if done.all() or step == max_new_tokens - 1:
+            break
+        step_ids = torch.cat([step_ids, token[:, None]], dim=1)
+        step_mask = torch.cat([step_mask, torch.ones_like(token)[:, None]], dim=1)
+        if done.any():  # finished rows stop costing compute
+            keep = (~done).nonzero().squeeze(-1)
+            alive, step_ids, step_mask = alive[keep], step_ids[keep], step_mask[keep]
+            if cache is not None:
+                cache.batch_select_indices(keep)
+    return list(zip(out, stopped))
+
+
+def generate(
+    model: Model,
+    prompts: Sequence[str],
+    steer: Steer | Sequence[Steer] = (),
+    max_new_tokens: int = 64,
+    batch_size: int | None = None,
+    chat: bool = True,
+    use_cache: bool = True,
+    do_sample: bool = False,
+    temperature: float = 1.0,
+    seed: int = 0,
+    progress: bool = False,
+) -> list[Generation]:
+    """Generate a reply to each prompt (user messages, wrapped in the chat template when ``chat``).
+
+    Per-prompt coefficient tensors in ``steer`` are indexed by the prompt's position in ``prompts``.
+    Prompts are batched longest first to waste little on padding; the output keeps input order.
+    """
+    if not prompts:
+        raise WorkbenchError("no prompts given: pass at least one prompt")
+    if max_new_tokens < 1:
+        raise WorkbenchError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
+    texts = [model.chat(p) if chat else p for p in prompts]
+    seqs = [model.encode(t) for t in texts]
+    longest = max(len(s) for s in seqs)
+    if longest + max_new_tokens > model.n_ctx:
+        raise WorkbenchError(
+            f"a prompt of {longest} tokens plus {max_new_tokens} new tokens exceeds {model.name}'s context of {model.n_ctx}: shorten it or lower max_new_tokens"
+        )
+    if any(len(s) == 0 for s in seqs):
+        raise WorkbenchError("an empty prompt has no tokens: remove it or use chat=True")
+    batch_size = batch_size or auto_batch_size(model, longest + max_new_tokens)
+    order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
+    generator = torch.Generator().manual_seed(seed) if do_sample else None
+    results: list[Generation | None] = [None] * len(seqs)
+    state = StepState()
+    bar = tqdm(total=len(seqs), desc="generate", disable=not progress, leave=False)
+    with steering(model, steer, state):
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            outs = _generate_batch(
+                model, [seqs[i] for i in chunk], torch.tensor(chunk), state, max_new_tokens, use_cache, do_sample, temperature, generator
+            )
+            for i, (tokens, stopped) in zip(chunk, outs):
+                results[i] = Generation(prompts[i], model.decode(tokens), tuple(tokens), stopped)
+            bar.update(len(chunk))
+    bar.close()
+    return results  # type: ignore[return-value]

