@@ -163,6 +163,29 @@ def embedded_gguf_path(name: str) -> Path:
     return target
 
 
+def _dequantized_folder(name: str) -> Path:
+    """An embedded model dequantized once to a float32 HF folder in the cache (loads in ~1 s).
+
+    The weights are exactly those transformers dequantizes from the GGUF on every load.
+    """
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = cache_dir() / "models" / name
+    if (folder / "config.json").exists():
+        return folder
+    gguf = embedded_gguf_path(name)
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    hf_model.hf_quantizer = None  # the weights are plain float32 tensors after dequantization
+    if hasattr(hf_model.config, "quantization_config"):
+        del hf_model.config.quantization_config
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent if folder.parent.exists() else cache_dir(), prefix=f".{name}."))
+    hf_model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    os.replace(tmp, folder)
+    return folder
+
+
 def _quiet_transformers() -> None:
     for noisy in ("transformers", "transformer_lens", "root"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
@@ -206,13 +229,18 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype=torch
     _quiet_transformers()
     kwargs = dict(attn_implementation="eager", dtype=dtype)
     path = Path(name).expanduser()
-    if name in EMBEDDED or (path.suffix == ".gguf"):
-        gguf = embedded_gguf_path(name) if name in EMBEDDED else path
+    if name in EMBEDDED:
+        folder = _dequantized_folder(name)
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        hf_model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+        bridge_name = EMBEDDED[name].hf_name
+    elif path.suffix == ".gguf":
+        gguf = path
         if not gguf.exists():
             raise WorkbenchError(f"no GGUF file at {gguf}: give an existing .gguf path")
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
-        bridge_name = EMBEDDED[name].hf_name if name in EMBEDDED else gguf.stem
+        bridge_name = gguf.stem
     else:
         try:
             tokenizer = AutoTokenizer.from_pretrained(name)

@@ -139,6 +139,8 @@ def queries(split: str | None = None, seed: int = 0, limit: int | None = None) -
         s = _split_of(text, seed)
         if split is None or s == split:
             out.append(Query(id=f"q{i:04d}", text=text, split=s))
+    # A seeded order, so the first `limit` queries span many topics, not one.
+    out.sort(key=lambda q: hashlib.sha256(f"order:{seed}:{q.text}".encode()).digest())
     return out[:limit] if limit is not None else out
 
 

