@@ -54,6 +54,8 @@ class Pair:
 
 
 def _fill(value, params: dict):
+    if isinstance(value, str) and any(v is None for v in params.values()):
+        return value  # a per-query parameter, filled by ``instantiate``
     if isinstance(value, str):
         return value.format(**params)
     if isinstance(value, list):
@@ -144,20 +146,43 @@ def queries(split: str | None = None, seed: int = 0, limit: int | None = None) -
     return out[:limit] if limit is not None else out
 
 
+_TEMPLATE_WORDS = set(
+    "explain how works what are the main benefits of describe history advice would you give someone "
+    "curious about why do people find interesting a an".split()
+)
+
+
+def keyword(query: str) -> str:
+    """The query's topic word (its longest word outside the question templates): the word a
+    reply most likely uses, so including or excluding it is a real instruction."""
+    words = [w.strip("?.,'\"").lower() for w in query.split()]
+    words = [w for w in words if w.isalpha() and w not in _TEMPLATE_WORDS]
+    return max(words, key=len) if words else "answer"
+
+
+def instantiate(inst: Instruction, query: str) -> Instruction:
+    """Fill per-query parameters (a ``None`` word becomes the query's keyword)."""
+    missing = {k: keyword(query) for k, v in inst.params.items() if v is None}
+    return inst.with_params(**missing) if missing else inst
+
+
 def make_pairs(instruction: str | Instruction, split: str = "train", limit: int | None = None, seed: int = 0) -> list[Pair]:
     """Pairs for one instruction: the query, then the instruction appended (phrasings rotate)."""
     inst = get_instruction(instruction)
-    return [
-        Pair(
-            query_id=q.id,
-            query=q.text,
-            instruction=inst,
-            phrasing=inst.phrasing(i),
-            with_instruction=f"{q.text} {inst.phrasing(i)}",
-            without_instruction=q.text,
+    pairs = []
+    for i, q in enumerate(queries(split, seed=seed, limit=limit)):
+        filled = instantiate(inst, q.text)
+        pairs.append(
+            Pair(
+                query_id=q.id,
+                query=q.text,
+                instruction=filled,
+                phrasing=filled.phrasing(i),
+                with_instruction=f"{q.text} {filled.phrasing(i)}",
+                without_instruction=q.text,
+            )
         )
-        for i, q in enumerate(queries(split, seed=seed, limit=limit))
-    ]
+    return pairs
 
 
 def data_hash(texts: list[str]) -> str:

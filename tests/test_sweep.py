@@ -1,0 +1,93 @@
+"""Sweeps on the tiny model: batching, resume, selection and the four-condition report."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from workbench import WorkbenchError, generate
+from workbench.models import tiny_model
+from workbench.prompts import make_pairs
+from workbench.sweep import (
+    NO_STEERING, Choice, SweepConfig, catalog_examples, four_conditions, load_table, run_sweep, select, summarize, vector_for,
+)
+
+CONFIG = dict(model="tiny-random", instructions=("one_sentence",), layers=(1, 2), coefficients=(1.0, 4.0), n_train=6, n_prompts=3, max_new_tokens=6)
+
+
+def test_batched_sweep_equals_each_cell_alone(tmp_path, tiny):
+    config = SweepConfig(**CONFIG)
+    table = run_sweep(tiny, config, tmp_path, progress=False)
+    vec = vector_for(tiny, "one_sentence", tmp_path, config.n_train)
+    pairs = make_pairs("one_sentence", "validation", limit=3)
+    assert len(table) == 2 * 3 * (1 + 2 * 3)  # conditions × prompts × (baseline + layers × settings)
+    for _, row in table.sample(8, random_state=0).iterrows():
+        pair = next(p for p in pairs if p.query_id == row["prompt_id"])
+        prompt = pair.with_instruction if row["with_instruction"] else pair.without_instruction
+        if row["layer"] == NO_STEERING:
+            steer = []
+        elif row["mode"] == "project":
+            steer = [vec.steer(int(row["layer"]), mode="project")]
+        else:
+            steer = [vec.steer(int(row["layer"]), row["coefficient"], relative=True)]
+        alone = generate(tiny, [prompt], steer=steer, max_new_tokens=6)[0]
+        assert alone.text == row["text"]
+
+
+def test_interrupted_sweep_resumes_to_the_same_table(tmp_path, tiny):
+    config = SweepConfig(**CONFIG)
+    full = run_sweep(tiny, config, tmp_path / "full", progress=False)
+    part = tmp_path / "part"
+    run_sweep(tiny, config, part, progress=False)
+    units = sorted((part / "units").glob("*.jsonl"))
+    for f in units[::2]:  # as if killed before these units were written
+        f.unlink()
+    (part / "table.csv").unlink()
+    resumed = run_sweep(tiny, config, part, progress=False)
+    pd.testing.assert_frame_equal(full, resumed)
+
+
+def test_other_configuration_refused(tmp_path, tiny):
+    run_sweep(tiny, SweepConfig(**CONFIG), tmp_path, progress=False)
+    with pytest.raises(WorkbenchError, match="another configuration"):
+        run_sweep(tiny, SweepConfig(**{**CONFIG, "layers": (3,)}), tmp_path, progress=False)
+
+
+def test_bad_grids_refused(tiny, tmp_path):
+    with pytest.raises(WorkbenchError, match="grid is empty"):
+        SweepConfig(**{**CONFIG, "coefficients": (), "project": False})
+    with pytest.raises(WorkbenchError, match="unknown instruction"):
+        SweepConfig(**{**CONFIG, "instructions": ("yell",)})
+    with pytest.raises(WorkbenchError, match="out of range"):
+        run_sweep(tiny, SweepConfig(**{**CONFIG, "layers": (7,)}), tmp_path, progress=False)
+    assert not (tmp_path / "config.json").exists()
+
+
+def _table(rows):
+    base = dict(instruction="x", with_instruction=False, strict=True, logprob=-1.0, text="t")
+    return pd.DataFrame([{**base, **r} for r in rows])
+
+
+def test_selection_prefers_no_steering_on_ties_and_skips_degenerate():
+    rows = []
+    for loose in (True, False):
+        rows.append(dict(layer=NO_STEERING, mode="none", coefficient=0.0, loose=loose, degenerate=False))
+        rows.append(dict(layer=3, mode="add", coefficient=1.0, loose=loose, degenerate=False))  # tie
+        rows.append(dict(layer=4, mode="add", coefficient=8.0, loose=True, degenerate=True))  # degenerate
+    assert select(_table(rows))[("x", False)].layer == NO_STEERING
+    rows.append(dict(layer=5, mode="project", coefficient=None, loose=True, degenerate=False))
+    rows.append(dict(layer=5, mode="project", coefficient=None, loose=True, degenerate=False))
+    choice = select(_table(rows))[("x", False)]
+    assert (choice.layer, choice.mode, choice.score, choice.baseline) == (5, "project", 1.0, 0.5)
+
+
+def test_four_conditions_and_summary(tiny):
+    examples = catalog_examples("one_sentence", limit=3)
+    vec = vector_for(tiny, "one_sentence", None, 6)
+    choice = Choice("one_sentence", False, 2, "add", 2.0, 1.0, 0.0, 0.0)
+    rows = four_conditions(tiny, examples, choice.spec(vec), [], "one_sentence", (choice, None), max_new_tokens=5)
+    summary = summarize(pd.DataFrame(rows))
+    assert list(summary["condition"]) == ["no_instruction", "steer", "instruction", "instruction_steer"]
+    assert (summary["n"] == 3).all() and (summary["ci_low"] <= summary["compliance"]).all()
+    assert summary.set_index("condition").loc["steer", "layer"] == 2
+    assert json.dumps(rows)  # rows are plain JSON

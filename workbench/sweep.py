@@ -1,0 +1,355 @@
+"""Layer × coefficient sweeps, selection on validation, and the paper's four-condition report.
+
+A sweep is a grid of cells (instruction, with/without instruction, layer, mode, coefficient) × prompts.
+All cells of one (instruction, condition, layer) share a single batched generation: each batch row
+is one (prompt, setting), with per-row coefficients. Each finished unit is written atomically to its
+own file, so a killed sweep resumes where it stopped and the final table is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from workbench.errors import WorkbenchError
+from workbench.evaluate import Judge, bootstrap_ci, check, quality
+from workbench.generate import generate
+from workbench.models import Model, check_layer
+from workbench.prompts import Instruction, get_instruction, instantiate, make_pairs
+from workbench.steering import Steer
+from workbench.vectors import InstructionVector, compute_vector
+
+NO_STEERING = -1  # the layer recorded for unsteered rows
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What a sweep covers. Coefficients are in units of the layer's mean-difference norm."""
+
+    model: str
+    instructions: tuple[str, ...]
+    layers: tuple[int, ...]
+    coefficients: tuple[float, ...] = (0.5, 1.0, 2.0)
+    project: bool = True
+    n_train: int = 64
+    n_prompts: int = 16
+    split: str = "validation"
+    max_new_tokens: int = 64
+    conditions: tuple[bool, ...] = (False, True)  # with the instruction in the prompt?
+    seed: int = 0
+
+    def __post_init__(self):
+        if not self.instructions:
+            raise WorkbenchError("no instructions to sweep: name at least one")
+        if not self.layers:
+            raise WorkbenchError("no layers to sweep: name at least one")
+        if not self.coefficients and not self.project:
+            raise WorkbenchError("the coefficient grid is empty: give coefficients or keep the projection mode")
+        if any(not math.isfinite(c) for c in self.coefficients):
+            raise WorkbenchError("coefficients must be finite numbers")
+        for inst in self.instructions:
+            get_instruction(inst)
+
+    def settings(self) -> list[tuple[str, float | None]]:
+        """(mode, coefficient) per steered setting at one layer."""
+        out = [("add", float(c)) for c in self.coefficients if c != 0]
+        return out + ([("project", None)] if self.project else [])
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and a rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _claim_dir(out: Path, config: dict, kind: str) -> None:
+    """Refuse to mix results of different configurations in one folder."""
+    path = out / "config.json"
+    if path.exists():
+        old = json.loads(path.read_text())
+        if old != {"kind": kind, **config}:
+            raise WorkbenchError(f"{out} holds results of another configuration: use a new output folder or delete it")
+    else:
+        write_atomic(path, json.dumps({"kind": kind, **config}, indent=2))
+
+
+def vector_for(model: Model, instruction: str, out: Path | None, n_train: int) -> InstructionVector:
+    """The instruction vector, cached in ``out/vectors`` so reruns reuse the same one."""
+    path = out / "vectors" / f"{instruction}.safetensors" if out else None
+    if path is not None and path.exists():
+        return InstructionVector.load(path, model)
+    vec = compute_vector(model, instruction, n_pairs=n_train)
+    if path is not None:
+        vec.save(path)
+    return vec
+
+
+def score_rows(model: Model, rows: list[dict], judge: Judge | None = None) -> list[dict]:
+    """Add strict/loose compliance and quality fields to generation rows (in place)."""
+    for row in rows:
+        c = check(row["text"], row["instruction_ids"], row["kwargs"], prompt=row["prompt"])
+        row["strict"], row["loose"] = c.strict, c.loose
+    q = quality(model, [r["query"] for r in rows], [r["text"] for r in rows], [r["n_tokens"] for r in rows], judge)
+    for row, fields in zip(rows, q):
+        row.update(fields)
+    return rows
+
+
+def _unit_name(instruction: str, with_instruction: bool, layer: int) -> str:
+    cond = "with" if with_instruction else "without"
+    return f"{instruction}__{cond}__{'none' if layer == NO_STEERING else f'L{layer:02d}'}.jsonl"
+
+
+def run_unit(
+    model: Model,
+    vec: InstructionVector,
+    inst: Instruction,
+    pairs,
+    with_instruction: bool,
+    layer: int,
+    settings: Sequence[tuple[str, float | None]],
+    max_new_tokens: int,
+    judge: Judge | None = None,
+) -> list[dict]:
+    """One batched generation for every (setting, prompt) of one layer; returns scored rows."""
+    prompts, add_c, proj_c, meta = [], [], [], []
+    for mode, coef in settings:
+        for pair in pairs:
+            prompts.append(pair.with_instruction if with_instruction else pair.without_instruction)
+            nan = float("nan")
+            if mode == "add":
+                add_c.append(coef * float(vec.norms[layer]))
+                proj_c.append(nan)
+            elif mode == "project":
+                add_c.append(nan)
+                proj_c.append(float(vec.proj_with[layer]))
+            else:
+                add_c.append(nan)
+                proj_c.append(nan)
+            meta.append((mode, coef, pair))
+    steer: list[Steer] = []
+    if layer != NO_STEERING:
+        add_t, proj_t = torch.tensor(add_c), torch.tensor(proj_c)
+        if not torch.isnan(add_t).all():
+            steer.append(vec.steer(layer, add_t, mode="add"))
+        if not torch.isnan(proj_t).all():
+            steer.append(vec.steer(layer, proj_t, mode="project"))
+    gens = generate(model, prompts, steer=steer, max_new_tokens=max_new_tokens)
+    rows = []
+    for (mode, coef, pair), prompt, gen in zip(meta, prompts, gens):
+        checked = instantiate(inst, pair.query)
+        rows.append(
+            {
+                "instruction": inst.id,
+                "layer": layer,
+                "mode": mode,
+                "coefficient": coef,
+                "target": float(vec.proj_with[layer]) if mode == "project" else None,
+                "prompt_id": pair.query_id,
+                "with_instruction": with_instruction,
+                "query": pair.query,
+                "prompt": prompt,
+                "instruction_ids": [checked.ifeval_id],
+                "kwargs": [checked.kwargs],
+                "text": gen.text,
+                "stopped": gen.stopped,
+                "n_tokens": len(gen.token_ids),
+            }
+        )
+    return score_rows(model, rows, judge)
+
+
+def run_sweep(model: Model, config: SweepConfig, out: str | Path, progress: bool = True, judge: Judge | None = None) -> pd.DataFrame:
+    """Run (or resume) a sweep into ``out``; returns the tidy table, one row per generation."""
+    out = Path(out)
+    if config.model != model.name:
+        raise WorkbenchError(f"the sweep is configured for {config.model} but the model is {model.name}")
+    for layer in config.layers:
+        check_layer(model, layer)
+    _claim_dir(out, config.to_json(), "sweep")
+    units = []
+    for name in config.instructions:
+        for cond in config.conditions:
+            units.append((name, cond, NO_STEERING))
+            units += [(name, cond, layer) for layer in config.layers]
+    todo = [u for u in units if not (out / "units" / _unit_name(*u)).exists()]
+    per_unit = lambda u: config.n_prompts * (1 if u[2] == NO_STEERING else len(config.settings()))
+    bar = tqdm(total=sum(map(per_unit, units)), initial=sum(map(per_unit, units)) - sum(map(per_unit, todo)), desc="sweep", unit="gen", disable=not progress)
+    for name, cond, layer in todo:
+        inst = get_instruction(name)
+        vec = vector_for(model, name, out, config.n_train)
+        pairs = make_pairs(inst, config.split, limit=config.n_prompts, seed=config.seed)
+        if not pairs:
+            raise WorkbenchError(f"the {config.split} split has no prompts")
+        settings = [("none", 0.0)] if layer == NO_STEERING else config.settings()
+        rows = run_unit(model, vec, inst, pairs, cond, layer, settings, config.max_new_tokens, judge)
+        write_atomic(out / "units" / _unit_name(name, cond, layer), "".join(json.dumps(r) + "\n" for r in rows))
+        bar.update(per_unit((name, cond, layer)))
+    bar.close()
+    table = load_table(out)
+    write_atomic(out / "table.csv", table.to_csv(index=False))
+    return table
+
+
+def load_table(out: str | Path) -> pd.DataFrame:
+    """All finished units of a sweep or report folder as one tidy table (sorted, stable)."""
+    files = sorted((Path(out) / "units").glob("*.jsonl"))
+    if not files:
+        raise WorkbenchError(f"no results in {out}: run `workbench sweep --out {out}` first")
+    rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line]
+    table = pd.DataFrame(rows)
+    keys = [k for k in ("instruction", "condition", "with_instruction", "layer", "mode", "coefficient", "prompt_id") if k in table]
+    return table.sort_values(keys, na_position="first", kind="stable").reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The selected steering setting for one instruction and condition (layer -1: no steering)."""
+
+    instruction: str
+    with_instruction: bool
+    layer: int
+    mode: str
+    coefficient: float | None
+    score: float
+    baseline: float
+    degenerate: float
+
+    @property
+    def steers(self) -> bool:
+        return self.layer != NO_STEERING
+
+    def spec(self, vec: InstructionVector) -> list[Steer]:
+        if not self.steers:
+            return []
+        if self.mode == "project":
+            return [vec.steer(self.layer, mode="project")]
+        return [vec.steer(self.layer, self.coefficient, relative=True)]
+
+
+def cell_summary(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
+    """Mean compliance, quality and degeneracy per cell."""
+    t = table.copy()
+    t["coefficient"] = t["coefficient"].fillna(0.0)
+    return (
+        t.groupby(["instruction", "with_instruction", "layer", "mode", "coefficient"], dropna=False)
+        .agg(compliance=(metric, "mean"), strict=("strict", "mean"), logprob=("logprob", "mean"), degenerate=("degenerate", "mean"), n=("text", "size"))
+        .reset_index()
+    )
+
+
+def select(table: pd.DataFrame, metric: str = "loose", max_degenerate: float = 0.2) -> dict[tuple[str, bool], Choice]:
+    """Best non-degenerate (layer, mode, coefficient) per instruction and condition.
+
+    A setting is eligible when at most ``max_degenerate`` of its outputs are degenerate. Steering
+    must beat no steering strictly (ties go to no steering); among equals the smaller coefficient wins.
+    """
+    cells = cell_summary(table, metric)
+    out = {}
+    for (name, cond), group in cells.groupby(["instruction", "with_instruction"]):
+        base = group[group["layer"] == NO_STEERING]
+        baseline = float(base["compliance"].iloc[0]) if len(base) else 0.0
+        eligible = group[(group["layer"] != NO_STEERING) & (group["degenerate"] <= max_degenerate)]
+        best = Choice(name, bool(cond), NO_STEERING, "none", None, baseline, baseline, float(base["degenerate"].iloc[0]) if len(base) else 0.0)
+        if len(eligible):
+            eligible = eligible.assign(size=eligible["coefficient"].abs().where(eligible["mode"] == "add", 0.75))
+            top = eligible.sort_values(["compliance", "size", "layer"], ascending=[False, True, True]).iloc[0]
+            if top["compliance"] > baseline:
+                coef = None if top["mode"] == "project" else float(top["coefficient"])
+                best = Choice(name, bool(cond), int(top["layer"]), str(top["mode"]), coef, float(top["compliance"]), baseline, float(top["degenerate"]))
+        out[(name, bool(cond))] = best
+    return out
+
+
+CONDITIONS = ("no_instruction", "steer", "instruction", "instruction_steer")
+
+
+def summarize(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
+    """Compliance with 95% bootstrap intervals and mean quality per instruction and condition."""
+    out = []
+    for (name, cond), g in table.groupby(["instruction", "condition"], sort=False):
+        mean, lo, hi = bootstrap_ci(g[metric].astype(float).tolist())
+        out.append({
+            "instruction": name, "condition": cond, "compliance": mean, "ci_low": lo, "ci_high": hi,
+            "strict": float(g["strict"].mean()), "loose": float(g["loose"].mean()), "n": len(g),
+            "layer": int(g["layer"].iloc[0]), "mode": g["mode"].iloc[0], "coefficient": g["coefficient"].iloc[0],
+            "logprob": float(g["logprob"].mean()), "degenerate": float(g["degenerate"].mean()),
+        })
+    frame = pd.DataFrame(out)
+    if len(frame):
+        frame["condition"] = pd.Categorical(frame["condition"], CONDITIONS, ordered=True)
+        frame = frame.sort_values(["instruction", "condition"]).reset_index(drop=True)
+        frame["condition"] = frame["condition"].astype(str)
+    return frame
+
+
+@dataclass
+class Example:
+    """One test item: the prompt with and without its instructions, and how to check them."""
+
+    key: str
+    query: str  # the prompt without instructions
+    prompt: str  # the prompt with them
+    instruction_ids: list[str]
+    kwargs: list[dict]
+
+
+def four_conditions(
+    model: Model,
+    examples: Sequence[Example],
+    steer_without: Sequence[Steer],
+    steer_with: Sequence[Steer],
+    label: str,
+    choices: tuple[Choice | None, Choice | None] = (None, None),
+    max_new_tokens: int = 64,
+    judge: Judge | None = None,
+) -> list[dict]:
+    """Generate and score the paper's four conditions on the examples; returns rows."""
+    plan = [
+        ("no_instruction", False, (), None),
+        ("steer", False, steer_without, choices[0]),
+        ("instruction", True, (), None),
+        ("instruction_steer", True, steer_with, choices[1]),
+    ]
+    rows = []
+    for cond, with_inst, steer, choice in plan:
+        prompts = [e.prompt if with_inst else e.query for e in examples]
+        gens = generate(model, prompts, steer=list(steer), max_new_tokens=max_new_tokens)
+        for e, p, g in zip(examples, prompts, gens):
+            rows.append({
+                "instruction": label, "condition": cond, "with_instruction": with_inst, "prompt_id": e.key,
+                "layer": choice.layer if choice and steer else NO_STEERING,
+                "mode": choice.mode if choice and steer else "none",
+                "coefficient": choice.coefficient if choice and steer else None,
+                "query": e.query, "prompt": p, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs,
+                "text": g.text, "stopped": g.stopped, "n_tokens": len(g.token_ids),
+            })
+    return score_rows(model, rows, judge)
+
+
+def catalog_examples(instruction: str, split: str = "test", limit: int | None = None, seed: int = 0) -> list[Example]:
+    return [
+        Example(p.query_id, p.without_instruction, p.with_instruction, [p.instruction.ifeval_id], [p.instruction.kwargs])
+        for p in make_pairs(instruction, split, limit=limit, seed=seed)
+    ]
