@@ -33,7 +33,10 @@ NO_STEERING = -1  # the layer recorded for unsteered rows
 
 @dataclass(frozen=True)
 class SweepConfig:
-    """What a sweep covers. Coefficients are in units of the layer's mean-difference norm."""
+    """What a sweep covers. Coefficients are in units of the layer's mean-difference norm.
+
+    With no layers the sweep runs only the unsteered baseline: does the model follow when told?
+    """
 
     model: str
     instructions: tuple[str, ...]
@@ -50,8 +53,6 @@ class SweepConfig:
     def __post_init__(self):
         if not self.instructions:
             raise WorkbenchError("no instructions to sweep: name at least one")
-        if not self.layers:
-            raise WorkbenchError("no layers to sweep: name at least one")
         if not self.coefficients and not self.project:
             raise WorkbenchError("the coefficient grid is empty: give coefficients or keep the projection mode")
         if any(not math.isfinite(c) for c in self.coefficients):

@@ -1,0 +1,315 @@
+"""The end-to-end study behind ``workbench demo``: which instructions the model follows, their
+vectors, a layer × coefficient sweep, the held-out four-condition report, word exclusion, a
+two-instruction composition, separability, figures and a Markdown/HTML report.
+
+Every stage writes into the output folder and is skipped when its results are already there.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from workbench import analysis, plots
+from workbench.errors import WorkbenchError
+from workbench.evaluate import bootstrap_ci
+from workbench.generate import generate
+from workbench.models import Model
+from workbench.prompts import catalog, get_instruction, instantiate, make_pairs
+from workbench.sweep import (
+    NO_STEERING, Choice, Example, SweepConfig, _claim_dir, catalog_examples, cell_summary, four_conditions,
+    load_table, run_sweep, score_rows, select, summarize, vector_for, write_atomic,
+)
+from workbench.vectors import compute_vector
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    model: str
+    quick: bool = False
+    screen_prompts: int = 12  # validation prompts to measure following when told
+    n_train: int = 64
+    sweep_prompts: int = 12
+    test_prompts: int = 24
+    max_new_tokens: int = 64
+    layers: tuple[int, ...] = ()
+    coefficients: tuple[float, ...] = (1.0, 2.0)
+    max_instructions: int = 3
+    follow_threshold: float = 0.6  # share following when told, to count as "followed"
+    instructions: tuple[str, ...] = ()  # empty: screen the whole catalog
+
+    @classmethod
+    def for_model(cls, model: Model, quick: bool = False, **overrides) -> "StudyConfig":
+        n = model.n_layers
+        if quick:
+            base = dict(screen_prompts=8, n_train=32, sweep_prompts=8, test_prompts=12, max_new_tokens=48, layers=(n // 2 - 3, n // 2, n // 2 + 3),
+                        coefficients=(1.0,), max_instructions=1, instructions=("one_sentence",))
+        else:
+            base = dict(layers=tuple(range(max(1, n // 5), n - 1, max(1, n // 10))))
+        base.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(model=model.name, quick=quick, **base)
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def screen(model: Model, cfg: StudyConfig, out: Path) -> pd.DataFrame:
+    """Does the model follow each instruction when told? (validation prompts, no steering)"""
+    names = cfg.instructions or tuple(catalog())
+    config = SweepConfig(model=model.name, instructions=names, layers=(), n_train=cfg.n_train, n_prompts=cfg.screen_prompts, max_new_tokens=cfg.max_new_tokens)
+    table = run_sweep(model, config, out / "screen")
+    follow = table.groupby(["instruction", "with_instruction"])["loose"].mean().unstack()
+    follow.columns = ["without" if not c else "with" for c in follow.columns]
+    follow["gap"] = follow["with"] - follow["without"]
+    return follow.sort_values("gap", ascending=False).reset_index()
+
+
+def followed(follow: pd.DataFrame, cfg: StudyConfig) -> list[str]:
+    ok = follow[(follow["with"] >= cfg.follow_threshold) & (follow["gap"] >= 0.25)]
+    return list(ok["instruction"][: cfg.max_instructions])
+
+
+def _report_unit(out: Path, label: str, make_rows) -> list[dict]:
+    path = out / "report" / "units" / f"{label}.jsonl"
+    if path.exists():
+        return [json.loads(l) for l in path.read_text().splitlines() if l]
+    rows = make_rows()
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+    return rows
+
+
+def exclusion(model: Model, cfg: StudyConfig, out: Path) -> tuple[list[dict], Choice]:
+    """Word exclusion: the include-word vector with a negative coefficient (the paper's setup)."""
+    vec = vector_for(model, "include_word", out / "sweep", cfg.n_train)
+    layer = model.n_layers // 2
+    val = catalog_examples("exclude_word", "validation", limit=cfg.sweep_prompts)
+    best, best_score = None, -1.0
+    for coef in (-1.0, -2.0):
+        choice = Choice("exclude_word", False, layer, "add", coef, 0, 0, 0)
+        rows = _report_unit(out, f"exclude_val_{coef:g}", lambda: _score_examples(model, val, choice.spec(vec), cfg))
+        frac = sum(r["loose"] for r in rows) / len(rows)
+        degenerate = sum(r["degenerate"] for r in rows) / len(rows)
+        if degenerate <= 0.2 and frac > best_score:
+            best, best_score = choice, frac
+    best = best or Choice("exclude_word", False, layer, "add", -1.0, 0, 0, 0)
+    test = catalog_examples("exclude_word", "test", limit=cfg.test_prompts)
+    rows = _report_unit(out, "exclude_word", lambda: four_conditions(model, test, best.spec(vec), best.spec(vec), "exclude_word", (best, best), cfg.max_new_tokens))
+    return rows, best
+
+
+def _score_examples(model, examples, steer, cfg) -> list[dict]:
+    gens = generate(model, [e.query for e in examples], steer=steer, max_new_tokens=cfg.max_new_tokens)
+    rows = [{"query": e.query, "prompt": e.query, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs, "text": g.text, "n_tokens": len(g.token_ids)} for e, g in zip(examples, gens)]
+    return score_rows(model, rows)
+
+
+def composition(model: Model, cfg: StudyConfig, out: Path, a: str, b: str, choices: dict) -> pd.DataFrame:
+    """Two instruction vectors at once, each at its own layer: coefficient grid on test prompts."""
+    va, vb = vector_for(model, a, out / "sweep", cfg.n_train), vector_for(model, b, out / "sweep", cfg.n_train)
+    ca, cb = choices[(a, False)], choices[(b, False)]
+    la = ca.layer if ca.steers else model.n_layers // 2
+    lb = cb.layer if cb.steers else model.n_layers // 2
+    ia, ib = get_instruction(a), get_instruction(b)
+    pairs = make_pairs(a, "test", limit=cfg.sweep_prompts)
+    grid = (0.0, 1.0, 2.0) if not cfg.quick else (0.0, 1.0)
+
+    def rows_for(x, y):
+        steer = ([va.steer(la, x, relative=True)] if x else []) + ([vb.steer(lb, y, relative=True)] if y else [])
+        gens = generate(model, [p.without_instruction for p in pairs], steer=steer, max_new_tokens=cfg.max_new_tokens)
+        rows = []
+        for p, g in zip(pairs, gens):
+            fa, fb = instantiate(ia, p.query), instantiate(ib, p.query)
+            rows.append({"query": p.query, "prompt": p.query, "instruction_ids": [fa.ifeval_id, fb.ifeval_id], "kwargs": [fa.kwargs, fb.kwargs],
+                         "text": g.text, "n_tokens": len(g.token_ids), "coef_a": x, "coef_b": y, "layer_a": la, "layer_b": lb})
+        rows = score_rows(model, rows)
+        from workbench.evaluate import check
+
+        for r in rows:
+            r["a"] = check(r["text"], [r["instruction_ids"][0]], [r["kwargs"][0]]).loose
+            r["b"] = check(r["text"], [r["instruction_ids"][1]], [r["kwargs"][1]]).loose
+            r["both"] = r["loose"]
+        return rows
+
+    rows = []
+    for x in grid:
+        for y in grid:
+            rows += _report_unit(out, f"compose_{a}_{b}_{x:g}_{y:g}", lambda: rows_for(x, y))
+    t = pd.DataFrame(rows)
+    return t.groupby(["coef_a", "coef_b"])[["a", "b", "both", "degenerate"]].mean().reset_index()
+
+
+def separability_all(model: Model, names: list[str], cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    seps, projs, vectors = [], [], {}
+    for name in names:
+        vec, w, wo = compute_vector(model, name, n_pairs=cfg.n_train, return_activations=True)
+        vectors[name] = vec
+        seps.append(analysis.separability(w, wo, name))
+        mid = model.n_layers // 2
+        projs.append(analysis.projections_frame(w, wo, sorted({2, mid, model.n_layers - 2}), name))
+    return pd.concat(seps), pd.concat(projs), vectors
+
+
+def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = True) -> dict:
+    out = Path(out)
+    _claim_dir(out, asdict(cfg) | {"layers": list(cfg.layers), "coefficients": list(cfg.coefficients), "instructions": list(cfg.instructions)}, "study")
+    t0 = time.time()
+    log(f"1/7 which instructions does {model.name} follow when told? ({len(cfg.instructions or catalog())} instructions × {cfg.screen_prompts} prompts)")
+    follow = screen(model, cfg, out)
+    write_atomic(out / "follow.csv", follow.to_csv(index=False))
+    names = followed(follow, cfg)
+    if not names:
+        raise WorkbenchError(f"{model.name} follows none of the screened instructions when told (threshold {cfg.follow_threshold}); try another model")
+    log(f"   followed: {', '.join(names)}")
+    log(f"2/7 sweep: {len(names)} instructions × layers {list(cfg.layers)} × {list(cfg.coefficients)} + projection × {cfg.sweep_prompts} validation prompts")
+    sweep_cfg = SweepConfig(model=model.name, instructions=tuple(names), layers=cfg.layers, coefficients=cfg.coefficients, n_train=cfg.n_train,
+                            n_prompts=cfg.sweep_prompts, max_new_tokens=cfg.max_new_tokens, conditions=(False,) if cfg.quick else (False, True))
+    table = run_sweep(model, sweep_cfg, out / "sweep")
+    choices = select(table)
+    log("3/7 held-out test prompts in four conditions")
+    rows = []
+    for name in names:
+        vec = vector_for(model, name, out / "sweep", cfg.n_train)
+        cw = choices[(name, False)]
+        cwi = choices.get((name, True), cw)
+        examples = catalog_examples(name, "test", limit=cfg.test_prompts)
+        rows += _report_unit(out, name, lambda: four_conditions(model, examples, cw.spec(vec), cwi.spec(vec), name, (cw, cwi), cfg.max_new_tokens))
+    log("4/7 word exclusion with a negative include-word vector")
+    ex_rows, ex_choice = exclusion(model, cfg, out)
+    summary = summarize(pd.DataFrame(rows + ex_rows))
+    write_atomic(out / "summary.csv", summary.to_csv(index=False))
+    comp = None
+    if len(names) >= 2:
+        log(f"5/7 composition: {names[0]} + {names[1]}, each at its own layer")
+        comp = composition(model, cfg, out, names[0], names[1], choices)
+        write_atomic(out / "composition.csv", comp.to_csv(index=False))
+    else:
+        log("5/7 composition skipped: needs two followed instructions")
+    log("6/7 separability (held-out AUROC per layer) and vector geometry")
+    sep, proj, vectors = separability_all(model, names, cfg)
+    cells = cell_summary(table)
+    gain = analysis.steering_gain(cells)
+    joined = analysis.gain_vs_separability(gain, sep)
+    write_atomic(out / "separability.csv", sep.to_csv(index=False))
+    write_atomic(out / "gain_vs_separability.csv", joined.to_csv(index=False))
+    write_atomic(out / "cells.csv", cells.to_csv(index=False))
+    write_atomic(out / "choices.json", json.dumps({f"{k[0]}|{'with' if k[1] else 'without'}": asdict(v) for k, v in choices.items()}, indent=2))
+    proj.to_csv(out / "projections.csv", index=False)
+    torch.save({n: v.mean_diff for n, v in vectors.items()}, out / "mean_diffs.pt")  # tensors only; loaded with weights_only=True
+    result = {"model": model.name, "followed": names, "seconds": round(time.time() - t0, 1)}
+    write_atomic(out / "result.json", json.dumps(result, indent=2))
+    if figures:
+        log("7/7 figures and report")
+        make_figures(out, out / "figures")
+    write_report(out, follow, summary, comp, sep, joined, choices, ex_choice, result)
+    log(f"done in {result['seconds']:.0f} s: {out / 'report.md'}")
+    return result
+
+
+def make_figures(results: str | Path, dest: str | Path, static: bool = True) -> list[Path]:
+    """Every figure from a study folder's saved results (no model needed)."""
+    results, dest = Path(results), Path(dest)
+    needed = results / "cells.csv"
+    if not needed.exists():
+        raise WorkbenchError(f"no study results in {results}: run `workbench demo --out {results}` first")
+    cells = pd.read_csv(needed)
+    choices = {}
+    if (results / "choices.json").exists():
+        for key, c in json.loads((results / "choices.json").read_text()).items():
+            choices[(c["instruction"], c["with_instruction"])] = Choice(**c)
+    written = []
+    for cond in sorted(cells["with_instruction"].unique()):
+        tag = "with" if cond else "without"
+        written += plots.export(plots.sweep_heatmap(cells, "compliance", bool(cond), choices), dest, f"heatmap_compliance_{tag}", static)
+        written += plots.export(plots.sweep_heatmap(cells, "logprob", bool(cond), choices), dest, f"heatmap_quality_{tag}", static)
+    sep = pd.read_csv(results / "separability.csv")
+    joined = pd.read_csv(results / "gain_vs_separability.csv")
+    written += plots.export(plots.separability_curves(sep, joined[["instruction", "layer", "gain"]]), dest, "separability", static)
+    written += plots.export(plots.projection_histograms(pd.read_csv(results / "projections.csv")), dest, "projections", static)
+    written += plots.export(plots.four_condition_bars(pd.read_csv(results / "summary.csv")), dest, "four_conditions", static)
+    if (results / "composition.csv").exists():
+        comp = pd.read_csv(results / "composition.csv")
+        follow = json.loads((results / "result.json").read_text())["followed"] if (results / "result.json").exists() else ["A", "B"]
+        written += plots.export(plots.composition_grid(comp, follow[0], follow[1]), dest, "composition", static)
+    diffs = torch.load(results / "mean_diffs.pt", weights_only=True)
+    names = list(diffs)
+    first = diffs[names[0]]
+    written += plots.export(plots.cosine_heatmap(analysis.cosine_matrix(first).numpy(), list(range(first.shape[0])), f"{names[0]}: cosine across layers", "layer"), dest, "cosine_layers", static)
+    if len(names) > 1:
+        mid = first.shape[0] // 2
+        m = analysis.cosine_matrix(torch.stack([diffs[n][mid] for n in names])).numpy()
+        written += plots.export(plots.cosine_heatmap(m, names, f"cosine across instructions (layer {mid})", "instruction"), dest, "cosine_instructions", static)
+    return written
+
+
+def _md_table(frame: pd.DataFrame, floatfmt: str = ".2f") -> str:
+    cols = list(frame.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, row in frame.iterrows():
+        cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in row]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choice, result) -> None:
+    table = summary[["instruction", "condition", "compliance", "ci_low", "ci_high", "n", "layer", "mode", "coefficient", "logprob", "degenerate"]]
+    best_layers = sep.loc[sep.groupby("instruction")["auroc"].idxmax(), ["instruction", "layer", "auroc"]]
+    corr = joined.groupby("instruction")["correlation"].first().reset_index()
+    examples = []
+    for name in result["followed"][:3]:
+        path = out / "report" / "units" / f"{name}.jsonl"
+        rows = [json.loads(l) for l in path.read_text().splitlines() if l]
+        by = {(r["condition"], r["prompt_id"]): r for r in rows}
+        first = rows[0]["prompt_id"]
+        examples.append((name, by[("no_instruction", first)], by[("steer", first)]))
+    parts = [
+        f"# Instruction steering study: {result['model']}",
+        f"Run time: {result['seconds']:.0f} s. Followed when told (≥ threshold): {', '.join(result['followed'])}.",
+        "## Does the model follow each instruction when told? (validation prompts, loose compliance)",
+        _md_table(follow),
+        "## Held-out test prompts: four conditions (loose compliance, 95% bootstrap CI)",
+        "Layer −1 means no steering was selected (ties go to no steering). Coefficients are × the layer's mean-difference norm; "
+        "`project` sets the projection to the mean with-instruction value z̄.",
+        _md_table(table),
+        f"Word exclusion uses the include-word vector at layer {ex_choice.layer} with coefficient {ex_choice.coefficient:g}×.",
+        "![four conditions](figures/four_conditions.png)",
+        "## Sweep (validation, without the instruction)",
+        "![heatmap](figures/heatmap_compliance_without.png)",
+        "## Separability",
+        "Layer with the highest held-out AUROC, and correlation of per-layer steering gain with AUROC:",
+        _md_table(best_layers.merge(corr, on="instruction")),
+        "![separability](figures/separability.png)",
+    ]
+    if comp is not None:
+        parts += ["## Composition (test prompts, no instruction in the prompt)", _md_table(comp), "![composition](figures/composition.png)"]
+    parts.append("## Example generations (test prompt, no instruction)")
+    for name, plain, steered in examples:
+        parts.append(f"**{name}** — *{plain['query']}*\n\n- unsteered: {plain['text'][:300]!r}\n- steered: {steered['text'][:300]!r}")
+    md = "\n\n".join(parts) + "\n"
+    write_atomic(out / "report.md", md)
+    body = "".join(_md_to_html_block(block) for block in md.split("\n\n"))
+    write_atomic(out / "report.html", f"<!doctype html><meta charset='utf-8'><title>workbench report</title><style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style>{body}")
+
+
+def _md_to_html_block(block: str) -> str:
+    block = block.strip()
+    if block.startswith("# "):
+        return f"<h1>{html.escape(block[2:])}</h1>"
+    if block.startswith("## "):
+        return f"<h2>{html.escape(block[3:])}</h2>"
+    if block.startswith("!["):
+        alt, src = block[2:].split("](")
+        return f"<img alt='{html.escape(alt)}' src='{html.escape(src.rstrip(')'))}'>"
+    if block.startswith("|"):
+        lines = [l for l in block.splitlines() if not l.startswith("|---")]
+        cells = [[html.escape(c.strip()) for c in l.strip("|").split("|")] for l in lines]
+        head = "".join(f"<th>{c}</th>" for c in cells[0])
+        rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:])
+        return f"<table><tr>{head}</tr>{rows}</table>"
+    return f"<p>{html.escape(block)}</p>"
