@@ -122,53 +122,65 @@ def _unit_name(instruction: str, with_instruction: bool, layer: int) -> str:
     return f"{instruction}__{cond}__{'none' if layer == NO_STEERING else f'L{layer:02d}'}.jsonl"
 
 
-def run_unit(
-    model: Model,
-    vec: InstructionVector,
-    inst: Instruction,
-    pairs,
-    with_instruction: bool,
-    layer: int,
-    settings: Sequence[tuple[str, float | None]],
-    max_new_tokens: int,
-    judge: Judge | None = None,
-) -> list[dict]:
-    """One batched generation for every (setting, prompt) of one layer; returns scored rows."""
-    prompts, add_c, proj_c, meta = [], [], [], []
-    for mode, coef in settings:
-        for pair in pairs:
-            prompts.append(pair.with_instruction if with_instruction else pair.without_instruction)
-            nan = float("nan")
-            if mode == "add":
-                add_c.append(coef * float(vec.norms[layer]))
-                proj_c.append(nan)
-            elif mode == "project":
-                add_c.append(nan)
-                proj_c.append(float(vec.proj_with[layer]))
-            else:
-                add_c.append(nan)
-                proj_c.append(nan)
-            meta.append((mode, coef, pair))
-    steer: list[Steer] = []
-    if layer != NO_STEERING:
-        add_t, proj_t = torch.tensor(add_c), torch.tensor(proj_c)
-        if not torch.isnan(add_t).all():
-            steer.append(vec.steer(layer, add_t, mode="add"))
-        if not torch.isnan(proj_t).all():
-            steer.append(vec.steer(layer, proj_t, mode="project"))
-    gens = generate(model, prompts, steer=steer, max_new_tokens=max_new_tokens)
+@dataclass
+class _Unit:
+    """One (instruction, condition, layer) of a sweep: rows = settings × prompts."""
+
+    instruction: Instruction
+    with_instruction: bool
+    layer: int
+    vec: InstructionVector | None
+    pairs: list
+    settings: list[tuple[str, float | None]]
+
+    @property
+    def name(self) -> str:
+        return _unit_name(self.instruction.id, self.with_instruction, self.layer)
+
+    def rows(self) -> list[tuple[str, float | None, object, str]]:
+        return [
+            (mode, coef, pair, pair.with_instruction if self.with_instruction else pair.without_instruction)
+            for mode, coef in self.settings
+            for pair in self.pairs
+        ]
+
+
+def _specs(units: Sequence[_Unit], n_rows: int) -> list[Steer]:
+    """Per-row coefficient specs for a batch holding several units (NaN rows are untouched)."""
+    specs, offset = [], 0
+    for unit in units:
+        rows = unit.rows()
+        if unit.layer != NO_STEERING:
+            for mode in ("add", "project"):
+                coefs = torch.full((n_rows,), float("nan"))
+                for i, (m, coef, _, _) in enumerate(rows):
+                    if m == mode == "add":
+                        coefs[offset + i] = coef * float(unit.vec.norms[unit.layer])
+                    elif m == mode == "project":
+                        coefs[offset + i] = float(unit.vec.proj_with[unit.layer])
+                if not torch.isnan(coefs).all():
+                    specs.append(unit.vec.steer(unit.layer, coefs, mode=mode))
+        offset += len(rows)
+    return specs
+
+
+def run_units(model: Model, units: Sequence[_Unit], max_new_tokens: int, judge: Judge | None = None) -> list[list[dict]]:
+    """Generate several units in one batch (per-row coefficients), then score; rows per unit."""
+    plan = [(u, r) for u in units for r in u.rows()]
+    prompts = [r[3] for _, r in plan]
+    gens = generate(model, prompts, steer=_specs(units, len(prompts)), max_new_tokens=max_new_tokens)
     rows = []
-    for (mode, coef, pair), prompt, gen in zip(meta, prompts, gens):
-        checked = instantiate(inst, pair.query)
+    for (unit, (mode, coef, pair, prompt)), gen in zip(plan, gens):
+        checked = instantiate(unit.instruction, pair.query)
         rows.append(
             {
-                "instruction": inst.id,
-                "layer": layer,
+                "instruction": unit.instruction.id,
+                "layer": unit.layer,
                 "mode": mode,
                 "coefficient": coef,
-                "target": float(vec.proj_with[layer]) if mode == "project" else None,
+                "target": float(unit.vec.proj_with[unit.layer]) if mode == "project" else None,
                 "prompt_id": pair.query_id,
-                "with_instruction": with_instruction,
+                "with_instruction": unit.with_instruction,
                 "query": pair.query,
                 "prompt": prompt,
                 "instruction_ids": [checked.ifeval_id],
@@ -178,35 +190,65 @@ def run_unit(
                 "n_tokens": len(gen.token_ids),
             }
         )
-    return score_rows(model, rows, judge)
+    score_rows(model, rows, judge)
+    out, start = [], 0
+    for unit in units:
+        n = len(unit.rows())
+        out.append(rows[start : start + n])
+        start += n
+    return out
 
 
-def run_sweep(model: Model, config: SweepConfig, out: str | Path, progress: bool = True, judge: Judge | None = None) -> pd.DataFrame:
-    """Run (or resume) a sweep into ``out``; returns the tidy table, one row per generation."""
+def _chunks(units: Sequence[_Unit], rows_per_batch: int) -> list[list[_Unit]]:
+    chunks, current, size = [], [], 0
+    for unit in units:
+        n = len(unit.rows())
+        if current and size + n > rows_per_batch:
+            chunks.append(current)
+            current, size = [], 0
+        current.append(unit)
+        size += n
+    return chunks + ([current] if current else [])
+
+
+def run_sweep(
+    model: Model, config: SweepConfig, out: str | Path, progress: bool = True, judge: Judge | None = None, rows_per_batch: int = 64
+) -> pd.DataFrame:
+    """Run (or resume) a sweep into ``out``; returns the tidy table, one row per generation.
+
+    Units are packed into batches of about ``rows_per_batch`` rows; each unit is written as soon
+    as its batch is scored, so a killed sweep loses at most one batch.
+    """
     out = Path(out)
     if config.model != model.name:
         raise WorkbenchError(f"the sweep is configured for {config.model} but the model is {model.name}")
     for layer in config.layers:
         check_layer(model, layer)
     _claim_dir(out, config.to_json(), "sweep")
-    units = []
+    keys = []
     for name in config.instructions:
         for cond in config.conditions:
-            units.append((name, cond, NO_STEERING))
-            units += [(name, cond, layer) for layer in config.layers]
-    todo = [u for u in units if not (out / "units" / _unit_name(*u)).exists()]
-    per_unit = lambda u: config.n_prompts * (1 if u[2] == NO_STEERING else len(config.settings()))
-    bar = tqdm(total=sum(map(per_unit, units)), initial=sum(map(per_unit, units)) - sum(map(per_unit, todo)), desc="sweep", unit="gen", disable=not progress)
+            keys.append((name, cond, NO_STEERING))
+            keys += [(name, cond, layer) for layer in config.layers]
+    todo = [k for k in keys if not (out / "units" / _unit_name(*k)).exists()]
+    per_unit = lambda k: config.n_prompts * (1 if k[2] == NO_STEERING else len(config.settings()))
+    total = sum(map(per_unit, keys))
+    bar = tqdm(total=total, initial=total - sum(map(per_unit, todo)), desc="sweep", unit="gen", disable=not progress)
+    units, pairs_of = [], {}
     for name, cond, layer in todo:
         inst = get_instruction(name)
-        vec = vector_for(model, name, out, config.n_train)
-        pairs = make_pairs(inst, config.split, limit=config.n_prompts, seed=config.seed)
-        if not pairs:
-            raise WorkbenchError(f"the {config.split} split has no prompts")
-        settings = [("none", 0.0)] if layer == NO_STEERING else config.settings()
-        rows = run_unit(model, vec, inst, pairs, cond, layer, settings, config.max_new_tokens, judge)
-        write_atomic(out / "units" / _unit_name(name, cond, layer), "".join(json.dumps(r) + "\n" for r in rows))
-        bar.update(per_unit((name, cond, layer)))
+        if name not in pairs_of:
+            pairs_of[name] = make_pairs(inst, config.split, limit=config.n_prompts, seed=config.seed)
+            if not pairs_of[name]:
+                raise WorkbenchError(f"the {config.split} split has no prompts")
+        steered = layer != NO_STEERING
+        vec = vector_for(model, name, out, config.n_train) if steered else None
+        settings = config.settings() if steered else [("none", 0.0)]
+        units.append(_Unit(inst, cond, layer, vec, pairs_of[name], settings))
+    for chunk in _chunks(units, rows_per_batch):
+        for unit, rows in zip(chunk, run_units(model, chunk, config.max_new_tokens, judge)):
+            write_atomic(out / "units" / unit.name, "".join(json.dumps(r) + "\n" for r in rows))
+            bar.update(len(rows))
     bar.close()
     table = load_table(out)
     write_atomic(out / "table.csv", table.to_csv(index=False))
