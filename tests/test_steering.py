@@ -84,12 +84,13 @@ def test_project_sets_projection_to_target(tiny, tiny_vector):
 
 
 def test_position_mask_from_offset_and_prompt_width():
-    attn = torch.tensor([[0, 1, 1, 1, 1], [1, 1, 1, 1, 1]])
-    prefill = position_mask("prompt", 3, 0, 3, attn, 2)
-    assert prefill.tolist() == [[False, True, True], [True, True, True]]
-    step = position_mask("generated", 1, 4, 3, attn, 2)
-    assert step.tolist() == [[True], [True]]
-    assert position_mask("prompt", 1, 4, 3, attn, 2).tolist() == [[False], [False]]
+    assert position_mask("prompt", 3, 0, 3).tolist() == [True, True, True]
+    assert position_mask("generated", 3, 0, 3).tolist() == [False, False, False]
+    assert position_mask("generated", 1, 4, 3).tolist() == [True]
+    assert position_mask("prompt", 1, 4, 3).tolist() == [False]
+    # uncached: the whole sequence again, prompt then generated columns
+    assert position_mask("generated", 5, 0, 3).tolist() == [False, False, False, True, True]
+    assert position_mask("all", 2, 7, 3).tolist() == [True, True]
 
 
 def test_composition_of_two_specs_adds_both(tiny, tiny_vector):

@@ -129,8 +129,9 @@ def cmd_demo(args) -> None:
     from workbench.study import StudyConfig, run_study
 
     model = _load(args)
-    cfg = StudyConfig.for_model(model, quick=args.quick, layers=args.layers, instructions=args.instructions)
-    run_study(model, args.out, cfg)
+    cfg = StudyConfig.for_model(model, quick=args.quick, layers=args.layers, instructions=args.instructions,
+                                follow_threshold=args.follow_threshold, min_gap=args.min_gap)
+    run_study(model, args.out, cfg, static=not args.html_only)
 
 
 def cmd_bench(args) -> None:
@@ -201,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true", help="a ~3-minute version")
     s.add_argument("--layers", type=_ints, default=None)
     s.add_argument("--instructions", type=_names, default=None, help="screen only these (default: whole catalog)")
+    s.add_argument("--follow-threshold", type=float, default=None, help="share following when told to count as followed (default 0.6)")
+    s.add_argument("--min-gap", type=float, default=None, help="and this much above the unprompted share (default 0.25)")
+    s.add_argument("--html-only", action="store_true", help="figures as HTML only (no Chromium needed)")
 
     s = add("bench", cmd_bench, "speed and memory, as ratios measured side by side")
     s.add_argument("--quick", action="store_true")

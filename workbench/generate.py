@@ -75,11 +75,12 @@ def _generate_batch(
     do_sample: bool,
     temperature: float,
     generator,
+    stop_at_eos: bool = True,
 ) -> list[tuple[list[int], bool]]:
     from transformers import DynamicCache
 
     device = model.device
-    stops = torch.tensor(model.stop_token_ids, device=device)
+    stops = torch.tensor(model.stop_token_ids if stop_at_eos else [], dtype=torch.long, device=device)
     ids, mask = _left_pad(seqs, model.pad_token_id)
     ids, mask = ids.to(device), mask.to(device)
     width = ids.shape[1]
@@ -92,7 +93,6 @@ def _generate_batch(
     step_ids, step_mask = ids, mask
     for step in range(max_new_tokens):
         state.rows = rows[alive.cpu()]
-        state.attention_mask = step_mask
         if use_cache:
             new = step_ids if step == 0 else step_ids[:, -1:]
             state.offset = step_mask.shape[1] - new.shape[1]
@@ -133,11 +133,13 @@ def generate(
     temperature: float = 1.0,
     seed: int = 0,
     progress: bool = False,
+    stop_at_eos: bool = True,
 ) -> list[Generation]:
     """Generate a reply to each prompt (user messages, wrapped in the chat template when ``chat``).
 
     Per-prompt coefficient tensors in ``steer`` are indexed by the prompt's position in ``prompts``.
     Prompts are batched longest first to waste little on padding; the output keeps input order.
+    ``stop_at_eos=False`` always generates ``max_new_tokens`` (benchmarks).
     """
     if not prompts:
         raise WorkbenchError("no prompts given: pass at least one prompt")
@@ -162,7 +164,7 @@ def generate(
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             outs = _generate_batch(
-                model, [seqs[i] for i in chunk], torch.tensor(chunk), state, max_new_tokens, use_cache, do_sample, temperature, generator
+                model, [seqs[i] for i in chunk], torch.tensor(chunk), state, max_new_tokens, use_cache, do_sample, temperature, generator, stop_at_eos
             )
             for i, (tokens, stopped) in zip(chunk, outs):
                 results[i] = Generation(prompts[i], model.decode(tokens), tuple(tokens), stopped)

@@ -242,12 +242,18 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype=torch
         hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
         bridge_name = gguf.stem
     else:
+        local = path.is_dir()
+        if not local and not _in_hf_cache(name) and not _hub_reachable():
+            raise WorkbenchError(
+                f"cannot load model {name!r}: not a local folder, not in the Hugging Face cache, and the hub is unreachable; "
+                f"use an embedded model ({', '.join(EMBEDDED)}), a .gguf path or a local HF folder"
+            )
         try:
             tokenizer = AutoTokenizer.from_pretrained(name)
             hf_model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
-        except (OSError, ValueError) as exc:
+        except Exception as exc:
             raise WorkbenchError(
-                f"cannot load model {name!r} (no local folder and no hub access: {type(exc).__name__}); "
+                f"cannot load model {name!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
                 f"use an embedded model ({', '.join(EMBEDDED)}), a .gguf path or a local HF folder"
             ) from None
         bridge_name = name
@@ -256,6 +262,41 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype=torch
     if device:
         hf_model.to(device)
     return _wrap(hf_model, tokenizer, name, bridge_name)
+
+
+def load_plain_hf(name: str = DEFAULT_MODEL, dtype=torch.float32):
+    """The same weights as ``load_model(name)`` in a plain, unhooked transformers model (parity, bench)."""
+    from transformers import AutoModelForCausalLM
+
+    if name == TINY_MODEL:
+        return _tiny_hf(0, 64, 4, tiny_tokenizer())
+    source = _dequantized_folder(name) if name in EMBEDDED else name
+    if str(source).endswith(".gguf"):
+        path = Path(source)
+        return AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, attn_implementation="eager", dtype=dtype).eval()
+    return AutoModelForCausalLM.from_pretrained(source, attn_implementation="eager", dtype=dtype).eval()
+
+
+def _in_hf_cache(name: str) -> bool:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:
+        return False
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """A quick TCP probe, so offline machines fail in seconds rather than after retries."""
+    if os.environ.get("HF_HUB_OFFLINE") in ("1", "true", "True"):
+        return False
+    import socket
+
+    try:
+        socket.create_connection(("huggingface.co", 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def tiny_tokenizer():
@@ -284,12 +325,9 @@ def tiny_tokenizer():
     return tokenizer
 
 
-def tiny_model(seed: int = 0, d_model: int = 64, n_layers: int = 4, name: str = TINY_MODEL) -> Model:
-    """A randomly initialised Llama built from a config: unit tests need no weights."""
+def _tiny_hf(seed: int, d_model: int, n_layers: int, tokenizer):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    _quiet_transformers()
-    tokenizer = tiny_tokenizer()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=d_model,
@@ -308,5 +346,14 @@ def tiny_model(seed: int = 0, d_model: int = 64, n_layers: int = 4, name: str = 
     config.architectures = ["LlamaForCausalLM"]
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        hf_model = LlamaForCausalLM(config)
+        return LlamaForCausalLM(config).eval()
+
+
+def tiny_model(seed: int = 0, d_model: int = 64, n_layers: int = 4, name: str = TINY_MODEL) -> Model:
+    """A randomly initialised Llama built from a config: unit tests need no weights."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    _quiet_transformers()
+    tokenizer = tiny_tokenizer()
+    hf_model = _tiny_hf(seed, d_model, n_layers, tokenizer)
     return _wrap(hf_model, tokenizer, name, name)

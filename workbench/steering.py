@@ -62,41 +62,24 @@ class StepState:
     offset: tokens already in the KV cache before this call.
     prompt_width: padded prompt length (columns ≥ it are generated); None = everything is prompt.
     rows: global prompt index of each batch row (for per-prompt coefficients).
-    attention_mask: [batch, offset + new] with 0 on left padding, which is never steered.
+    Left padding is steered like any prompt column: padded keys are masked, so it changes nothing.
     """
 
     offset: int = 0
     prompt_width: int | None = None
     rows: Tensor | None = None
-    attention_mask: Tensor | None = None
 
 
-def position_mask(
-    positions: Positions,
-    n_new: int,
-    offset: int,
-    prompt_width: int | None,
-    attention_mask: Tensor | None = None,
-    batch: int = 1,
-) -> Bool[Tensor, "batch n_new"]:
+def position_mask(positions: Positions, n_new: int, offset: int, prompt_width: int | None) -> Bool[Tensor, "n_new"]:
     """Which of this call's ``n_new`` columns to steer, from the cache offset and prompt width."""
     cols = torch.arange(offset, offset + n_new)
     width = prompt_width if prompt_width is not None else offset + n_new
     if positions == "all":
-        keep = torch.ones(n_new, dtype=torch.bool)
-    elif positions == "prompt":
-        keep = cols < width
-    else:
-        keep = cols >= width
-    keep = keep.expand(batch, n_new)
-    if attention_mask is not None:
-        keep = keep & attention_mask[:, offset : offset + n_new].bool().cpu()
-    return keep
+        return torch.ones(n_new, dtype=torch.bool)
+    return cols < width if positions == "prompt" else cols >= width
 
 
-def _row_values(value, rows: Tensor | None, batch: int, like: Tensor) -> Tensor:
-    if not torch.is_tensor(value):
-        return torch.full((batch,), float(value), dtype=like.dtype, device=like.device)
+def _row_values(value: Tensor, rows: Tensor | None, batch: int, like: Tensor) -> Tensor:
     value = value.to(device=like.device, dtype=like.dtype)
     if value.ndim == 0:
         return value.expand(batch)
@@ -108,21 +91,31 @@ def _row_values(value, rows: Tensor | None, batch: int, like: Tensor) -> Tensor:
 
 
 def make_hook(spec: Steer, state: StepState, device, dtype):
+    """The hook for one spec. Scalar coefficients take a fast path (one broadcast add)."""
     u = (spec.direction / spec.direction.norm()).to(device=device, dtype=dtype)
+    scalar = not torch.is_tensor(spec.coefficient)
+    c_add = float(spec.coefficient) * u if scalar else None
 
     def hook(x: Float[Tensor, "batch pos d_model"], hook=None):
-        batch, n_new, _ = x.shape
-        c = _row_values(spec.coefficient, state.rows, batch, x)
-        on = ~torch.isnan(c)
-        c = torch.where(on, c, torch.zeros_like(c))
-        if spec.mode == "add":
-            scale = c[:, None].expand(batch, n_new)
+        n_new = x.shape[1]
+        mask = None
+        if spec.positions != "all":
+            keep = position_mask(spec.positions, n_new, state.offset, state.prompt_width)
+            if not keep.any():
+                return x
+            if not keep.all():
+                mask = keep.to(device=x.device, dtype=x.dtype)[None, :, None]
+        if scalar:
+            delta = c_add if spec.mode == "add" else (float(spec.coefficient) - x @ u)[..., None] * u
         else:
-            scale = (c[:, None] - x @ u) * on[:, None]
-        if spec.positions != "all" or state.attention_mask is not None:
-            mask = position_mask(spec.positions, n_new, state.offset, state.prompt_width, state.attention_mask, batch)
-            scale = scale * mask.to(device=x.device, dtype=x.dtype)
-        return x + scale[..., None] * u
+            c = _row_values(spec.coefficient, state.rows, x.shape[0], x)
+            on = ~torch.isnan(c)
+            c = torch.where(on, c, torch.zeros_like(c))
+            if spec.mode == "add":
+                delta = c[:, None, None] * u
+            else:
+                delta = ((c[:, None] - x @ u) * on[:, None])[..., None] * u
+        return x + (delta if mask is None else delta * mask)
 
     return hook
 

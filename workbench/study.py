@@ -33,26 +33,30 @@ from workbench.vectors import compute_vector
 class StudyConfig:
     model: str
     quick: bool = False
-    screen_prompts: int = 12  # validation prompts to measure following when told
+    screen_prompts: int = 8  # validation prompts to measure following when told
     n_train: int = 64
-    sweep_prompts: int = 12
-    test_prompts: int = 24
+    sweep_prompts: int = 8
+    test_prompts: int = 20
     max_new_tokens: int = 64
     layers: tuple[int, ...] = ()
     coefficients: tuple[float, ...] = (1.0, 2.0)
     max_instructions: int = 3
     follow_threshold: float = 0.6  # share following when told, to count as "followed"
+    min_gap: float = 0.25  # and this much above the share following without being told
     instructions: tuple[str, ...] = ()  # empty: screen the whole catalog
 
     @classmethod
     def for_model(cls, model: Model, quick: bool = False, **overrides) -> "StudyConfig":
         n = model.n_layers
         if quick:
-            base = dict(screen_prompts=8, n_train=32, sweep_prompts=8, test_prompts=12, max_new_tokens=48, layers=(n // 2 - 3, n // 2, n // 2 + 3),
+            base = dict(screen_prompts=8, n_train=32, sweep_prompts=8, test_prompts=12, max_new_tokens=48, layers=tuple(sorted({min(max(l, 0), n - 1) for l in (n // 2 - 3, n // 2, n // 2 + 3)})),
                         coefficients=(1.0,), max_instructions=1, instructions=("one_sentence",))
         else:
-            base = dict(layers=tuple(range(max(1, n // 5), n - 1, max(1, n // 10))))
-        base.update({k: v for k, v in overrides.items() if v is not None})
+            base = dict(layers=tuple(range(max(1, n // 5), max(2, 3 * n // 4), max(1, n // 10))))
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if overrides.get("instructions"):
+            base["max_instructions"] = min(3, len(overrides["instructions"]))
+        base.update(overrides)
         return cls(model=model.name, quick=quick, **base)
 
 
@@ -72,8 +76,16 @@ def screen(model: Model, cfg: StudyConfig, out: Path) -> pd.DataFrame:
 
 
 def followed(follow: pd.DataFrame, cfg: StudyConfig) -> list[str]:
-    ok = follow[(follow["with"] >= cfg.follow_threshold) & (follow["gap"] >= 0.25)]
-    return list(ok["instruction"][: cfg.max_instructions])
+    """Instructions followed when told, largest gap first, one per family before any second."""
+    ok = follow[(follow["with"] >= cfg.follow_threshold) & (follow["gap"] >= cfg.min_gap)]
+    names = list(ok["instruction"])
+    families = catalog()
+    first, seen = [], set()
+    for name in names:
+        if families[name].family not in seen:
+            first.append(name)
+            seen.add(families[name].family)
+    return (first + [n for n in names if n not in first])[: cfg.max_instructions]
 
 
 def _report_unit(out: Path, label: str, make_rows) -> list[dict]:
@@ -156,7 +168,7 @@ def separability_all(model: Model, names: list[str], cfg: StudyConfig) -> tuple[
     return pd.concat(seps), pd.concat(projs), vectors
 
 
-def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = True) -> dict:
+def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = True, static: bool = True) -> dict:
     out = Path(out)
     _claim_dir(out, asdict(cfg) | {"layers": list(cfg.layers), "coefficients": list(cfg.coefficients), "instructions": list(cfg.instructions)}, "study")
     t0 = time.time()
@@ -206,7 +218,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     write_atomic(out / "result.json", json.dumps(result, indent=2))
     if figures:
         log("7/7 figures and report")
-        make_figures(out, out / "figures")
+        make_figures(out, out / "figures", static)
     write_report(out, follow, summary, comp, sep, joined, choices, ex_choice, result)
     log(f"done in {result['seconds']:.0f} s: {out / 'report.md'}")
     return result

@@ -1,0 +1,174 @@
+"""``workbench bench``: speed and memory of the engine, as ratios measured side by side in one run.
+
+Every comparison runs both sides on the same prompts, model and machine, alternating, best of
+``repeats``. The paper-style baseline (batch 1, no KV cache, full recompute per token) is measured
+on a subset of the grid and extrapolated per generation; the output says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from workbench.generate import _left_pad, _positions, generate
+from workbench.models import Model, load_model, load_plain_hf
+from workbench.prompts import make_pairs, queries
+from workbench.steering import steering
+
+
+def _best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def _hf_generate(hf, model: Model, prompts, max_new_tokens):
+    seqs = [model.encode(model.chat(p)) for p in prompts]
+    ids, mask = _left_pad(seqs, model.pad_token_id)
+    with torch.inference_mode():
+        hf.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False, pad_token_id=model.pad_token_id)
+
+
+@torch.inference_mode()
+def paper_style_generate(model: Model, prompt: str, steer, max_new_tokens: int) -> list[int]:
+    """The reference loop: one prompt, no KV cache, the whole sequence recomputed per token."""
+    ids = model.encode(model.chat(prompt))
+    out = []
+    with steering(model, steer):
+        for _ in range(max_new_tokens):
+            logits = model.bridge(torch.tensor([ids + out]))
+            out.append(int(logits[0, -1].argmax()))
+    return out
+
+
+def _extraction_peak(model_name: str, n: int) -> float:
+    """Peak RSS growth (MB) of recording all layers for n prompts, in a fresh process."""
+    code = (
+        "import resource, sys; from workbench.models import load_model; from workbench.prompts import queries; "
+        "from workbench.vectors import record_last_token; m = load_model(sys.argv[1]); qs=[q.text for q in queries()][: int(sys.argv[2])]; "
+        "record_last_token(m, qs[:2]); base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
+        "record_last_token(m, qs, batch_size=16); print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, model_name, str(n)], capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run_bench(model_name: str, quick: bool = False, json_path: str | None = None) -> dict:
+    model = load_model(model_name)
+    hf = load_plain_hf(model_name)
+    vec_pairs = make_pairs("one_sentence", "train", limit=8 if quick else 32)
+    from workbench.vectors import compute_vector
+
+    vec = compute_vector(model, pairs=vec_pairs)
+    layer = model.n_layers // 2
+    spec = vec.steer(layer, 1.0, relative=True)
+    qs = [q.text for q in queries("validation")]
+    new = 16 if quick else 64
+    repeats = 1 if quick else 2
+    raw: dict = {}
+
+    # 1. steered vs unsteered, batch 1 and 16 (fixed length: no early stop)
+    for bs in (1, 16):
+        prompts = qs[: bs if bs > 1 else 1]
+        tokens = len(prompts) * new
+        plain_t = _best(lambda: generate(model, prompts, max_new_tokens=new, batch_size=bs, stop_at_eos=False), repeats)
+        steer_t = _best(lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=bs, stop_at_eos=False), repeats)
+        raw[f"unsteered_tok_s_b{bs}"] = tokens / plain_t
+        raw[f"steered_tok_s_b{bs}"] = tokens / steer_t
+
+    # 2. TL steered vs plain transformers generate (no hooks), batch 8
+    prompts = qs[:8]
+    hf_t = _best(lambda: _hf_generate(hf, model, prompts, new), repeats)
+    tl_t = _best(lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=8, stop_at_eos=False), repeats)
+    raw["hf_generate_tok_s_b8"] = 8 * new / hf_t
+    raw["tl_steered_tok_s_b8"] = 8 * new / tl_t
+
+    # 3. sweep grid: batched engine vs paper-style loop (measured on a subset, extrapolated)
+    from workbench.sweep import SweepConfig, _Unit, _chunks, _specs
+    from workbench.prompts import get_instruction
+
+    n_layers_grid, coefs, n_prompts = (2, (1.0, 2.0), 4) if quick else (6, (0.5, 1.0, 2.0, 4.0), 16)
+    layers = [min(model.n_layers - 1, layer - n_layers_grid // 2 + i) for i in range(n_layers_grid)]
+    pairs = make_pairs("one_sentence", "validation", limit=n_prompts)
+    units = [_Unit(get_instruction("one_sentence"), False, l, vec, pairs, [("add", c) for c in coefs]) for l in layers]
+    n_gen = sum(len(u.rows()) for u in units)
+
+    def engine():
+        for chunk in _chunks(units, 64):
+            plan = [r for u in chunk for r in u.rows()]
+            generate(model, [r[3] for r in plan], steer=_specs(chunk, len(plan)), max_new_tokens=new, stop_at_eos=False)
+
+    engine_t = _best(engine, 1)
+    subset = 2 if quick else 3
+    loop_t = _best(lambda: [paper_style_generate(model, pairs[i].without_instruction, vec.steer(layers[0], coefs[0], relative=True), new) for i in range(subset)], 1)
+    raw["sweep_generations"] = n_gen
+    raw["sweep_engine_s"] = engine_t
+    raw["sweep_paper_loop_s_extrapolated"] = loop_t / subset * n_gen
+    raw["sweep_paper_loop_measured_generations"] = subset
+
+    # 4. extraction (all layers, last token) vs one plain forward on the same prompts
+    from workbench.vectors import record_last_token
+
+    ex_prompts = qs[: 16 if quick else 64]
+    seqs = [model.encode(model.chat(p)) for p in ex_prompts]
+
+    def plain_forward():
+        with torch.inference_mode():
+            for i in range(0, len(seqs), 16):
+                ids, mask = _left_pad(seqs[i : i + 16], model.pad_token_id)
+                hf(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
+
+    fwd_t = _best(plain_forward, repeats)
+    ext_t = _best(lambda: record_last_token(model, ex_prompts, batch_size=16), repeats)
+    raw["plain_forward_s"] = fwd_t
+    raw["extraction_s"] = ext_t
+
+    # 5. extraction peak memory as N grows
+    peaks = {n: _extraction_peak(model_name, n) for n in ((8, 32) if quick else (16, 64, 256))}
+
+    result = {
+        "model": model.name,
+        "quick": quick,
+        "new_tokens": new,
+        "steer_overhead_ratio": min(raw["steered_tok_s_b1"] / raw["unsteered_tok_s_b1"], raw["steered_tok_s_b16"] / raw["unsteered_tok_s_b16"]),
+        "steer_overhead_ratio_b1": raw["steered_tok_s_b1"] / raw["unsteered_tok_s_b1"],
+        "steer_overhead_ratio_b16": raw["steered_tok_s_b16"] / raw["unsteered_tok_s_b16"],
+        "tl_vs_hf_ratio": raw["tl_steered_tok_s_b8"] / raw["hf_generate_tok_s_b8"],
+        "sweep_speedup": raw["sweep_paper_loop_s_extrapolated"] / raw["sweep_engine_s"],
+        "extraction_ratio": raw["extraction_s"] / raw["plain_forward_s"],
+        "extraction_peak_mb": {str(k): v for k, v in peaks.items()},
+        "raw": raw,
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()},
+    }
+    _print_table(result)
+    if json_path:
+        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
+        Path(json_path).write_text(json.dumps(result, indent=2))
+    return result
+
+
+def _print_table(r: dict) -> None:
+    raw = r["raw"]
+    rows = [
+        ("steered / unsteered throughput, batch 1", r["steer_overhead_ratio_b1"], "≥ 0.97", f"{raw['steered_tok_s_b1']:.1f} vs {raw['unsteered_tok_s_b1']:.1f} tok/s"),
+        ("steered / unsteered throughput, batch 16", r["steer_overhead_ratio_b16"], "≥ 0.97", f"{raw['steered_tok_s_b16']:.1f} vs {raw['unsteered_tok_s_b16']:.1f} tok/s"),
+        ("TL steered / plain HF generate, batch 8", r["tl_vs_hf_ratio"], "≥ 0.95", f"{raw['tl_steered_tok_s_b8']:.1f} vs {raw['hf_generate_tok_s_b8']:.1f} tok/s"),
+        (f"sweep speed-up vs paper-style loop ({raw['sweep_generations']} gens)", r["sweep_speedup"], "≥ 30", f"{raw['sweep_engine_s']:.1f} s vs {raw['sweep_paper_loop_s_extrapolated']:.0f} s (loop extrapolated from {raw['sweep_paper_loop_measured_generations']} gens)"),
+        ("all-layer extraction / one plain forward", r["extraction_ratio"], "≤ 1.15", f"{raw['extraction_s']:.2f} s vs {raw['plain_forward_s']:.2f} s"),
+    ]
+    print(f"\nworkbench bench — {r['model']}, {r['new_tokens']} new tokens, {r['machine']['cpus']} CPUs, torch {r['machine']['torch']}")
+    print(f"{'measure':<58} {'ratio':>8}  {'target':<8} raw")
+    for name, ratio, target, detail in rows:
+        print(f"{name:<58} {ratio:>8.2f}  {target:<8} {detail}")
+    print("extraction peak RSS growth (MB) by N prompts: " + ", ".join(f"N={n}: {mb:.1f}" for n, mb in r["extraction_peak_mb"].items()))
