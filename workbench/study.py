@@ -18,7 +18,7 @@ import torch
 
 from workbench import analysis, plots
 from workbench.errors import WorkbenchError
-from workbench.evaluate import bootstrap_ci
+from workbench.evaluate import check
 from workbench.generate import generate
 from workbench.models import Model
 from workbench.prompts import catalog, get_instruction, instantiate, make_pairs
@@ -52,7 +52,7 @@ class StudyConfig:
             base = dict(screen_prompts=8, n_train=32, sweep_prompts=8, test_prompts=12, max_new_tokens=48, layers=tuple(sorted({min(max(l, 0), n - 1) for l in (n // 2 - 3, n // 2, n // 2 + 3)})),
                         coefficients=(1.0,), max_instructions=1, instructions=("one_sentence",))
         else:
-            base = dict(layers=tuple(range(max(1, n // 5), max(2, 3 * n // 4), max(1, n // 10))))
+            base = dict(layers=tuple(sorted({round(n * f) for f in (0.3, 0.4, 0.5, 0.6, 0.7)})))  # middle layers, where the paper steers
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if overrides.get("instructions"):
             base["max_instructions"] = min(3, len(overrides["instructions"]))
@@ -118,41 +118,53 @@ def exclusion(model: Model, cfg: StudyConfig, out: Path) -> tuple[list[dict], Ch
 
 def _score_examples(model, examples, steer, cfg) -> list[dict]:
     gens = generate(model, [e.query for e in examples], steer=steer, max_new_tokens=cfg.max_new_tokens)
-    rows = [{"query": e.query, "prompt": e.query, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs, "text": g.text, "n_tokens": len(g.token_ids)} for e, g in zip(examples, gens)]
+    rows = [{"query": e.query, "prompt": e.query, "reference": e.prompt, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs, "text": g.text, "n_tokens": len(g.token_ids)} for e, g in zip(examples, gens)]
     return score_rows(model, rows)
 
 
-def composition(model: Model, cfg: StudyConfig, out: Path, a: str, b: str, choices: dict) -> pd.DataFrame:
+def best_layer(cells: pd.DataFrame, name: str, choices: dict) -> int:
+    """The selected layer, or (when no steering was selected) the layer where adding the vector
+    without the instruction came closest to working."""
+    choice = choices[(name, False)]
+    if choice.steers:
+        return choice.layer
+    c = cells[(cells["instruction"] == name) & (~cells["with_instruction"].astype(bool)) & (cells["mode"] == "add")]
+    return int(c.sort_values(["compliance", "layer"], ascending=[False, True]).iloc[0]["layer"])
+
+
+def composition_pair(names: list[str], choices: dict) -> tuple[str, str]:
+    """The two followed instructions whose steering gained most on validation."""
+    ranked = sorted(names, key=lambda n: -(choices[(n, False)].score - choices[(n, False)].baseline))
+    return ranked[0], ranked[1]
+
+
+def composition(model: Model, cfg: StudyConfig, out: Path, a: str, b: str, cells: pd.DataFrame, choices: dict) -> pd.DataFrame:
     """Two instruction vectors at once, each at its own layer: coefficient grid on test prompts."""
     va, vb = vector_for(model, a, out / "sweep", cfg.n_train), vector_for(model, b, out / "sweep", cfg.n_train)
-    ca, cb = choices[(a, False)], choices[(b, False)]
-    la = ca.layer if ca.steers else model.n_layers // 2
-    lb = cb.layer if cb.steers else model.n_layers // 2
+    la, lb = best_layer(cells, a, choices), best_layer(cells, b, choices)
     ia, ib = get_instruction(a), get_instruction(b)
     pairs = make_pairs(a, "test", limit=cfg.sweep_prompts)
     grid = (0.0, 1.0, 2.0) if not cfg.quick else (0.0, 1.0)
+    cells_ab = [(x, y, p) for x in grid for y in grid for p in pairs]
 
-    def rows_for(x, y):
-        steer = ([va.steer(la, x, relative=True)] if x else []) + ([vb.steer(lb, y, relative=True)] if y else [])
-        gens = generate(model, [p.without_instruction for p in pairs], steer=steer, max_new_tokens=cfg.max_new_tokens)
+    def make_rows():  # the whole grid in one packed batch: per-prompt coefficients for each vector
+        xs = torch.tensor([x for x, _, _ in cells_ab])
+        ys = torch.tensor([y for _, y, _ in cells_ab])
+        steer = [va.steer(la, xs, relative=True), vb.steer(lb, ys, relative=True)]
+        gens = generate(model, [p.without_instruction for _, _, p in cells_ab], steer=steer, max_new_tokens=cfg.max_new_tokens)
         rows = []
-        for p, g in zip(pairs, gens):
+        for (x, y, p), g in zip(cells_ab, gens):
             fa, fb = instantiate(ia, p.query), instantiate(ib, p.query)
-            rows.append({"query": p.query, "prompt": p.query, "instruction_ids": [fa.ifeval_id, fb.ifeval_id], "kwargs": [fa.kwargs, fb.kwargs],
-                         "text": g.text, "n_tokens": len(g.token_ids), "coef_a": x, "coef_b": y, "layer_a": la, "layer_b": lb})
+            rows.append({"query": p.query, "prompt": p.query, "reference": f"{p.query} {fa.phrasing(0)} {fb.phrasing(0)}", "instruction_ids": [fa.ifeval_id, fb.ifeval_id],
+                         "kwargs": [fa.kwargs, fb.kwargs], "text": g.text, "n_tokens": len(g.token_ids), "coef_a": x, "coef_b": y, "layer_a": la, "layer_b": lb})
         rows = score_rows(model, rows)
-        from workbench.evaluate import check
-
         for r in rows:
             r["a"] = check(r["text"], [r["instruction_ids"][0]], [r["kwargs"][0]]).loose
             r["b"] = check(r["text"], [r["instruction_ids"][1]], [r["kwargs"][1]]).loose
             r["both"] = r["loose"]
         return rows
 
-    rows = []
-    for x in grid:
-        for y in grid:
-            rows += _report_unit(out, f"compose_{a}_{b}_{x:g}_{y:g}", lambda: rows_for(x, y))
+    rows = _report_unit(out, f"compose_{a}_{b}", make_rows)
     t = pd.DataFrame(rows)
     return t.groupby(["coef_a", "coef_b"])[["a", "b", "both", "degenerate"]].mean().reset_index()
 
@@ -197,15 +209,18 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     summary = summarize(pd.DataFrame(rows + ex_rows))
     write_atomic(out / "summary.csv", summary.to_csv(index=False))
     comp = None
+    cells = cell_summary(table)
     if len(names) >= 2:
-        log(f"5/7 composition: {names[0]} + {names[1]}, each at its own layer")
-        comp = composition(model, cfg, out, names[0], names[1], choices)
+        a, b = composition_pair(names, choices)
+        log(f"5/7 composition: {a} + {b}, each at its own layer")
+        comp = composition(model, cfg, out, a, b, cells, choices)
+        comp.insert(0, "b_name", b)
+        comp.insert(0, "a_name", a)
         write_atomic(out / "composition.csv", comp.to_csv(index=False))
     else:
         log("5/7 composition skipped: needs two followed instructions")
     log("6/7 separability (held-out AUROC per layer) and vector geometry")
     sep, proj, vectors = separability_all(model, names, cfg)
-    cells = cell_summary(table)
     gain = analysis.steering_gain(cells)
     joined = analysis.gain_vs_separability(gain, sep)
     write_atomic(out / "separability.csv", sep.to_csv(index=False))
@@ -247,8 +262,7 @@ def make_figures(results: str | Path, dest: str | Path, static: bool = True) -> 
     written += plots.export(plots.four_condition_bars(pd.read_csv(results / "summary.csv")), dest, "four_conditions", static)
     if (results / "composition.csv").exists():
         comp = pd.read_csv(results / "composition.csv")
-        follow = json.loads((results / "result.json").read_text())["followed"] if (results / "result.json").exists() else ["A", "B"]
-        written += plots.export(plots.composition_grid(comp, follow[0], follow[1]), dest, "composition", static)
+        written += plots.export(plots.composition_grid(comp, comp["a_name"].iloc[0], comp["b_name"].iloc[0]), dest, "composition", static)
     diffs = torch.load(results / "mean_diffs.pt", weights_only=True)
     names = list(diffs)
     first = diffs[names[0]]

@@ -111,7 +111,7 @@ def score_rows(model: Model, rows: list[dict], judge: Judge | None = None) -> li
     for row in rows:
         c = check(row["text"], row["instruction_ids"], row["kwargs"], prompt=row["prompt"])
         row["strict"], row["loose"] = c.strict, c.loose
-    q = quality(model, [r["query"] for r in rows], [r["text"] for r in rows], [r["n_tokens"] for r in rows], judge)
+    q = quality(model, [r.get("reference", r["query"]) for r in rows], [r["text"] for r in rows], [r["n_tokens"] for r in rows], judge)
     for row, fields in zip(rows, q):
         row.update(fields)
     return rows
@@ -183,6 +183,7 @@ def run_units(model: Model, units: Sequence[_Unit], max_new_tokens: int, judge: 
                 "with_instruction": unit.with_instruction,
                 "query": pair.query,
                 "prompt": prompt,
+                "reference": pair.with_instruction,
                 "instruction_ids": [checked.ifeval_id],
                 "kwargs": [checked.kwargs],
                 "text": gen.text,
@@ -225,6 +226,8 @@ def run_sweep(
     for layer in config.layers:
         check_layer(model, layer)
     _claim_dir(out, config.to_json(), "sweep")
+    for stale in (out / "units").glob(".*.tmp"):  # left by a process killed mid-write
+        stale.unlink()
     keys = []
     for name in config.instructions:
         for cond in config.conditions:
@@ -368,24 +371,31 @@ def four_conditions(
     max_new_tokens: int = 64,
     judge: Judge | None = None,
 ) -> list[dict]:
-    """Generate and score the paper's four conditions on the examples; returns rows."""
+    """Generate and score the paper's four conditions on the examples (one packed batch); rows."""
     plan = [
         ("no_instruction", False, (), None),
-        ("steer", False, steer_without, choices[0]),
+        ("steer", False, list(steer_without), choices[0]),
         ("instruction", True, (), None),
-        ("instruction_steer", True, steer_with, choices[1]),
+        ("instruction_steer", True, list(steer_with), choices[1]),
     ]
+    n = len(examples)
+    prompts = [e.prompt if with_inst else e.query for _, with_inst, _, _ in plan for e in examples]
+    specs = []
+    for block, (_, _, steer, _) in enumerate(plan):
+        for spec in steer:  # each condition's specs act on its own rows only
+            coefs = torch.full((len(prompts),), float("nan"))
+            coefs[block * n : (block + 1) * n] = spec.coefficient
+            specs.append(spec.scaled(coefs))
+    gens = generate(model, prompts, steer=specs, max_new_tokens=max_new_tokens)
     rows = []
-    for cond, with_inst, steer, choice in plan:
-        prompts = [e.prompt if with_inst else e.query for e in examples]
-        gens = generate(model, prompts, steer=list(steer), max_new_tokens=max_new_tokens)
-        for e, p, g in zip(examples, prompts, gens):
+    for block, (cond, with_inst, steer, choice) in enumerate(plan):
+        for e, p, g in zip(examples, prompts[block * n : (block + 1) * n], gens[block * n : (block + 1) * n]):
             rows.append({
                 "instruction": label, "condition": cond, "with_instruction": with_inst, "prompt_id": e.key,
                 "layer": choice.layer if choice and steer else NO_STEERING,
                 "mode": choice.mode if choice and steer else "none",
                 "coefficient": choice.coefficient if choice and steer else None,
-                "query": e.query, "prompt": p, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs,
+                "query": e.query, "prompt": p, "reference": e.prompt, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs,
                 "text": g.text, "stopped": g.stopped, "n_tokens": len(g.token_ids),
             })
     return score_rows(model, rows, judge)

@@ -1,0 +1,16 @@
+"""`workbench bench --quick` produces every figure (speed targets live in the bench, not in tests)."""
+
+import json
+
+from workbench.cli import main
+
+
+def test_bench_quick_produces_every_figure(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert main(["bench", "--quick", "--model", "tiny-random", "--json", str(path)]) == 0
+    result = json.loads(path.read_text())
+    for key in ("steer_overhead_ratio", "tl_vs_hf_ratio", "sweep_speedup", "extraction_ratio"):
+        assert isinstance(result[key], float) and result[key] > 0, key
+    assert set(result["extraction_peak_mb"]) == {"8", "32"}
+    assert result["machine"]["cpus"] >= 1 and result["raw"]["sweep_generations"] > 0
+    assert "steered / unsteered" in capsys.readouterr().out
