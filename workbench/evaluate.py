@@ -21,7 +21,7 @@ from workbench.errors import WorkbenchError
 from workbench.models import Model, cache_dir
 
 # A response is degenerate when any of these holds (documented in the README):
-MIN_LOGPROB = -2.5  # mean token log-prob under the unsteered model, given the instructed prompt
+MIN_LOGPROB = -2.5  # mean token log-prob under the unsteered model, given the plain query
 MAX_REPETITION = 0.5  # share of word 4-grams that repeat an earlier one
 
 
@@ -132,10 +132,8 @@ Judge = Callable[[str, str], float]  # (prompt, response) -> score; e.g. a call 
 def quality(model: Model, queries: Sequence[str], responses: Sequence[str], token_counts: Sequence[int], judge: Judge | None = None) -> list[dict]:
     """Quality fields for each response: logprob, repetition, n_tokens, degenerate (+ judge).
 
-    ``queries`` are the reference prompts: the workbench passes the prompt *with* the instruction,
-    so a fluent, on-topic answer that follows it scores well whether or not steering produced it.
-    (Conditioned on the plain query, a compliant French answer to an English question scores below
-    −2.5 nats/token and would be called degenerate: the metric would punish the effect it guards.)
+    ``queries`` are the instruction-free prompts: the score asks whether the reply is a fluent,
+    relevant answer to the question, whatever steering or instruction produced it.
     """
     lps = response_logprob(model, queries, responses)
     rows = []

@@ -118,7 +118,7 @@ def exclusion(model: Model, cfg: StudyConfig, out: Path) -> tuple[list[dict], Ch
 
 def _score_examples(model, examples, steer, cfg) -> list[dict]:
     gens = generate(model, [e.query for e in examples], steer=steer, max_new_tokens=cfg.max_new_tokens)
-    rows = [{"query": e.query, "prompt": e.query, "reference": e.prompt, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs, "text": g.text, "n_tokens": len(g.token_ids)} for e, g in zip(examples, gens)]
+    rows = [{"query": e.query, "prompt": e.query, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs, "text": g.text, "n_tokens": len(g.token_ids)} for e, g in zip(examples, gens)]
     return score_rows(model, rows)
 
 
@@ -155,7 +155,7 @@ def composition(model: Model, cfg: StudyConfig, out: Path, a: str, b: str, cells
         rows = []
         for (x, y, p), g in zip(cells_ab, gens):
             fa, fb = instantiate(ia, p.query), instantiate(ib, p.query)
-            rows.append({"query": p.query, "prompt": p.query, "reference": f"{p.query} {fa.phrasing(0)} {fb.phrasing(0)}", "instruction_ids": [fa.ifeval_id, fb.ifeval_id],
+            rows.append({"query": p.query, "prompt": p.query, "instruction_ids": [fa.ifeval_id, fb.ifeval_id],
                          "kwargs": [fa.kwargs, fb.kwargs], "text": g.text, "n_tokens": len(g.token_ids), "coef_a": x, "coef_b": y, "layer_a": la, "layer_b": lb})
         rows = score_rows(model, rows)
         for r in rows:

@@ -111,7 +111,7 @@ def score_rows(model: Model, rows: list[dict], judge: Judge | None = None) -> li
     for row in rows:
         c = check(row["text"], row["instruction_ids"], row["kwargs"], prompt=row["prompt"])
         row["strict"], row["loose"] = c.strict, c.loose
-    q = quality(model, [r.get("reference", r["query"]) for r in rows], [r["text"] for r in rows], [r["n_tokens"] for r in rows], judge)
+    q = quality(model, [r["query"] for r in rows], [r["text"] for r in rows], [r["n_tokens"] for r in rows], judge)
     for row, fields in zip(rows, q):
         row.update(fields)
     return rows
@@ -183,7 +183,6 @@ def run_units(model: Model, units: Sequence[_Unit], max_new_tokens: int, judge: 
                 "with_instruction": unit.with_instruction,
                 "query": pair.query,
                 "prompt": prompt,
-                "reference": pair.with_instruction,
                 "instruction_ids": [checked.ifeval_id],
                 "kwargs": [checked.kwargs],
                 "text": gen.text,
@@ -395,7 +394,7 @@ def four_conditions(
                 "layer": choice.layer if choice and steer else NO_STEERING,
                 "mode": choice.mode if choice and steer else "none",
                 "coefficient": choice.coefficient if choice and steer else None,
-                "query": e.query, "prompt": p, "reference": e.prompt, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs,
+                "query": e.query, "prompt": p, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs,
                 "text": g.text, "stopped": g.stopped, "n_tokens": len(g.token_ids),
             })
     return score_rows(model, rows, judge)
