@@ -116,3 +116,14 @@ def test_bad_specs_fail_loudly(tiny, tiny_vector):
         generate(tiny, ["x"], steer=Steer(tiny_vector.directions[0], 9, 1.0))
     with pytest.raises(WorkbenchError, match="width"):
         generate(tiny, ["x"], steer=Steer(torch.ones(32), 0, 1.0))
+
+
+def test_fast_path_equals_paper_style_reference(tiny, tiny_vector):
+    """KV cache, batching and packing never change tokens: compare with the paper-style loop
+    (batch 1, no cache, the bridge's own forward over the whole sequence per token)."""
+    from workbench.bench import paper_style_generate
+
+    spec = tiny_vector.steer(2, 3.0)
+    fast = generate(tiny, PROMPTS, steer=spec, max_new_tokens=10, stop_at_eos=False)
+    for prompt, got in zip(PROMPTS, fast):
+        assert list(got.token_ids) == paper_style_generate(tiny, prompt, spec, 10)

@@ -1,0 +1,100 @@
+"""IFEval checkers offline, quality fields, bootstrap."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from workbench.evaluate import bootstrap_ci, is_degenerate, repetition
+from workbench.prompts import catalog, instantiate
+
+# Hand-made responses per catalog instruction: (response, strict, loose) as IFEval scores them.
+# The loose column differs from strict where lm-eval's loose variants (first/last line removed,
+# asterisks dropped) change the verdict.
+CASES = {
+    "lowercase": [("the sea is calm today.", True, True), ("The sea is calm today.", False, False)],
+    "capitals": [("THE SEA IS CALM TODAY.", True, True), ("The sea is calm.", False, False)],
+    "json": [('{"answer": "calm"}', True, True), ("The sea is calm.", False, False), ('Here it is:\n{"a": 1}', False, True)],
+    "no_commas": [("The sea is calm today.", True, True), ("The sea, today, is calm.", False, False)],
+    "quotation": [('"The sea is calm."', True, True), ("The sea is calm.", False, False)],
+    "end_phrase": [("The sea is calm. Is there anything else I can help with?", True, True), ("The sea is calm.", False, False)],
+    "title": [("<<Calm Seas>>\nThe sea is calm.", True, True), ("Calm Seas\nThe sea is calm.", False, False)],
+    "bullet_list": [("* one\n* two\n* three", True, True), ("* one\n* two", False, False)],
+    "one_sentence": [("The sea is calm.", True, True), ("The sea is calm. The sky is blue.", False, False), ("Sure!\nThe sea is calm.", False, True)],
+    "concise": [("The sea is calm.", True, True), (" ".join(["word"] * 60), False, False)],
+    "include_word": [("Volcanoes erupt when pressure builds.", True, True), ("Mountains can erupt.", False, False)],
+    "exclude_word": [("Mountains can erupt.", True, True), ("Volcanoes erupt when pressure builds.", False, False)],
+    "french": [("La mer est calme aujourd'hui et le ciel est bleu.", True, True), ("The sea is calm today and the sky is blue.", False, False)],
+    "spanish": [("El mar está tranquilo hoy y el cielo es azul.", True, True), ("The sea is calm today and the sky is blue.", False, False)],
+}
+QUERY = "Explain how volcanoes work."
+
+OFFLINE_SCRIPT = """
+import json, socket, sys
+def refuse(*a, **k):
+    raise OSError("network is off in this test")
+socket.socket.connect = refuse
+socket.create_connection = refuse
+import nltk
+nltk.download = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("nltk.download was called"))
+from workbench.evaluate import check, ifeval_registry
+from workbench.prompts import catalog, instantiate
+ifeval_registry()  # provisions punkt_tab; lm-eval's ifeval module must not be imported before it
+from lm_eval.tasks.ifeval import utils
+cases = json.loads(sys.argv[1])
+out = {}
+for name, items in cases.items():
+    inst = instantiate(catalog()[name], "Explain how volcanoes work.")
+    for i, (text, _, _) in enumerate(items):
+        ours = check(text, [inst.ifeval_id], [inst.kwargs])
+        ref_in = utils.InputExample(key=0, instruction_id_list=[inst.ifeval_id], prompt="", kwargs=[inst.kwargs])
+        ref = (utils.test_instruction_following_strict(ref_in, text).follow_all_instructions,
+               utils.test_instruction_following_loose(ref_in, text).follow_all_instructions)
+        out[f"{name}/{i}"] = [ours.strict, ours.loose, bool(ref[0]), bool(ref[1])]
+print(json.dumps(out))
+"""
+
+
+def test_every_catalog_instruction_has_cases():
+    assert set(CASES) == set(catalog())
+
+
+def test_checkers_match_lm_eval_and_hand_labels_with_network_off(tmp_path):
+    env = {"WORKBENCH_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    proc = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT, json.dumps(CASES)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name, items in CASES.items():
+        for i, (text, strict, loose) in enumerate(items):
+            ours_s, ours_l, ref_s, ref_l = got[f"{name}/{i}"]
+            assert (ours_s, ours_l) == (ref_s, ref_l), f"{name}/{i} differs from lm-eval"
+            assert (ours_s, ours_l) == (strict, loose), f"{name}/{i}: {text!r}"
+    assert (tmp_path / "nltk_data" / "tokenizers" / "punkt_tab" / "english" / "ortho_context.tab").exists()
+
+
+def test_repetition_and_degenerate_flag():
+    assert repetition("one two three four five six") == 0.0
+    assert repetition("a b c d " * 10) > 0.8
+    assert is_degenerate(-1.0, 0.1, 0) and is_degenerate(-3.0, 0.1, 10) and is_degenerate(-1.0, 0.6, 10)
+    assert not is_degenerate(-1.0, 0.1, 10)
+
+
+def test_bootstrap_interval_contains_mean():
+    mean, lo, hi = bootstrap_ci([1, 0, 1, 1, 0, 1, 1, 1])
+    assert lo <= mean <= hi and mean == pytest.approx(0.75) and hi - lo > 0.1
+    assert all(np.isnan(bootstrap_ci([])))
+
+
+def test_quality_fields(tiny):
+    from workbench.evaluate import quality, response_logprob
+
+    rows = quality(tiny, ["Explain tides.", "Why?"], ["Tides come from the moon.", ""], [6, 0])
+    assert rows[0]["logprob"] < 0 and not np.isnan(rows[0]["logprob"]) and rows[1]["degenerate"]
+    # the log-prob of a greedy continuation is the highest the model gives any continuation of that length
+    from workbench import generate
+
+    g = generate(tiny, ["Explain tides."], max_new_tokens=5)[0]
+    greedy, other = response_logprob(tiny, ["Explain tides.", "Explain tides."], [g.text, "zzzzz"])
+    assert greedy > other
