@@ -81,10 +81,11 @@ def steering_gain(cells: pd.DataFrame, with_instruction: bool = False) -> pd.Dat
 def gain_vs_separability(gain: pd.DataFrame, sep: pd.DataFrame) -> pd.DataFrame:
     """Join the per-layer steering gain with separability; with the Pearson correlation per instruction."""
     joined = gain.merge(sep, on=["instruction", "layer"])
-    corr = joined.groupby("instruction").apply(
-        lambda g: g["gain"].corr(g["auroc"]) if len(g) > 2 else float("nan"), include_groups=False
-    )
-    joined["correlation"] = joined["instruction"].map(corr)
+    for column, measure in (("correlation", "auroc"), ("correlation_d", "cohens_d")):
+        corr = joined.groupby("instruction").apply(
+            lambda g: g["gain"].corr(g[measure]) if len(g) > 2 and g[measure].std() > 0 else float("nan"), include_groups=False
+        )
+        joined[column] = joined["instruction"].map(corr)
     return joined
 
 

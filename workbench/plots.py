@@ -69,17 +69,18 @@ def _value_title(value: str) -> str:
     return {"compliance": "compliance (loose)", "logprob": "mean log-prob (nats/token)", "degenerate": "degenerate share"}.get(value, value)
 
 
-def separability_curves(sep: pd.DataFrame, gain: pd.DataFrame | None = None) -> go.Figure:
-    """Held-out AUROC per layer for each instruction; optionally the steering gain beside it."""
+def separability_curves(sep: pd.DataFrame, gain: pd.DataFrame | None = None, measure: str = "auroc") -> go.Figure:
+    """Held-out AUROC (or Cohen's d) per layer for each instruction; optionally the steering gain."""
+    label = {"auroc": "AUROC", "cohens_d": "Cohen's d"}[measure]
     fig = make_subplots(specs=[[{"secondary_y": gain is not None}]])
     for name, g in sep.groupby("instruction"):
-        fig.add_trace(go.Scatter(x=g["layer"], y=g["auroc"], mode="lines+markers", name=f"{name} AUROC"), secondary_y=False)
+        fig.add_trace(go.Scatter(x=g["layer"], y=g[measure], mode="lines+markers", name=f"{name} {label}"), secondary_y=False)
     if gain is not None:
         for name, g in gain.groupby("instruction"):
             fig.add_trace(go.Bar(x=g["layer"], y=g["gain"], name=f"{name} steering gain", opacity=0.35), secondary_y=True)
         fig.update_yaxes(title_text="compliance gain over no steering", secondary_y=True)
     fig.update_xaxes(title_text="layer")
-    fig.update_yaxes(title_text="AUROC (held-out)", range=[0.4, 1.02], secondary_y=False)
+    fig.update_yaxes(title_text=f"{label} (held-out)", range=[0.4, 1.02] if measure == "auroc" else None, secondary_y=False)
     return style(fig, "Separability of with- vs without-instruction activations")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -177,7 +178,7 @@ def separability_all(model: Model, names: list[str], cfg: StudyConfig) -> tuple[
         seps.append(analysis.separability(w, wo, name))
         mid = model.n_layers // 2
         projs.append(analysis.projections_frame(w, wo, sorted({2, mid, model.n_layers - 2}), name))
-    return pd.concat(seps), pd.concat(projs), vectors
+    return pd.concat(seps, ignore_index=True), pd.concat(projs, ignore_index=True), vectors
 
 
 def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = True, static: bool = True) -> dict:
@@ -229,7 +230,9 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     write_atomic(out / "choices.json", json.dumps({f"{k[0]}|{'with' if k[1] else 'without'}": asdict(v) for k, v in choices.items()}, indent=2))
     proj.to_csv(out / "projections.csv", index=False)
     torch.save({n: v.mean_diff for n, v in vectors.items()}, out / "mean_diffs.pt")  # tensors only; loaded with weights_only=True
-    result = {"model": model.name, "followed": names, "seconds": round(time.time() - t0, 1)}
+    earlier = json.loads((out / "result.json").read_text()).get("seconds", 0.0) if (out / "result.json").exists() else 0.0
+    this_run = round(time.time() - t0, 1)
+    result = {"model": model.name, "followed": names, "seconds": round(earlier + this_run, 1), "this_run_seconds": this_run}
     write_atomic(out / "result.json", json.dumps(result, indent=2))
     if figures:
         log("7/7 figures and report")
@@ -258,6 +261,7 @@ def make_figures(results: str | Path, dest: str | Path, static: bool = True) -> 
     sep = pd.read_csv(results / "separability.csv")
     joined = pd.read_csv(results / "gain_vs_separability.csv")
     written += plots.export(plots.separability_curves(sep, joined[["instruction", "layer", "gain"]]), dest, "separability", static)
+    written += plots.export(plots.separability_curves(sep, joined[["instruction", "layer", "gain"]], "cohens_d"), dest, "separability_cohens_d", static)
     written += plots.export(plots.projection_histograms(pd.read_csv(results / "projections.csv")), dest, "projections", static)
     written += plots.export(plots.four_condition_bars(pd.read_csv(results / "summary.csv")), dest, "four_conditions", static)
     if (results / "composition.csv").exists():
@@ -285,8 +289,8 @@ def _md_table(frame: pd.DataFrame, floatfmt: str = ".2f") -> str:
 
 def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choice, result) -> None:
     table = summary[["instruction", "condition", "compliance", "ci_low", "ci_high", "n", "layer", "mode", "coefficient", "logprob", "degenerate"]]
-    best_layers = sep.loc[sep.groupby("instruction")["auroc"].idxmax(), ["instruction", "layer", "auroc"]]
-    corr = joined.groupby("instruction")["correlation"].first().reset_index()
+    best_layers = sep.loc[sep.groupby("instruction")["cohens_d"].idxmax(), ["instruction", "layer", "auroc", "cohens_d"]]
+    corr = joined.groupby("instruction")[["correlation", "correlation_d"]].first().reset_index()
     examples = []
     for name in result["followed"][:3]:
         path = out / "report" / "units" / f"{name}.jsonl"
@@ -296,7 +300,8 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
         examples.append((name, by[("no_instruction", first)], by[("steer", first)]))
     parts = [
         f"# Instruction steering study: {result['model']}",
-        f"Run time: {result['seconds']:.0f} s. Followed when told (≥ threshold): {', '.join(result['followed'])}.",
+        f"Run time: {result['seconds']:.0f} s on {os.cpu_count()} CPU cores, summed over invocations (this one: {result['this_run_seconds']:.0f} s; finished stages are resumed from disk). "
+        f"Followed when told (≥ threshold): {', '.join(result['followed'])}.",
         "## Does the model follow each instruction when told? (validation prompts, loose compliance)",
         _md_table(follow),
         "## Held-out test prompts: four conditions (loose compliance, 95% bootstrap CI)",
@@ -308,9 +313,10 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
         "## Sweep (validation, without the instruction)",
         "![heatmap](figures/heatmap_compliance_without.png)",
         "## Separability",
-        "Layer with the highest held-out AUROC, and correlation of per-layer steering gain with AUROC:",
+        "Layer with the largest held-out Cohen's d (AUROC saturates near 1 in most layers), and the Pearson correlation "
+        "across swept layers of the steering gain with AUROC (`correlation`) and with Cohen's d (`correlation_d`):",
         _md_table(best_layers.merge(corr, on="instruction")),
-        "![separability](figures/separability.png)",
+        "![separability](figures/separability_cohens_d.png)",
     ]
     if comp is not None:
         parts += ["## Composition (test prompts, no instruction in the prompt)", _md_table(comp), "![composition](figures/composition.png)"]
