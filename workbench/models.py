@@ -179,7 +179,8 @@ def _dequantized_folder(name: str) -> Path:
     hf_model.hf_quantizer = None  # the weights are plain float32 tensors after dequantization
     if hasattr(hf_model.config, "quantization_config"):
         del hf_model.config.quantization_config
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent if folder.parent.exists() else cache_dir(), prefix=f".{name}."))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{name}."))
     hf_model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     os.replace(tmp, folder)
