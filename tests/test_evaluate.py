@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from workbench.evaluate import bootstrap_ci, is_degenerate, repetition
-from workbench.prompts import catalog, instantiate
+from workbench.prompts import catalog
 
 # Hand-made responses per catalog instruction: (response, strict, loose) as IFEval scores them.
 # The loose column differs from strict where lm-eval's loose variants (first/last line removed,

@@ -1,6 +1,5 @@
 """Figure functions on small results tables, static export, and a headless-Chromium render."""
 
-import shutil
 import subprocess
 
 import numpy as np

@@ -1,7 +1,5 @@
 """Bad input, crash safety and determinism."""
 
-import json
-import os
 import signal
 import subprocess
 import sys

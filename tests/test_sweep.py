@@ -6,10 +6,9 @@ import pandas as pd
 import pytest
 
 from workbench import WorkbenchError, generate
-from workbench.models import tiny_model
 from workbench.prompts import make_pairs
 from workbench.sweep import (
-    NO_STEERING, Choice, SweepConfig, catalog_examples, four_conditions, load_table, run_sweep, select, summarize, vector_for,
+    NO_STEERING, Choice, SweepConfig, catalog_examples, four_conditions, run_sweep, select, summarize, vector_for,
 )
 
 CONFIG = dict(model="tiny-random", instructions=("one_sentence",), layers=(1, 2), coefficients=(1.0, 4.0), n_train=6, n_prompts=3, max_new_tokens=6)

@@ -7,3 +7,8 @@ from workbench.prompts import catalog, get_instruction, make_pairs, queries
 from workbench.steering import Steer, steering
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_MODEL", "EMBEDDED", "Generation", "Model", "Steer", "WorkbenchError", "catalog", "generate",
+    "get_instruction", "load_model", "make_pairs", "queries", "steering", "tiny_model",
+]

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -120,7 +119,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     raw["tl_steered_tok_s_b8"] = 8 * new / tl_t
 
     # 3. sweep grid: batched engine vs paper-style loop (measured on a subset, extrapolated)
-    from workbench.sweep import SweepConfig, _Unit, _chunks, _specs
+    from workbench.sweep import _Unit, _chunks, _specs
     from workbench.prompts import get_instruction
 
     n_layers_grid, coefs, n_prompts = (2, (1.0, 2.0), 4) if quick else (6, (0.5, 1.0, 2.0, 4.0), 16)

@@ -352,7 +352,6 @@ def _tiny_hf(seed: int, d_model: int, n_layers: int, tokenizer):
 
 def tiny_model(seed: int = 0, d_model: int = 64, n_layers: int = 4, name: str = TINY_MODEL) -> Model:
     """A randomly initialised Llama built from a config: unit tests need no weights."""
-    from transformers import LlamaConfig, LlamaForCausalLM
 
     _quiet_transformers()
     tokenizer = tiny_tokenizer()

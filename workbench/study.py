@@ -24,8 +24,8 @@ from workbench.generate import generate
 from workbench.models import Model
 from workbench.prompts import catalog, get_instruction, instantiate, make_pairs
 from workbench.sweep import (
-    NO_STEERING, Choice, Example, SweepConfig, _claim_dir, catalog_examples, cell_summary, four_conditions,
-    load_table, run_sweep, score_rows, select, summarize, vector_for, write_atomic,
+    Choice, SweepConfig, _claim_dir, catalog_examples, cell_summary, four_conditions,
+    run_sweep, score_rows, select, summarize, vector_for, write_atomic,
 )
 from workbench.vectors import compute_vector
 
