@@ -18,6 +18,7 @@ from plotly.subplots import make_subplots
 FONT = dict(family="Helvetica, Arial, sans-serif", size=14, color="#222")
 COMPLIANCE_SCALE = "Viridis"
 DIVERGING = "RdBu"
+PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
 CONDITION_COLORS = {"no_instruction": "#9e9e9e", "steer": "#1f77b4", "instruction": "#ff7f0e", "instruction_steer": "#2ca02c"}
 CONDITION_NAMES = {"no_instruction": "No instruction", "steer": "Steering only", "instruction": "Instruction only", "instruction_steer": "Instruction + steering"}
 
@@ -73,12 +74,15 @@ def separability_curves(sep: pd.DataFrame, gain: pd.DataFrame | None = None, mea
     """Held-out AUROC (or Cohen's d) per layer for each instruction; optionally the steering gain."""
     label = {"auroc": "AUROC", "cohens_d": "Cohen's d"}[measure]
     fig = make_subplots(specs=[[{"secondary_y": gain is not None}]])
+    colors = dict(zip(sorted(sep["instruction"].unique()), PALETTE))
     for name, g in sep.groupby("instruction"):
-        fig.add_trace(go.Scatter(x=g["layer"], y=g[measure], mode="lines+markers", name=f"{name} {label}"), secondary_y=False)
+        fig.add_trace(go.Scatter(x=g["layer"], y=g[measure], mode="lines+markers", name=f"{name} {label}", line_color=colors[name]), secondary_y=False)
     if gain is not None:
         for name, g in gain.groupby("instruction"):
-            fig.add_trace(go.Bar(x=g["layer"], y=g["gain"], name=f"{name} steering gain", opacity=0.35), secondary_y=True)
-        fig.update_yaxes(title_text="compliance gain over no steering", secondary_y=True)
+            fig.add_trace(go.Bar(x=g["layer"], y=g["gain"], name=f"{name} steering gain", opacity=0.35, marker_color=colors.get(name)), secondary_y=True)
+        top = max(0.05, float(gain["gain"].max()) * 1.1)
+        fig.update_yaxes(title_text="compliance gain over no steering", range=[min(0.0, float(gain["gain"].min()) * 1.1), top], secondary_y=True)
+    fig.update_layout(legend=dict(orientation="h", x=0, y=-0.2))
     fig.update_xaxes(title_text="layer")
     fig.update_yaxes(title_text=f"{label} (held-out)", range=[0.4, 1.02] if measure == "auroc" else None, secondary_y=False)
     return style(fig, "Separability of with- vs without-instruction activations")
