@@ -11,7 +11,8 @@ import pandas as pd
 from workbench.models import Model
 from workbench.prompts import by_ifeval_id, load_ifeval_jsonl
 from workbench.study import log
-from workbench.sweep import Example, SweepConfig, four_conditions, load_table, run_sweep, select, summarize, vector_for, write_atomic
+from workbench.io import write_atomic, write_jsonl
+from workbench.sweep import Example, SweepConfig, four_conditions, load_table, run_sweep, select, summarize, vector_for
 
 
 def default_layers(model: Model) -> tuple[int, ...]:
@@ -66,6 +67,6 @@ def evaluate_file(model: Model, data: str | Path, out: str | Path, sweep_dir: st
             r["condition"]: {k: r[k] for k in ("loose", "strict", "n", "layer", "mode", "coefficient", "logprob", "degenerate", "ci_low", "ci_high")}
             for r in g.to_dict("records")
         }
-    write_atomic(out / "rows.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(out / "rows.jsonl", rows)
     write_atomic(out / "summary.json", json.dumps(result, indent=2, default=float))
     return result

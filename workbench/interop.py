@@ -9,8 +9,6 @@ in llama.cpp equals ``vec.steer(N, coefficient, relative=True)`` here.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 
 from workbench.errors import WorkbenchError
+from workbench.io import atomic_path
 from workbench.models import Model
 from workbench.steering import Steer
 from workbench.vectors import InstructionVector
@@ -34,10 +33,7 @@ def export_control_vector(vec: InstructionVector, path: str | Path, coefficient:
     layers = sorted(layers) if layers else list(range(1, vec.n_layers))
     if any(not 1 <= l < vec.n_layers for l in layers):
         raise WorkbenchError(f"control vectors cover layers 1..{vec.n_layers - 1} (llama.cpp has no direction.0)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".gguf.tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         writer = gguf.GGUFWriter(tmp, ARCH)
         writer.add_string(f"{ARCH}.model_hint", model_hint)
         writer.add_uint32(f"{ARCH}.layer_count", len(layers))
@@ -47,10 +43,6 @@ def export_control_vector(vec: InstructionVector, path: str | Path, coefficient:
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()
         writer.close()
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return path
 
 

