@@ -55,3 +55,18 @@ def test_one_sentence_steering_raises_compliance(smol):
     base, lifted = _one_sentence_rate([g.text for g in plain]), _one_sentence_rate([g.text for g in steered])
     print(f"one sentence without instruction: {base:.2f} unsteered, {lifted:.2f} steered at layer 15")
     assert lifted - base >= 0.30
+
+
+def test_fast_twin_tokens_equal_bridge_path(smol):
+    """The weight-sharing twin and the bridge's own modules pick the same greedy tokens on real
+    weights, for both steering modes (their logits agree to ~1e-5)."""
+    vec = compute_vector(smol, "one_sentence", n_pairs=16)
+    prompts = [q.text for q in queries("validation", limit=8)]
+    for spec in (vec.steer(15, 1.0, relative=True), vec.steer(10, mode="project")):
+        fast = generate(smol, prompts, steer=spec, max_new_tokens=32)
+        smol.use_twin = False
+        try:
+            reference = generate(smol, prompts, steer=spec, max_new_tokens=32)
+        finally:
+            smol.use_twin = True
+        assert [g.token_ids for g in fast] == [g.token_ids for g in reference]

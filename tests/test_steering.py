@@ -127,3 +127,35 @@ def test_fast_path_equals_paper_style_reference(tiny, tiny_vector):
     fast = generate(tiny, PROMPTS, steer=spec, max_new_tokens=10, stop_at_eos=False)
     for prompt, got in zip(PROMPTS, fast):
         assert list(got.token_ids) == paper_style_generate(tiny, prompt, spec, 10)
+
+
+def test_twin_shares_weights_and_fires_resid_hooks(tiny, tiny_vector):
+    """The fast twin computes with the bridge's own weight tensors, and steering reaches it."""
+    bridge_ptrs = {p.data_ptr() for p in tiny.hf.parameters()}
+    assert {p.data_ptr() for p in tiny.twin.parameters()} == bridge_ptrs
+    spec = tiny_vector.steer(1, 4.0)
+    with steering(tiny, spec):
+        assert tiny.runner is tiny.twin  # only resid_post hooks: the fast path
+    twin = generate(tiny, PROMPTS, steer=spec, max_new_tokens=12, stop_at_eos=False)
+    tiny.use_twin = False
+    try:
+        bridge = generate(tiny, PROMPTS, steer=spec, max_new_tokens=12, stop_at_eos=False)
+    finally:
+        tiny.use_twin = True
+    assert [g.token_ids for g in twin] == [g.token_ids for g in bridge]
+    assert twin != generate(tiny, PROMPTS, max_new_tokens=12, stop_at_eos=False)
+
+
+def test_other_tl_hooks_select_the_bridge_and_fire(tiny, tiny_vector):
+    """A hook on any other TL hook point (here attention scores) must still fire during generation."""
+    calls = []
+
+    def scores(x, hook):
+        calls.append(x.shape)
+        return x
+
+    with tiny.bridge.hooks(fwd_hooks=[("blocks.0.attn.hook_attn_scores", scores)]):
+        assert tiny.runner is tiny.hf
+        generate(tiny, ["hi"], max_new_tokens=3, stop_at_eos=False)
+    assert len(calls) == 3  # prefill and two decoding steps
+    assert tiny.runner is tiny.twin  # hooks gone: back to the fast path

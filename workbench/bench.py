@@ -32,6 +32,16 @@ def _best(fn, repeats: int) -> float:
     return min(times)
 
 
+def _best_pair(a, b, repeats: int) -> tuple[float, float]:
+    """Best-of-``repeats`` times of two functions run alternately (a, b, a, b, …), so drifts in the
+    machine's speed hit both sides alike."""
+    times_a, times_b = [], []
+    for _ in range(repeats):
+        times_a.append(_best(a, 1))
+        times_b.append(_best(b, 1))
+    return min(times_a), min(times_b)
+
+
 def _hf_generate(hf, model: Model, prompts, max_new_tokens):
     seqs = [model.encode(model.chat(p)) for p in prompts]
     ids, mask = _left_pad(seqs, model.pad_token_id)
@@ -99,24 +109,34 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     spec = vec.steer(layer, 1.0, relative=True)
     qs = [q.text for q in queries("validation")]
     new = 16 if quick else 64
-    repeats = 1 if quick else 2
+    repeats = 1 if quick else 3
     raw: dict = {}
 
     # 1. steered vs unsteered, batch 1 and 16 (fixed length: no early stop)
     for bs in (1, 16):
         prompts = qs[: bs if bs > 1 else 1]
         tokens = len(prompts) * new
-        plain_t = _best(lambda: generate(model, prompts, max_new_tokens=new, batch_size=bs, stop_at_eos=False), repeats)
-        steer_t = _best(lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=bs, stop_at_eos=False), repeats)
+        plain_t, steer_t = _best_pair(
+            lambda: generate(model, prompts, max_new_tokens=new, batch_size=bs, stop_at_eos=False),
+            lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=bs, stop_at_eos=False),
+            repeats,
+        )
         raw[f"unsteered_tok_s_b{bs}"] = tokens / plain_t
         raw[f"steered_tok_s_b{bs}"] = tokens / steer_t
 
     # 2. TL steered vs plain transformers generate (no hooks), batch 8
     prompts = qs[:8]
-    hf_t = _best(lambda: _hf_generate(hf, model, prompts, new), repeats)
-    tl_t = _best(lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=8, stop_at_eos=False), repeats)
+    hf_t, tl_t = _best_pair(
+        lambda: _hf_generate(hf, model, prompts, new),
+        lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=8, stop_at_eos=False),
+        repeats,
+    )
     raw["hf_generate_tok_s_b8"] = 8 * new / hf_t
     raw["tl_steered_tok_s_b8"] = 8 * new / tl_t
+    model.use_twin = False  # the same generation through the bridge's own modules, for reference
+    bridge_t = _best(lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=8, stop_at_eos=False), repeats)
+    model.use_twin = True
+    raw["tl_steered_bridge_path_tok_s_b8"] = 8 * new / bridge_t
 
     # 3. sweep grid: batched engine vs paper-style loop (measured on a subset, extrapolated)
     from workbench.sweep import _Unit, _chunks, _specs
@@ -153,8 +173,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
                 ids, mask = _left_pad(seqs[i : i + 16], model.pad_token_id)
                 hf(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
 
-    fwd_t = _best(plain_forward, repeats)
-    ext_t = _best(lambda: record_last_token(model, ex_prompts, batch_size=16), repeats)
+    fwd_t, ext_t = _best_pair(plain_forward, lambda: record_last_token(model, ex_prompts, batch_size=16), repeats)
     raw["plain_forward_s"] = fwd_t
     raw["extraction_s"] = ext_t
 
@@ -190,6 +209,7 @@ def _print_table(r: dict) -> None:
         ("steered / unsteered throughput, batch 1", r["steer_overhead_ratio_b1"], "≥ 0.97", f"{raw['steered_tok_s_b1']:.1f} vs {raw['unsteered_tok_s_b1']:.1f} tok/s"),
         ("steered / unsteered throughput, batch 16", r["steer_overhead_ratio_b16"], "≥ 0.97", f"{raw['steered_tok_s_b16']:.1f} vs {raw['unsteered_tok_s_b16']:.1f} tok/s"),
         ("TL steered / plain HF generate, batch 8", r["tl_vs_hf_ratio"], "≥ 0.95", f"{raw['tl_steered_tok_s_b8']:.1f} vs {raw['hf_generate_tok_s_b8']:.1f} tok/s"),
+        ("  same, forced through the bridge's modules (use_twin=False)", raw["tl_steered_bridge_path_tok_s_b8"] / raw["hf_generate_tok_s_b8"], "", f"{raw['tl_steered_bridge_path_tok_s_b8']:.1f} tok/s"),
         (f"sweep speed-up vs paper-style loop ({raw['sweep_generations']} gens)", r["sweep_speedup"], "≥ 30", f"{raw['sweep_engine_s']:.1f} s vs {raw['sweep_paper_loop_s_extrapolated']:.0f} s (loop extrapolated from {raw['sweep_paper_loop_measured_generations']} gens)"),
         ("all-layer extraction / one plain forward", r["extraction_ratio"], "≤ 1.15", f"{raw['extraction_s']:.2f} s vs {raw['plain_forward_s']:.2f} s"),
     ]

@@ -109,7 +109,7 @@ def response_logprob(model: Model, queries: Sequence[str], responses: Sequence[s
         seqs = [p + a for p, a in zip(prompts, answers)]
         keep = max(len(a) for a in answers) + 1
         ids, mask = _left_pad(seqs, model.pad_token_id)
-        logits = model.hf(
+        logits = model.runner(
             input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
             position_ids=_positions(mask).to(model.device), use_cache=False, logits_to_keep=keep,
         ).logits.float()

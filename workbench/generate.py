@@ -91,16 +91,17 @@ def _generate_batch(
     cache = DynamicCache(config=model.hf.config) if use_cache else None
     state.prompt_width, state.offset = width, 0
     step_ids, step_mask = ids, mask
+    lm = model.runner  # chosen once the steering hooks are in place
     for step in range(max_new_tokens):
         state.rows = rows[alive.cpu()]
         if use_cache:
             new = step_ids if step == 0 else step_ids[:, -1:]
             state.offset = step_mask.shape[1] - new.shape[1]
             pos = _positions(step_mask)[:, -new.shape[1]:]
-            logits = model.hf(input_ids=new, attention_mask=step_mask, position_ids=pos, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+            logits = lm(input_ids=new, attention_mask=step_mask, position_ids=pos, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
         else:
             state.offset = 0
-            logits = model.hf(input_ids=step_ids, attention_mask=step_mask, position_ids=_positions(step_mask), use_cache=False, logits_to_keep=1).logits[:, -1]
+            logits = lm(input_ids=step_ids, attention_mask=step_mask, position_ids=_positions(step_mask), use_cache=False, logits_to_keep=1).logits[:, -1]
         token = _pick(logits, do_sample, temperature, generator)
         done = torch.isin(token, stops)
         for row, (t, d) in enumerate(zip(token.tolist(), done.tolist())):

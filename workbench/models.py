@@ -3,10 +3,17 @@
 Every model is a TransformerLens ``TransformerBridge`` around a Hugging Face causal LM. The bridge
 replaces the HF blocks in place, so TL hooks (``blocks.L.hook_resid_post``) fire whether we call the
 bridge or the wrapped HF model; the workbench calls the HF model directly to use its KV cache.
+
+Speed: the bridge re-implements attention and dispatches every submodule through Python, which costs
+about a fifth of each decoding step on CPU. So each model also keeps a *twin*: the plain HF module
+tree, sharing every weight tensor with the bridge, whose decoder layers fire the bridge's own
+``blocks.L.hook_resid_post`` HookPoints. ``Model.runner`` hands out the twin whenever no other TL hook
+point carries a hook, and the bridge-wrapped model otherwise, so any TL hook still works.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib.util
 import logging
 import os
@@ -68,11 +75,29 @@ class Model:
     tokenizer: object
     name: str
     stop_token_ids: list[int] = field(default_factory=list)
+    twin: torch.nn.Module | None = field(default=None, repr=False)
+    use_twin: bool = True  # False: always run through the bridge (the reference path)
 
     @property
     def hf(self) -> torch.nn.Module:
         """The wrapped Hugging Face model; calling it fires the bridge's hooks."""
         return self.bridge.original_model
+
+    @property
+    def runner(self) -> torch.nn.Module:
+        """The causal LM to call: the fast twin if only resid_post hooks are in use, else ``hf``.
+
+        Both take the same arguments and fire the same ``blocks.L.hook_resid_post`` hooks. A hook on
+        any other TL hook point, or weights processed by compatibility mode, selects the bridge.
+        """
+        if not self.use_twin or self.twin is None or getattr(self.bridge, "compatibility_mode", False):
+            return self.hf
+        if any(hp._forward_hooks or hp._forward_pre_hooks or hp._backward_hooks for hp in self.twin._other_hook_points):
+            return self.hf
+        buffer = next(self.twin.buffers(), None)
+        if buffer is not None and buffer.device != self.device:
+            self.twin.to(self.device)  # the weights are shared; only the twin's own buffers move
+        return self.twin
 
     @property
     def n_layers(self) -> int:
@@ -203,9 +228,47 @@ def _wrap(hf_model, tokenizer, name: str, bridge_name: str) -> Model:
     # strings (we tokenize templated prompts ourselves), so tell it not to bother.
     tokenizer.init_kwargs.setdefault("name_or_path", bridge_name)
     tokenizer.init_kwargs["add_bos_token"] = True
+    # The twin must be copied before the bridge rewires hf_model; the memo makes it share weights.
+    twin = copy.deepcopy(hf_model, memo={id(p): p for p in hf_model.parameters()})
     bridge = TransformerBridge.boot_transformers(bridge_name, hf_model=hf_model, tokenizer=tokenizer)
     bridge.eval()
-    return Model(bridge=bridge, tokenizer=tokenizer, name=name, stop_token_ids=_stop_ids(tokenizer, hf_model))
+    model = Model(bridge=bridge, tokenizer=tokenizer, name=name, stop_token_ids=_stop_ids(tokenizer, hf_model))
+    model.twin = _attach_twin(twin, bridge)
+    return model
+
+
+def _attach_twin(twin: torch.nn.Module, bridge) -> torch.nn.Module | None:
+    """Make the twin's decoder layers fire the bridge's resid_post HookPoints; None if it can't."""
+    layers = getattr(twin.base_model, "layers", None)
+    hook_dict = bridge.hook_dict
+    names = [HOOK_TEMPLATE.format(layer=i) for i in range(bridge.cfg.n_layers)]
+    if layers is None or len(layers) != len(names) or not all(n in hook_dict for n in names):
+        return None
+    twin_ptrs = {p.data_ptr() for p in twin.parameters()}
+    if twin_ptrs != {p.data_ptr() for p in bridge.original_model.parameters()}:
+        return None  # the bridge re-made some weights: the twin would compute something else
+    resid = [hook_dict[n] for n in names]
+    twin.eval()
+    for layer, point in zip(layers, resid):
+        layer.register_forward_hook(_fire(point))
+    resid_ids = {id(p) for p in resid}
+    others = {id(hp): hp for hp in hook_dict.values() if id(hp) not in resid_ids}
+    # A plain attribute, not a submodule: the HookPoints belong to the bridge.
+    object.__setattr__(twin, "_other_hook_points", list(others.values()))
+    return twin
+
+
+def _fire(point):
+    """A forward hook that passes a decoder layer's output through a TL HookPoint when it has hooks."""
+
+    def hook(module, args, output):
+        if not point._forward_hooks:
+            return None
+        if isinstance(output, tuple):
+            return (point(output[0]),) + output[1:]
+        return point(output)
+
+    return hook
 
 
 def _stop_ids(tokenizer, hf_model) -> list[int]:

@@ -47,8 +47,8 @@ def record_last_token(
 
     names = {HOOK_TEMPLATE.format(layer=l) for l in range(model.n_layers)}
     order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
-    body = model.hf.base_model  # the transformer without the unembedding: no logits needed
     with model.bridge.hooks(fwd_hooks=[(name, keep_last) for name in sorted(names)]):
+        body = model.runner.base_model  # the transformer without the unembedding: no logits needed
         for start in tqdm(range(0, len(order), batch_size), desc="record", disable=not progress, leave=False):
             chunk = order[start : start + batch_size]
             ids, mask = _left_pad([seqs[i] for i in chunk], model.pad_token_id)
