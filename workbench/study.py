@@ -46,13 +46,18 @@ class StudyConfig:
     follow_threshold: float = 0.6  # share following when told, to count as "followed"
     min_gap: float = 0.25  # and this much above the share following without being told
     instructions: tuple[str, ...] = ()  # empty: screen the whole catalog
+    sweep_with_instruction: bool = True  # also sweep with the instruction in the prompt (for "instruction + steering")
 
     @classmethod
     def for_model(cls, model: Model, quick: bool = False, **overrides) -> "StudyConfig":
         n = model.n_layers
+        large = _relative_cost(model) > 2.0
         if quick:
             base = dict(screen_prompts=8, n_train=32, sweep_prompts=8, test_prompts=12, max_new_tokens=48, layers=tuple(sorted({min(max(l, 0), n - 1) for l in (n // 2 - 3, n // 2, n // 2 + 3)})),
                         coefficients=(1.0,), max_instructions=1, instructions=("one_sentence",))
+        elif large:  # e.g. Qwen2.5-0.5B, ~3.5× SmolLM2's compute per token: fewer cells, same study
+            base = dict(screen_prompts=6, sweep_prompts=8, test_prompts=16, coefficients=(1.0,), sweep_with_instruction=False,
+                        layers=tuple(sorted({min(round(n * f), n - 1) for f in (0.4, 0.55, 0.7, 0.8)})))
         else:
             base = dict(layers=tuple(sorted({round(n * f) for f in (0.3, 0.4, 0.5, 0.6, 0.7)})))  # middle layers, where the paper steers
         overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -60,6 +65,12 @@ class StudyConfig:
             base["max_instructions"] = min(3, len(overrides["instructions"]))
         base.update(overrides)
         return cls(model=model.name, quick=quick, **base)
+
+
+def _relative_cost(model: Model) -> float:
+    """Compute per token relative to SmolLM2-135M (≈ 106M non-embedding weights; unembedding apart)."""
+    body = sum(p.numel() for name, p in model.hf.named_parameters() if "embed" not in name and "lm_head" not in name)
+    return body / 106e6
 
 
 def log(msg: str) -> None:
@@ -195,7 +206,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     log(f"   followed: {', '.join(names)}")
     log(f"2/7 sweep: {len(names)} instructions × layers {list(cfg.layers)} × {list(cfg.coefficients)} + projection × {cfg.sweep_prompts} validation prompts")
     sweep_cfg = SweepConfig(model=model.name, instructions=tuple(names), layers=cfg.layers, coefficients=cfg.coefficients, n_train=cfg.n_train,
-                            n_prompts=cfg.sweep_prompts, max_new_tokens=cfg.max_new_tokens, conditions=(False,) if cfg.quick else (False, True))
+                            n_prompts=cfg.sweep_prompts, max_new_tokens=cfg.max_new_tokens, conditions=(False, True) if cfg.sweep_with_instruction and not cfg.quick else (False,))
     table = run_sweep(model, sweep_cfg, out / "sweep")
     choices = select(table)
     log("3/7 held-out test prompts in four conditions")
