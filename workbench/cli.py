@@ -34,7 +34,7 @@ def _names(text: str) -> tuple[str, ...]:
 def _load(args):
     from workbench.models import load_model
 
-    return load_model(args.model)
+    return load_model(args.model, dtype=args.dtype)
 
 
 def cmd_vectors(args) -> None:
@@ -153,9 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="Steer instruction following with activation vectors (Stolfo et al., ICLR 2025).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name, func, help, out=None, model=DEFAULT_MODEL):
+    def add(name, func, help, out=None, model=DEFAULT_MODEL, dtype="float32"):
         s = sub.add_parser(name, help=help, description=help)
         s.add_argument("--model", default=model, help=f"embedded name, .gguf path, HF folder or hub id (default {model})")
+        s.add_argument("--dtype", default=dtype, choices=["auto", "float32", "bfloat16", "float16"],
+                       help=f"compute precision; auto = bfloat16 where the hardware has it, else float32 (default {dtype})")
         if out is not None:
             s.add_argument("--out", default=out, help=f"output folder (default {out})")
         s.set_defaults(func=func)
@@ -198,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--html-only", action="store_true")
     s.set_defaults(func=cmd_figures)
 
-    s = add("demo", cmd_demo, "the whole study on one model: follow check, vectors, sweep, report, figures", "results/demo", model=DEMO_MODEL)
+    s = add("demo", cmd_demo, "the whole study on one model: follow check, vectors, sweep, report, figures", "results/demo", model=DEMO_MODEL, dtype="auto")
     s.add_argument("--quick", action="store_true", help="a ~3-minute version")
     s.add_argument("--layers", type=_ints, default=None)
     s.add_argument("--instructions", type=_names, default=None, help="screen only these (default: whole catalog)")

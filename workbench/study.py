@@ -21,14 +21,13 @@ from workbench import analysis, plots
 from workbench.errors import WorkbenchError
 from workbench.evaluate import check
 from workbench.generate import generate
-from workbench.models import Model
+from workbench.models import Model, dtype_name, native_bf16
 from workbench.prompts import catalog, get_instruction, instantiate, make_pairs
 from workbench.sweep import (
     Choice, SweepConfig, _claim_dir, catalog_examples, cell_summary, four_conditions,
     run_sweep, score_rows, select, summarize, vector_for,
 )
 from workbench.io import atomic_path, read_jsonl, write_atomic, write_jsonl
-from workbench.vectors import compute_vector
 
 
 @dataclass(frozen=True)
@@ -47,16 +46,17 @@ class StudyConfig:
     min_gap: float = 0.25  # and this much above the share following without being told
     instructions: tuple[str, ...] = ()  # empty: screen the whole catalog
     sweep_with_instruction: bool = True  # also sweep with the instruction in the prompt (for "instruction + steering")
+    dtype: str = "float32"  # the model's compute precision (part of the results' identity)
 
     @classmethod
     def for_model(cls, model: Model, quick: bool = False, **overrides) -> "StudyConfig":
         n = model.n_layers
-        large = _relative_cost(model) > 2.0
+        large = _relative_cost(model) > 2.0  # Qwen2.5-0.5B in float32; in bfloat16 it takes the full grid
         if quick:
             base = dict(screen_prompts=8, n_train=32, sweep_prompts=8, test_prompts=12, max_new_tokens=48, layers=tuple(sorted({min(max(l, 0), n - 1) for l in (n // 2 - 3, n // 2, n // 2 + 3)})),
                         coefficients=(1.0,), max_instructions=1, instructions=("one_sentence",))
         elif large:  # e.g. Qwen2.5-0.5B, ~3.5× SmolLM2's compute per token: fewer cells, same study
-            base = dict(screen_prompts=6, sweep_prompts=8, test_prompts=16, coefficients=(1.0,), sweep_with_instruction=False,
+            base = dict(screen_prompts=5, sweep_prompts=8, test_prompts=14, coefficients=(1.0,), sweep_with_instruction=False,
                         layers=tuple(sorted({min(round(n * f), n - 1) for f in (0.4, 0.55, 0.7, 0.8)})))
         else:
             base = dict(layers=tuple(sorted({round(n * f) for f in (0.3, 0.4, 0.5, 0.6, 0.7)})))  # middle layers, where the paper steers
@@ -64,13 +64,15 @@ class StudyConfig:
         if overrides.get("instructions"):
             base["max_instructions"] = min(3, len(overrides["instructions"]))
         base.update(overrides)
-        return cls(model=model.name, quick=quick, **base)
+        return cls(model=model.name, quick=quick, dtype=dtype_name(model), **base)
 
 
 def _relative_cost(model: Model) -> float:
-    """Compute per token relative to SmolLM2-135M (≈ 106M non-embedding weights; unembedding apart)."""
+    """Time per token relative to SmolLM2-135M in float32 (≈ 106M non-embedding weights; unembedding
+    apart). Native bfloat16 runs about 2.2× faster on CPU (measured on Qwen2.5-0.5B)."""
     body = sum(p.numel() for name, p in model.hf.named_parameters() if "embed" not in name and "lm_head" not in name)
-    return body / 106e6
+    fast = dtype_name(model) in ("bfloat16", "float16") and native_bf16()
+    return body / 106e6 / (2.2 if fast else 1.0)
 
 
 def log(msg: str) -> None:
@@ -182,10 +184,10 @@ def composition(model: Model, cfg: StudyConfig, out: Path, a: str, b: str, cells
     return t.groupby(["coef_a", "coef_b"])[["a", "b", "both", "degenerate"]].mean().reset_index()
 
 
-def separability_all(model: Model, names: list[str], cfg: StudyConfig) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def separability_all(model: Model, names: list[str], cfg: StudyConfig, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     seps, projs, vectors = [], [], {}
     for name in names:
-        vec, w, wo = compute_vector(model, name, n_pairs=cfg.n_train, return_activations=True)
+        vec, w, wo = vector_for(model, name, out / "sweep", cfg.n_train, return_activations=True)
         vectors[name] = vec
         seps.append(analysis.separability(w, wo, name))
         mid = model.n_layers // 2
@@ -197,6 +199,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     out = Path(out)
     _claim_dir(out, asdict(cfg) | {"layers": list(cfg.layers), "coefficients": list(cfg.coefficients), "instructions": list(cfg.instructions)}, "study")
     t0 = time.time()
+    log(f"{model.name} in {cfg.dtype}; results in {out}")
     log(f"1/7 which instructions does {model.name} follow when told? ({len(cfg.instructions or catalog())} instructions × {cfg.screen_prompts} prompts)")
     follow = screen(model, cfg, out)
     write_atomic(out / "follow.csv", follow.to_csv(index=False))
@@ -233,7 +236,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     else:
         log("5/7 composition skipped: needs two followed instructions")
     log("6/7 separability (held-out AUROC per layer) and vector geometry")
-    sep, proj, vectors = separability_all(model, names, cfg)
+    sep, proj, vectors = separability_all(model, names, cfg, out)
     gain = analysis.steering_gain(cells)
     joined = analysis.gain_vs_separability(gain, sep)
     write_atomic(out / "separability.csv", sep.to_csv(index=False))
@@ -245,7 +248,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
         torch.save({n: v.mean_diff for n, v in vectors.items()}, tmp)
     earlier = json.loads((out / "result.json").read_text()).get("seconds", 0.0) if (out / "result.json").exists() else 0.0
     this_run = round(time.time() - t0, 1)
-    result = {"model": model.name, "followed": names, "seconds": round(earlier + this_run, 1), "this_run_seconds": this_run}
+    result = {"model": model.name, "dtype": cfg.dtype, "followed": names, "seconds": round(earlier + this_run, 1), "this_run_seconds": this_run}
     write_atomic(out / "result.json", json.dumps(result, indent=2))
     if figures:
         log("7/7 figures and report")
@@ -313,7 +316,7 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
         examples.append((name, by[("no_instruction", first)], by[("steer", first)]))
     parts = [
         f"# Instruction steering study: {result['model']}",
-        f"Run time: {result['seconds']:.0f} s on {os.cpu_count()} CPU cores, summed over invocations (this one: {result['this_run_seconds']:.0f} s; finished stages are resumed from disk). "
+        f"Precision: {result.get('dtype', 'float32')}. Run time: {result['seconds']:.0f} s on {os.cpu_count()} CPU cores, summed over invocations (this one: {result['this_run_seconds']:.0f} s; finished stages are resumed from disk). "
         f"Followed when told (≥ threshold): {', '.join(result['followed'])}.",
         "## Does the model follow each instruction when told? (validation prompts, loose compliance)",
         _md_table(follow),

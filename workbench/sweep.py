@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from workbench.errors import WorkbenchError
 from workbench.evaluate import Judge, bootstrap_ci, check, quality
 from workbench.generate import generate
-from workbench.io import read_jsonl, write_atomic, write_jsonl
+from workbench.io import atomic_path, read_jsonl, write_atomic, write_jsonl
 from workbench.models import Model, check_layer
 from workbench.prompts import Instruction, get_instruction, instantiate, make_pairs
 from workbench.steering import Steer
@@ -79,15 +79,26 @@ def _claim_dir(out: Path, config: dict, kind: str) -> None:
         write_atomic(path, json.dumps({"kind": kind, **config}, indent=2))
 
 
-def vector_for(model: Model, instruction: str, out: Path | None, n_train: int) -> InstructionVector:
-    """The instruction vector, cached in ``out/vectors`` so reruns reuse the same one."""
+def vector_for(model: Model, instruction: str, out: Path | None, n_train: int, return_activations: bool = False):
+    """The instruction vector, cached in ``out/vectors`` so reruns reuse the same one.
+
+    The training activations behind it ([n, n_layers, d_model] with and without the instruction) are
+    cached beside it, so separability needs no second pass over the training prompts.
+    """
     path = out / "vectors" / f"{instruction}.safetensors" if out else None
-    if path is not None and path.exists():
-        return InstructionVector.load(path, model)
-    vec = compute_vector(model, instruction, n_pairs=n_train)
+    acts_path = path.with_suffix(".activations.pt") if path is not None else None
+    if path is not None and path.exists() and (not return_activations or acts_path.exists()):
+        vec = InstructionVector.load(path, model)
+        if not return_activations:
+            return vec
+        acts = torch.load(acts_path, weights_only=True)
+        return vec, acts["with"], acts["without"]
+    vec, with_acts, without_acts = compute_vector(model, instruction, n_pairs=n_train, return_activations=True)
     if path is not None:
         vec.save(path)
-    return vec
+        with atomic_path(acts_path) as tmp:
+            torch.save({"with": with_acts, "without": without_acts}, tmp)
+    return (vec, with_acts, without_acts) if return_activations else vec
 
 
 def score_rows(model: Model, rows: list[dict], judge: Judge | None = None) -> list[dict]:
