@@ -84,6 +84,8 @@ def test_demo_end_to_end_and_figures(tmp_path, capsys):
         (["figures", "--results", "/nonexistent/results"], "no study results"),
         (["evaluate", *TINY, "--data", "/nonexistent.jsonl"], "no such file"),
         (["steer", "hi", *TINY, "--vector", "/nonexistent.safetensors@1"], "no vector file"),
+        pytest.param(["vectors", "json", *TINY, "--device", "cuda"], "no CUDA GPU",
+                     marks=pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="a GPU is present")),
     ],
 )
 def test_bad_arguments_give_one_line_and_exit_2(argv, message, capsys, tmp_path):

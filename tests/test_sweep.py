@@ -90,3 +90,16 @@ def test_four_conditions_and_summary(tiny):
     assert (summary["n"] == 3).all() and (summary["ci_low"] <= summary["compliance"]).all()
     assert summary.set_index("condition").loc["steer", "layer"] == 2
     assert json.dumps(rows)  # rows are plain JSON
+
+
+def test_vector_cache_keeps_the_training_activations(tmp_path, tiny):
+    """Separability reuses the activations saved beside the vector: same tensors, no second pass."""
+    import torch
+
+    from workbench.sweep import vector_for
+
+    vec, w, wo = vector_for(tiny, "one_sentence", tmp_path, 6, return_activations=True)
+    assert (tmp_path / "vectors" / "one_sentence.activations.pt").exists()
+    again, w2, wo2 = vector_for(tiny, "one_sentence", tmp_path, 6, return_activations=True)
+    assert torch.equal(w, w2) and torch.equal(wo, wo2) and torch.equal(vec.mean_diff, again.mean_diff)
+    assert torch.allclose(vec.mean_diff, w.mean(0) - wo.mean(0), atol=1e-6)

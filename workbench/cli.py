@@ -34,7 +34,7 @@ def _names(text: str) -> tuple[str, ...]:
 def _load(args):
     from workbench.models import load_model
 
-    return load_model(args.model, dtype=args.dtype)
+    return load_model(args.model, device=args.device, dtype=args.dtype)
 
 
 def cmd_vectors(args) -> None:
@@ -158,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--model", default=model, help=f"embedded name, .gguf path, HF folder or hub id (default {model})")
         s.add_argument("--dtype", default=dtype, choices=["auto", "float32", "bfloat16", "float16"],
                        help=f"compute precision; auto = bfloat16 where the hardware has it, else float32 (default {dtype})")
+        s.add_argument("--device", default=None, help="torch device, e.g. cuda or cuda:1 (default: cpu)")
         if out is not None:
             s.add_argument("--out", default=out, help=f"output folder (default {out})")
         s.set_defaults(func=func)

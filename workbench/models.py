@@ -370,8 +370,13 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: str 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype = resolve_dtype(dtype)
+    if device and str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise WorkbenchError(f"device {device!r} asked for, but torch sees no CUDA GPU here: drop --device (CPU) or install a CUDA build of torch")
     if name == TINY_MODEL:
-        return tiny_model(dtype=dtype)
+        model = tiny_model(dtype=dtype)
+        if device:
+            model.bridge.to(device)
+        return model
     _quiet_transformers()
     kwargs = dict(attn_implementation="eager", dtype=dtype)
     path = Path(name).expanduser()

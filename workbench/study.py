@@ -51,7 +51,8 @@ class StudyConfig:
     @classmethod
     def for_model(cls, model: Model, quick: bool = False, **overrides) -> "StudyConfig":
         n = model.n_layers
-        large = _relative_cost(model) > 2.0  # Qwen2.5-0.5B in float32; in bfloat16 it takes the full grid
+        cost = _relative_cost(model)  # SmolLM2 float32 = 1 (805 s for the full study); Qwen bfloat16 ≈ 1.5; Qwen float32 ≈ 3.4
+        large = cost > 2.0
         if quick:
             base = dict(screen_prompts=8, n_train=32, sweep_prompts=8, test_prompts=12, max_new_tokens=48, layers=tuple(sorted({min(max(l, 0), n - 1) for l in (n // 2 - 3, n // 2, n // 2 + 3)})),
                         coefficients=(1.0,), max_instructions=1, instructions=("one_sentence",))
@@ -60,6 +61,8 @@ class StudyConfig:
                         layers=tuple(sorted({min(round(n * f), n - 1) for f in (0.4, 0.55, 0.7, 0.8)})))
         else:
             base = dict(layers=tuple(sorted({round(n * f) for f in (0.3, 0.4, 0.5, 0.6, 0.7)})))  # middle layers, where the paper steers
+            if cost > 1.2:  # "instruction + steering" then reuses the setting chosen without the instruction
+                base["sweep_with_instruction"] = False
         overrides = {k: v for k, v in overrides.items() if v is not None}
         if overrides.get("instructions"):
             base["max_instructions"] = min(3, len(overrides["instructions"]))
@@ -248,7 +251,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
         torch.save({n: v.mean_diff for n, v in vectors.items()}, tmp)
     earlier = json.loads((out / "result.json").read_text()).get("seconds", 0.0) if (out / "result.json").exists() else 0.0
     this_run = round(time.time() - t0, 1)
-    result = {"model": model.name, "dtype": cfg.dtype, "followed": names, "seconds": round(earlier + this_run, 1), "this_run_seconds": this_run}
+    result = {"model": model.name, "dtype": cfg.dtype, "sweep_with_instruction": cfg.sweep_with_instruction and not cfg.quick, "followed": names, "seconds": round(earlier + this_run, 1), "this_run_seconds": this_run}
     write_atomic(out / "result.json", json.dumps(result, indent=2))
     if figures:
         log("7/7 figures and report")
@@ -322,7 +325,9 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
         _md_table(follow),
         "## Held-out test prompts: four conditions (loose compliance, 95% bootstrap CI)",
         "Layer −1 means no steering was selected (ties go to no steering). Coefficients are × the layer's mean-difference norm; "
-        "`project` sets the projection to the mean with-instruction value z̄.",
+        "`project` sets the projection to the mean with-instruction value z̄."
+        + ("" if result.get("sweep_with_instruction", True) else
+           " The sweep ran without the instruction only; \"instruction + steering\" reuses that setting."),
         _md_table(table),
         f"Word exclusion uses the include-word vector at layer {ex_choice.layer} with coefficient {ex_choice.coefficient:g}×.",
         "![four conditions](figures/four_conditions.png)",
