@@ -159,3 +159,18 @@ def test_other_tl_hooks_select_the_bridge_and_fire(tiny, tiny_vector):
         generate(tiny, ["hi"], max_new_tokens=3, stop_at_eos=False)
     assert len(calls) == 3  # prefill and two decoding steps
     assert tiny.runner is tiny.twin  # hooks gone: back to the fast path
+
+
+def test_bridge_path_equals_paper_style_reference(tiny, tiny_vector):
+    """Through the bridge's own modules (as when another TL hook is set), generation still equals the
+    reference loop, whether or not this transformers version lets the bridge use a KV cache."""
+    from workbench.bench import paper_style_generate
+
+    spec = tiny_vector.steer(2, 3.0)
+    tiny.use_twin = False
+    try:
+        got = generate(tiny, PROMPTS, steer=spec, max_new_tokens=8, stop_at_eos=False)
+    finally:
+        tiny.use_twin = True
+    for prompt, g in zip(PROMPTS, got):
+        assert list(g.token_ids) == paper_style_generate(tiny, prompt, spec, 8)

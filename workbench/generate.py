@@ -7,7 +7,10 @@ batch, and only the last position's logits are computed.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
+import warnings
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -57,6 +60,20 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
+@functools.cache
+def _warn_no_cache() -> None:
+    warnings.warn(
+        "TransformerLens's bridge ignores the KV cache with this transformers version: generation through the "
+        "bridge's own modules (a TL hook other than resid_post, or use_twin=False) recomputes without a cache "
+        "(correct, slower)", stacklevel=3)
+
+
+def _cache_argument(lm: torch.nn.Module) -> str:
+    """The KV-cache keyword of this model's forward: ``cache`` from transformers 5.24, before that
+    ``past_key_values`` (which 5.24 still takes, with a deprecation warning)."""
+    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
+
+
 def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, generator) -> torch.Tensor:
     if not do_sample:
         return logits.argmax(-1)
@@ -88,17 +105,21 @@ def _generate_batch(
     out: list[list[int]] = [[] for _ in range(n)]
     stopped = [False] * n
     alive = torch.arange(n, device=device)  # batch row -> local index
-    cache = DynamicCache(config=model.hf.config) if use_cache else None
     state.prompt_width, state.offset = width, 0
     step_ids, step_mask = ids, mask
     lm = model.runner  # chosen once the steering hooks are in place
+    cache_arg = _cache_argument(lm)
+    if use_cache and lm is not model.twin and not model.bridge_cache_ok:
+        _warn_no_cache()
+        use_cache = False
+    cache = DynamicCache(config=model.hf.config) if use_cache else None
     for step in range(max_new_tokens):
         state.rows = rows[alive.cpu()]
         if use_cache:
             new = step_ids if step == 0 else step_ids[:, -1:]
             state.offset = step_mask.shape[1] - new.shape[1]
             pos = _positions(step_mask)[:, -new.shape[1]:]
-            logits = lm(input_ids=new, attention_mask=step_mask, position_ids=pos, past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+            logits = lm(input_ids=new, attention_mask=step_mask, position_ids=pos, use_cache=True, logits_to_keep=1, **{cache_arg: cache}).logits[:, -1]
         else:
             state.offset = 0
             logits = lm(input_ids=step_ids, attention_mask=step_mask, position_ids=_positions(step_mask), use_cache=False, logits_to_keep=1).logits[:, -1]

