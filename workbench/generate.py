@@ -1,8 +1,9 @@
 """Generation: batched, left-padded, KV-cached, greedy by default, with steering hooks firing.
 
-We drive the wrapped Hugging Face model's forward ourselves (the TL hooks are inside it): the
-prompt is prefilled once, each new token costs one single-column step, finished rows leave the
-batch, and only the last position's logits are computed.
+We drive a Hugging Face forward ourselves: ``model.runner``, the weight-sharing twin that fires the
+bridge's resid_post hooks (or the bridge-wrapped model when other TL hooks are set). The prompt is
+prefilled once, each new token costs one single-column step, finished rows leave the batch, and only
+the last position's logits are computed.
 """
 
 from __future__ import annotations
