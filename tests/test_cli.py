@@ -46,12 +46,15 @@ def test_sweep_analyze_evaluate(tmp_path, capsys):
         for i in range(2)
     ] + [{"key": 9, "prompt": "Write a letter. End it with P.S.", "instruction_id_list": ["detectable_content:postscript"], "kwargs": [{"postscript_marker": "P.S."}]}]
     data.write_text("\n".join(json.dumps(r) for r in rows))
-    code, out, _ = run(["evaluate", *TINY, "--data", str(data), "--sweep", str(tmp_path / "s"), "--max-new-tokens", "4", "--n-train", "4", "--out", str(tmp_path / "e")], capsys)
+    code, out, err = run(["evaluate", *TINY, "--data", str(data), "--layers", "1", "--sweep-prompts", "2", "--max-new-tokens", "4", "--n-train", "4", "--out", str(tmp_path / "e")], capsys)
+    assert code == 0, err
     summary = json.loads((tmp_path / "e" / "summary.json").read_text())
-    assert code == 0
-    assert set(summary["instructions"]["one_sentence"]) == {"no_instruction", "steer", "instruction", "instruction_steer"}
-    assert summary["instructions"]["one_sentence"]["steer"]["n"] == 2
-    assert "detectable_content:postscript" in summary["skipped"]
+    scores = {(r["scope"], r["condition"], r["level"], r["metric"]): r["n"] for r in summary["scores"]}
+    for cond in ("no_instruction", "steer", "instruction", "instruction_steer"):
+        assert scores[("all", cond, "prompt", "loose")] == 2
+        assert scores[("length_constraints:number_sentences", cond, "instruction", "strict")] == 2
+    assert list(summary["skipped"]) == ["9"] and "prompt_without_instruction" in summary["skipped"]["9"]
+    assert "instruction_steer" in out and "number_sentences" in out  # the report is printed
 
 
 def test_demo_refuses_a_model_that_follows_nothing(tmp_path, capsys):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from workbench.evaluate import bootstrap_ci, is_degenerate, repetition
-from workbench.prompts import catalog
+from workbench.instructions import catalog
 
 # Hand-made responses per catalog instruction: (response, strict, loose) as IFEval scores them.
 # The loose column differs from strict where lm-eval's loose variants (first/last line removed,
@@ -39,8 +39,9 @@ socket.socket.connect = refuse
 socket.create_connection = refuse
 import nltk
 nltk.download = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("nltk.download was called"))
-from workbench.evaluate import check, ifeval_registry
-from workbench.prompts import catalog, instantiate
+from workbench.checkers import check, ifeval_registry
+from workbench.instructions import catalog
+from workbench.prompts import instantiate
 ifeval_registry()  # provisions punkt_tab; lm-eval's ifeval module must not be imported before it
 from lm_eval.tasks.ifeval import utils
 cases = json.loads(sys.argv[1])

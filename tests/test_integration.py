@@ -4,9 +4,10 @@ import pytest
 import torch
 
 from workbench import generate
-from workbench.evaluate import check
+from workbench.checkers import check
 from workbench.models import _dequantized_folder, tiny_model
-from workbench.prompts import get_instruction, queries
+from workbench.instructions import get_instruction
+from workbench.prompts import queries
 from workbench.vectors import InstructionVector, compute_vector
 
 pytestmark = pytest.mark.slow

@@ -6,7 +6,8 @@ import pytest
 
 from workbench import WorkbenchError, catalog
 from workbench.models import tiny_model
-from workbench.prompts import SPLITS, by_ifeval_id, get_instruction, load_ifeval_jsonl, make_pairs, queries
+from workbench.instructions import get_instruction
+from workbench.prompts import SPLITS, load_ifeval_jsonl, make_pairs, queries
 
 FAMILIES = {"format", "length", "keyword", "language"}
 
@@ -20,7 +21,7 @@ def test_catalog_covers_the_papers_families():
 
 
 def test_catalog_ids_are_real_ifeval_checkers():
-    from workbench.evaluate import ifeval_registry
+    from workbench.checkers import ifeval_registry
 
     registry = ifeval_registry()
     for inst in catalog().values():
@@ -57,7 +58,7 @@ def test_pairs_use_the_models_chat_template():
 
 
 def test_parameterised_instruction():
-    inst = get_instruction("include_word").with_params(word="ocean")
+    inst = get_instruction("include_word").with_params(keyword="ocean")
     assert inst.kwargs == {"keywords": ["ocean"]} and "ocean" in inst.phrasing(0)
     with pytest.raises(WorkbenchError, match="parameters"):
         inst.with_params(colour="red")
@@ -68,12 +69,6 @@ def test_unknown_instruction_and_split():
         get_instruction("shout")
     with pytest.raises(WorkbenchError, match="unknown split"):
         queries("dev")
-
-
-def test_by_ifeval_id():
-    assert by_ifeval_id("language:response_language", {"language": "fr"}).id == "french"
-    assert by_ifeval_id("language:response_language", {"language": "es"}).id == "spanish"
-    assert by_ifeval_id("detectable_content:postscript") is None
 
 
 def test_ifeval_jsonl_loader(tmp_path):

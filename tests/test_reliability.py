@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench import WorkbenchError, generate
-from workbench.prompts import catalog, make_pairs
+from workbench.instructions import catalog
+from workbench.prompts import make_pairs
 from workbench.steering import position_mask
 from workbench.vectors import InstructionVector, compute_vector
 

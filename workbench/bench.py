@@ -139,12 +139,12 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
 
     # 3. sweep grid: batched engine vs paper-style loop (measured on a subset, extrapolated)
     from workbench.sweep import _Unit, _chunks, _specs
-    from workbench.prompts import get_instruction
+    from workbench.instructions import as_group
 
     n_layers_grid, coefs, n_prompts = (2, (1.0, 2.0), 4) if quick else (6, (0.5, 1.0, 2.0, 4.0), 16)
     layers = [min(model.n_layers - 1, layer - n_layers_grid // 2 + i) for i in range(n_layers_grid)]
     pairs = make_pairs("one_sentence", "validation", limit=n_prompts)
-    units = [_Unit(get_instruction("one_sentence"), False, l, vec, pairs, [("add", c) for c in coefs]) for l in layers]
+    units = [_Unit(as_group("one_sentence"), False, l, vec, pairs, [("add", c) for c in coefs]) for l in layers]
     n_gen = sum(len(u.rows()) for u in units)
 
     def engine():

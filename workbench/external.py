@@ -1,18 +1,43 @@
-"""Evaluate steering on an external IFEval-format JSONL (e.g. the paper's format test set)."""
+"""Evaluate steering on an IFEval-format JSONL file, every record of it, as the paper reports it.
+
+1. **Plan** (no model needed, so bad input fails before loading): every record's ids must be known
+   to lm-eval's IFEval registry; each instruction joins a vector group (``instructions.group_name``).
+2. **Vectors and selection.** ``pairs="queries"`` (default): each group's vector comes from the
+   project's training queries with the group's instructions appended (the file's own kwargs, per-query
+   ones refilled per query), the layer and setting from the project's validation queries, and every
+   record of the file is a test item. ``pairs="file"``: the file's own with/without pairs, split by a
+   seeded hash of the base query into train (vectors) / validation (selection) / test (the report).
+3. **Selection** (default ``search="reuse"``): one sweep without the instruction in the prompt, reused
+   for "instruction + steering" as the paper does; layers every ~10 % of depth × {1×, projection z̄}.
+   ``search="exhaustive"`` sweeps both prompt conditions × {0.5×, 1×, 2×, projection}.
+4. **Report**: four conditions per record (a record with several instructions composes their vectors,
+   each at its own selected layer), each record with its instructions' largest token budget; IFEval's
+   prompt- and instruction-level accuracy, strict and loose, overall and per id, with bootstrap CIs.
+"""
 
 from __future__ import annotations
 
 import json
 from collections import defaultdict
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import pandas as pd
 
-from workbench.models import Model
-from workbench.prompts import by_ifeval_id, load_ifeval_jsonl
-from workbench.study import log
+from workbench.checkers import unknown_ids
+from workbench.errors import WorkbenchError
+from workbench.evaluate import bootstrap_ci
+from workbench.instructions import Group, generic, group_name
 from workbench.io import write_atomic, write_jsonl
-from workbench.sweep import Example, SweepConfig, four_conditions, load_table, run_sweep, select, summarize, vector_for
+from workbench.models import Model
+from workbench.prompts import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, record_instructions, split_of
+from workbench.study import log
+from workbench.sweep import CONDITIONS, Choice, Example, SweepConfig, four_conditions, load_table, run_sweep, select, vector_for
+
+SEARCHES = ("reuse", "exhaustive")
+PAIR_SOURCES = ("queries", "file")
+MIN_FILE_PAIRS = 4  # a group with fewer training pairs in the file takes the project's queries
 
 
 def default_layers(model: Model) -> tuple[int, ...]:
@@ -20,53 +45,183 @@ def default_layers(model: Model) -> tuple[int, ...]:
     return tuple(range(max(1, n // 5), n - 1, max(1, n // 10)))
 
 
-def evaluate_file(model: Model, data: str | Path, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int = 64, n_train: int = 64, sweep_prompts: int = 12) -> dict:
-    """Vectors from the catalog's training pairs, layer/coefficient from a validation sweep
-    (or ``sweep_dir``), then the four conditions on the file's prompts; writes ``summary.json``."""
-    out = Path(out)
+@dataclass
+class Plan:
+    """What an evaluation of one file will do; made without the model."""
+
+    data: str
+    examples: list[IFEvalExample]
+    items: list[tuple[Example, tuple[str, ...]]]  # test items with their groups (one per instruction)
+    groups: dict[str, Group]
+    skipped: dict[str, str] = field(default_factory=dict)
+    pairs: str = "queries"
+    train: dict = field(default_factory=dict)  # group -> the file's training pairs (pairs="file")
+    validation: dict = field(default_factory=dict)
+
+
+def plan_file(
+    data: str | Path, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
+    skip_unknown: bool = False, seed: int = 0,
+) -> Plan:
+    """Read and check the file; group its instructions. Unknown ids are an error unless skipped."""
+    if pairs not in PAIR_SOURCES:
+        raise WorkbenchError(f"unknown pair source {pairs!r}: use one of {', '.join(PAIR_SOURCES)}")
     examples = load_ifeval_jsonl(data)
-    groups: dict[str, list[Example]] = defaultdict(list)
+    bad = unknown_ids([i for ex in examples for i in ex.instruction_id_list])
+    if bad and not skip_unknown:
+        raise WorkbenchError(f"{data} uses ids lm-eval's IFEval does not know: {', '.join(bad)} (pass --skip-unknown to leave those records out)")
     skipped: dict[str, str] = {}
+    members: dict[str, dict] = defaultdict(dict)
+    items = []
     for ex in examples:
-        label = ",".join(ex.instruction_id_list)
-        if len(ex.instruction_id_list) != 1:
-            skipped[label] = "several instructions in one prompt (compose vectors by hand)"
-            continue
-        inst = by_ifeval_id(ex.instruction_id_list[0], ex.kwargs[0])
-        if inst is None:
-            skipped[label] = "no catalog instruction builds a vector for this id"
+        if set(ex.instruction_id_list) & set(bad):
+            skipped[ex.key] = f"unknown id {', '.join(i for i in ex.instruction_id_list if i in bad)}"
             continue
         if not ex.prompt_without_instruction:
-            skipped[label] = "the record has no prompt_without_instruction"
+            skipped[ex.key] = "no prompt_without_instruction: the conditions without the instruction need it"
             continue
-        groups[inst.id].append(Example(ex.key, ex.prompt_without_instruction, ex.prompt, ex.instruction_id_list, ex.kwargs))
+        if pairs == "file" and split_of(ex.prompt_without_instruction, seed) != "test":
+            continue  # a training or validation record
+        insts = record_instructions(ex)
+        names = tuple(group_name(i.ifeval_id, i.kwargs, group_by) for i in insts)
+        for name, inst in zip(names, insts):
+            g = generic(inst)
+            members[name][g.id] = g
+        items.append((Example(ex.key, ex.prompt_without_instruction, ex.prompt, insts), names))
+    groups = {name: Group(name, tuple(ms[k] for k in sorted(ms))) for name, ms in sorted(members.items())}
+    plan = Plan(str(data), examples, items, groups, skipped, pairs)
+    if pairs == "file":
+        own = file_pairs(examples, group_by, seed)
+        for name in groups:
+            splits = own.get(name, {})
+            if len(splits.get("train", [])) >= MIN_FILE_PAIRS and splits.get("validation"):
+                plan.train[name], plan.validation[name] = splits["train"], splits["validation"]
+    return plan
+
+
+def _setting(choice: Choice | None) -> dict:
+    if choice is None or not choice.steers:
+        return {"layer": None, "mode": "none", "coefficient": None}
+    return {"layer": choice.layer, "mode": choice.mode, "coefficient": choice.coefficient, "validation": choice.score, "validation_baseline": choice.baseline}
+
+
+def evaluate_file(
+    model: Model, data: str | Path, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
+    n_train: int = 64, sweep_prompts: int = 12, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
+    search: str = "reuse", layers: Sequence[int] | None = None, skip_unknown: bool = False, seed: int = 0, plan: Plan | None = None,
+) -> dict:
+    """Vectors, layer/setting selection on validation prompts (or ``sweep_dir``), then the four
+    conditions on every test record; writes ``rows.jsonl``, ``scores.csv``, ``summary.json``, ``report.md``.
+    ``max_new_tokens=None`` gives each record its instructions' budget."""
+    if search not in SEARCHES:
+        raise WorkbenchError(f"unknown search {search!r}: use one of {', '.join(SEARCHES)}")
+    plan = plan or plan_file(data, group_by, pairs, skip_unknown, seed)
+    out = Path(out)
+    given_sweep = sweep_dir is not None
     sweep_dir = Path(sweep_dir) if sweep_dir else out / "sweep"
-    choices = {}
-    if groups:
-        if (sweep_dir / "units").exists() and sweep_dir != out / "sweep":
-            table = load_table(sweep_dir)
-        else:
-            log(f"selecting layer and coefficient on validation prompts for {', '.join(groups)}")
-            config = SweepConfig(model=model.name, instructions=tuple(sorted(groups)), layers=default_layers(model), n_train=n_train, n_prompts=sweep_prompts, max_new_tokens=max_new_tokens)
-            table = run_sweep(model, config, sweep_dir)
-        choices = select(table)
-    rows = []
-    for name, exs in groups.items():
-        if (name, False) not in choices:
-            skipped[name] = f"the sweep in {sweep_dir} does not cover it"
+    groups = list(plan.groups.values())
+    if given_sweep:
+        table = load_table(sweep_dir)
+    else:
+        exhaustive = search == "exhaustive"
+        config = SweepConfig(
+            model=model.name, instructions=tuple(groups), layers=tuple(layers or default_layers(model)),
+            coefficients=(0.5, 1.0, 2.0) if exhaustive else (1.0,), n_train=n_train, n_prompts=sweep_prompts,
+            max_new_tokens=max_new_tokens, conditions=(False, True) if exhaustive else (False,), seed=seed,
+            data="" if not plan.train else data_hash([p.with_instruction for ps in plan.train.values() for p in ps]),
+        )
+        log(f"selecting layer and setting on validation prompts for {len(groups)} groups ({search} search)")
+        table = run_sweep(model, config, sweep_dir, pairs=plan.validation, train_pairs=plan.train)
+    choices = select(table)
+    vectors, missing = {}, set()
+    for g in groups:
+        if (g.name, False) not in choices:
+            missing.add(g.name)
             continue
-        vec = vector_for(model, name, sweep_dir, n_train)
-        cw = choices[(name, False)]
-        cwi = choices.get((name, True), cw)
-        log(f"{name}: {len(exs)} prompts × 4 conditions")
-        rows += four_conditions(model, exs, cw.spec(vec), cwi.spec(vec), name, (cw, cwi), max_new_tokens)
-    summary = summarize(pd.DataFrame(rows)) if rows else pd.DataFrame()
-    result = {"model": model.name, "data": str(data), "n_examples": len(examples), "skipped": skipped, "instructions": {}}
-    for name, g in (summary.groupby("instruction") if len(summary) else []):
-        result["instructions"][name] = {
-            r["condition"]: {k: r[k] for k in ("loose", "strict", "n", "layer", "mode", "coefficient", "logprob", "degenerate", "ci_low", "ci_high")}
-            for r in g.to_dict("records")
-        }
+        vectors[g.name] = vector_for(model, g, sweep_dir, n_train, pairs=(plan.train.get(g.name) or [])[:n_train] or None)
+    buckets: dict[tuple, list[Example]] = defaultdict(list)
+    skipped = dict(plan.skipped)
+    for example, names in plan.items:
+        if set(names) & missing:
+            skipped[example.key] = f"the sweep in {sweep_dir} does not cover {', '.join(sorted(set(names) & missing))}"
+            continue
+        tokens = max_new_tokens or max(i.budget for i in example.instructions)
+        buckets[(tuple(dict.fromkeys(names)), tokens)].append(example)
+    rows = []
+    for (names, tokens), examples in buckets.items():
+        without = [s for n in names for s in choices[(n, False)].spec(vectors[n])]
+        with_ = [s for n in names for s in choices.get((n, True), choices[(n, False)]).spec(vectors[n])]
+        label = " + ".join(names)
+        log(f"{label}: {len(examples)} records × 4 conditions, {tokens} new tokens")
+        for r in four_conditions(model, examples, without, with_, label, max_new_tokens=tokens):
+            r["groups"] = list(names)
+            rows.append(r)
+    scores = ifeval_scores(rows)
+    result = {
+        "model": model.name, "data": str(plan.data), "pairs": plan.pairs, "search": search, "n_examples": len(plan.examples),
+        "n_evaluated": len({r["prompt_id"] for r in rows}), "skipped": skipped,
+        "groups": {
+            g.name: {
+                "members": [m.id for m in g.members],
+                "vector_pairs": "file" if g.name in plan.train else "queries",
+                "without_instruction": _setting(choices.get((g.name, False))),
+                "with_instruction": _setting(choices.get((g.name, True), choices.get((g.name, False)))),
+            } for g in groups
+        },
+        "scores": scores.to_dict("records"),
+    }
     write_jsonl(out / "rows.jsonl", rows)
+    write_atomic(out / "scores.csv", scores.to_csv(index=False))
     write_atomic(out / "summary.json", json.dumps(result, indent=2, default=float))
+    write_atomic(out / "report.md", report_markdown(result, scores, pd.DataFrame(rows)))
     return result
+
+
+def ifeval_scores(rows: Sequence[dict]) -> pd.DataFrame:
+    """IFEval's four accuracies per condition: prompt level over records, instruction level over
+    (record, instruction); overall and per instruction id. Tidy: one row per value, with 95 % CI."""
+    out = []
+    by_cond: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_cond[r["condition"]].append(r)
+    for cond in [c for c in CONDITIONS if c in by_cond]:
+        group = by_cond[cond]
+        each = [(iid, s, l) for r in group for iid, s, l in zip(r["instruction_ids"], r["strict_each"], r["loose_each"])]
+        series = {("all", "prompt"): [(r["strict"], r["loose"]) for r in group], ("all", "instruction"): [(s, l) for _, s, l in each]}
+        for iid in sorted({i for i, _, _ in each}):
+            series[(iid, "instruction")] = [(s, l) for i, s, l in each if i == iid]
+        for (scope, level), values in series.items():
+            for k, metric in enumerate(("strict", "loose")):
+                mean, lo, hi = bootstrap_ci([float(v[k]) for v in values])
+                out.append({"scope": scope, "condition": cond, "level": level, "metric": metric, "accuracy": mean, "ci_low": lo, "ci_high": hi, "n": len(values)})
+    return pd.DataFrame(out, columns=["scope", "condition", "level", "metric", "accuracy", "ci_low", "ci_high", "n"])
+
+
+def _cell(frame: pd.DataFrame) -> str:
+    if frame.empty:
+        return "–"
+    r = frame.iloc[0]
+    return f"{r['accuracy']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
+
+
+def report_markdown(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> str:
+    """The paper's table: loose accuracy per condition, overall then per id, and the chosen settings."""
+    conds = [c for c in CONDITIONS if c in set(scores["condition"])] if len(scores) else []
+    head = "| | " + " | ".join(conds) + " | n |\n|---|" + "---|" * (len(conds) + 1)
+    lines = [f"# IFEval with steering: {result['model']}", f"Data: `{result['data']}`; {result['n_evaluated']} of {result['n_examples']} records evaluated "
+             f"(vectors from {result['pairs']}, {result['search']} search). Loose accuracy, 95 % bootstrap CI.", head]
+    for scope, level in [("all", "prompt"), ("all", "instruction")] + [(s, "instruction") for s in sorted(set(scores.get("scope", [])) - {"all"})]:
+        sel = scores[(scores["scope"] == scope) & (scores["level"] == level) & (scores["metric"] == "loose")] if len(scores) else scores
+        if sel.empty:
+            continue
+        name = f"**{level}-level, all**" if scope == "all" else scope
+        lines.append(f"| {name} | " + " | ".join(_cell(sel[sel["condition"] == c]) for c in conds) + f" | {int(sel['n'].iloc[0])} |")
+    lines += ["", "Strict accuracy and every value: `scores.csv`.", "", "| group | layer | mode | coefficient | steered quality (log-prob, degenerate) |", "|---|---|---|---|---|"]
+    for name, g in result["groups"].items():
+        s = g["without_instruction"]
+        q = rows[(rows["condition"] == "steer") & rows["groups"].apply(lambda gs: name in gs)] if len(rows) else rows
+        quality = f"{q['logprob'].mean():.2f}, {q['degenerate'].mean():.2f}" if len(q) else "–"
+        lines.append(f"| {name} | {s['layer'] if s['layer'] is not None else 'none selected'} | {s['mode']} | {s['coefficient'] if s['coefficient'] is not None else '–'} | {quality} |")
+    if result["skipped"]:
+        lines += ["", f"Skipped records: {len(result['skipped'])} (see summary.json)."]
+    return "\n".join(lines) + "\n"

@@ -1,44 +1,27 @@
-"""Prompts: the instruction catalog, the base queries, seeded splits and with/without pairs."""
+"""Prompts: the base queries, seeded splits, with/without pairs, and IFEval-format files.
+
+Pairs come from two places: the project's neutral queries with an instruction appended (any
+instruction or group, see ``workbench.instructions``), or an IFEval-format file whose records carry
+``prompt_without_instruction``. Both split by a seeded hash of the base query, so a query is in one
+split only and adding records never moves the old ones.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from workbench.errors import WorkbenchError
+from workbench.instructions import Group, Instruction, as_group, group_name
 
 SPLITS = ("train", "validation", "test")
 SPLIT_SHARES = {"train": 0.5, "validation": 0.25, "test": 0.25}
-
-
-@dataclass(frozen=True)
-class Instruction:
-    """One instruction family member: how to say it and how IFEval checks it."""
-
-    id: str
-    family: str
-    ifeval_id: str
-    kwargs: dict
-    phrasings: tuple[str, ...]
-    params: dict = field(default_factory=dict)
-
-    def phrasing(self, index: int = 0) -> str:
-        return self.phrasings[index % len(self.phrasings)]
-
-    def with_params(self, **params) -> "Instruction":
-        """The same instruction for another parameter, e.g. ``include_word.with_params(word="ocean")``."""
-        unknown = set(params) - set(self.params)
-        if unknown:
-            raise WorkbenchError(f"instruction {self.id} takes parameters {sorted(self.params)}, not {sorted(unknown)}")
-        return _build({**self._raw, "params": {**self.params, **params}})
-
-    @property
-    def _raw(self) -> dict:
-        return _raw_catalog()[self.id]
 
 
 @dataclass(frozen=True)
@@ -47,65 +30,10 @@ class Pair:
 
     query_id: str
     query: str
-    instruction: Instruction | None
+    instruction: Instruction
     phrasing: str
     with_instruction: str  # user message text
     without_instruction: str
-
-
-def _fill(value, params: dict):
-    if isinstance(value, str) and any(v is None for v in params.values()):
-        return value  # a per-query parameter, filled by ``instantiate``
-    if isinstance(value, str):
-        return value.format(**params)
-    if isinstance(value, list):
-        return [_fill(v, params) for v in value]
-    if isinstance(value, dict):
-        return {k: _fill(v, params) for k, v in value.items()}
-    return value
-
-
-def _build(raw: dict) -> Instruction:
-    params = raw.get("params", {})
-    return Instruction(
-        id=raw["id"],
-        family=raw["family"],
-        ifeval_id=raw["ifeval_id"],
-        kwargs=_fill(raw["kwargs"], params),
-        phrasings=tuple(_fill(raw["phrasings"], params)),
-        params=params,
-    )
-
-
-@lru_cache
-def _raw_catalog() -> dict[str, dict]:
-    text = resources.files("workbench.data").joinpath("instructions.json").read_text()
-    return {raw["id"]: raw for raw in json.loads(text)}
-
-
-def catalog() -> dict[str, Instruction]:
-    """Every instruction the workbench can build vectors for, by id."""
-    return {key: _build(raw) for key, raw in _raw_catalog().items()}
-
-
-def get_instruction(instruction: str | Instruction) -> Instruction:
-    if isinstance(instruction, Instruction):
-        return instruction
-    known = catalog()
-    if instruction not in known:
-        raise WorkbenchError(f"unknown instruction {instruction!r}: choose one of {', '.join(known)}")
-    return known[instruction]
-
-
-def by_ifeval_id(ifeval_id: str, kwargs: dict | None = None) -> Instruction | None:
-    """The catalog instruction checked by an IFEval id (kwargs picks e.g. the language), if any."""
-    kwargs = {k: v for k, v in (kwargs or {}).items() if v is not None}
-    for inst in catalog().values():
-        if inst.ifeval_id != ifeval_id:
-            continue
-        if all(inst.kwargs.get(k) == v for k, v in kwargs.items() if k in inst.kwargs and not inst.params):
-            return inst
-    return None
 
 
 @dataclass(frozen=True)
@@ -115,7 +43,7 @@ class Query:
     split: str
 
 
-def _split_of(text: str, seed: int) -> str:
+def split_of(text: str, seed: int = 0) -> str:
     """Stable split from a hash: adding queries never moves the old ones."""
     bucket = int(hashlib.sha256(f"{seed}:{text}".encode()).hexdigest(), 16) % 1000 / 1000
     edge = 0.0
@@ -138,7 +66,7 @@ def queries(split: str | None = None, seed: int = 0, limit: int | None = None) -
         raise WorkbenchError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
     out = []
     for i, text in enumerate(_query_texts()):
-        s = _split_of(text, seed)
+        s = split_of(text, seed)
         if split is None or s == split:
             out.append(Query(id=f"q{i:04d}", text=text, split=s))
     # A seeded order, so the first `limit` queries span many topics, not one.
@@ -161,27 +89,19 @@ def keyword(query: str) -> str:
 
 
 def instantiate(inst: Instruction, query: str) -> Instruction:
-    """Fill per-query parameters (a ``None`` word becomes the query's keyword)."""
-    missing = {k: keyword(query) for k, v in inst.params.items() if v is None}
-    return inst.with_params(**missing) if missing else inst
+    """Fill per-query placeholders: ``{keyword}`` = the query's topic word, ``{query}`` = the query."""
+    return inst.with_params(keyword=keyword(query), query=query) if inst.per_query else inst
 
 
-def make_pairs(instruction: str | Instruction, split: str = "train", limit: int | None = None, seed: int = 0) -> list[Pair]:
-    """Pairs for one instruction: the query, then the instruction appended (phrasings rotate)."""
-    inst = get_instruction(instruction)
+def make_pairs(instruction: str | Instruction | Group, split: str = "train", limit: int | None = None, seed: int = 0) -> list[Pair]:
+    """Pairs for one instruction or group: the query, then the instruction appended. A group's
+    members rotate over the queries, and each member's phrasings rotate over its turns."""
+    members = as_group(instruction).members
     pairs = []
     for i, q in enumerate(queries(split, seed=seed, limit=limit)):
-        filled = instantiate(inst, q.text)
-        pairs.append(
-            Pair(
-                query_id=q.id,
-                query=q.text,
-                instruction=filled,
-                phrasing=filled.phrasing(i),
-                with_instruction=f"{q.text} {filled.phrasing(i)}",
-                without_instruction=q.text,
-            )
-        )
+        filled = instantiate(members[i % len(members)], q.text)
+        text = filled.phrasing(i // len(members))
+        pairs.append(Pair(q.id, q.text, filled, text, f"{q.text} {text}", q.text))
     return pairs
 
 
@@ -221,3 +141,25 @@ def load_ifeval_jsonl(path: str | Path) -> list[IFEvalExample]:
     if not out:
         raise WorkbenchError(f"{path} holds no examples; give a non-empty IFEval-format JSONL file")
     return out
+
+
+def record_instructions(example: IFEvalExample) -> list[Instruction]:
+    """A record's instructions as IFEval instructions with the record's own kwargs."""
+    return [Instruction.ifeval(iid, **kw) for iid, kw in zip(example.instruction_id_list, example.kwargs)]
+
+
+def file_pairs(
+    examples: Sequence[IFEvalExample], group_by: Mapping[str, Sequence[str]] | None = None, seed: int = 0
+) -> dict[str, dict[str, list[Pair]]]:
+    """A file's own with/without pairs: group -> split -> pairs, from its single-instruction records
+    with ``prompt_without_instruction``. The split hashes that base query (seeded), so one query never
+    sits in two splits, whatever instruction it carries."""
+    out: dict[str, dict[str, list[Pair]]] = defaultdict(lambda: {s: [] for s in SPLITS})
+    for ex in examples:
+        if len(ex.instruction_id_list) != 1 or not ex.prompt_without_instruction:
+            continue
+        (inst,) = record_instructions(ex)
+        name = group_name(inst.ifeval_id, inst.kwargs, group_by)
+        split = split_of(ex.prompt_without_instruction, seed)
+        out[name][split].append(Pair(ex.key, ex.prompt_without_instruction, inst, "", ex.prompt, ex.prompt_without_instruction))
+    return dict(out)

@@ -19,10 +19,10 @@ import torch
 
 from workbench import analysis, plots
 from workbench.errors import WorkbenchError
-from workbench.evaluate import check
 from workbench.generate import generate
 from workbench.models import Model, dtype_name, native_bf16
-from workbench.prompts import catalog, get_instruction, instantiate, make_pairs
+from workbench.instructions import catalog, get_instruction
+from workbench.prompts import instantiate, make_pairs
 from workbench.sweep import (
     Choice, SweepConfig, _claim_dir, catalog_examples, cell_summary, four_conditions,
     run_sweep, score_rows, select, summarize, vector_for,
@@ -182,8 +182,7 @@ def composition(model: Model, cfg: StudyConfig, out: Path, a: str, b: str, cells
                          "kwargs": [fa.kwargs, fb.kwargs], "text": g.text, "n_tokens": len(g.token_ids), "coef_a": x, "coef_b": y, "layer_a": la, "layer_b": lb})
         rows = score_rows(model, rows)
         for r in rows:
-            r["a"] = check(r["text"], [r["instruction_ids"][0]], [r["kwargs"][0]]).loose
-            r["b"] = check(r["text"], [r["instruction_ids"][1]], [r["kwargs"][1]]).loose
+            r["a"], r["b"] = r["loose_each"]
             r["both"] = r["loose"]
         return rows
 

@@ -12,18 +12,20 @@ import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from workbench.errors import WorkbenchError
-from workbench.evaluate import Judge, bootstrap_ci, check, quality
+from workbench.checkers import Check, check
+from workbench.evaluate import Judge, bootstrap_ci, quality
 from workbench.generate import generate
 from workbench.io import atomic_path, read_jsonl, write_atomic, write_jsonl
 from workbench.models import Model, check_layer
-from workbench.prompts import Instruction, get_instruction, instantiate, make_pairs
+from workbench.instructions import Group, Instruction, as_group
+from workbench.prompts import Pair, make_pairs
 from workbench.steering import Steer
 from workbench.vectors import InstructionVector, compute_vector
 
@@ -34,20 +36,23 @@ NO_STEERING = -1  # the layer recorded for unsteered rows
 class SweepConfig:
     """What a sweep covers. Coefficients are in units of the layer's mean-difference norm.
 
+    Instructions are catalog names, IFEval spellings, ``Instruction``s or ``Group``s; each needs a
+    checker. ``max_new_tokens=None`` gives each its own budget (``instructions.budget``).
     With no layers the sweep runs only the unsteered baseline: does the model follow when told?
     """
 
     model: str
-    instructions: tuple[str, ...]
+    instructions: tuple[str | Instruction | Group, ...]
     layers: tuple[int, ...]
     coefficients: tuple[float, ...] = (0.5, 1.0, 2.0)
     project: bool = True
     n_train: int = 64
     n_prompts: int = 16
     split: str = "validation"
-    max_new_tokens: int = 64
+    max_new_tokens: int | None = 64
     conditions: tuple[bool, ...] = (False, True)  # with the instruction in the prompt?
     seed: int = 0
+    data: str = ""  # hash of the pairs given to run_sweep, when they are not the project's queries
 
     def __post_init__(self):
         if not self.instructions:
@@ -56,8 +61,19 @@ class SweepConfig:
             raise WorkbenchError("the coefficient grid is empty: give coefficients or keep the projection mode")
         if any(not math.isfinite(c) for c in self.coefficients):
             raise WorkbenchError("coefficients must be finite numbers")
-        for inst in self.instructions:
-            get_instruction(inst)
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise WorkbenchError(f"two instructions share a name in this sweep: {sorted(n for n in names if names.count(n) > 1)}")
+        for g in self.groups:
+            if not g.checkable:
+                raise WorkbenchError(f"instruction {g.name!r} has no checker, and a sweep scores compliance: give it check=<callable or IFEval id>")
+
+    @property
+    def groups(self) -> list[Group]:
+        return [as_group(i) for i in self.instructions]
+
+    def budget(self, group: Group) -> int:
+        return self.max_new_tokens if self.max_new_tokens is not None else group.budget
 
     def settings(self) -> list[tuple[str, float | None]]:
         """(mode, coefficient) per steered setting at one layer."""
@@ -65,7 +81,10 @@ class SweepConfig:
         return out + ([("project", None)] if self.project else [])
 
     def to_json(self) -> dict:
-        return json.loads(json.dumps(asdict(self)))
+        """Catalog names stay names; Instructions and Groups are written out in full."""
+        plain = {k: v for k, v in asdict(self).items() if k != "instructions"}
+        named = [i if isinstance(i, str) else as_group(i).spec() for i in self.instructions]
+        return json.loads(json.dumps({**plain, "instructions": named}))
 
 
 def _claim_dir(out: Path, config: dict, kind: str) -> None:
@@ -79,13 +98,14 @@ def _claim_dir(out: Path, config: dict, kind: str) -> None:
         write_atomic(path, json.dumps({"kind": kind, **config}, indent=2))
 
 
-def vector_for(model: Model, instruction: str, out: Path | None, n_train: int, return_activations: bool = False):
+def vector_for(model: Model, instruction: str | Instruction | Group, out: Path | None, n_train: int, return_activations: bool = False, pairs: Sequence[Pair] | None = None):
     """The instruction vector, cached in ``out/vectors`` so reruns reuse the same one.
 
     The training activations behind it ([n, n_layers, d_model] with and without the instruction) are
     cached beside it, so separability needs no second pass over the training prompts.
     """
-    path = out / "vectors" / f"{instruction}.safetensors" if out else None
+    group = as_group(instruction)
+    path = out / "vectors" / f"{group.slug}.safetensors" if out else None
     acts_path = path.with_suffix(".activations.pt") if path is not None else None
     if path is not None and path.exists() and (not return_activations or acts_path.exists()):
         vec = InstructionVector.load(path, model)
@@ -93,7 +113,7 @@ def vector_for(model: Model, instruction: str, out: Path | None, n_train: int, r
             return vec
         acts = torch.load(acts_path, weights_only=True)
         return vec, acts["with"], acts["without"]
-    vec, with_acts, without_acts = compute_vector(model, instruction, n_pairs=n_train, return_activations=True)
+    vec, with_acts, without_acts = compute_vector(model, group, pairs=pairs, n_pairs=n_train, return_activations=True)
     if path is not None:
         vec.save(path)
         with atomic_path(acts_path) as tmp:
@@ -101,11 +121,14 @@ def vector_for(model: Model, instruction: str, out: Path | None, n_train: int, r
     return (vec, with_acts, without_acts) if return_activations else vec
 
 
-def score_rows(model: Model, rows: list[dict], judge: Judge | None = None) -> list[dict]:
-    """Add strict/loose compliance and quality fields to generation rows (in place)."""
-    for row in rows:
-        c = check(row["text"], row["instruction_ids"], row["kwargs"], prompt=row["prompt"])
+def score_rows(model: Model, rows: list[dict], judge: Judge | None = None, checks: Sequence[Check] | None = None) -> list[dict]:
+    """Add compliance (strict/loose, prompt level and per instruction) and quality fields to
+    generation rows, in place. Without ``checks``, IFEval checks each row's instruction ids."""
+    if checks is None:
+        checks = [check(r["text"], r["instruction_ids"], r["kwargs"], prompt=r["prompt"]) for r in rows]
+    for row, c in zip(rows, checks):
         row["strict"], row["loose"] = c.strict, c.loose
+        row["strict_each"], row["loose_each"] = list(c.strict_each), list(c.loose_each)
     q = quality(model, [r["query"] for r in rows], [r["text"] for r in rows], [r["n_tokens"] for r in rows], judge)
     for row, fields in zip(rows, q):
         row.update(fields)
@@ -121,7 +144,7 @@ def _unit_name(instruction: str, with_instruction: bool, layer: int) -> str:
 class _Unit:
     """One (instruction, condition, layer) of a sweep: rows = settings × prompts."""
 
-    instruction: Instruction
+    group: Group
     with_instruction: bool
     layer: int
     vec: InstructionVector | None
@@ -130,7 +153,7 @@ class _Unit:
 
     @property
     def name(self) -> str:
-        return _unit_name(self.instruction.id, self.with_instruction, self.layer)
+        return _unit_name(self.group.slug, self.with_instruction, self.layer)
 
     def rows(self) -> list[tuple[str, float | None, object, str]]:
         return [
@@ -164,12 +187,13 @@ def run_units(model: Model, units: Sequence[_Unit], max_new_tokens: int, judge: 
     plan = [(u, r) for u in units for r in u.rows()]
     prompts = [r[3] for _, r in plan]
     gens = generate(model, prompts, steer=_specs(units, len(prompts)), max_new_tokens=max_new_tokens)
-    rows = []
+    rows, checks = [], []
     for (unit, (mode, coef, pair, prompt)), gen in zip(plan, gens):
-        checked = instantiate(unit.instruction, pair.query)
+        checked = pair.instruction  # filled for this query
+        checks.append(checked.check(gen.text, prompt))
         rows.append(
             {
-                "instruction": unit.instruction.id,
+                "instruction": unit.group.name,
                 "layer": unit.layer,
                 "mode": mode,
                 "coefficient": coef,
@@ -178,14 +202,14 @@ def run_units(model: Model, units: Sequence[_Unit], max_new_tokens: int, judge: 
                 "with_instruction": unit.with_instruction,
                 "query": pair.query,
                 "prompt": prompt,
-                "instruction_ids": [checked.ifeval_id],
+                "instruction_ids": [checked.ifeval_id or f"custom:{checked.id}"],
                 "kwargs": [checked.kwargs],
                 "text": gen.text,
                 "stopped": gen.stopped,
                 "n_tokens": len(gen.token_ids),
             }
         )
-    score_rows(model, rows, judge)
+    score_rows(model, rows, judge, checks)
     out, start = [], 0
     for unit in units:
         n = len(unit.rows())
@@ -194,11 +218,12 @@ def run_units(model: Model, units: Sequence[_Unit], max_new_tokens: int, judge: 
     return out
 
 
-def _chunks(units: Sequence[_Unit], rows_per_batch: int) -> list[list[_Unit]]:
+def _chunks(units: Sequence[_Unit], rows_per_batch: int, budget=lambda unit: 0) -> list[list[_Unit]]:
+    """Consecutive units packed up to ``rows_per_batch`` rows; a batch holds one token budget only."""
     chunks, current, size = [], [], 0
     for unit in units:
         n = len(unit.rows())
-        if current and size + n > rows_per_batch:
+        if current and (size + n > rows_per_batch or budget(unit) != budget(current[0])):
             chunks.append(current)
             current, size = [], 0
         current.append(unit)
@@ -207,12 +232,15 @@ def _chunks(units: Sequence[_Unit], rows_per_batch: int) -> list[list[_Unit]]:
 
 
 def run_sweep(
-    model: Model, config: SweepConfig, out: str | Path, progress: bool = True, judge: Judge | None = None, rows_per_batch: int = 64
+    model: Model, config: SweepConfig, out: str | Path, progress: bool = True, judge: Judge | None = None, rows_per_batch: int = 64,
+    pairs: Mapping[str, Sequence[Pair]] | None = None, train_pairs: Mapping[str, Sequence[Pair]] | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) a sweep into ``out``; returns the tidy table, one row per generation.
 
     Units are packed into batches of about ``rows_per_batch`` rows; each unit is written as soon
-    as its batch is scored, so a killed sweep loses at most one batch.
+    as its batch is scored, so a killed sweep loses at most one batch. ``pairs`` / ``train_pairs``
+    (by group name) replace the project's validation / training queries, e.g. a file's own pairs;
+    ``config.data`` should then name them, so a folder never mixes two sources.
     """
     out = Path(out)
     if config.model != model.name:
@@ -222,28 +250,33 @@ def run_sweep(
     _claim_dir(out, config.to_json(), "sweep")
     for stale in (out / "units").glob(".*.tmp"):  # left by a process killed mid-write
         stale.unlink()
+    groups = {g.slug: g for g in config.groups}
     keys = []
-    for name in config.instructions:
+    for slug, group in groups.items():  # budget order, so packed batches share a token budget
         for cond in config.conditions:
-            keys.append((name, cond, NO_STEERING))
-            keys += [(name, cond, layer) for layer in config.layers]
+            keys.append((slug, cond, NO_STEERING))
+            keys += [(slug, cond, layer) for layer in config.layers]
+    keys.sort(key=lambda k: config.budget(groups[k[0]]))
     todo = [k for k in keys if not (out / "units" / _unit_name(*k)).exists()]
     per_unit = lambda k: config.n_prompts * (1 if k[2] == NO_STEERING else len(config.settings()))
     total = sum(map(per_unit, keys))
     bar = tqdm(total=total, initial=total - sum(map(per_unit, todo)), desc="sweep", unit="gen", disable=not progress)
     units, pairs_of = [], {}
-    for name, cond, layer in todo:
-        inst = get_instruction(name)
-        if name not in pairs_of:
-            pairs_of[name] = make_pairs(inst, config.split, limit=config.n_prompts, seed=config.seed)
-            if not pairs_of[name]:
+    for slug, cond, layer in todo:
+        group = groups[slug]
+        if slug not in pairs_of:
+            given = (pairs or {}).get(group.name)
+            pairs_of[slug] = list(given)[: config.n_prompts] if given is not None else make_pairs(group, config.split, limit=config.n_prompts, seed=config.seed)
+            if not pairs_of[slug]:
                 raise WorkbenchError(f"the {config.split} split has no prompts")
         steered = layer != NO_STEERING
-        vec = vector_for(model, name, out, config.n_train) if steered else None
+        train = (train_pairs or {}).get(group.name)
+        vec = vector_for(model, group, out, config.n_train, pairs=list(train)[: config.n_train] if train is not None else None) if steered else None
         settings = config.settings() if steered else [("none", 0.0)]
-        units.append(_Unit(inst, cond, layer, vec, pairs_of[name], settings))
-    for chunk in _chunks(units, rows_per_batch):
-        for unit, rows in zip(chunk, run_units(model, chunk, config.max_new_tokens, judge)):
+        units.append(_Unit(group, cond, layer, vec, pairs_of[slug], settings))
+    unit_budget = lambda unit: config.budget(unit.group)
+    for chunk in _chunks(units, rows_per_batch, unit_budget):
+        for unit, rows in zip(chunk, run_units(model, chunk, unit_budget(chunk[0]), judge)):
             write_jsonl(out / "units" / unit.name, rows)
             bar.update(len(rows))
     bar.close()
@@ -346,13 +379,26 @@ def summarize(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
 
 @dataclass
 class Example:
-    """One test item: the prompt with and without its instructions, and how to check them."""
+    """One test item: the prompt with and without its instructions, and the instructions (filled for
+    this prompt) that check a reply."""
 
     key: str
     query: str  # the prompt without instructions
     prompt: str  # the prompt with them
-    instruction_ids: list[str]
-    kwargs: list[dict]
+    instructions: list[Instruction]
+
+    @property
+    def instruction_ids(self) -> list[str]:
+        return [i.ifeval_id or f"custom:{i.id}" for i in self.instructions]
+
+    @property
+    def kwargs(self) -> list[dict]:
+        return [i.kwargs for i in self.instructions]
+
+    def check(self, response: str, prompt: str) -> Check:
+        """Every instruction at once, as IFEval scores a record: prompt level and per instruction."""
+        each = [i.check(response, prompt) for i in self.instructions]
+        return Check(all(c.strict for c in each), all(c.loose for c in each), tuple(c.strict for c in each), tuple(c.loose for c in each))
 
 
 def four_conditions(
@@ -381,7 +427,7 @@ def four_conditions(
             coefs[block * n : (block + 1) * n] = spec.coefficient
             specs.append(spec.scaled(coefs))
     gens = generate(model, prompts, steer=specs, max_new_tokens=max_new_tokens)
-    rows = []
+    rows, checks = [], []
     for block, (cond, with_inst, steer, choice) in enumerate(plan):
         for e, p, g in zip(examples, prompts[block * n : (block + 1) * n], gens[block * n : (block + 1) * n]):
             rows.append({
@@ -392,11 +438,14 @@ def four_conditions(
                 "query": e.query, "prompt": p, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs,
                 "text": g.text, "stopped": g.stopped, "n_tokens": len(g.token_ids),
             })
-    return score_rows(model, rows, judge)
+            checks.append(e.check(g.text, p))
+    return score_rows(model, rows, judge, checks)
 
 
-def catalog_examples(instruction: str, split: str = "test", limit: int | None = None, seed: int = 0) -> list[Example]:
-    return [
-        Example(p.query_id, p.without_instruction, p.with_instruction, [p.instruction.ifeval_id], [p.instruction.kwargs])
-        for p in make_pairs(instruction, split, limit=limit, seed=seed)
-    ]
+def catalog_examples(instruction: str | Instruction | Group, split: str = "test", limit: int | None = None, seed: int = 0) -> list[Example]:
+    """Test items from the project's queries with the instruction appended."""
+    return [pair_example(p) for p in make_pairs(instruction, split, limit=limit, seed=seed)]
+
+
+def pair_example(pair: Pair) -> Example:
+    return Example(pair.query_id, pair.without_instruction, pair.with_instruction, [pair.instruction])

@@ -19,8 +19,9 @@ from tqdm.auto import tqdm
 from workbench.errors import WorkbenchError
 from workbench.io import atomic_path
 from workbench.generate import _left_pad, _positions, auto_batch_size
-from workbench.models import HOOK_TEMPLATE, Model
-from workbench.prompts import Instruction, Pair, data_hash, get_instruction, make_pairs
+from workbench.models import HOOK_TEMPLATE, Model, cache_dir, dtype_name
+from workbench.instructions import Group, Instruction, as_group
+from workbench.prompts import Pair, data_hash, make_pairs
 from workbench.steering import Mode, Positions, Steer
 
 FORMAT_VERSION = 1
@@ -73,6 +74,7 @@ class InstructionVector:
     hook: str = HOOK_TEMPLATE
     position: str = "last prompt token"
     phrasings: list[str] = field(default_factory=list)
+    instructions: list[dict] = field(default_factory=list)  # what each instruction was (source, IFEval id, kwargs)
     data_hash: str = ""
     versions: dict = field(default_factory=dict)
 
@@ -197,14 +199,15 @@ def library_versions() -> dict:
 
 def compute_vector(
     model: Model,
-    instruction: str | Instruction | None = None,
+    instruction: str | Instruction | Group | None = None,
     pairs: Sequence[Pair] | None = None,
     n_pairs: int | None = None,
     batch_size: int | None = None,
     progress: bool = False,
     return_activations: bool = False,
 ):
-    """The instruction vector from training pairs (the catalog's train split unless ``pairs``)."""
+    """The instruction vector from training pairs: the project's train queries with the instruction
+    (a catalog name, IFEval spelling, Instruction or Group) appended, unless ``pairs`` are given."""
     if pairs is None:
         if instruction is None:
             raise WorkbenchError("give an instruction id or a list of pairs")
@@ -212,7 +215,12 @@ def compute_vector(
     pairs = list(pairs)
     if not pairs:
         raise WorkbenchError("no pairs to compute a vector from: give at least one")
-    inst = get_instruction(instruction) if instruction is not None else pairs[0].instruction
+    if instruction is not None:
+        group = as_group(instruction)
+        name, members = group.name, list(group.members)
+    else:
+        members = list({p.instruction.id: p.instruction for p in pairs}.values())
+        name = members[0].id if len(members) == 1 else "custom"
     with_texts = [p.with_instruction for p in pairs]
     without_texts = [p.without_instruction for p in pairs]
     if len(set(with_texts)) != len(with_texts):
@@ -222,10 +230,25 @@ def compute_vector(
     vec = aggregate(
         with_acts,
         without_acts,
-        instruction_id=inst.id if inst else "custom",
+        instruction_id=name,
         model_name=model.name,
         phrasings=sorted({p.phrasing for p in pairs}),
+        instructions=[m.spec() for m in members],
         data_hash=data_hash(with_texts + without_texts),
         versions=library_versions(),
     )
     return (vec, with_acts, without_acts) if return_activations else vec
+
+
+def cached_vector(model: Model, instruction: str | Instruction | Group, n_pairs: int = 64, root: str | Path | None = None) -> InstructionVector:
+    """``compute_vector`` on the training queries, cached on disk (``$WORKBENCH_CACHE/vectors``) under
+    a key of the model, its precision, the instruction's definition and the pairs' text."""
+    group = as_group(instruction)
+    pairs = make_pairs(group, "train", limit=n_pairs)
+    key = data_hash([model.name, dtype_name(model), json.dumps(group.spec(), sort_keys=True)] + [p.with_instruction + "\0" + p.without_instruction for p in pairs])
+    path = Path(root or cache_dir() / "vectors") / model.name.replace("/", "--") / f"{group.slug}-{key}.safetensors"
+    if path.exists():
+        return InstructionVector.load(path, model)
+    vec = compute_vector(model, group, pairs=pairs)
+    vec.save(path)
+    return vec
