@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -109,10 +109,12 @@ def evaluate_file(
     model: Model, data: str | Path, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
     n_train: int = 64, sweep_prompts: int = 12, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
     search: str = "reuse", layers: Sequence[int] | None = None, skip_unknown: bool = False, seed: int = 0, plan: Plan | None = None,
+    settings: Mapping[str, Choice] | None = None,
 ) -> dict:
     """Vectors, layer/setting selection on validation prompts (or ``sweep_dir``), then the four
     conditions on every test record; writes ``rows.jsonl``, ``scores.csv``, ``summary.json``, ``report.md``.
-    ``max_new_tokens=None`` gives each record its instructions' budget."""
+    ``max_new_tokens=None`` gives each record its instructions' budget. ``settings`` (group name ->
+    ``Choice.manual(...)``) fixes a group's steering instead of selecting it."""
     if search not in SEARCHES:
         raise WorkbenchError(f"unknown search {search!r}: use one of {', '.join(SEARCHES)}")
     plan = plan or plan_file(data, group_by, pairs, skip_unknown, seed)
@@ -120,19 +122,27 @@ def evaluate_file(
     given_sweep = sweep_dir is not None
     sweep_dir = Path(sweep_dir) if sweep_dir else out / "sweep"
     groups = list(plan.groups.values())
-    if given_sweep:
+    settings = dict(settings or {})
+    unknown = sorted(set(settings) - set(plan.groups))
+    if unknown:
+        raise WorkbenchError(f"settings name groups the file does not have: {', '.join(unknown)}; its groups are {', '.join(plan.groups)}")
+    to_select = [g for g in groups if g.name not in settings]
+    if not to_select:
+        table = None
+    elif given_sweep:
         table = load_table(sweep_dir)
     else:
         exhaustive = search == "exhaustive"
         config = SweepConfig(
-            model=model.name, instructions=tuple(groups), layers=tuple(layers or default_layers(model)),
+            model=model.name, instructions=tuple(to_select), layers=tuple(layers or default_layers(model)),
             coefficients=(0.5, 1.0, 2.0) if exhaustive else (1.0,), n_train=n_train, n_prompts=sweep_prompts,
             max_new_tokens=max_new_tokens, conditions=(False, True) if exhaustive else (False,), seed=seed,
             data="" if not plan.train else data_hash([p.with_instruction for ps in plan.train.values() for p in ps]),
         )
-        log(f"selecting layer and setting on validation prompts for {len(groups)} groups ({search} search)")
+        log(f"selecting layer and setting on validation prompts for {len(to_select)} groups ({search} search)")
         table = run_sweep(model, config, sweep_dir, pairs=plan.validation, train_pairs=plan.train)
-    choices = select(table)
+    choices = select(table) if table is not None else {}
+    choices.update({(name, cond): replace(c, instruction=name, with_instruction=cond) for name, c in settings.items() for cond in (False, True)})
     vectors, missing = {}, set()
     for g in groups:
         if (g.name, False) not in choices:

@@ -163,3 +163,26 @@ def file_pairs(
         split = split_of(ex.prompt_without_instruction, seed)
         out[name][split].append(Pair(ex.key, ex.prompt_without_instruction, inst, "", ex.prompt, ex.prompt_without_instruction))
     return dict(out)
+
+
+def ifeval_records(
+    instructions: Sequence[Instruction | Sequence[Instruction]], split: str | None = "test", per_instruction: int = 2, seed: int = 0
+) -> list[dict]:
+    """IFEval-format records (with ``prompt_without_instruction``) from the project's queries: each
+    entry (an instruction, or several for one multi-instruction record) on ``per_instruction`` queries.
+    Write them with ``io.write_jsonl`` to get a file ``workbench evaluate --data`` reads."""
+    pool = queries(split, seed=seed)
+    records = []
+    for k, entry in enumerate(instructions):
+        insts = [entry] if isinstance(entry, Instruction) else list(entry)
+        for j in range(per_instruction):
+            q = pool[(k * per_instruction + j) % len(pool)]
+            filled = [instantiate(i, q.text) for i in insts]
+            if any(i.ifeval_id is None or i.source == "custom" for i in filled):
+                raise WorkbenchError("IFEval records need IFEval instructions (Instruction.ifeval or catalog names)")
+            records.append({
+                "key": f"{k}-{j}", "prompt": " ".join([q.text, *(i.phrasing(j) for i in filled)]),
+                "instruction_id_list": [i.ifeval_id for i in filled], "kwargs": [i.kwargs for i in filled],
+                "prompt_without_instruction": q.text,
+            })
+    return records

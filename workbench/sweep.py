@@ -309,6 +309,14 @@ class Choice:
     baseline: float
     degenerate: float
 
+    @classmethod
+    def manual(cls, instruction: str, layer: int, mode: str = "add", coefficient: float | None = None) -> "Choice":
+        """A hand-set steering setting (no validation scores); coefficient × the layer's norm."""
+        if mode not in ("add", "project") or (mode == "add" and coefficient is None):
+            raise WorkbenchError("a manual setting is mode 'add' with a coefficient, or mode 'project'")
+        nan = float("nan")
+        return cls(instruction, False, layer, mode, None if mode == "project" else float(coefficient), nan, nan, nan)
+
     @property
     def steers(self) -> bool:
         return self.layer != NO_STEERING

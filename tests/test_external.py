@@ -1,0 +1,124 @@
+"""`evaluate --data` on the tiny model: every record of a 25-id file, composition, custom checkers."""
+
+import json
+
+import pytest
+
+from workbench import WorkbenchError, generate
+from workbench.external import evaluate_file, plan_file
+from workbench.instructions import IFEVAL_IDS, Instruction, get_instruction
+from workbench.io import read_jsonl, write_jsonl
+from workbench.prompts import ifeval_records
+from workbench.sweep import Choice, SweepConfig, catalog_examples, four_conditions, run_sweep, select, summarize, vector_for
+
+FAST = dict(layers=(1, 2), sweep_prompts=2, n_train=4, max_new_tokens=6)
+
+
+def every_id():
+    return [Instruction.ifeval(i, **({"language": "de"} if i == "language:response_language" else {})) for i in IFEVAL_IDS]
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """All 25 ids once, two languages, and two multi-instruction records."""
+    multi = [[get_instruction("no_commas"), get_instruction("lowercase")], [Instruction.ifeval("detectable_format:title"), Instruction.ifeval("language:response_language", language="fr")]]
+    records = ifeval_records(every_id() + [Instruction.ifeval("language:response_language", language="ja")] + multi, per_instruction=1)
+    path = tmp_path_factory.mktemp("data") / "synthetic.jsonl"
+    write_jsonl(path, records)
+    return path, records
+
+
+@pytest.fixture(scope="module")
+def evaluated(tiny, synthetic, tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval")
+    return out, evaluate_file(tiny, synthetic[0], out, **FAST)
+
+
+def test_every_record_of_a_25_id_file_is_evaluated(evaluated, synthetic):
+    out, result = evaluated
+    records = synthetic[1]
+    assert result["skipped"] == {} and result["n_evaluated"] == len(records)
+    scores = {(r["scope"], r["condition"], r["level"], r["metric"]): r for r in result["scores"]}
+    n_instructions = sum(len(r["instruction_id_list"]) for r in records)
+    for cond in ("no_instruction", "steer", "instruction", "instruction_steer"):
+        assert scores[("all", cond, "prompt", "loose")]["n"] == len(records)
+        assert scores[("all", cond, "instruction", "strict")]["n"] == n_instructions
+        for iid in IFEVAL_IDS:
+            assert scores[(iid, cond, "instruction", "loose")]["n"] >= 1
+    assert "language:response_language[language=ja]" in result["groups"] and "language:response_language[language=de]" in result["groups"]
+    assert "| **prompt-level, all** |" in (out / "report.md").read_text()
+
+
+def test_prompt_level_is_all_of_the_instruction_verdicts(evaluated):
+    rows = read_jsonl(evaluated[0] / "rows.jsonl")
+    assert len(rows) == 4 * evaluated[1]["n_evaluated"]
+    for r in rows:
+        assert r["loose"] == all(r["loose_each"]) and r["strict"] == all(r["strict_each"])
+        assert len(r["loose_each"]) == len(r["instruction_ids"])
+        assert not (r["strict"] and not r["loose"])
+
+
+def test_a_multi_instruction_record_composes_each_groups_vector_at_its_own_layer(tiny, synthetic, tmp_path):
+    """Hand-set settings (the tiny random model's own selection would steer nothing): each record
+    is steered by the vectors of its groups, each at its own layer, and nothing else."""
+    lower, comma = "change_case:english_lowercase", "punctuation:no_comma"
+    settings = {lower: Choice.manual(lower, 1, "add", 8.0), comma: Choice.manual(comma, 2, "project")}
+    result = evaluate_file(tiny, synthetic[0], tmp_path, **{**FAST, "layers": (1,)}, settings=settings)
+    assert result["groups"][lower]["without_instruction"]["layer"] == 1 and result["groups"][comma]["without_instruction"]["mode"] == "project"
+    rows = read_jsonl(tmp_path / "rows.jsonl")
+    plan = plan_file(synthetic[0])
+    vec = {name: vector_for(tiny, plan.groups[name], tmp_path / "sweep", FAST["n_train"]) for name in (lower, comma)}
+    both = [vec[lower].steer(1, 8.0, relative=True), vec[comma].steer(2, mode="project")]
+    multi = [r for r in rows if r["groups"] == [comma, lower]]
+    by_cond = {r["condition"]: r for r in multi}
+    alone = generate(tiny, [by_cond["steer"]["query"], by_cond["instruction_steer"]["prompt"]], steer=both, max_new_tokens=FAST["max_new_tokens"])
+    assert [g.text for g in alone] == [by_cond["steer"]["text"], by_cond["instruction_steer"]["text"]]
+    assert by_cond["steer"]["text"] != by_cond["no_instruction"]["text"]  # the vectors did act
+    single = next(r for r in rows if r["groups"] == [lower] and r["condition"] == "steer")
+    assert generate(tiny, [single["query"]], steer=both[:1], max_new_tokens=FAST["max_new_tokens"])[0].text == single["text"]
+
+
+def test_unknown_ids_fail_before_anything_runs_unless_skipped(tmp_path, synthetic):
+    records = synthetic[1][:3] + [{"key": "x", "prompt": "Hi. Rhyme.", "instruction_id_list": ["poetry:rhyme"], "kwargs": [{}], "prompt_without_instruction": "Hi."}]
+    path = tmp_path / "bad.jsonl"
+    write_jsonl(path, records)
+    with pytest.raises(WorkbenchError, match="poetry:rhyme .*--skip-unknown"):
+        plan_file(path)
+    plan = plan_file(path, skip_unknown=True)
+    assert list(plan.skipped) == ["x"] and len(plan.items) == 3
+
+
+def test_file_pairs_report_only_test_records(tmp_path):
+    records = ifeval_records([Instruction.ifeval("language:response_language", language="de")], split=None, per_instruction=40)
+    path = tmp_path / "own.jsonl"
+    write_jsonl(path, records)
+    plan = plan_file(path, pairs="file")
+    (name,) = plan.groups
+    test_queries = {e.query for e, _ in plan.items}
+    assert test_queries and not test_queries & {p.query for p in plan.train[name] + plan.validation[name]}
+    assert len(plan.items) + len(plan.train[name]) + len(plan.validation[name]) == 40
+
+
+def test_custom_instruction_with_a_checker_goes_through_sweep_and_report(tiny, tmp_path):
+    calls = []
+
+    def short(text: str) -> bool:
+        calls.append(text)
+        return len(text.split()) < 5
+
+    brief = Instruction.custom("Answer in under five words.", check=short, id="brief")
+    config = SweepConfig(model=tiny.name, instructions=(brief,), layers=(1,), coefficients=(1.0,), n_train=4, n_prompts=2, max_new_tokens=6)
+    table = run_sweep(tiny, config, tmp_path, progress=False)
+    assert set(table["instruction"]) == {"brief"} and calls
+    for _, row in table.iterrows():
+        assert row["strict"] == (bool(row["text"].strip()) and short(row["text"]))
+    choice = select(table)[("brief", False)]
+    vec = vector_for(tiny, brief, tmp_path, 4)
+    rows = four_conditions(tiny, catalog_examples(brief, "test", limit=2), choice.spec(vec), choice.spec(vec), "brief", max_new_tokens=6)
+    assert set(summarize(__import__("pandas").DataFrame(rows))["condition"]) == {"no_instruction", "steer", "instruction", "instruction_steer"}
+    assert json.loads(json.dumps(config.to_json()))["instructions"][0]["members"][0]["checker"].endswith("short")
+
+
+def test_a_sweep_refuses_an_instruction_without_a_checker():
+    with pytest.raises(WorkbenchError, match="no checker"):
+        SweepConfig(model="m", instructions=(Instruction.custom("Answer like a pirate."),), layers=(1,))

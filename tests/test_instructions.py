@@ -1,0 +1,157 @@
+"""Instructions from IFEval's registry, the catalog and free text; grouping, budgets, file pairs."""
+
+import json
+
+import pytest
+
+from workbench import WorkbenchError
+from workbench.checkers import ifeval_registry
+from workbench.instructions import (
+    DEFAULT_BUDGET, IFEVAL_IDS, Group, Instruction, budget, catalog, describe, get_instruction, group_name,
+    parse_group_by, parse_spelling, spelling,
+)
+from workbench.prompts import SPLITS, IFEvalExample, file_pairs, ifeval_records, instantiate, make_pairs, split_of
+
+QUERY = "Explain how volcanoes work."
+
+
+def every_id() -> list[Instruction]:
+    return [Instruction.ifeval(i, **({"language": "de"} if i == "language:response_language" else {})) for i in IFEVAL_IDS]
+
+
+def test_the_listed_ids_are_lm_evals():
+    assert set(IFEVAL_IDS) == set(ifeval_registry()) and len(IFEVAL_IDS) == 25
+
+
+def test_every_id_builds_with_the_registrys_own_text():
+    for inst in every_id():
+        filled = instantiate(inst, QUERY)
+        assert not filled.per_query, inst.id
+        assert filled.phrasing(0) == describe(filled.ifeval_id, filled.kwargs), inst.id  # placeholders filled = built from the values
+        assert not any(p in json.dumps(filled.kwargs) for p in ("{keyword}", "{query}"))
+        assert filled.check("", "") .strict is False  # an empty reply follows nothing
+
+
+def test_per_query_kwargs_come_from_the_query():
+    inst = instantiate(Instruction.ifeval("keywords:existence"), QUERY)
+    assert inst.kwargs == {"keywords": ["volcanoes"]} and "volcanoes" in inst.phrasing(0)
+    repeat = instantiate(Instruction.ifeval("combination:repeat_prompt"), QUERY)
+    assert repeat.kwargs == {"prompt_to_repeat": QUERY}
+    assert Instruction.ifeval("keywords:existence", keywords=["ocean"]).kwargs == {"keywords": ["ocean"]}  # given: kept
+
+
+def test_catalog_phrasings_join_the_matching_ifeval_instruction():
+    fr = Instruction.ifeval("language:response_language", language="fr")
+    assert fr.phrasings[0].startswith("Your ENTIRE response should be in French")
+    assert set(catalog()["french"].phrasings) <= set(fr.phrasings)
+    de = Instruction.ifeval("language:response_language", language="de")
+    assert len(de.phrasings) == 1 and "German" in de.phrasings[0]
+    assert de.id == "language:response_language[language=de]" and de.family == "language"
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"language": "de"}, {"keywords": ["ocean", "tide"]}, {"end_phrase": "Peace, friend!", "num_highlights": 3}])
+def test_spelling_round_trips(kwargs):
+    assert parse_spelling(spelling("x:y", kwargs)) == ("x:y", kwargs)
+
+
+def test_get_instruction_takes_every_spelling():
+    assert get_instruction("french") == catalog()["french"]
+    assert get_instruction("detectable_format:number_highlighted_sections[num_highlights=3]").kwargs == {"num_highlights": 3}
+    assert get_instruction("text:Answer like a pirate.").phrasings == ("Answer like a pirate.",)
+    assert not get_instruction("text:Answer like a pirate.").checkable
+
+
+@pytest.mark.parametrize(
+    "spelling_, message",
+    [
+        ("detectable_format:tittle", "unknown instruction"),
+        ("language:response_language", "needs language"),
+        ("language:response_language[language=xx]", "unknown language 'xx'"),
+        ("startend:end_checker[phrase=Bye]", "takes end_phrase, not phrase"),
+        ("length_constraints:number_words[relation=about]", "bad kwargs"),
+    ],
+)
+def test_bad_instructions_say_what_to_do(spelling_, message):
+    with pytest.raises(WorkbenchError, match=message):
+        get_instruction(spelling_)
+
+
+def test_custom_instruction_with_a_python_checker_scores_like_ifeval():
+    pirate = Instruction.custom("Answer like a pirate.", check=lambda r: r.lower().startswith("arr"))
+    assert pirate.checkable and pirate.source == "custom"
+    assert pirate.check("Arr, the sea!").strict
+    loose_only = pirate.check("Sure!\nArr, the sea!")  # IFEval's loose rewrite drops the first line
+    assert not loose_only.strict and loose_only.loose
+    german = Instruction.custom("Antworte auf Deutsch.", check="language:response_language", language="de")
+    assert german.ifeval_id == "language:response_language" and german.kwargs == {"language": "de"}
+    with pytest.raises(WorkbenchError, match="no checker"):
+        Instruction.custom("Answer like a pirate.").check("Arr")
+    with pytest.raises(WorkbenchError, match="need an IFEval id"):
+        Instruction.custom("Be brief.", language="de")
+
+
+def test_grouping_rule_and_override():
+    assert group_name("language:response_language", {"language": "de"}) == "language:response_language[language=de]"
+    assert group_name("startend:end_checker", {"end_phrase": "Peace!"}) == "startend:end_checker"
+    by_phrase = parse_group_by(["startend:end_checker=end_phrase"])
+    assert group_name("startend:end_checker", {"end_phrase": "Peace!"}, by_phrase) == "startend:end_checker[end_phrase=Peace!]"
+    assert group_name("language:response_language", {"language": "de"}, parse_group_by(["language:response_language="])) == "language:response_language"
+    assert group_name("keywords:frequency", {"keyword": "a", "frequency": 2}, {"keywords:frequency": ("*",)}) == "keywords:frequency[frequency=2,keyword=a]"
+    with pytest.raises(WorkbenchError, match="bad --group-by"):
+        parse_group_by(["end_phrase"])
+
+
+def test_group_pairs_rotate_over_members():
+    a = Instruction.ifeval("startend:end_checker", end_phrase="Peace!")
+    b = Instruction.ifeval("startend:end_checker", end_phrase="Bye now.")
+    pairs = make_pairs(Group("startend:end_checker", (a, b)), "train", limit=6)
+    assert [p.instruction.kwargs["end_phrase"] for p in pairs] == ["Peace!", "Bye now."] * 3
+
+
+def test_budgets():
+    assert budget("punctuation:no_comma") == DEFAULT_BUDGET
+    assert budget("detectable_format:multiple_sections") > budget("detectable_format:json_format") > DEFAULT_BUDGET
+    assert budget("length_constraints:number_words", {"num_words": 300, "relation": "at least"}) >= 480
+    assert budget("length_constraints:number_words", {"num_words": 300, "relation": "less than"}) == DEFAULT_BUDGET
+    group = Group("g", (get_instruction("json"), get_instruction("no_commas")))
+    assert group.budget == budget("detectable_format:json_format")
+
+
+def _examples(n: int, start: int = 0) -> list[IFEvalExample]:
+    out = []
+    for i in range(start, start + n):
+        base = f"Tell me about topic number {i}."
+        for lang in ("de", "fr"):
+            out.append(IFEvalExample(f"{i}-{lang}", f"{base} Answer in {lang}.", ["language:response_language"], [{"language": lang}], base))
+    return out
+
+
+def test_file_pairs_never_put_a_query_in_two_splits():
+    pairs = file_pairs(_examples(60))
+    assert set(pairs) == {"language:response_language[language=de]", "language:response_language[language=fr]"}
+    where: dict[str, set] = {}
+    for splits in pairs.values():
+        for split, ps in splits.items():
+            for p in ps:
+                where.setdefault(p.query, set()).add(split)
+    assert all(len(s) == 1 for s in where.values())
+    sizes = {s: len(pairs["language:response_language[language=de]"][s]) for s in SPLITS}
+    assert all(sizes[s] > 5 for s in SPLITS), sizes
+
+
+def test_file_pairs_are_stable_when_records_are_added():
+    before = file_pairs(_examples(40))
+    after = file_pairs(_examples(40) + _examples(30, start=40))
+    for group, splits in before.items():
+        for split, ps in splits.items():
+            kept = {p.query_id for p in after[group][split]}
+            assert {p.query_id for p in ps} <= kept
+    assert split_of("x", seed=0) == split_of("x", seed=0)
+
+
+def test_synthetic_records_cover_every_id():
+    records = ifeval_records(every_id() + [[get_instruction("no_commas"), get_instruction("lowercase")]], per_instruction=1)
+    assert {i for r in records for i in r["instruction_id_list"]} == set(IFEVAL_IDS)
+    assert records[-1]["instruction_id_list"] == ["punctuation:no_comma", "change_case:english_lowercase"]
+    for r in records:
+        assert r["prompt"].startswith(r["prompt_without_instruction"]) and r["prompt"] != r["prompt_without_instruction"]
