@@ -236,8 +236,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pairs", default="queries", choices=["queries", "file"],
                    help="vectors and selection from the project's queries with each instruction appended (default; every record is a test item), "
                         "or from the file's own pairs split train/validation/test by a seeded hash (only test records are reported)")
-    s.add_argument("--search", default="reuse", choices=["reuse", "exhaustive"],
-                   help="reuse: one sweep without the instruction, {1x, projection}, reused for instruction+steering (default); exhaustive: both conditions x {0.5x,1x,2x,projection}")
+    s.add_argument("--search", default="halving", choices=["halving", "reuse", "exhaustive"],
+                   help="how the layer and setting are chosen on validation prompts, without the instruction and reused for instruction+steering, "
+                        "over layers x {1x, projection}: halving (default) = every layer on 4 prompts, the 3 best on the rest; reuse = every cell on every prompt; "
+                        "exhaustive = both prompt conditions x {0.5x,1x,2x,projection} on every prompt")
     s.add_argument("--group-by", action="append", default=[], metavar="ID=KEY[+KEY]",
                    help="one vector per value of these kwargs for this id (ID=* for every kwarg, ID= for one per id); default language:response_language=language")
     s.add_argument("--layers", type=_ints, default=None, help="layers to sweep (default: every ~10%% of depth)")

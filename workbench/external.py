@@ -7,9 +7,11 @@
    ones refilled per query), the layer and setting from the project's validation queries, and every
    record of the file is a test item. ``pairs="file"``: the file's own with/without pairs, split by a
    seeded hash of the base query into train (vectors) / validation (selection) / test (the report).
-3. **Selection** (default ``search="reuse"``): one sweep without the instruction in the prompt, reused
-   for "instruction + steering" as the paper does; layers every ~10 % of depth × {1×, projection z̄}.
-   ``search="exhaustive"`` sweeps both prompt conditions × {0.5×, 1×, 2×, projection}.
+3. **Selection**, without the instruction in the prompt and reused for "instruction + steering" as
+   the paper does, over layers every ~10 % of depth × {1×, projection z̄}. ``search="halving"``
+   (default): successive halving, every layer on 4 validation prompts (a third of them, when fewer than 12), the 3 best layers per group on
+   the rest (``workbench.search``); ``"reuse"``: every cell on every prompt; ``"exhaustive"``: both
+   prompt conditions × {0.5×, 1×, 2×, projection} on every prompt.
 4. **Report**: four conditions per record (a record with several instructions composes their vectors,
    each at its own selected layer), each record with its instructions' largest token budget; IFEval's
    prompt- and instruction-level accuracy, strict and loose, overall and per id, with bootstrap CIs.
@@ -32,10 +34,11 @@ from workbench.instructions import Group, generic, group_name
 from workbench.io import write_atomic, write_jsonl
 from workbench.models import Model
 from workbench.prompts import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, record_instructions, split_of
+from workbench.search import run_halving
 from workbench.study import log
 from workbench.sweep import CONDITIONS, Choice, Example, SweepConfig, four_conditions, load_table, run_sweep, select, vector_for
 
-SEARCHES = ("reuse", "exhaustive")
+SEARCHES = ("halving", "reuse", "exhaustive")
 PAIR_SOURCES = ("queries", "file")
 MIN_FILE_PAIRS = 4  # a group with fewer training pairs in the file takes the project's queries
 
@@ -108,7 +111,7 @@ def _setting(choice: Choice | None) -> dict:
 def evaluate_file(
     model: Model, data: str | Path, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
     n_train: int = 64, sweep_prompts: int = 12, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
-    search: str = "reuse", layers: Sequence[int] | None = None, skip_unknown: bool = False, seed: int = 0, plan: Plan | None = None,
+    search: str = "halving", layers: Sequence[int] | None = None, skip_unknown: bool = False, seed: int = 0, plan: Plan | None = None,
     settings: Mapping[str, Choice] | None = None,
 ) -> dict:
     """Vectors, layer/setting selection on validation prompts (or ``sweep_dir``), then the four
@@ -140,7 +143,11 @@ def evaluate_file(
             data="" if not plan.train else data_hash([p.with_instruction for ps in plan.train.values() for p in ps]),
         )
         log(f"selecting layer and setting on validation prompts for {len(to_select)} groups ({search} search)")
-        table = run_sweep(model, config, sweep_dir, pairs=plan.validation, train_pairs=plan.train)
+        if search == "halving":
+            first = max(1, min(4, sweep_prompts // 3))
+            table = run_halving(model, config, sweep_dir, first=first, pairs=plan.validation, train_pairs=plan.train)
+        else:
+            table = run_sweep(model, config, sweep_dir, pairs=plan.validation, train_pairs=plan.train)
     choices = select(table) if table is not None else {}
     choices.update({(name, cond): replace(c, instruction=name, with_instruction=cond) for name, c in settings.items() for cond in (False, True)})
     vectors, missing = {}, set()

@@ -1,0 +1,44 @@
+"""Successive halving: the survivors are the best layers, and their rows are the full grid's rows."""
+
+import pandas as pd
+import pytest
+
+from workbench import WorkbenchError
+from workbench.search import best_layers, run_halving
+from workbench.sweep import NO_STEERING, SweepConfig, run_sweep
+
+CONFIG = dict(model="tiny-random", instructions=("one_sentence", "no_commas"), layers=(0, 1, 2, 3), coefficients=(1.0,), n_train=6, n_prompts=5, max_new_tokens=5, conditions=(False,))
+
+
+def _row(name, layer, mode, loose, degenerate=False):
+    return {"instruction": name, "with_instruction": False, "layer": layer, "mode": mode, "coefficient": 1.0, "loose": loose, "strict": loose,
+            "logprob": -1.0, "degenerate": degenerate, "text": "x"}
+
+
+def test_best_layers_rank_by_best_eligible_setting():
+    rows = [_row("a", NO_STEERING, "none", 0)]
+    rows += [_row("a", 1, "add", 1), _row("a", 1, "project", 0)]  # best setting counts: 1.0
+    rows += [_row("a", 2, "add", 1, degenerate=True), _row("a", 2, "project", 0.5)]  # degenerate cell is not eligible: 0.5
+    rows += [_row("a", 3, "add", 0.5), _row("a", 3, "project", 0.5)]  # ties with 2 on score; shallower wins
+    rows += [_row("a", 4, "add", 1, degenerate=True)]  # nothing eligible: last
+    assert best_layers(pd.DataFrame(rows), keep=3) == {"a": [1, 2, 3]}
+    assert best_layers(pd.DataFrame(rows), keep=1) == {"a": [1]}
+
+
+def test_halving_rows_equal_the_full_grids_on_the_same_prompts(tmp_path, tiny):
+    config = SweepConfig(**CONFIG)
+    full = run_sweep(tiny, config, tmp_path / "full", progress=False)
+    halved = run_halving(tiny, config, tmp_path / "halved", first=2, keep=2, progress=False)
+    survivors = {name: sorted(set(g["layer"]) - {NO_STEERING}) for name, g in halved.groupby("instruction")}
+    assert all(len(layers) == 2 for layers in survivors.values())
+    key = ["instruction", "layer", "mode", "coefficient", "prompt_id"]
+    merged = halved.merge(full, on=key, suffixes=("", "_full"))
+    assert len(merged) == len(halved) == 2 * 5 * (1 + 2 * 2)  # instructions × prompts × (baseline + kept layers × settings)
+    assert (merged["text"] == merged["text_full"]).all() and (merged["loose"] == merged["loose_full"]).all()
+    assert set(halved["round"]) == {1, 2} and len(full) > len(halved)
+    assert not (tmp_path / "halved" / "round1" / "vectors").exists() and (tmp_path / "halved" / "vectors").exists()  # one shared vector cache
+
+
+def test_halving_needs_room_for_two_rounds(tmp_path, tiny):
+    with pytest.raises(WorkbenchError, match="first"):
+        run_halving(tiny, SweepConfig(**CONFIG), tmp_path, first=5, progress=False)
