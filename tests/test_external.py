@@ -122,3 +122,16 @@ def test_custom_instruction_with_a_checker_goes_through_sweep_and_report(tiny, t
 def test_a_sweep_refuses_an_instruction_without_a_checker():
     with pytest.raises(WorkbenchError, match="no checker"):
         SweepConfig(model="m", instructions=(Instruction.custom("Answer like a pirate."),), layers=(1,))
+
+
+def test_evaluate_instructions_runs_a_custom_checker_end_to_end(tiny, tmp_path):
+    from workbench.external import evaluate_instructions
+
+    brief = Instruction.custom("Answer in under five words.", check=lambda r: len(r.split()) < 5, id="brief")
+    result = evaluate_instructions(tiny, [brief], tmp_path, test_prompts=3, layers=(1, 2), sweep_prompts=3, n_train=4, max_new_tokens=6)
+    scores = {(r["scope"], r["condition"], r["level"], r["metric"]): r for r in result["scores"]}
+    assert scores[("custom:brief", "steer", "instruction", "loose")]["n"] == 3 and result["n_evaluated"] == 3
+    rows = read_jsonl(tmp_path / "rows.jsonl")
+    assert all(r["strict"] == (bool(r["text"].strip()) and len(r["text"].split()) < 5) for r in rows)
+    with pytest.raises(WorkbenchError, match="no checker"):
+        evaluate_instructions(tiny, [Instruction.custom("Answer like a pirate.")], tmp_path / "x")

@@ -68,3 +68,25 @@ def test_fast_twin_tokens_equal_bridge_path(smol):
         with smol.through_bridge():
             reference = generate(smol, prompts, steer=spec, max_new_tokens=32)
         assert [g.token_ids for g in fast] == [g.token_ids for g in reference]
+
+
+def test_a_25_id_ifeval_file_is_evaluated_with_nothing_skipped(smol, tmp_path):
+    """Every IFEval id (single records) and two multi-instruction records, on the real model."""
+    from workbench.external import evaluate_file
+    from workbench.instructions import IFEVAL_IDS, Instruction
+    from workbench.io import write_jsonl
+    from workbench.prompts import ifeval_records
+
+    each = [Instruction.ifeval(i, **({"language": "fr"} if i == "language:response_language" else {})) for i in IFEVAL_IDS]
+    multi = [[get_instruction("no_commas"), get_instruction("lowercase")], [get_instruction("title"), get_instruction("french")]]
+    records = ifeval_records(each + multi, per_instruction=1)
+    write_jsonl(tmp_path / "all.jsonl", records)
+    result = evaluate_file(smol, tmp_path / "all.jsonl", tmp_path / "out", layers=(15,), sweep_prompts=2, n_train=16, max_new_tokens=16)
+    assert result["skipped"] == {} and result["n_evaluated"] == len(records) == 27
+    scored = {r["scope"] for r in result["scores"]}
+    assert scored >= set(IFEVAL_IDS)
+    from workbench.io import read_jsonl
+
+    rows = read_jsonl(tmp_path / "out" / "rows.jsonl")
+    assert len(rows) == 4 * 27 and all(len(r["loose_each"]) == len(r["instruction_ids"]) for r in rows)
+    assert sum(len(r["instruction_ids"]) == 2 for r in rows) == 4 * 2

@@ -19,7 +19,7 @@ def test_notebook_runs(path, tmp_path):
 
 
 def test_notebooks_are_stored_without_outputs():
-    assert len(NOTEBOOKS) == 4
+    assert len(NOTEBOOKS) == 5
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
         assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code"), path.name

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from workbench import WorkbenchError
-from workbench.search import best_layers, run_halving
+from workbench.search import best_cells, run_halving
 from workbench.sweep import NO_STEERING, SweepConfig, run_sweep
 
 CONFIG = dict(model="tiny-random", instructions=("one_sentence", "no_commas"), layers=(0, 1, 2, 3), coefficients=(1.0,), n_train=6, n_prompts=5, max_new_tokens=5, conditions=(False,))
@@ -15,25 +15,27 @@ def _row(name, layer, mode, loose, degenerate=False):
             "logprob": -1.0, "degenerate": degenerate, "text": "x"}
 
 
-def test_best_layers_rank_by_best_eligible_setting():
+def test_best_cells_rank_by_compliance_then_degeneracy_then_size_then_layer():
     rows = [_row("a", NO_STEERING, "none", 0)]
-    rows += [_row("a", 1, "add", 1), _row("a", 1, "project", 0)]  # best setting counts: 1.0
-    rows += [_row("a", 2, "add", 1, degenerate=True), _row("a", 2, "project", 0.5)]  # degenerate cell is not eligible: 0.5
-    rows += [_row("a", 3, "add", 0.5), _row("a", 3, "project", 0.5)]  # ties with 2 on score; shallower wins
-    rows += [_row("a", 4, "add", 1, degenerate=True)]  # nothing eligible: last
-    assert best_layers(pd.DataFrame(rows), keep=3) == {"a": [1, 2, 3]}
-    assert best_layers(pd.DataFrame(rows), keep=1) == {"a": [1]}
+    rows += [_row("a", 1, "add", 1), _row("a", 1, "project", 0)]
+    rows += [_row("a", 2, "add", 1, degenerate=True), _row("a", 2, "project", 0.5)]  # the degenerate cell ranks last
+    rows += [_row("a", 3, "add", 0.5), _row("a", 3, "project", 0.5)]  # ties with layer 2's projection: projection, shallower first
+    table = pd.DataFrame(rows)
+    assert best_cells(table, keep=1) == {"a": [(1, "add", 1.0)]}
+    assert best_cells(table, keep=3) == {"a": [(1, "add", 1.0), (2, "project", None), (3, "project", None)]}
+    five = best_cells(table, keep=5)["a"]
+    assert len(five) == 5 and (2, "add", 1.0) not in five
 
 
 def test_halving_rows_equal_the_full_grids_on_the_same_prompts(tmp_path, tiny):
     config = SweepConfig(**CONFIG)
     full = run_sweep(tiny, config, tmp_path / "full", progress=False)
-    halved = run_halving(tiny, config, tmp_path / "halved", first=2, keep=2, progress=False)
-    survivors = {name: sorted(set(g["layer"]) - {NO_STEERING}) for name, g in halved.groupby("instruction")}
-    assert all(len(layers) == 2 for layers in survivors.values())
+    halved = run_halving(tiny, config, tmp_path / "halved", first=2, keep=3, progress=False)
+    steered = halved[halved["layer"] != NO_STEERING]
+    assert (steered.groupby("instruction").apply(lambda g: len(g[["layer", "mode"]].drop_duplicates())) == 3).all()
     key = ["instruction", "layer", "mode", "coefficient", "prompt_id"]
     merged = halved.merge(full, on=key, suffixes=("", "_full"))
-    assert len(merged) == len(halved) == 2 * 5 * (1 + 2 * 2)  # instructions × prompts × (baseline + kept layers × settings)
+    assert len(merged) == len(halved) == 2 * 5 * (1 + 3)  # instructions × prompts × (baseline + kept cells)
     assert (merged["text"] == merged["text_full"]).all() and (merged["loose"] == merged["loose_full"]).all()
     assert set(halved["round"]) == {1, 2} and len(full) > len(halved)
     assert not (tmp_path / "halved" / "round1" / "vectors").exists() and (tmp_path / "halved" / "vectors").exists()  # one shared vector cache

@@ -169,6 +169,8 @@ def cmd_figures(args) -> None:
 def cmd_demo(args) -> None:
     from workbench.study import StudyConfig, run_study
 
+    if args.instructions:
+        _instructions(args.instructions)
     model = _load(args)
     cfg = StudyConfig.for_model(model, quick=args.quick, layers=args.layers, instructions=args.instructions,
                                 follow_threshold=args.follow_threshold, min_gap=args.min_gap)
@@ -243,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--group-by", action="append", default=[], metavar="ID=KEY[+KEY]",
                    help="one vector per value of these kwargs for this id (ID=* for every kwarg, ID= for one per id); default language:response_language=language")
     s.add_argument("--layers", type=_ints, default=None, help="layers to sweep (default: every ~10%% of depth)")
-    s.add_argument("--sweep-prompts", type=int, default=12, help="validation prompts per group (default 12)")
+    s.add_argument("--sweep-prompts", type=int, default=8, help="validation prompts per group (default 8)")
     s.add_argument("--skip-unknown", action="store_true", help="leave out records with ids lm-eval does not know (listed in the summary) instead of failing")
     s.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test split")
     s.add_argument("--max-new-tokens", type=int, default=None, help="default: each record's instructions' largest budget")
@@ -259,10 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--html-only", action="store_true")
     s.set_defaults(func=cmd_figures)
 
-    s = add("demo", cmd_demo, "the whole study on one model: follow check, vectors, sweep, report, figures", "results/demo", model=DEMO_MODEL, dtype="auto")
+    s = add("demo", cmd_demo, "the whole study on one model: follow check, vectors, sweep, report, figures", "results/demo", model=DEMO_MODEL, dtype="auto", epilog=sources)
     s.add_argument("--quick", action="store_true", help="a ~3-minute version")
     s.add_argument("--layers", type=_ints, default=None)
-    s.add_argument("--instructions", type=_names, default=None, help="screen only these (default: whole catalog)")
+    s.add_argument("--instructions", type=_names, default=None, help="screen only these (default: every IFEval id, French and German for language)")
     s.add_argument("--follow-threshold", type=float, default=None, help="share following when told to count as followed (default 0.6)")
     s.add_argument("--min-gap", type=float, default=None, help="and this much above the unprompted share (default 0.25)")
     s.add_argument("--html-only", action="store_true", help="figures as HTML only (no Chromium needed)")

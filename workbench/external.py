@@ -30,13 +30,13 @@ import pandas as pd
 from workbench.checkers import unknown_ids
 from workbench.errors import WorkbenchError
 from workbench.evaluate import bootstrap_ci
-from workbench.instructions import Group, generic, group_name
+from workbench.instructions import Group, Instruction, as_group, generic, group_name
 from workbench.io import write_atomic, write_jsonl
 from workbench.models import Model
-from workbench.prompts import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, record_instructions, split_of
+from workbench.prompts import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, make_pairs, record_instructions, split_of
 from workbench.search import run_halving
 from workbench.study import log
-from workbench.sweep import CONDITIONS, Choice, Example, SweepConfig, four_conditions, load_table, run_sweep, select, vector_for
+from workbench.sweep import CONDITIONS, Choice, Example, SweepConfig, four_conditions, load_table, pair_example, run_sweep, select, vector_for
 
 SEARCHES = ("halving", "reuse", "exhaustive")
 PAIR_SOURCES = ("queries", "file")
@@ -110,7 +110,7 @@ def _setting(choice: Choice | None) -> dict:
 
 def evaluate_file(
     model: Model, data: str | Path, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
-    n_train: int = 64, sweep_prompts: int = 12, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
+    n_train: int = 64, sweep_prompts: int = 8, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
     search: str = "halving", layers: Sequence[int] | None = None, skip_unknown: bool = False, seed: int = 0, plan: Plan | None = None,
     settings: Mapping[str, Choice] | None = None,
 ) -> dict:
@@ -118,9 +118,35 @@ def evaluate_file(
     conditions on every test record; writes ``rows.jsonl``, ``scores.csv``, ``summary.json``, ``report.md``.
     ``max_new_tokens=None`` gives each record its instructions' budget. ``settings`` (group name ->
     ``Choice.manual(...)``) fixes a group's steering instead of selecting it."""
+    plan = plan or plan_file(data, group_by, pairs, skip_unknown, seed)
+    return evaluate_plan(model, plan, out, sweep_dir, max_new_tokens, n_train, sweep_prompts, search, layers, seed, settings)
+
+
+def plan_instructions(instructions: Sequence[str | Instruction | Group], test_prompts: int = 12, seed: int = 0) -> Plan:
+    """A plan for your own instructions (each needs a checker): its test items are the project's test
+    queries with the instruction appended, one group per instruction."""
+    groups = {g.name: g for g in map(as_group, instructions)}
+    for g in groups.values():
+        if not g.checkable:
+            raise WorkbenchError(f"instruction {g.name!r} has no checker, and an evaluation scores compliance: give it check=<callable or IFEval id>")
+    items = [(pair_example(p), (g.name,)) for g in groups.values() for p in make_pairs(g, "test", limit=test_prompts, seed=seed)]
+    return Plan("instructions: " + ", ".join(groups), [], items, groups)
+
+
+def evaluate_instructions(model: Model, instructions: Sequence[str | Instruction | Group], out: str | Path, test_prompts: int = 12, **options) -> dict:
+    """``evaluate_file`` for instructions rather than a file: vectors, selection, four-condition report.
+    ``options`` are ``evaluate_plan``'s (sweep_prompts, layers, search, max_new_tokens, n_train, ...)."""
+    return evaluate_plan(model, plan_instructions(instructions, test_prompts, options.get("seed", 0)), out, **options)
+
+
+def evaluate_plan(
+    model: Model, plan: Plan, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
+    n_train: int = 64, sweep_prompts: int = 8, search: str = "halving", layers: Sequence[int] | None = None, seed: int = 0,
+    settings: Mapping[str, Choice] | None = None,
+) -> dict:
+    """Run a plan: select each group's setting, then the four conditions on its items (see the module doc)."""
     if search not in SEARCHES:
         raise WorkbenchError(f"unknown search {search!r}: use one of {', '.join(SEARCHES)}")
-    plan = plan or plan_file(data, group_by, pairs, skip_unknown, seed)
     out = Path(out)
     given_sweep = sweep_dir is not None
     sweep_dir = Path(sweep_dir) if sweep_dir else out / "sweep"
@@ -175,7 +201,7 @@ def evaluate_file(
             rows.append(r)
     scores = ifeval_scores(rows)
     result = {
-        "model": model.name, "data": str(plan.data), "pairs": plan.pairs, "search": search, "n_examples": len(plan.examples),
+        "model": model.name, "data": str(plan.data), "pairs": plan.pairs, "search": search, "n_examples": len(plan.examples) or len(plan.items),
         "n_evaluated": len({r["prompt_id"] for r in rows}), "skipped": skipped,
         "groups": {
             g.name: {

@@ -184,7 +184,7 @@ class Instruction:
         phrasings = (text,) if isinstance(text, str) else tuple(text)
         if not phrasings or not all(isinstance(p, str) and p.strip() for p in phrasings):
             raise WorkbenchError("a custom instruction needs its text: one or more non-empty sentences")
-        name = id or _slug(phrasings[0])
+        name = id or slug(phrasings[0])
         if isinstance(check, str):
             full = _ifeval_kwargs(check, kwargs)
             return cls(name, phrasings, check, full, FAMILIES.get(check.split(":")[0], "custom"), "custom")
@@ -214,7 +214,7 @@ class Instruction:
     @property
     def slug(self) -> str:
         """A file-name-safe form of the id."""
-        return _slug(self.id)
+        return slug(self.id)
 
     def with_params(self, **values: str) -> "Instruction":
         """Fill placeholders, e.g. ``include_word.with_params(keyword="ocean")``."""
@@ -244,7 +244,8 @@ class Instruction:
         return f"Instruction({self.id!r}, {self.source}, checked by {check_by}: {text!r})"
 
 
-def _slug(text: str) -> str:
+def slug(text: str) -> str:
+    """A file-name-safe form of a name."""
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")[:80] or "instruction"
 
 
@@ -343,7 +344,7 @@ class Group:
 
     @property
     def slug(self) -> str:
-        return _slug(self.name)
+        return slug(self.name)
 
     def spec(self) -> dict:
         return {"name": self.name, "members": [m.spec() for m in self.members]}

@@ -1,8 +1,8 @@
 """How each instruction's layer and setting are chosen: the full grid, or successive halving.
 
 Successive halving (``run_halving``) spends the validation prompts where they matter: every
-(layer, setting) first sees a few prompts; only the best layers per instruction (and the unsteered
-baseline) see the rest. Selection then reads the survivors on every prompt. Both rounds are ordinary
+(layer, setting) cell first sees a few prompts; only the best cells per instruction (and the
+unsteered baseline) see the rest. Selection then reads the survivors on every prompt. Both rounds are ordinary
 resumable sweeps in ``out/round1`` and ``out/round2`` sharing one vector cache in ``out/vectors``.
 """
 
@@ -20,17 +20,23 @@ from workbench.prompts import Pair, make_pairs
 from workbench.sweep import NO_STEERING, SweepConfig, cell_summary, run_sweep
 
 
-def best_layers(table: pd.DataFrame, keep: int, max_degenerate: float = 0.2) -> dict[str, list[int]]:
-    """Per instruction, the ``keep`` layers whose best non-degenerate setting complies most (ties:
-    fewer degenerate outputs, then the shallower layer). Layers with no eligible setting come last."""
+Cell = tuple[int, str, "float | None"]  # (layer, mode, coefficient)
+
+
+def best_cells(table: pd.DataFrame, keep: int, max_degenerate: float = 0.2) -> dict[str, list[Cell]]:
+    """Per instruction, the ``keep`` steered cells that comply most; degenerate cells (more than
+    ``max_degenerate`` of outputs) come last. Ties: fewer degenerate outputs, the projection before
+    larger coefficients (as ``select`` breaks them), then the shallower layer."""
     cells = cell_summary(table)
     cells = cells[cells["layer"] != NO_STEERING]
-    cells = cells.assign(score=cells["compliance"].where(cells["degenerate"] <= max_degenerate, -1.0))
-    per_layer = cells.groupby(["instruction", "layer"]).agg(score=("score", "max"), degenerate=("degenerate", "min")).reset_index()
+    cells = cells.assign(
+        score=cells["compliance"].where(cells["degenerate"] <= max_degenerate, -1.0),
+        size=cells["coefficient"].abs().where(cells["mode"] == "add", 0.75),
+    )
     out = {}
-    for name, g in per_layer.groupby("instruction"):
-        ranked = g.sort_values(["score", "degenerate", "layer"], ascending=[False, True, True])
-        out[name] = sorted(int(l) for l in ranked["layer"].head(keep))
+    for name, g in cells.groupby("instruction"):
+        ranked = g.sort_values(["score", "degenerate", "size", "layer"], ascending=[False, True, True, True]).head(keep)
+        out[name] = sorted((int(r.layer), str(r.mode), None if r.mode == "project" else float(r.coefficient)) for r in ranked.itertuples())
     return out
 
 
@@ -38,7 +44,7 @@ def run_halving(
     model: Model, config: SweepConfig, out: str | Path, first: int = 4, keep: int = 3, progress: bool = True,
     pairs: Mapping[str, Sequence[Pair]] | None = None, train_pairs: Mapping[str, Sequence[Pair]] | None = None,
 ) -> pd.DataFrame:
-    """Two rounds: every layer on the first ``first`` validation prompts, then the ``keep`` best layers
+    """Two rounds: every cell on the first ``first`` validation prompts, then the ``keep`` best cells
     per instruction and the baseline on the other ``config.n_prompts - first``. Returns the rows
     selection should see (survivors and baseline, on all prompts), with a ``round`` column."""
     if not 0 < first < config.n_prompts:
@@ -50,11 +56,15 @@ def run_halving(
     }
     one = run_sweep(model, replace(config, n_prompts=first), out / "round1", progress, pairs={n: p[:first] for n, p in every.items()},
                     train_pairs=train_pairs, vectors=out)
-    survivors = best_layers(one, keep)
+    survivors = best_cells(one, keep)
     rest = tuple(g for g in config.groups if every[g.name][first:])  # a file may hold fewer validation prompts
     two = pd.DataFrame()
     if rest:
         two = run_sweep(model, replace(config, instructions=rest, n_prompts=config.n_prompts - first), out / "round2", progress,
-                        pairs={n: p[first:] for n, p in every.items()}, train_pairs=train_pairs, layers_of=survivors, vectors=out)
-    kept = one.apply(lambda r: r["layer"] == NO_STEERING or r["layer"] in survivors.get(r["instruction"], ()), axis=1)
+                        pairs={n: p[first:] for n, p in every.items()}, train_pairs=train_pairs, cells_of=survivors, vectors=out)
+    def survived(row) -> bool:
+        coefficient = None if row["mode"] == "project" else float(row["coefficient"])
+        return row["layer"] == NO_STEERING or (int(row["layer"]), row["mode"], coefficient) in survivors.get(row["instruction"], ())
+
+    kept = one.apply(survived, axis=1)
     return pd.concat([one[kept].assign(round=1), two.assign(round=2)], ignore_index=True)

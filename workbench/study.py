@@ -21,7 +21,7 @@ from workbench import analysis, plots
 from workbench.errors import WorkbenchError
 from workbench.generate import generate
 from workbench.models import Model, dtype_name, native_bf16
-from workbench.instructions import catalog, get_instruction
+from workbench.instructions import IFEVAL_IDS, get_instruction, slug
 from workbench.prompts import instantiate, make_pairs
 from workbench.sweep import (
     Choice, SweepConfig, _claim_dir, catalog_examples, cell_summary, four_conditions,
@@ -38,13 +38,13 @@ class StudyConfig:
     n_train: int = 64
     sweep_prompts: int = 8
     test_prompts: int = 20
-    max_new_tokens: int = 64
+    max_new_tokens: int | None = None  # None: each instruction's own budget (instructions.budget)
     layers: tuple[int, ...] = ()
     coefficients: tuple[float, ...] = (1.0, 2.0)
     max_instructions: int = 3
     follow_threshold: float = 0.6  # share following when told, to count as "followed"
     min_gap: float = 0.25  # and this much above the share following without being told
-    instructions: tuple[str, ...] = ()  # empty: screen the whole catalog
+    instructions: tuple[str, ...] = ()  # empty: screen every IFEval id (screen_instructions)
     sweep_with_instruction: bool = True  # also sweep with the instruction in the prompt (for "instruction + steering")
     dtype: str = "float32"  # the model's compute precision (part of the results' identity)
 
@@ -87,9 +87,20 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
+def screen_instructions() -> tuple[str, ...]:
+    """What the demo screens by default: every id lm-eval's IFEval registry builds, in its own words
+    (languages: French and German)."""
+    langs = ("language:response_language[language=fr]", "language:response_language[language=de]")
+    return tuple(i for i in IFEVAL_IDS if i != "language:response_language") + langs
+
+
+def _tokens(cfg: StudyConfig, *names: str) -> int:
+    return cfg.max_new_tokens or max(get_instruction(n).budget for n in names)
+
+
 def screen(model: Model, cfg: StudyConfig, out: Path) -> pd.DataFrame:
     """Does the model follow each instruction when told? (validation prompts, no steering)"""
-    names = cfg.instructions or tuple(catalog())
+    names = cfg.instructions or screen_instructions()
     config = SweepConfig(model=model.name, instructions=names, layers=(), n_train=cfg.n_train, n_prompts=cfg.screen_prompts, max_new_tokens=cfg.max_new_tokens)
     table = run_sweep(model, config, out / "screen")
     follow = table.groupby(["instruction", "with_instruction"])["loose"].mean().unstack()
@@ -102,17 +113,21 @@ def followed(follow: pd.DataFrame, cfg: StudyConfig) -> list[str]:
     """Instructions followed when told, largest gap first, one per family before any second."""
     ok = follow[(follow["with"] >= cfg.follow_threshold) & (follow["gap"] >= cfg.min_gap)]
     names = list(ok["instruction"])
-    families = catalog()
     first, seen = [], set()
     for name in names:
-        if families[name].family not in seen:
+        family = get_instruction(name).family
+        if family not in seen:
             first.append(name)
-            seen.add(families[name].family)
+            seen.add(family)
     return (first + [n for n in names if n not in first])[: cfg.max_instructions]
 
 
+def _unit_path(out: Path, label: str) -> Path:
+    return out / "report" / "units" / f"{slug(label)}.jsonl"
+
+
 def _report_unit(out: Path, label: str, make_rows) -> list[dict]:
-    path = out / "report" / "units" / f"{label}.jsonl"
+    path = _unit_path(out, label)
     if path.exists():
         return read_jsonl(path)
     rows = make_rows()
@@ -135,12 +150,12 @@ def exclusion(model: Model, cfg: StudyConfig, out: Path) -> tuple[list[dict], Ch
             best, best_score = choice, frac
     best = best or Choice("exclude_word", False, layer, "add", -1.0, 0, 0, 0)
     test = catalog_examples("exclude_word", "test", limit=cfg.test_prompts)
-    rows = _report_unit(out, "exclude_word", lambda: four_conditions(model, test, best.spec(vec), best.spec(vec), "exclude_word", (best, best), cfg.max_new_tokens))
+    rows = _report_unit(out, "exclude_word", lambda: four_conditions(model, test, best.spec(vec), best.spec(vec), "exclude_word", (best, best), _tokens(cfg, "exclude_word")))
     return rows, best
 
 
 def _score_examples(model, examples, steer, cfg) -> list[dict]:
-    gens = generate(model, [e.query for e in examples], steer=steer, max_new_tokens=cfg.max_new_tokens)
+    gens = generate(model, [e.query for e in examples], steer=steer, max_new_tokens=_tokens(cfg, "exclude_word"))
     rows = [{"query": e.query, "prompt": e.query, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs, "text": g.text, "n_tokens": len(g.token_ids)} for e, g in zip(examples, gens)]
     return score_rows(model, rows)
 
@@ -174,7 +189,7 @@ def composition(model: Model, cfg: StudyConfig, out: Path, a: str, b: str, cells
         xs = torch.tensor([x for x, _, _ in cells_ab])
         ys = torch.tensor([y for _, y, _ in cells_ab])
         steer = [va.steer(la, xs, relative=True), vb.steer(lb, ys, relative=True)]
-        gens = generate(model, [p.without_instruction for _, _, p in cells_ab], steer=steer, max_new_tokens=cfg.max_new_tokens)
+        gens = generate(model, [p.without_instruction for _, _, p in cells_ab], steer=steer, max_new_tokens=_tokens(cfg, a, b))
         rows = []
         for (x, y, p), g in zip(cells_ab, gens):
             fa, fb = instantiate(ia, p.query), instantiate(ib, p.query)
@@ -207,7 +222,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     _claim_dir(out, asdict(cfg) | {"layers": list(cfg.layers), "coefficients": list(cfg.coefficients), "instructions": list(cfg.instructions)}, "study")
     t0 = time.time()
     log(f"{model.name} in {cfg.dtype}; results in {out}")
-    log(f"1/7 which instructions does {model.name} follow when told? ({len(cfg.instructions or catalog())} instructions × {cfg.screen_prompts} prompts)")
+    log(f"1/7 which instructions does {model.name} follow when told? ({len(cfg.instructions or screen_instructions())} instructions × {cfg.screen_prompts} prompts)")
     follow = screen(model, cfg, out)
     write_atomic(out / "follow.csv", follow.to_csv(index=False))
     names = followed(follow, cfg)
@@ -226,7 +241,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
         cw = choices[(name, False)]
         cwi = choices.get((name, True), cw)
         examples = catalog_examples(name, "test", limit=cfg.test_prompts)
-        rows += _report_unit(out, name, lambda: four_conditions(model, examples, cw.spec(vec), cwi.spec(vec), name, (cw, cwi), cfg.max_new_tokens))
+        rows += _report_unit(out, name, lambda: four_conditions(model, examples, cw.spec(vec), cwi.spec(vec), name, (cw, cwi), _tokens(cfg, name)))
     log("4/7 word exclusion with a negative include-word vector")
     ex_rows, ex_choice = exclusion(model, cfg, out)
     summary = summarize(pd.DataFrame(rows + ex_rows))
@@ -316,7 +331,7 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
     corr = joined.groupby("instruction")[["correlation", "correlation_d"]].first().reset_index()
     examples = []
     for name in result["followed"][:3]:
-        path = out / "report" / "units" / f"{name}.jsonl"
+        path = _unit_path(out, name)
         rows = read_jsonl(path)
         by = {(r["condition"], r["prompt_id"]): r for r in rows}
         first = rows[0]["prompt_id"]

@@ -234,15 +234,15 @@ def _chunks(units: Sequence[_Unit], rows_per_batch: int, budget=lambda unit: 0) 
 def run_sweep(
     model: Model, config: SweepConfig, out: str | Path, progress: bool = True, judge: Judge | None = None, rows_per_batch: int = 64,
     pairs: Mapping[str, Sequence[Pair]] | None = None, train_pairs: Mapping[str, Sequence[Pair]] | None = None,
-    layers_of: Mapping[str, Sequence[int]] | None = None, vectors: str | Path | None = None,
+    cells_of: Mapping[str, Sequence[tuple[int, str, float | None]]] | None = None, vectors: str | Path | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) a sweep into ``out``; returns the tidy table, one row per generation.
 
     Units are packed into batches of about ``rows_per_batch`` rows; each unit is written as soon
     as its batch is scored, so a killed sweep loses at most one batch. ``pairs`` / ``train_pairs``
     (by group name) replace the project's validation / training queries, e.g. a file's own pairs;
-    ``config.data`` should then name them, so a folder never mixes two sources. ``layers_of`` (by
-    group name) narrows a group to some of ``config.layers``; ``vectors`` is the folder whose
+    ``config.data`` should then name them, so a folder never mixes two sources. ``cells_of`` (by
+    group name) narrows a group to some (layer, mode, coefficient) cells of the grid; ``vectors`` is the folder whose
     ``vectors/`` caches them (default ``out``), so several sweeps can share one set.
     """
     out = Path(out)
@@ -258,7 +258,7 @@ def run_sweep(
     for slug, group in groups.items():  # budget order, so packed batches share a token budget
         for cond in config.conditions:
             keys.append((slug, cond, NO_STEERING))
-            keys += [(slug, cond, layer) for layer in config.layers if layers_of is None or layer in layers_of.get(group.name, ())]
+            keys += [(slug, cond, layer) for layer in config.layers if cells_of is None or any(c[0] == layer for c in cells_of.get(group.name, ()))]
     keys.sort(key=lambda k: config.budget(groups[k[0]]))
     todo = [k for k in keys if not (out / "units" / _unit_name(*k)).exists()]
     per_unit = lambda k: config.n_prompts * (1 if k[2] == NO_STEERING else len(config.settings()))
@@ -276,6 +276,8 @@ def run_sweep(
         train = (train_pairs or {}).get(group.name)
         vec = vector_for(model, group, Path(vectors or out), config.n_train, pairs=list(train)[: config.n_train] if train is not None else None) if steered else None
         settings = config.settings() if steered else [("none", 0.0)]
+        if steered and cells_of is not None:
+            settings = [s for s in settings if (layer, *s) in {tuple(c) for c in cells_of.get(group.name, ())}]
         units.append(_Unit(group, cond, layer, vec, pairs_of[slug], settings))
     unit_budget = lambda unit: config.budget(unit.group)
     for chunk in _chunks(units, rows_per_batch, unit_budget):
