@@ -155,3 +155,17 @@ def test_synthetic_records_cover_every_id():
     assert records[-1]["instruction_id_list"] == ["punctuation:no_comma", "change_case:english_lowercase"]
     for r in records:
         assert r["prompt"].startswith(r["prompt_without_instruction"]) and r["prompt"] != r["prompt_without_instruction"]
+
+
+@pytest.mark.parametrize("name, n_records, n_ids", [("format13", 156, 13), ("all_ids", 116, 25)])
+def test_the_committed_data_files_are_what_their_scripts_build(name, n_records, n_ids):
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).parent / "data" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = [json.loads(line) for line in script.with_suffix(".jsonl").read_text().splitlines()]
+    assert committed == module.records()
+    assert len(committed) == n_records and len({i for r in committed for i in r["instruction_id_list"]}) == n_ids

@@ -103,3 +103,12 @@ def test_vector_cache_keeps_the_training_activations(tmp_path, tiny):
     again, w2, wo2 = vector_for(tiny, "one_sentence", tmp_path, 6, return_activations=True)
     assert torch.equal(w, w2) and torch.equal(wo, wo2) and torch.equal(vec.mean_diff, again.mean_diff)
     assert torch.allclose(vec.mean_diff, w.mean(0) - wo.mean(0), atol=1e-6)
+
+
+def test_a_longer_generations_prefix_is_the_shorter_budgets_generation(tiny):
+    """The demo's screen generates untold answers once at the largest budget and checks prefixes."""
+    prompts = ["Explain tides.", "Describe the history of chess in detail."]
+    long = generate(tiny, prompts, max_new_tokens=12, stop_at_eos=False)
+    short = generate(tiny, prompts, max_new_tokens=5, stop_at_eos=False)
+    for l, s in zip(long, short):
+        assert l.first(5, tiny) == s and l.first(50, tiny) is l

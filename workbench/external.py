@@ -36,7 +36,7 @@ from workbench.models import Model
 from workbench.prompts import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, make_pairs, record_instructions, split_of
 from workbench.search import run_halving
 from workbench.study import log
-from workbench.sweep import CONDITIONS, Choice, Example, SweepConfig, four_conditions, load_table, pair_example, run_sweep, select, vector_for
+from workbench.sweep import CONDITIONS, Choice, Example, SweepConfig, four_conditions, load_table, pair_example, run_sweep, select, vectors_for
 
 SEARCHES = ("halving", "reuse", "exhaustive")
 PAIR_SOURCES = ("queries", "file")
@@ -176,28 +176,25 @@ def evaluate_plan(
             table = run_sweep(model, config, sweep_dir, pairs=plan.validation, train_pairs=plan.train)
     choices = select(table) if table is not None else {}
     choices.update({(name, cond): replace(c, instruction=name, with_instruction=cond) for name, c in settings.items() for cond in (False, True)})
-    vectors, missing = {}, set()
-    for g in groups:
-        if (g.name, False) not in choices:
-            missing.add(g.name)
-            continue
-        vectors[g.name] = vector_for(model, g, sweep_dir, n_train, pairs=(plan.train.get(g.name) or [])[:n_train] or None)
-    buckets: dict[tuple, list[Example]] = defaultdict(list)
+    missing = {g.name for g in groups if (g.name, False) not in choices}
+    vectors = vectors_for(model, [g for g in groups if g.name not in missing], sweep_dir, n_train, plan.train)
+    buckets: dict[tuple, list[tuple[Example, tuple[str, ...]]]] = defaultdict(list)
     skipped = dict(plan.skipped)
     for example, names in plan.items:
         if set(names) & missing:
             skipped[example.key] = f"the sweep in {sweep_dir} does not cover {', '.join(sorted(set(names) & missing))}"
             continue
         tokens = max_new_tokens or max(i.budget for i in example.instructions)
-        buckets[(tuple(dict.fromkeys(names)), tokens)].append(example)
+        buckets[(tuple(dict.fromkeys(names)), tokens)].append((example, names))
     rows = []
-    for (names, tokens), examples in buckets.items():
+    for (names, tokens), entries in buckets.items():
+        examples = [e for e, _ in entries]
         without = [s for n in names for s in choices[(n, False)].spec(vectors[n])]
         with_ = [s for n in names for s in choices.get((n, True), choices[(n, False)]).spec(vectors[n])]
         label = " + ".join(names)
         log(f"{label}: {len(examples)} records × 4 conditions, {tokens} new tokens")
-        for r in four_conditions(model, examples, without, with_, label, max_new_tokens=tokens):
-            r["groups"] = list(names)
+        for i, r in enumerate(four_conditions(model, examples, without, with_, label, max_new_tokens=tokens)):
+            r["groups"] = list(entries[i % len(entries)][1])  # rows come condition by condition, examples in order
             rows.append(r)
     scores = ifeval_scores(rows)
     result = {
@@ -230,9 +227,13 @@ def ifeval_scores(rows: Sequence[dict]) -> pd.DataFrame:
     for cond in [c for c in CONDITIONS if c in by_cond]:
         group = by_cond[cond]
         each = [(iid, s, l) for r in group for iid, s, l in zip(r["instruction_ids"], r["strict_each"], r["loose_each"])]
+        # a vector group narrower than its id (one language of several) is reported on its own too
+        by_group = [(g, s, l) for r in group for g, iid, s, l in zip(r.get("groups", ()), r["instruction_ids"], r["strict_each"], r["loose_each"]) if g != iid]
         series = {("all", "prompt"): [(r["strict"], r["loose"]) for r in group], ("all", "instruction"): [(s, l) for _, s, l in each]}
         for iid in sorted({i for i, _, _ in each}):
             series[(iid, "instruction")] = [(s, l) for i, s, l in each if i == iid]
+        for name in sorted({g for g, _, _ in by_group}):
+            series[(name, "instruction")] = [(s, l) for g, s, l in by_group if g == name]
         for (scope, level), values in series.items():
             for k, metric in enumerate(("strict", "loose")):
                 mean, lo, hi = bootstrap_ci([float(v[k]) for v in values])
@@ -247,10 +248,21 @@ def _cell(frame: pd.DataFrame) -> str:
     return f"{r['accuracy']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
 
 
+FOLLOW_GAP = 0.25  # "followed when told": the instruction lifts accuracy by at least this much
+
+
+def gap_closed(scores: pd.DataFrame) -> str:
+    """(steering − no instruction) / (instruction − no instruction), where the model follows when told."""
+    acc = dict(zip(scores["condition"], scores["accuracy"]))
+    if not {"no_instruction", "steer", "instruction"} <= set(acc) or acc["instruction"] - acc["no_instruction"] < FOLLOW_GAP:
+        return "–"
+    return f"{(acc['steer'] - acc['no_instruction']) / (acc['instruction'] - acc['no_instruction']):.2f}"
+
+
 def report_markdown(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> str:
     """The paper's table: loose accuracy per condition, overall then per id, and the chosen settings."""
     conds = [c for c in CONDITIONS if c in set(scores["condition"])] if len(scores) else []
-    head = "| | " + " | ".join(conds) + " | n |\n|---|" + "---|" * (len(conds) + 1)
+    head = "| | " + " | ".join(conds) + " | n | gap closed by steering |\n|---|" + "---|" * (len(conds) + 2)
     lines = [f"# IFEval with steering: {result['model']}", f"Data: `{result['data']}`; {result['n_evaluated']} of {result['n_examples']} records evaluated "
              f"(vectors from {result['pairs']}, {result['search']} search). Loose accuracy, 95 % bootstrap CI.", head]
     for scope, level in [("all", "prompt"), ("all", "instruction")] + [(s, "instruction") for s in sorted(set(scores.get("scope", [])) - {"all"})]:
@@ -258,8 +270,9 @@ def report_markdown(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> s
         if sel.empty:
             continue
         name = f"**{level}-level, all**" if scope == "all" else scope
-        lines.append(f"| {name} | " + " | ".join(_cell(sel[sel["condition"] == c]) for c in conds) + f" | {int(sel['n'].iloc[0])} |")
-    lines += ["", "Strict accuracy and every value: `scores.csv`.", "", "| group | layer | mode | coefficient | steered quality (log-prob, degenerate) |", "|---|---|---|---|---|"]
+        lines.append(f"| {name} | " + " | ".join(_cell(sel[sel["condition"] == c]) for c in conds) + f" | {int(sel['n'].iloc[0])} | {gap_closed(sel)} |")
+    lines += ["", f"Gap closed: the share of the instruction's gain that steering alone reaches, where the instruction lifts accuracy by ≥ {FOLLOW_GAP}. "
+              "Strict accuracy and every value: `scores.csv`.", "", "| group | layer | mode | coefficient | steered quality (log-prob, degenerate) |", "|---|---|---|---|---|"]
     for name, g in result["groups"].items():
         s = g["without_instruction"]
         q = rows[(rows["condition"] == "steer") & rows["groups"].apply(lambda gs: name in gs)] if len(rows) else rows

@@ -30,6 +30,12 @@ class Generation:
     token_ids: tuple[int, ...]
     stopped: bool  # ended with an end-of-turn token (False: hit max_new_tokens)
 
+    def first(self, n: int, model: Model) -> "Generation":
+        """The generation a budget of ``n`` new tokens gives (greedy decoding is prefix-consistent)."""
+        if len(self.token_ids) <= n:
+            return self
+        return Generation(self.prompt, model.decode(list(self.token_ids[:n])), self.token_ids[:n], False)
+
 
 def auto_batch_size(model: Model, max_len: int, cap: int = 64) -> int:
     """Rows that fit in a quarter of free memory: KV cache plus eager attention scores."""

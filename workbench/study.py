@@ -19,7 +19,7 @@ import torch
 
 from workbench import analysis, plots
 from workbench.errors import WorkbenchError
-from workbench.generate import generate
+from workbench.generate import Generation, generate
 from workbench.models import Model, dtype_name, native_bf16
 from workbench.instructions import IFEVAL_IDS, get_instruction, slug
 from workbench.prompts import instantiate, make_pairs
@@ -99,10 +99,27 @@ def _tokens(cfg: StudyConfig, *names: str) -> int:
 
 
 def screen(model: Model, cfg: StudyConfig, out: Path) -> pd.DataFrame:
-    """Does the model follow each instruction when told? (validation prompts, no steering)"""
+    """Does the model follow each instruction when told? (validation prompts, no steering)
+
+    Told: one unsteered sweep unit per instruction. Untold: the same queries for every instruction,
+    so they are generated once, at the largest budget, and each instruction checks its own prefix."""
     names = cfg.instructions or screen_instructions()
-    config = SweepConfig(model=model.name, instructions=names, layers=(), n_train=cfg.n_train, n_prompts=cfg.screen_prompts, max_new_tokens=cfg.max_new_tokens)
-    table = run_sweep(model, config, out / "screen")
+    config = SweepConfig(model=model.name, instructions=names, layers=(), n_train=cfg.n_train, n_prompts=cfg.screen_prompts,
+                         max_new_tokens=cfg.max_new_tokens, conditions=(True,))
+    told = run_sweep(model, config, out / "screen")
+    pairs = {name: make_pairs(name, "validation", limit=cfg.screen_prompts) for name in names}
+    path = out / "screen" / "untold.jsonl"
+    if path.exists():
+        gens = [Generation(**{**g, "token_ids": tuple(g["token_ids"])}) for g in read_jsonl(path)]
+    else:
+        queries = [p.without_instruction for p in next(iter(pairs.values()))]
+        gens = generate(model, queries, max_new_tokens=max(_tokens(cfg, n) for n in names))
+        write_jsonl(path, [asdict(g) for g in gens])
+    untold = [
+        {"instruction": name, "with_instruction": False, "loose": p.instruction.check(g.first(_tokens(cfg, name), model).text, p.without_instruction).loose}
+        for name in names for p, g in zip(pairs[name], gens)
+    ]
+    table = pd.concat([told, pd.DataFrame(untold)], ignore_index=True)
     follow = table.groupby(["instruction", "with_instruction"])["loose"].mean().unstack()
     follow.columns = ["without" if not c else "with" for c in follow.columns]
     follow["gap"] = follow["with"] - follow["without"]

@@ -27,7 +27,7 @@ from workbench.models import Model, check_layer
 from workbench.instructions import Group, Instruction, as_group
 from workbench.prompts import Pair, make_pairs
 from workbench.steering import Steer
-from workbench.vectors import InstructionVector, compute_vector
+from workbench.vectors import InstructionVector, compute_vectors
 
 NO_STEERING = -1  # the layer recorded for unsteered rows
 
@@ -98,27 +98,45 @@ def _claim_dir(out: Path, config: dict, kind: str) -> None:
         write_atomic(path, json.dumps({"kind": kind, **config}, indent=2))
 
 
-def vector_for(model: Model, instruction: str | Instruction | Group, out: Path | None, n_train: int, return_activations: bool = False, pairs: Sequence[Pair] | None = None):
-    """The instruction vector, cached in ``out/vectors`` so reruns reuse the same one.
+def vectors_for(
+    model: Model, instructions: Sequence[str | Instruction | Group], out: Path | None, n_train: int,
+    pairs: Mapping[str, Sequence[Pair]] | None = None, return_activations: bool = False,
+) -> dict:
+    """Instruction vectors by name, cached in ``out/vectors`` so reruns reuse them; the missing ones
+    are computed together (``compute_vectors``: shared prompts recorded once).
 
-    The training activations behind it ([n, n_layers, d_model] with and without the instruction) are
-    cached beside it, so separability needs no second pass over the training prompts.
+    The training activations behind each ([n, n_layers, d_model] with and without the instruction)
+    are cached beside it, so separability needs no second pass over the training prompts.
     """
+    groups = [as_group(i) for i in instructions]
+    path = {g.name: out / "vectors" / f"{g.slug}.safetensors" if out else None for g in groups}
+    acts_path = {n: p.with_suffix(".activations.pt") if p is not None else None for n, p in path.items()}
+    found = {}
+    for g in groups:
+        p = path[g.name]
+        if p is not None and p.exists() and (not return_activations or acts_path[g.name].exists()):
+            vec = InstructionVector.load(p, model)
+            if return_activations:
+                acts = torch.load(acts_path[g.name], weights_only=True)
+                found[g.name] = (vec, acts["with"], acts["without"])
+            else:
+                found[g.name] = vec
+    missing = [g for g in groups if g.name not in found]
+    if missing:
+        given = {g.name: list(pairs[g.name])[:n_train] for g in missing if pairs and pairs.get(g.name)}
+        for name, (vec, w, wo) in compute_vectors(model, missing, given, n_pairs=n_train).items():
+            if path[name] is not None:
+                vec.save(path[name])
+                with atomic_path(acts_path[name]) as tmp:
+                    torch.save({"with": w, "without": wo}, tmp)
+            found[name] = (vec, w, wo) if return_activations else vec
+    return found
+
+
+def vector_for(model: Model, instruction: str | Instruction | Group, out: Path | None, n_train: int, return_activations: bool = False, pairs: Sequence[Pair] | None = None):
+    """One instruction's vector (``vectors_for`` for one)."""
     group = as_group(instruction)
-    path = out / "vectors" / f"{group.slug}.safetensors" if out else None
-    acts_path = path.with_suffix(".activations.pt") if path is not None else None
-    if path is not None and path.exists() and (not return_activations or acts_path.exists()):
-        vec = InstructionVector.load(path, model)
-        if not return_activations:
-            return vec
-        acts = torch.load(acts_path, weights_only=True)
-        return vec, acts["with"], acts["without"]
-    vec, with_acts, without_acts = compute_vector(model, group, pairs=pairs, n_pairs=n_train, return_activations=True)
-    if path is not None:
-        vec.save(path)
-        with atomic_path(acts_path) as tmp:
-            torch.save({"with": with_acts, "without": without_acts}, tmp)
-    return (vec, with_acts, without_acts) if return_activations else vec
+    return vectors_for(model, [group], out, n_train, {group.name: pairs} if pairs else None, return_activations)[group.name]
 
 
 def score_rows(model: Model, rows: list[dict], judge: Judge | None = None, checks: Sequence[Check] | None = None) -> list[dict]:
@@ -261,10 +279,18 @@ def run_sweep(
             keys += [(slug, cond, layer) for layer in config.layers if cells_of is None or any(c[0] == layer for c in cells_of.get(group.name, ()))]
     keys.sort(key=lambda k: config.budget(groups[k[0]]))
     todo = [k for k in keys if not (out / "units" / _unit_name(*k)).exists()]
-    per_unit = lambda k: config.n_prompts * (1 if k[2] == NO_STEERING else len(config.settings()))
+    def settings_at(slug: str, layer: int) -> list[tuple[str, float | None]]:
+        if layer == NO_STEERING:
+            return [("none", 0.0)]
+        kept = None if cells_of is None else {tuple(c) for c in cells_of.get(groups[slug].name, ())}
+        return [s for s in config.settings() if kept is None or (layer, *s) in kept]
+
+    per_unit = lambda k: config.n_prompts * len(settings_at(k[0], k[2]))
     total = sum(map(per_unit, keys))
     bar = tqdm(total=total, initial=total - sum(map(per_unit, todo)), desc="sweep", unit="gen", disable=not progress)
     units, pairs_of = [], {}
+    steered_groups = list({k[0]: groups[k[0]] for k in todo if k[2] != NO_STEERING}.values())
+    vecs = vectors_for(model, steered_groups, Path(vectors or out), config.n_train, train_pairs)  # one recording pass
     for slug, cond, layer in todo:
         group = groups[slug]
         if slug not in pairs_of:
@@ -273,11 +299,8 @@ def run_sweep(
             if not pairs_of[slug]:
                 raise WorkbenchError(f"the {config.split} split has no prompts")
         steered = layer != NO_STEERING
-        train = (train_pairs or {}).get(group.name)
-        vec = vector_for(model, group, Path(vectors or out), config.n_train, pairs=list(train)[: config.n_train] if train is not None else None) if steered else None
-        settings = config.settings() if steered else [("none", 0.0)]
-        if steered and cells_of is not None:
-            settings = [s for s in settings if (layer, *s) in {tuple(c) for c in cells_of.get(group.name, ())}]
+        vec = vecs[group.name] if steered else None
+        settings = settings_at(slug, layer)
         units.append(_Unit(group, cond, layer, vec, pairs_of[slug], settings))
     unit_budget = lambda unit: config.budget(unit.group)
     for chunk in _chunks(units, rows_per_batch, unit_budget):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import torch
 from jaxtyping import Float
@@ -197,6 +197,44 @@ def library_versions() -> dict:
     return out
 
 
+def compute_vectors(
+    model: Model,
+    instructions: Sequence[str | Instruction | Group],
+    pairs: Mapping[str, Sequence[Pair]] | None = None,
+    n_pairs: int | None = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> dict[str, tuple[InstructionVector, Tensor, Tensor]]:
+    """Several instruction vectors from one recording pass: a prompt that several of them share (the
+    instruction-free queries) is recorded once. Returns name -> (vector, with-acts, without-acts).
+    ``pairs`` (by name) replace the project's training queries for those instructions."""
+    groups = [as_group(i) for i in instructions]
+    chosen = {}
+    for g in groups:
+        ps = list((pairs or {}).get(g.name) or make_pairs(g, "train", limit=n_pairs))
+        if not ps:
+            raise WorkbenchError(f"no pairs to compute the {g.name} vector from: give at least one")
+        if len({p.with_instruction for p in ps}) != len(ps):
+            raise WorkbenchError("duplicate pairs: each base query should appear once")
+        chosen[g.name] = ps
+    texts = list(dict.fromkeys(t for ps in chosen.values() for p in ps for t in (p.with_instruction, p.without_instruction)))
+    acts = record_last_token(model, texts, batch_size=batch_size, progress=progress)
+    row = {t: i for i, t in enumerate(texts)}
+    versions = library_versions()
+    out = {}
+    for g in groups:
+        ps = chosen[g.name]
+        with_acts = acts[[row[p.with_instruction] for p in ps]]
+        without_acts = acts[[row[p.without_instruction] for p in ps]]
+        vec = aggregate(
+            with_acts, without_acts, instruction_id=g.name, model_name=model.name,
+            phrasings=sorted({p.phrasing for p in ps}), instructions=[m.spec() for m in g.members],
+            data_hash=data_hash([p.with_instruction for p in ps] + [p.without_instruction for p in ps]), versions=versions,
+        )
+        out[g.name] = (vec, with_acts, without_acts)
+    return out
+
+
 def compute_vector(
     model: Model,
     instruction: str | Instruction | Group | None = None,
@@ -208,35 +246,15 @@ def compute_vector(
 ):
     """The instruction vector from training pairs: the project's train queries with the instruction
     (a catalog name, IFEval spelling, Instruction or Group) appended, unless ``pairs`` are given."""
-    if pairs is None:
-        if instruction is None:
-            raise WorkbenchError("give an instruction id or a list of pairs")
-        pairs = make_pairs(instruction, "train", limit=n_pairs)
-    pairs = list(pairs)
-    if not pairs:
+    if pairs is not None and not list(pairs):
         raise WorkbenchError("no pairs to compute a vector from: give at least one")
-    if instruction is not None:
-        group = as_group(instruction)
-        name, members = group.name, list(group.members)
-    else:
+    if instruction is None:
+        if pairs is None:
+            raise WorkbenchError("give an instruction id or a list of pairs")
         members = list({p.instruction.id: p.instruction for p in pairs}.values())
-        name = members[0].id if len(members) == 1 else "custom"
-    with_texts = [p.with_instruction for p in pairs]
-    without_texts = [p.without_instruction for p in pairs]
-    if len(set(with_texts)) != len(with_texts):
-        raise WorkbenchError("duplicate pairs: each base query should appear once")
-    acts = record_last_token(model, with_texts + without_texts, batch_size=batch_size, progress=progress)
-    with_acts, without_acts = acts[: len(pairs)], acts[len(pairs) :]
-    vec = aggregate(
-        with_acts,
-        without_acts,
-        instruction_id=name,
-        model_name=model.name,
-        phrasings=sorted({p.phrasing for p in pairs}),
-        instructions=[m.spec() for m in members],
-        data_hash=data_hash(with_texts + without_texts),
-        versions=library_versions(),
-    )
+        instruction = Group(members[0].id if len(members) == 1 else "custom", tuple(members))
+    group = as_group(instruction)
+    vec, with_acts, without_acts = compute_vectors(model, [group], {group.name: pairs} if pairs else None, n_pairs, batch_size, progress)[group.name]
     return (vec, with_acts, without_acts) if return_activations else vec
 
 
