@@ -169,3 +169,12 @@ def test_the_committed_data_files_are_what_their_scripts_build(name, n_records, 
     committed = [json.loads(line) for line in script.with_suffix(".jsonl").read_text().splitlines()]
     assert committed == module.records()
     assert len(committed) == n_records and len({i for r in committed for i in r["instruction_id_list"]}) == n_ids
+
+
+def test_the_demo_screens_the_catalog_or_every_id():
+    from workbench.study import screen_instructions
+
+    assert screen_instructions(()) == tuple(catalog())
+    every = screen_instructions(("all",))
+    assert {get_instruction(n).ifeval_id for n in every} == set(IFEVAL_IDS) and len(every) == 26
+    assert screen_instructions(("json", "french")) == ("json", "french")

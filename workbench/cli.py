@@ -28,6 +28,12 @@ def _ints(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _budget(text: str) -> str:
+    if text != "auto" and not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of tokens or auto, got {text!r}")
+    return text
+
+
 def _names(text: str) -> tuple[str, ...]:
     """Comma-separated instructions; commas inside ``[...]`` belong to an instruction's kwargs."""
     names, depth, current = [], 0, ""
@@ -169,11 +175,12 @@ def cmd_figures(args) -> None:
 def cmd_demo(args) -> None:
     from workbench.study import StudyConfig, run_study
 
-    if args.instructions:
+    if args.instructions and args.instructions != ("all",):
         _instructions(args.instructions)
     model = _load(args)
+    tokens = {} if args.max_new_tokens is None else {"max_new_tokens": None if args.max_new_tokens == "auto" else int(args.max_new_tokens)}
     cfg = StudyConfig.for_model(model, quick=args.quick, layers=args.layers, instructions=args.instructions,
-                                follow_threshold=args.follow_threshold, min_gap=args.min_gap)
+                                follow_threshold=args.follow_threshold, min_gap=args.min_gap, **tokens)
     run_study(model, args.out, cfg, static=not args.html_only)
 
 
@@ -264,9 +271,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("demo", cmd_demo, "the whole study on one model: follow check, vectors, sweep, report, figures", "results/demo", model=DEMO_MODEL, dtype="auto", epilog=sources)
     s.add_argument("--quick", action="store_true", help="a ~3-minute version")
     s.add_argument("--layers", type=_ints, default=None)
-    s.add_argument("--instructions", type=_names, default=None, help="screen only these (default: every IFEval id, French and German for language)")
+    s.add_argument("--instructions", type=_names, default=None, help="screen these (default: the catalog; 'all': every IFEval id, French and German for language)")
     s.add_argument("--follow-threshold", type=float, default=None, help="share following when told to count as followed (default 0.6)")
     s.add_argument("--min-gap", type=float, default=None, help="and this much above the unprompted share (default 0.25)")
+    s.add_argument("--max-new-tokens", type=_budget, default=None, help="new tokens per answer, or auto = each instruction's own budget (default 64)")
     s.add_argument("--html-only", action="store_true", help="figures as HTML only (no Chromium needed)")
 
     s = add("bench", cmd_bench, "speed and memory, as ratios measured side by side")

@@ -21,7 +21,7 @@ from workbench import analysis, plots
 from workbench.errors import WorkbenchError
 from workbench.generate import Generation, generate
 from workbench.models import Model, dtype_name, native_bf16
-from workbench.instructions import IFEVAL_IDS, get_instruction, slug
+from workbench.instructions import IFEVAL_IDS, catalog, get_instruction, slug
 from workbench.prompts import instantiate, make_pairs
 from workbench.sweep import (
     Choice, SweepConfig, _claim_dir, catalog_examples, cell_summary, four_conditions,
@@ -38,13 +38,13 @@ class StudyConfig:
     n_train: int = 64
     sweep_prompts: int = 8
     test_prompts: int = 20
-    max_new_tokens: int | None = None  # None: each instruction's own budget (instructions.budget)
+    max_new_tokens: int | None = 64  # None: each instruction's own budget (instructions.budget); 64 is what the README's run used
     layers: tuple[int, ...] = ()
     coefficients: tuple[float, ...] = (1.0, 2.0)
     max_instructions: int = 3
     follow_threshold: float = 0.6  # share following when told, to count as "followed"
     min_gap: float = 0.25  # and this much above the share following without being told
-    instructions: tuple[str, ...] = ()  # empty: screen every IFEval id (screen_instructions)
+    instructions: tuple[str, ...] = ()  # empty: the catalog; ("all",): every IFEval id (screen_instructions)
     sweep_with_instruction: bool = True  # also sweep with the instruction in the prompt (for "instruction + steering")
     dtype: str = "float32"  # the model's compute precision (part of the results' identity)
 
@@ -68,9 +68,9 @@ class StudyConfig:
             base = dict(layers=tuple(sorted({round(n * f) for f in (0.3, 0.4, 0.5, 0.6, 0.7)})))  # middle layers, where the paper steers
             if cost > 1.2:  # "instruction + steering" then reuses the setting chosen without the instruction
                 base["sweep_with_instruction"] = False
-        overrides = {k: v for k, v in overrides.items() if v is not None}
+        overrides = {k: v for k, v in overrides.items() if v is not None or k == "max_new_tokens"}  # None tokens = auto budgets
         if overrides.get("instructions"):
-            base["max_instructions"] = min(3, len(overrides["instructions"]))
+            base["max_instructions"] = min(3, len(screen_instructions(overrides["instructions"])))
         base.update(overrides)
         return cls(model=model.name, quick=quick, dtype=dtype_name(model), **base)
 
@@ -87,11 +87,14 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def screen_instructions() -> tuple[str, ...]:
-    """What the demo screens by default: every id lm-eval's IFEval registry builds, in its own words
-    (languages: French and German)."""
-    langs = ("language:response_language[language=fr]", "language:response_language[language=de]")
-    return tuple(i for i in IFEVAL_IDS if i != "language:response_language") + langs
+def screen_instructions(names: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """What the demo screens: the given names; by default the curated catalog (the measured ~15-minute
+    demo); ``("all",)``: every id lm-eval's IFEval registry builds, in its own words (languages:
+    French and German)."""
+    if names == ("all",):
+        langs = ("language:response_language[language=fr]", "language:response_language[language=de]")
+        return tuple(i for i in IFEVAL_IDS if i != "language:response_language") + langs
+    return names or tuple(catalog())
 
 
 def _tokens(cfg: StudyConfig, *names: str) -> int:
@@ -103,7 +106,7 @@ def screen(model: Model, cfg: StudyConfig, out: Path) -> pd.DataFrame:
 
     Told: one unsteered sweep unit per instruction. Untold: the same queries for every instruction,
     so they are generated once, at the largest budget, and each instruction checks its own prefix."""
-    names = cfg.instructions or screen_instructions()
+    names = screen_instructions(cfg.instructions)
     config = SweepConfig(model=model.name, instructions=names, layers=(), n_train=cfg.n_train, n_prompts=cfg.screen_prompts,
                          max_new_tokens=cfg.max_new_tokens, conditions=(True,))
     told = run_sweep(model, config, out / "screen")
@@ -239,7 +242,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     _claim_dir(out, asdict(cfg) | {"layers": list(cfg.layers), "coefficients": list(cfg.coefficients), "instructions": list(cfg.instructions)}, "study")
     t0 = time.time()
     log(f"{model.name} in {cfg.dtype}; results in {out}")
-    log(f"1/7 which instructions does {model.name} follow when told? ({len(cfg.instructions or screen_instructions())} instructions × {cfg.screen_prompts} prompts)")
+    log(f"1/7 which instructions does {model.name} follow when told? ({len(screen_instructions(cfg.instructions))} instructions × {cfg.screen_prompts} prompts)")
     follow = screen(model, cfg, out)
     write_atomic(out / "follow.csv", follow.to_csv(index=False))
     names = followed(follow, cfg)
