@@ -85,7 +85,10 @@ def plan_file(
             continue
         if pairs == "file" and split_of(ex.prompt_without_instruction, seed) != "test":
             continue  # a training or validation record
-        insts = record_instructions(ex)
+        try:
+            insts = record_instructions(ex)
+        except WorkbenchError as exc:
+            raise WorkbenchError(f"{data}, record {ex.key}: {exc}") from None
         names = tuple(group_name(i.ifeval_id, i.kwargs, group_by) for i in insts)
         for name, inst in zip(names, insts):
             g = generic(inst)
