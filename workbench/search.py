@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from workbench.errors import WorkbenchError
 from workbench.models import Model
@@ -54,14 +55,20 @@ def run_halving(
         g.name: list((pairs or {}).get(g.name) or make_pairs(g, config.split, limit=config.n_prompts, seed=config.seed))[: config.n_prompts]
         for g in config.groups
     }
-    one = run_sweep(model, replace(config, n_prompts=first), out / "round1", progress, pairs={n: p[:first] for n, p in every.items()},
-                    train_pairs=train_pairs, vectors=out)
-    survivors = best_cells(one, keep)
     rest = tuple(g for g in config.groups if every[g.name][first:])  # a file may hold fewer validation prompts
-    two = pd.DataFrame()
-    if rest:
-        two = run_sweep(model, replace(config, instructions=rest, n_prompts=config.n_prompts - first), out / "round2", progress,
-                        pairs={n: p[first:] for n, p in every.items()}, train_pairs=train_pairs, cells_of=survivors, vectors=out)
+    per_cell = len(config.conditions)
+    total = per_cell * (sum(first * (1 + len(config.layers) * len(config.settings())) for _ in config.groups)
+                        + sum(len(every[g.name][first:]) * (1 + keep) for g in rest))  # round 2 at most
+    with tqdm(total=total, desc="sweep (halving)", unit="gen", disable=not progress) as bar:
+        one = run_sweep(model, replace(config, n_prompts=first), out / "round1", progress, pairs={n: p[:first] for n, p in every.items()},
+                        train_pairs=train_pairs, vectors=out, bar=bar)
+        survivors = best_cells(one, keep)
+        two = pd.DataFrame()
+        if rest:
+            two = run_sweep(model, replace(config, instructions=rest, n_prompts=config.n_prompts - first), out / "round2", progress,
+                            pairs={n: p[first:] for n, p in every.items()}, train_pairs=train_pairs, cells_of=survivors, vectors=out, bar=bar)
+        bar.total = bar.n  # round 2 may run fewer cells than the bound
+        bar.refresh()
     def survived(row) -> bool:
         coefficient = None if row["mode"] == "project" else float(row["coefficient"])
         return row["layer"] == NO_STEERING or (int(row["layer"]), row["mode"], coefficient) in survivors.get(row["instruction"], ())

@@ -253,6 +253,7 @@ def run_sweep(
     model: Model, config: SweepConfig, out: str | Path, progress: bool = True, judge: Judge | None = None, rows_per_batch: int = 64,
     pairs: Mapping[str, Sequence[Pair]] | None = None, train_pairs: Mapping[str, Sequence[Pair]] | None = None,
     cells_of: Mapping[str, Sequence[tuple[int, str, float | None]]] | None = None, vectors: str | Path | None = None,
+    bar: tqdm | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) a sweep into ``out``; returns the tidy table, one row per generation.
 
@@ -261,7 +262,8 @@ def run_sweep(
     (by group name) replace the project's validation / training queries, e.g. a file's own pairs;
     ``config.data`` should then name them, so a folder never mixes two sources. ``cells_of`` (by
     group name) narrows a group to some (layer, mode, coefficient) cells of the grid; ``vectors`` is the folder whose
-    ``vectors/`` caches them (default ``out``), so several sweeps can share one set.
+    ``vectors/`` caches them (default ``out``), so several sweeps can share one set; ``bar``, one
+    progress bar they share (its owner sets the total and closes it).
     """
     out = Path(out)
     if config.model != model.name:
@@ -287,7 +289,11 @@ def run_sweep(
 
     per_unit = lambda k: config.n_prompts * len(settings_at(k[0], k[2]))
     total = sum(map(per_unit, keys))
-    bar = tqdm(total=total, initial=total - sum(map(per_unit, todo)), desc="sweep", unit="gen", disable=not progress)
+    own_bar = bar is None
+    if own_bar:
+        bar = tqdm(total=total, initial=total - sum(map(per_unit, todo)), desc="sweep", unit="gen", disable=not progress)
+    else:
+        bar.update(total - sum(map(per_unit, todo)))  # resumed units count as done
     units, pairs_of = [], {}
     steered_groups = list({k[0]: groups[k[0]] for k in todo if k[2] != NO_STEERING}.values())
     vecs = vectors_for(model, steered_groups, Path(vectors or out), config.n_train, train_pairs)  # one recording pass
@@ -307,7 +313,8 @@ def run_sweep(
         for unit, rows in zip(chunk, run_units(model, chunk, unit_budget(chunk[0]), judge)):
             write_jsonl(out / "units" / unit.name, rows)
             bar.update(len(rows))
-    bar.close()
+    if own_bar:
+        bar.close()
     table = load_table(out)
     write_atomic(out / "table.csv", table.to_csv(index=False))
     return table
