@@ -172,11 +172,11 @@ class Instruction:
     @classmethod
     def ifeval(cls, ifeval_id: str, **kwargs) -> "Instruction":
         """An IFEval instruction; its text is the registry's own description for these kwargs."""
-        full = _ifeval_kwargs(ifeval_id, kwargs)
+        full, text = _ifeval_kwargs(ifeval_id, kwargs)
         given = {k: v for k, v in kwargs.items() if v is not None}
         extra = tuple(p for inst in catalog().values() if inst.ifeval_id == ifeval_id and inst.kwargs == full for p in inst.phrasings)
         family = FAMILIES.get(ifeval_id.split(":")[0], "custom")
-        return cls(spelling(ifeval_id, given), (describe(ifeval_id, full), *extra), ifeval_id, full, family, "ifeval")
+        return cls(spelling(ifeval_id, given), (text, *extra), ifeval_id, full, family, "ifeval")
 
     @classmethod
     def custom(cls, text: str | Sequence[str], check: Checker | str | None = None, id: str | None = None, **kwargs) -> "Instruction":
@@ -186,7 +186,7 @@ class Instruction:
             raise WorkbenchError("a custom instruction needs its text: one or more non-empty sentences")
         name = id or slug(phrasings[0])
         if isinstance(check, str):
-            full = _ifeval_kwargs(check, kwargs)
+            full, _ = _ifeval_kwargs(check, kwargs)
             return cls(name, phrasings, check, full, FAMILIES.get(check.split(":")[0], "custom"), "custom")
         if kwargs:
             raise WorkbenchError(f"kwargs {sorted(kwargs)} need an IFEval id as the checker (check='id')")
@@ -249,7 +249,8 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")[:80] or "instruction"
 
 
-def _ifeval_kwargs(ifeval_id: str, kwargs: Mapping) -> dict:
+def _ifeval_kwargs(ifeval_id: str, kwargs: Mapping) -> tuple[dict, str]:
+    """The full kwargs (defaults filled, values validated by the registry) and IFEval's text for them."""
     registry = ifeval_registry()
     if ifeval_id not in registry:
         raise WorkbenchError(f"unknown IFEval instruction id {ifeval_id!r}: known ids are {', '.join(sorted(registry))}")
@@ -261,8 +262,7 @@ def _ifeval_kwargs(ifeval_id: str, kwargs: Mapping) -> dict:
     missing = [k for k in REQUIRED.get(ifeval_id, ()) if k not in full]
     if missing:
         raise WorkbenchError(f"{ifeval_id} needs {', '.join(missing)}: e.g. {spelling(ifeval_id, {missing[0]: 'de'})}")
-    describe(ifeval_id, full)  # the registry validates the values
-    return full
+    return full, describe(ifeval_id, full)  # the registry validates the values
 
 
 def describe(ifeval_id: str, kwargs: Mapping) -> str:
