@@ -19,6 +19,6 @@ def smol():
 
 @pytest.fixture(scope="session")
 def tiny_vector(tiny):
-    from workbench.vectors import compute_vector
+    from workbench.extract import compute_vector
 
     return compute_vector(tiny, "one_sentence", n_pairs=12)

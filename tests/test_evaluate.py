@@ -41,7 +41,7 @@ import nltk
 nltk.download = lambda *a, **k: (_ for _ in ()).throw(RuntimeError("nltk.download was called"))
 from workbench.checkers import check, ifeval_registry
 from workbench.instructions import catalog
-from workbench.prompts import instantiate
+from workbench.instructions import instantiate
 ifeval_registry()  # provisions punkt_tab; lm-eval's ifeval module must not be imported before it
 from lm_eval.tasks.ifeval import utils
 cases = json.loads(sys.argv[1])

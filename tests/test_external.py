@@ -8,8 +8,9 @@ from workbench import WorkbenchError, generate
 from workbench.external import evaluate_file, plan_file
 from workbench.instructions import IFEVAL_IDS, Instruction, get_instruction
 from workbench.io import read_jsonl, write_jsonl
-from workbench.prompts import ifeval_records
-from workbench.sweep import Choice, SweepConfig, catalog_examples, four_conditions, run_sweep, select, summarize, vector_for
+from workbench.instructions import ifeval_records
+from workbench.store import vector_for
+from workbench.sweep import Choice, SweepConfig, catalog_examples, four_conditions, run_sweep, select, summarize
 
 FAST = dict(layers=(1, 2), sweep_prompts=2, n_train=4, max_new_tokens=6)
 
@@ -68,7 +69,7 @@ def test_a_multi_instruction_record_composes_each_groups_vector_at_its_own_layer
     rows = read_jsonl(tmp_path / "rows.jsonl")
     plan = plan_file(synthetic[0])
     vec = {name: vector_for(tiny, plan.groups[name], tmp_path / "sweep", FAST["n_train"]) for name in (lower, comma)}
-    both = [vec[lower].steer(1, 8.0, relative=True), vec[comma].steer(2, mode="project")]
+    both = [vec[lower].steer(1, 8.0), vec[comma].steer(2, mode="project")]
     multi = [r for r in rows if r["groups"] == [comma, lower]]
     by_cond = {r["condition"]: r for r in multi}
     alone = generate(tiny, [by_cond["steer"]["query"], by_cond["instruction_steer"]["prompt"]], steer=both, max_new_tokens=FAST["max_new_tokens"])

@@ -10,7 +10,7 @@ from workbench.instructions import (
     DEFAULT_BUDGET, IFEVAL_IDS, Group, Instruction, budget, catalog, describe, get_instruction, group_name,
     parse_group_by, parse_spelling, spelling,
 )
-from workbench.prompts import SPLITS, IFEvalExample, file_pairs, ifeval_records, instantiate, make_pairs, split_of
+from workbench.instructions import SPLITS, IFEvalExample, file_pairs, ifeval_records, instantiate, make_pairs, split_of
 
 QUERY = "Explain how volcanoes work."
 
@@ -174,7 +174,8 @@ def test_the_committed_data_files_are_what_their_scripts_build(name, n_records, 
 def test_the_demo_screens_the_catalog_or_every_id():
     from workbench.study import screen_instructions
 
-    assert screen_instructions(()) == tuple(catalog())
-    every = screen_instructions(("all",))
+    assert screen_instructions(("catalog",)) == tuple(catalog())
+    every = screen_instructions(())
+    assert screen_instructions(("all",)) == every
     assert {get_instruction(n).ifeval_id for n in every} == set(IFEVAL_IDS) and len(every) == 26
     assert screen_instructions(("json", "french")) == ("json", "french")

@@ -5,10 +5,11 @@ import torch
 
 from workbench import generate
 from workbench.checkers import check
-from workbench.models import _dequantized_folder, tiny_model
+from workbench.models import dequantized_folder, tiny_model
 from workbench.instructions import get_instruction
-from workbench.prompts import queries
-from workbench.vectors import InstructionVector, compute_vector
+from workbench.instructions import queries
+from workbench.extract import compute_vector
+from workbench.vectors import InstructionVector
 
 pytestmark = pytest.mark.slow
 
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 def test_bridge_logits_equal_plain_transformers(smol):
     from transformers import AutoModelForCausalLM
 
-    plain = AutoModelForCausalLM.from_pretrained(_dequantized_folder(smol.name), attn_implementation="eager", dtype=torch.float32).eval()
+    plain = AutoModelForCausalLM.from_pretrained(dequantized_folder(smol.name), attn_implementation="eager", dtype=torch.float32).eval()
     ids = torch.tensor([smol.encode(smol.chat("What is the capital of France?"))])
     with torch.inference_mode():
         ours = smol.bridge(ids)
@@ -31,7 +32,7 @@ def test_dequantized_cache_equals_gguf_load(smol):
 
     gguf = embedded_gguf_path(smol.name)
     direct = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).state_dict()
-    cached = AutoModelForCausalLM.from_pretrained(_dequantized_folder(smol.name), dtype=torch.float32).state_dict()
+    cached = AutoModelForCausalLM.from_pretrained(dequantized_folder(smol.name), dtype=torch.float32).state_dict()
     assert direct.keys() == cached.keys()
     for name in direct:
         assert torch.equal(direct[name], cached[name]), name
@@ -52,7 +53,7 @@ def test_one_sentence_steering_raises_compliance(smol):
     vec = compute_vector(smol, "one_sentence", n_pairs=64)
     held_out = [q.text for q in queries("test", limit=20)]
     plain = generate(smol, held_out, max_new_tokens=64)
-    steered = generate(smol, held_out, steer=vec.steer(15, 1.0, relative=True), max_new_tokens=64)
+    steered = generate(smol, held_out, steer=vec.steer(15, 1.0), max_new_tokens=64)
     base, lifted = _one_sentence_rate([g.text for g in plain]), _one_sentence_rate([g.text for g in steered])
     print(f"one sentence without instruction: {base:.2f} unsteered, {lifted:.2f} steered at layer 15")
     assert lifted - base >= 0.30
@@ -63,7 +64,7 @@ def test_fast_twin_tokens_equal_bridge_path(smol):
     weights, for both steering modes (their logits agree to ~1e-5)."""
     vec = compute_vector(smol, "one_sentence", n_pairs=16)
     prompts = [q.text for q in queries("validation", limit=8)]
-    for spec in (vec.steer(15, 1.0, relative=True), vec.steer(10, mode="project")):
+    for spec in (vec.steer(15, 1.0), vec.steer(10, mode="project")):
         fast = generate(smol, prompts, steer=spec, max_new_tokens=32)
         with smol.through_bridge():
             reference = generate(smol, prompts, steer=spec, max_new_tokens=32)
@@ -75,7 +76,7 @@ def test_a_25_id_ifeval_file_is_evaluated_with_nothing_skipped(smol, tmp_path):
     from workbench.external import evaluate_file
     from workbench.instructions import IFEVAL_IDS, Instruction
     from workbench.io import write_jsonl
-    from workbench.prompts import ifeval_records
+    from workbench.instructions import ifeval_records
 
     each = [Instruction.ifeval(i, **({"language": "fr"} if i == "language:response_language" else {})) for i in IFEVAL_IDS]
     multi = [[get_instruction("no_commas"), get_instruction("lowercase")], [get_instruction("title"), get_instruction("french")]]

@@ -25,7 +25,7 @@ def test_control_vector_round_trip(tmp_path, tiny_vector):
 def test_control_vector_steers_like_the_vector(tmp_path, tiny, tiny_vector):
     path = export_control_vector(tiny_vector, tmp_path / "cv.gguf", coefficient=1.0, layers=[2])
     from_file = generate(tiny, ["hello"], steer=control_vector_specs(path, strength=1.5), max_new_tokens=8)
-    direct = generate(tiny, ["hello"], steer=tiny_vector.steer(2, 1.5, relative=True), max_new_tokens=8)
+    direct = generate(tiny, ["hello"], steer=tiny_vector.steer(2, 1.5), max_new_tokens=8)
     assert from_file[0].token_ids == direct[0].token_ids
 
 
@@ -42,7 +42,7 @@ def test_transfer_between_two_tiny_models(tiny_vector):
     base = tiny_model(seed=3, name="tiny-base")
     moved = transfer(tiny_vector, base)
     assert moved.model_name == "tiny-base" and moved.versions["transferred_from"] == "tiny-random"
-    out = generate(base, ["hello"], steer=moved.steer(2, 3.0), max_new_tokens=5)
+    out = generate(base, ["hello"], steer=moved.steer(2, 3.0, absolute=True), max_new_tokens=5)
     assert len(out[0].token_ids) > 0
     with pytest.raises(WorkbenchError, match="cannot transfer"):
         transfer(tiny_vector, tiny_model(d_model=32, name="narrow"))

@@ -7,7 +7,7 @@ import pytest
 from workbench import WorkbenchError, catalog
 from workbench.models import tiny_model
 from workbench.instructions import get_instruction
-from workbench.prompts import SPLITS, load_ifeval_jsonl, make_pairs, queries
+from workbench.instructions import SPLITS, load_ifeval_jsonl, make_pairs, queries
 
 FAMILIES = {"format", "length", "keyword", "language"}
 

@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from workbench import WorkbenchError, generate
 from workbench.instructions import catalog
-from workbench.prompts import make_pairs
+from workbench.instructions import make_pairs
 from workbench.steering import position_mask
-from workbench.vectors import InstructionVector, compute_vector
+from workbench.extract import compute_vector
+from workbench.vectors import InstructionVector
 
 SWEEP_SCRIPT = """
 import sys
@@ -57,7 +58,7 @@ def test_sampling_takes_a_seed(tiny):
 
 
 def test_greedy_is_deterministic(tiny, tiny_vector):
-    runs = [generate(tiny, ["x", "y z"], steer=tiny_vector.steer(1, 2.0), max_new_tokens=10) for _ in range(2)]
+    runs = [generate(tiny, ["x", "y z"], steer=tiny_vector.steer(1, 2.0, absolute=True), max_new_tokens=10) for _ in range(2)]
     assert runs[0] == runs[1]
 
 

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from workbench import WorkbenchError
-from workbench.search import best_cells, run_halving
+from workbench.sweep import best_cells, run_halving
 from workbench.sweep import NO_STEERING, SweepConfig, run_sweep
 
 CONFIG = dict(model="tiny-random", instructions=("one_sentence", "no_commas"), layers=(0, 1, 2, 3), coefficients=(1.0,), n_train=6, n_prompts=5, max_new_tokens=5, conditions=(False,))

@@ -22,7 +22,7 @@ def _record(model, layer):
 @pytest.mark.parametrize("positions", ["all", "prompt", "generated"])
 @pytest.mark.parametrize("mode", ["add", "project"])
 def test_cached_equals_uncached(tiny, tiny_vector, positions, mode):
-    spec = tiny_vector.steer(2, 3.0 if mode == "add" else None, mode=mode, positions=positions)
+    spec = tiny_vector.steer(2, 3.0 if mode == "add" else None, mode=mode, positions=positions, absolute=True)
     cached = generate(tiny, PROMPTS, steer=spec, max_new_tokens=12)
     uncached = generate(tiny, PROMPTS, steer=spec, max_new_tokens=12, use_cache=False)
     assert [g.token_ids for g in cached] == [g.token_ids for g in uncached]
@@ -31,12 +31,12 @@ def test_cached_equals_uncached(tiny, tiny_vector, positions, mode):
 @pytest.mark.parametrize("positions", ["all", "prompt", "generated"])
 def test_steering_changes_output_per_positions_mode(tiny, tiny_vector, positions):
     plain = generate(tiny, PROMPTS, max_new_tokens=12)
-    steered = generate(tiny, PROMPTS, steer=tiny_vector.steer(1, 20.0, positions=positions), max_new_tokens=12)
+    steered = generate(tiny, PROMPTS, steer=tiny_vector.steer(1, 20.0, positions=positions, absolute=True), max_new_tokens=12)
     assert [g.token_ids for g in plain] != [g.token_ids for g in steered]
 
 
 def test_batch_equals_one_by_one(tiny, tiny_vector):
-    spec = tiny_vector.steer(1, 4.0)
+    spec = tiny_vector.steer(1, 4.0, absolute=True)
     batched = generate(tiny, PROMPTS, steer=spec, max_new_tokens=12)
     single = [generate(tiny, [p], steer=spec, max_new_tokens=12)[0] for p in PROMPTS]
     assert [g.token_ids for g in batched] == [g.token_ids for g in single]
@@ -44,19 +44,19 @@ def test_batch_equals_one_by_one(tiny, tiny_vector):
 
 def test_per_prompt_coefficients_equal_separate_runs(tiny, tiny_vector):
     coefs = torch.tensor([0.0, 5.0, float("nan")])
-    together = generate(tiny, PROMPTS, steer=tiny_vector.steer(1, coefs), max_new_tokens=10, batch_size=2)
+    together = generate(tiny, PROMPTS, steer=tiny_vector.steer(1, coefs, absolute=True), max_new_tokens=10, batch_size=2)
     for prompt, c, got in zip(PROMPTS, coefs.tolist(), together):
-        steer = () if c != c or c == 0 else tiny_vector.steer(1, c)
+        steer = () if c != c or c == 0 else tiny_vector.steer(1, c, absolute=True)
         assert generate(tiny, [prompt], steer=steer, max_new_tokens=10)[0].token_ids == got.token_ids
 
 
 def test_hooks_removed_after_exit_and_exception(tiny, tiny_vector):
     point = tiny.bridge.hook_dict[tiny.hook_name(2)]
-    with steering(tiny, tiny_vector.steer(2, 1.0)):
+    with steering(tiny, tiny_vector.steer(2, 1.0, absolute=True)):
         assert len(point.fwd_hooks) == 1
     assert len(point.fwd_hooks) == 0
     with pytest.raises(RuntimeError):
-        with steering(tiny, [tiny_vector.steer(2, 1.0), tiny_vector.steer(3, 1.0)]):
+        with steering(tiny, [tiny_vector.steer(2, 1.0, absolute=True), tiny_vector.steer(3, 1.0, absolute=True)]):
             raise RuntimeError("boom")
     assert all(len(tiny.bridge.hook_dict[tiny.hook_name(l)].fwd_hooks) == 0 for l in range(tiny.n_layers))
 
@@ -68,7 +68,7 @@ def test_add_shifts_projection_by_coefficient(tiny, tiny_vector):
     with tiny.bridge.hooks(fwd_hooks=[rec]), torch.inference_mode():
         tiny.hf(ids)
     base = seen["x"][0] @ u
-    with steering(tiny, tiny_vector.steer(2, 2.5)), tiny.bridge.hooks(fwd_hooks=[rec]), torch.inference_mode():
+    with steering(tiny, tiny_vector.steer(2, 2.5, absolute=True)), tiny.bridge.hooks(fwd_hooks=[rec]), torch.inference_mode():
         tiny.hf(ids)
     assert torch.allclose(seen["x"][0] @ u - base, torch.full_like(base, 2.5), atol=1e-4)
 
@@ -100,7 +100,7 @@ def test_composition_of_two_specs_adds_both(tiny, tiny_vector):
     with tiny.bridge.hooks(fwd_hooks=[rec]), torch.inference_mode():
         tiny.hf(ids)
     base = seen["x"][0] @ u
-    with steering(tiny, [tiny_vector.steer(2, 1.0), tiny_vector.steer(2, -3.0)]), tiny.bridge.hooks(fwd_hooks=[rec]), torch.inference_mode():
+    with steering(tiny, [tiny_vector.steer(2, 1.0, absolute=True), tiny_vector.steer(2, -3.0, absolute=True)]), tiny.bridge.hooks(fwd_hooks=[rec]), torch.inference_mode():
         tiny.hf(ids)
     assert torch.allclose(seen["x"][0] @ u - base, torch.full_like(base, -2.0), atol=1e-4)
 
@@ -123,7 +123,7 @@ def test_fast_path_equals_paper_style_reference(tiny, tiny_vector):
     (batch 1, no cache, the bridge's own forward over the whole sequence per token)."""
     from workbench.bench import paper_style_generate
 
-    spec = tiny_vector.steer(2, 3.0)
+    spec = tiny_vector.steer(2, 3.0, absolute=True)
     fast = generate(tiny, PROMPTS, steer=spec, max_new_tokens=10, stop_at_eos=False)
     for prompt, got in zip(PROMPTS, fast):
         assert list(got.token_ids) == paper_style_generate(tiny, prompt, spec, 10)
@@ -133,7 +133,7 @@ def test_twin_shares_weights_and_fires_resid_hooks(tiny, tiny_vector):
     """The fast twin computes with the bridge's own weight tensors, and steering reaches it."""
     bridge_ptrs = {p.data_ptr() for p in tiny.hf.parameters()}
     assert {p.data_ptr() for p in tiny.twin.parameters()} == bridge_ptrs
-    spec = tiny_vector.steer(1, 4.0)
+    spec = tiny_vector.steer(1, 4.0, absolute=True)
     with steering(tiny, spec):
         assert tiny.runner is tiny.twin  # only resid_post hooks: the fast path
     twin = generate(tiny, PROMPTS, steer=spec, max_new_tokens=12, stop_at_eos=False)
@@ -165,7 +165,7 @@ def test_bridge_path_equals_paper_style_reference(tiny, tiny_vector):
     reference loop, whether or not this transformers version lets the bridge use a KV cache."""
     from workbench.bench import paper_style_generate
 
-    spec = tiny_vector.steer(2, 3.0)
+    spec = tiny_vector.steer(2, 3.0, absolute=True)
     with tiny.through_bridge():
         got = generate(tiny, PROMPTS, steer=spec, max_new_tokens=8, stop_at_eos=False)
     for prompt, g in zip(PROMPTS, got):

@@ -6,9 +6,10 @@ import pandas as pd
 import pytest
 
 from workbench import WorkbenchError, generate
-from workbench.prompts import make_pairs
+from workbench.instructions import make_pairs
+from workbench.store import vector_for
 from workbench.sweep import (
-    NO_STEERING, Choice, SweepConfig, catalog_examples, four_conditions, run_sweep, select, summarize, vector_for,
+    NO_STEERING, Choice, SweepConfig, catalog_examples, four_conditions, run_sweep, select, summarize,
 )
 
 CONFIG = dict(model="tiny-random", instructions=("one_sentence",), layers=(1, 2), coefficients=(1.0, 4.0), n_train=6, n_prompts=3, max_new_tokens=6)
@@ -28,7 +29,7 @@ def test_batched_sweep_equals_each_cell_alone(tmp_path, tiny):
         elif row["mode"] == "project":
             steer = [vec.steer(int(row["layer"]), mode="project")]
         else:
-            steer = [vec.steer(int(row["layer"]), row["coefficient"], relative=True)]
+            steer = [vec.steer(int(row["layer"]), row["coefficient"])]
         alone = generate(tiny, [prompt], steer=steer, max_new_tokens=6)[0]
         assert alone.text == row["text"]
 
@@ -96,7 +97,7 @@ def test_vector_cache_keeps_the_training_activations(tmp_path, tiny):
     """Separability reuses the activations saved beside the vector: same tensors, no second pass."""
     import torch
 
-    from workbench.sweep import vector_for
+    from workbench.store import vector_for
 
     vec, w, wo = vector_for(tiny, "one_sentence", tmp_path, 6, return_activations=True)
     assert (tmp_path / "vectors" / "one_sentence.activations.pt").exists()

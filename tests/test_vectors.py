@@ -5,8 +5,9 @@ import torch
 
 from workbench import WorkbenchError
 from workbench.models import tiny_model
-from workbench.prompts import make_pairs
-from workbench.vectors import InstructionVector, compute_vector, record_last_token
+from workbench.instructions import make_pairs
+from workbench.extract import compute_vector, record_last_token
+from workbench.vectors import InstructionVector
 
 
 def test_record_matches_unbatched_full_forward(tiny):

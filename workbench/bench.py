@@ -17,9 +17,10 @@ from pathlib import Path
 
 import torch
 
-from workbench.generate import _left_pad, _positions, generate
+from workbench.batching import left_pad, positions
+from workbench.generate import generate
 from workbench.models import Model, load_model, load_plain_hf
-from workbench.prompts import make_pairs, queries
+from workbench.instructions import make_pairs, queries
 from workbench.steering import steering
 
 
@@ -44,7 +45,7 @@ def _best_pair(a, b, repeats: int) -> tuple[float, float]:
 
 def _hf_generate(hf, model: Model, prompts, max_new_tokens):
     seqs = [model.encode(model.chat(p)) for p in prompts]
-    ids, mask = _left_pad(seqs, model.pad_token_id)
+    ids, mask = left_pad(seqs, model.pad_token_id, model.device)
     with torch.inference_mode():
         hf.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens, do_sample=False, pad_token_id=model.pad_token_id)
 
@@ -64,8 +65,8 @@ def paper_style_generate(model: Model, prompt: str, steer, max_new_tokens: int) 
 _PEAK_SCRIPT = """
 import sys, threading, time
 from workbench.models import load_model
-from workbench.prompts import queries
-from workbench.vectors import record_last_token
+from workbench.instructions import queries
+from workbench.extract import record_last_token
 
 def rss():
     with open("/proc/self/statm") as f:
@@ -102,11 +103,11 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     model = load_model(model_name)
     hf = load_plain_hf(model_name)
     vec_pairs = make_pairs("one_sentence", "train", limit=8 if quick else 32)
-    from workbench.vectors import compute_vector
+    from workbench.extract import compute_vector
 
     vec = compute_vector(model, pairs=vec_pairs)
     layer = model.n_layers // 2
-    spec = vec.steer(layer, 1.0, relative=True)
+    spec = vec.steer(layer, 1.0)
     qs = [q.text for q in queries("validation")]
     new = 16 if quick else 64
     repeats = 1 if quick else 3
@@ -138,30 +139,30 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     raw["tl_steered_bridge_path_tok_s_b8"] = 8 * new / bridge_t
 
     # 3. sweep grid: batched engine vs paper-style loop (measured on a subset, extrapolated)
-    from workbench.sweep import _Unit, _chunks, _specs
+    from workbench.sweep.grid import Unit, chunks, unit_specs
     from workbench.instructions import as_group
 
     n_layers_grid, coefs, n_prompts = (2, (1.0, 2.0), 4) if quick else (6, (0.5, 1.0, 2.0, 4.0), 16)
     layers = [min(model.n_layers - 1, layer - n_layers_grid // 2 + i) for i in range(n_layers_grid)]
     pairs = make_pairs("one_sentence", "validation", limit=n_prompts)
-    units = [_Unit(as_group("one_sentence"), False, l, vec, pairs, [("add", c) for c in coefs]) for l in layers]
+    units = [Unit(as_group("one_sentence"), False, l, vec, pairs, [("add", c) for c in coefs]) for l in layers]
     n_gen = sum(len(u.rows()) for u in units)
 
     def engine():
-        for chunk in _chunks(units, 64):
+        for chunk in chunks(units, 64):
             plan = [r for u in chunk for r in u.rows()]
-            generate(model, [r[3] for r in plan], steer=_specs(chunk, len(plan)), max_new_tokens=new, stop_at_eos=False)
+            generate(model, [r[3] for r in plan], steer=unit_specs(chunk), max_new_tokens=new, stop_at_eos=False)
 
     engine_t = _best(engine, 1)
     subset = 2 if quick else 3
-    loop_t = _best(lambda: [paper_style_generate(model, pairs[i].without_instruction, vec.steer(layers[0], coefs[0], relative=True), new) for i in range(subset)], 1)
+    loop_t = _best(lambda: [paper_style_generate(model, pairs[i].without_instruction, vec.steer(layers[0], coefs[0]), new) for i in range(subset)], 1)
     raw["sweep_generations"] = n_gen
     raw["sweep_engine_s"] = engine_t
     raw["sweep_paper_loop_s_extrapolated"] = loop_t / subset * n_gen
     raw["sweep_paper_loop_measured_generations"] = subset
 
     # 4. extraction (all layers, last token) vs one plain forward on the same prompts
-    from workbench.vectors import record_last_token
+    from workbench.extract import record_last_token
 
     ex_prompts = qs[: 16 if quick else 64]
     seqs = [model.encode(model.chat(p)) for p in ex_prompts]
@@ -169,8 +170,8 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     def plain_forward():
         with torch.inference_mode():
             for i in range(0, len(seqs), 16):
-                ids, mask = _left_pad(seqs[i : i + 16], model.pad_token_id)
-                hf(input_ids=ids, attention_mask=mask, position_ids=_positions(mask))
+                ids, mask = left_pad(seqs[i : i + 16], model.pad_token_id, model.device)
+                hf(input_ids=ids, attention_mask=mask, position_ids=positions(mask))
 
     fwd_t, ext_t = _best_pair(plain_forward, lambda: record_last_token(model, ex_prompts, batch_size=16), repeats)
     raw["plain_forward_s"] = fwd_t

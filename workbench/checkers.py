@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from workbench.errors import WorkbenchError
-from workbench.models import cache_dir
+from workbench.io import cache_dir
 
 Checker = Callable[[str], bool]  # response -> does it follow the instruction?
 

@@ -70,7 +70,7 @@ def _load(args):
 
 
 def cmd_vectors(args) -> None:
-    from workbench.vectors import compute_vector
+    from workbench.extract import compute_vector
 
     instructions = _instructions(args.instructions)
     model = _load(args)
@@ -93,7 +93,8 @@ def _parse_spec(text: str):
 def cmd_steer(args) -> None:
     from workbench.generate import generate
     from workbench.models import check_layer
-    from workbench.vectors import InstructionVector, cached_vector
+    from workbench.store import cached_vector
+    from workbench.vectors import InstructionVector
 
     parsed = [_parse_spec(text) for text in args.vector]
     for name, _, _ in parsed:
@@ -114,7 +115,7 @@ def cmd_steer(args) -> None:
                 value = float(coef)
             except ValueError:
                 raise WorkbenchError(f"bad coefficient {coef!r} in --vector {text!r}: use a number or 'project'") from None
-            specs.append(vec.steer(layer, value, relative=not args.absolute, positions=args.positions))
+            specs.append(vec.steer(layer, value, absolute=args.absolute, positions=args.positions))
     plain, steered = (generate(model, [args.prompt], steer=s, max_new_tokens=args.max_new_tokens)[0] for s in ([], specs))
     print(json.dumps({"prompt": args.prompt, "unsteered": plain.text, "steered": steered.text, "vectors": args.vector}, indent=2, ensure_ascii=False))
 
@@ -150,7 +151,7 @@ def cmd_evaluate(args) -> None:
 
 def cmd_analyze(args) -> None:
     from workbench import analysis
-    from workbench.vectors import compute_vector
+    from workbench.extract import compute_vector
 
     instructions = _instructions(args.instructions)
     model = _load(args)
@@ -175,7 +176,7 @@ def cmd_figures(args) -> None:
 def cmd_demo(args) -> None:
     from workbench.study import StudyConfig, run_study
 
-    if args.instructions and args.instructions != ("all",):
+    if args.instructions and args.instructions not in (("all",), ("catalog",)):
         _instructions(args.instructions)
     model = _load(args)
     tokens = {} if args.max_new_tokens is None else {"max_new_tokens": None if args.max_new_tokens == "auto" else int(args.max_new_tokens)}
@@ -271,10 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = add("demo", cmd_demo, "the whole study on one model: follow check, vectors, sweep, report, figures", "results/demo", model=DEMO_MODEL, dtype="auto", epilog=sources)
     s.add_argument("--quick", action="store_true", help="a ~3-minute version")
     s.add_argument("--layers", type=_ints, default=None)
-    s.add_argument("--instructions", type=_names, default=None, help="screen these (default: the catalog; 'all': every IFEval id, French and German for language)")
+    s.add_argument("--instructions", type=_names, default=None, help="screen these (default: every IFEval id, French and German for language; 'catalog': the curated catalog)")
     s.add_argument("--follow-threshold", type=float, default=None, help="share following when told to count as followed (default 0.6)")
     s.add_argument("--min-gap", type=float, default=None, help="and this much above the unprompted share (default 0.25)")
-    s.add_argument("--max-new-tokens", type=_budget, default=None, help="new tokens per answer, or auto = each instruction's own budget (default 64)")
+    s.add_argument("--max-new-tokens", type=_budget, default=None, help="new tokens per answer (default: auto = each instruction's own budget)")
     s.add_argument("--html-only", action="store_true", help="figures as HTML only (no Chromium needed)")
 
     s = add("bench", cmd_bench, "speed and memory, as ratios measured side by side")

@@ -1,5 +1,5 @@
-"""Quality of a response (log-prob under the unsteered model, repetition, degeneracy) and bootstrap
-intervals. Compliance checks live in ``workbench.checkers``."""
+"""Judging replies: quality (log-prob under the unsteered model, repetition, degeneracy), scored rows
+(compliance from ``workbench.checkers`` plus quality), and bootstrap intervals."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from workbench.batching import left_pad, positions
+from workbench.checkers import Check, check
 from workbench.models import Model
 
 # A response is degenerate when any of these holds (documented in the README):
@@ -28,21 +30,16 @@ def repetition(text: str, n: int = 4) -> float:
 @torch.inference_mode()
 def response_logprob(model: Model, queries: Sequence[str], responses: Sequence[str], batch_size: int = 16) -> list[float]:
     """Mean token log-prob of each response under the (unsteered) model, given ``queries``."""
-    from workbench.generate import _left_pad, _positions
-
     out: list[float] = []
     for start in range(0, len(queries), batch_size):
         prompts = [model.encode(model.chat(q)) for q in queries[start : start + batch_size]]
         answers = [model.encode(r) for r in responses[start : start + batch_size]]
         seqs = [p + a for p, a in zip(prompts, answers)]
         keep = max(len(a) for a in answers) + 1
-        ids, mask = _left_pad(seqs, model.pad_token_id)
-        logits = model.runner(
-            input_ids=ids.to(model.device), attention_mask=mask.to(model.device),
-            position_ids=_positions(mask).to(model.device), use_cache=False, logits_to_keep=keep,
-        ).logits.float()
+        ids, mask = left_pad(seqs, model.pad_token_id, model.device)
+        logits = model.forward(ids, mask, positions(mask), keep=keep).float()
         logp = torch.log_softmax(logits[:, :-1], dim=-1)  # predicts the last keep-1 tokens
-        targets = ids[:, -keep + 1 :].to(model.device) if keep > 1 else ids[:, :0]
+        targets = ids[:, -keep + 1 :] if keep > 1 else ids[:, :0]
         token_lp = logp.gather(-1, targets[..., None]).squeeze(-1) if keep > 1 else logp[..., 0]
         for row, answer in enumerate(answers):
             n = len(answer)
@@ -89,3 +86,17 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
+
+
+def score_rows(model: Model, rows: list[dict], judge: Judge | None = None, checks: Sequence[Check] | None = None) -> list[dict]:
+    """Add compliance (strict/loose, prompt level and per instruction) and quality fields to
+    generation rows, in place. Without ``checks``, IFEval checks each row's instruction ids."""
+    if checks is None:
+        checks = [check(r["text"], r["instruction_ids"], r["kwargs"], prompt=r["prompt"]) for r in rows]
+    for row, c in zip(rows, checks):
+        row["strict"], row["loose"] = c.strict, c.loose
+        row["strict_each"], row["loose_each"] = list(c.strict_each), list(c.loose_each)
+    q = quality(model, [r["query"] for r in rows], [r["text"] for r in rows], [r["n_tokens"] for r in rows], judge)
+    for row, fields in zip(rows, q):
+        row.update(fields)
+    return rows

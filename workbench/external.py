@@ -33,10 +33,10 @@ from workbench.evaluate import bootstrap_ci
 from workbench.instructions import Group, Instruction, as_group, generic, group_name
 from workbench.io import write_atomic, write_jsonl
 from workbench.models import Model
-from workbench.prompts import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, make_pairs, record_instructions, split_of
-from workbench.search import run_halving
-from workbench.study import log
-from workbench.sweep import CONDITIONS, Choice, Example, SweepConfig, four_conditions, load_table, pair_example, run_sweep, select, vectors_for
+from workbench.instructions import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, make_pairs, record_instructions, split_of
+from workbench.io import log
+from workbench.store import vectors_for
+from workbench.sweep import CONDITIONS, Choice, Example, SweepConfig, four_conditions, load_table, pair_example, run_halving, run_sweep, select
 
 SEARCHES = ("halving", "reuse", "exhaustive")
 PAIR_SOURCES = ("queries", "file")

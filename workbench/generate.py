@@ -1,7 +1,7 @@
 """Generation: batched, left-padded, KV-cached, greedy by default, with steering hooks firing.
 
-We drive a Hugging Face forward ourselves: ``model.runner``, the weight-sharing twin that fires the
-bridge's resid_post hooks (or the bridge-wrapped model when other TL hooks are set). The prompt is
+We drive the forward ourselves (``Model.forward``: the weight-sharing twin that fires the bridge's
+resid_post hooks, or the bridge-wrapped model when other TL hooks are set). The prompt is
 prefilled once, each new token costs one single-column step, finished rows leave the batch, and only
 the last position's logits are computed.
 """
@@ -9,8 +9,6 @@ the last position's logits are computed.
 from __future__ import annotations
 
 import functools
-import inspect
-import os
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -18,6 +16,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from workbench.batching import auto_batch_size, left_pad, positions
 from workbench.errors import WorkbenchError
 from workbench.models import Model
 from workbench.steering import Steer, StepState, steering
@@ -37,48 +36,12 @@ class Generation:
         return Generation(self.prompt, model.decode(list(self.token_ids[:n])), self.token_ids[:n], False)
 
 
-def auto_batch_size(model: Model, max_len: int, cap: int = 64) -> int:
-    """Rows that fit in a quarter of free memory: KV cache plus eager attention scores."""
-    cfg = model.hf.config
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    kv_heads = getattr(cfg, "num_key_value_heads", cfg.num_attention_heads)
-    per_row = 4 * (2 * cfg.num_hidden_layers * kv_heads * head_dim * max_len + cfg.num_attention_heads * max_len * max_len + 8 * cfg.hidden_size * max_len)
-    if model.device.type == "cuda":
-        free = torch.cuda.mem_get_info(model.device)[0]
-    else:
-        try:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError):
-            free = 4 << 30
-    return int(max(1, min(cap, free // 4 // per_row)))
-
-
-def _left_pad(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), width), pad, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        ids[i, width - len(s):] = torch.tensor(s, dtype=torch.long)
-        mask[i, width - len(s):] = 1
-    return ids, mask
-
-
-def _positions(mask: torch.Tensor) -> torch.Tensor:
-    return (mask.cumsum(-1) - 1).clamp(min=0)
-
-
 @functools.cache
 def _warn_no_cache() -> None:
     warnings.warn(
         "TransformerLens's bridge ignores the KV cache with this transformers version: generation through the "
         "bridge's own modules (a TL hook other than resid_post, or Model.through_bridge()) recomputes without a cache "
         "(correct, slower)", stacklevel=3)
-
-
-def _cache_argument(lm: torch.nn.Module) -> str:
-    """The KV-cache keyword of this model's forward: ``cache`` from transformers 5.24, before that
-    ``past_key_values`` (which 5.24 still takes, with a deprecation warning)."""
-    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
 
 
 def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, generator) -> torch.Tensor:
@@ -101,12 +64,9 @@ def _generate_batch(
     generator,
     stop_at_eos: bool = True,
 ) -> list[tuple[list[int], bool]]:
-    from transformers import DynamicCache
-
     device = model.device
     stops = torch.tensor(model.stop_token_ids if stop_at_eos else [], dtype=torch.long, device=device)
-    ids, mask = _left_pad(seqs, model.pad_token_id)
-    ids, mask = ids.to(device), mask.to(device)
+    ids, mask = left_pad(seqs, model.pad_token_id, device)
     width = ids.shape[1]
     n = len(seqs)
     out: list[list[int]] = [[] for _ in range(n)]
@@ -114,22 +74,19 @@ def _generate_batch(
     alive = torch.arange(n, device=device)  # batch row -> local index
     state.prompt_width, state.offset = width, 0
     step_ids, step_mask = ids, mask
-    lm = model.runner  # chosen once the steering hooks are in place
-    cache_arg = _cache_argument(lm)
-    if use_cache and lm is not model.twin and not model.bridge_cache_ok:
+    if use_cache and not model.caches:  # asked once the steering hooks are in place
         _warn_no_cache()
         use_cache = False
-    cache = DynamicCache(config=model.hf.config) if use_cache else None
+    cache = model.new_cache() if use_cache else None
     for step in range(max_new_tokens):
         state.rows = rows[alive.cpu()]
         if use_cache:
             new = step_ids if step == 0 else step_ids[:, -1:]
             state.offset = step_mask.shape[1] - new.shape[1]
-            pos = _positions(step_mask)[:, -new.shape[1]:]
-            logits = lm(input_ids=new, attention_mask=step_mask, position_ids=pos, use_cache=True, logits_to_keep=1, **{cache_arg: cache}).logits[:, -1]
+            logits = model.forward(new, step_mask, positions(step_mask)[:, -new.shape[1]:], cache)[:, -1]
         else:
             state.offset = 0
-            logits = lm(input_ids=step_ids, attention_mask=step_mask, position_ids=_positions(step_mask), use_cache=False, logits_to_keep=1).logits[:, -1]
+            logits = model.forward(step_ids, step_mask, positions(step_mask))[:, -1]
         token = _pick(logits, do_sample, temperature, generator)
         done = torch.isin(token, stops)
         for row, (t, d) in enumerate(zip(token.tolist(), done.tolist())):

@@ -4,7 +4,7 @@ llama.cpp control-vector GGUF: architecture ``controlvector``, one F32 tensor ``
 layer, added (times the ``--control-vector-scaled`` strength) to the output of block N — our
 ``blocks.N.hook_resid_post``. llama.cpp has no ``direction.0`` (it rejects layer index 0), so block
 0 is never exported. Convention here: ``direction.N = coefficient × mean_diff[N]``, so strength 1.0
-in llama.cpp equals ``vec.steer(N, coefficient, relative=True)`` here.
+in llama.cpp equals ``vec.steer(N, coefficient)`` here.
 """
 
 from __future__ import annotations

@@ -1,15 +1,17 @@
-"""Steering: add an instruction vector to the residual stream while the model runs.
+"""Steering: change the residual stream along an instruction direction while the model runs.
 
-A spec is data: (direction, layer, coefficient, mode, positions). Which positions are steered is a
-mask built from explicit facts (padded prompt width, KV-cache offset, padding mask), never guessed
-inside the hook, so cached and uncached generation steer exactly the same tokens.
+A spec is data: (direction, layer, coefficient, operator, positions). The operator is a small
+function of (x, u, c) named in ``OPERATORS``: ``add`` (x + c·u), ``project`` (set x·u to c: the
+paper's projection matching) or ``ablate`` (remove x·u). Which positions are steered is a mask built
+from explicit facts (padded prompt width, KV-cache offset), never guessed inside the hook, so cached
+and uncached generation steer exactly the same tokens.
 """
 
 from __future__ import annotations
 
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Iterator, Literal, Sequence
+from typing import Callable, Iterator, Literal, Sequence
 
 import torch
 from jaxtyping import Bool, Float
@@ -18,20 +20,41 @@ from torch import Tensor
 from workbench.errors import WorkbenchError
 from workbench.models import Model
 
-Mode = Literal["add", "project"]
+Mode = Literal["add", "project", "ablate"]
 Positions = Literal["all", "prompt", "generated"]
-MODES = ("add", "project")
 POSITIONS = ("all", "prompt", "generated")
 
+Operator = Callable[[Float[Tensor, "batch pos d_model"], Float[Tensor, "d_model"], Float[Tensor, "batch"]], Float[Tensor, "batch pos d_model"]]
+"""(x, u, c) -> the change to x; ``u`` is a unit vector, ``c`` one coefficient per row."""
 
-@dataclass(frozen=True)
+
+def add(x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, "d_model"], c: Float[Tensor, "batch"]) -> Float[Tensor, "batch pos d_model"]:
+    """x ← x + c·u (the paper's fixed-coefficient steering)."""
+    return (c[:, None, None] * u).expand_as(x)
+
+
+def project(x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, "d_model"], c: Float[Tensor, "batch"]) -> Float[Tensor, "batch pos d_model"]:
+    """x ← x + (c − x·u)·u: the projection on u becomes c (the paper's projection matching, c = z̄)."""
+    return (c[:, None] - x @ u)[..., None] * u
+
+
+def ablate(x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, "d_model"], c: Float[Tensor, "batch"]) -> Float[Tensor, "batch pos d_model"]:
+    """x ← x − (x·u)·u: the direction removed (the coefficient is ignored)."""
+    return -(x @ u)[..., None] * u
+
+
+OPERATORS: dict[str, Operator] = {"add": add, "project": project, "ablate": ablate}
+MODES = tuple(OPERATORS)
+
+
+@dataclass(frozen=True, repr=False)
 class Steer:
-    """One steering intervention at one layer.
+    """One steering intervention at one layer; ``mode`` names its operator in ``OPERATORS``.
 
-    ``add``:     x ← x + c·u
-    ``project``: x ← x + (c − x·u)·u, i.e. set the projection on u to c (the paper's z̄).
-    ``coefficient`` may be a tensor with one value per prompt (global prompt index) so a single
-    batch can hold many coefficients; a NaN leaves that prompt unsteered.
+    ``coefficient`` is absolute (in the residual stream's units; ``InstructionVector.steer`` takes
+    multiples of the layer's mean-difference norm). It may be a tensor with one value per prompt
+    (global prompt index) so a single batch can hold many coefficients; a NaN leaves that prompt
+    unsteered.
     """
 
     direction: Float[Tensor, "d_model"]
@@ -42,8 +65,8 @@ class Steer:
     label: str = ""
 
     def __post_init__(self):
-        if self.mode not in MODES:
-            raise WorkbenchError(f"unknown steering mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if self.mode not in OPERATORS:
+            raise WorkbenchError(f"unknown steering mode {self.mode!r}: use one of {', '.join(OPERATORS)}")
         if self.positions not in POSITIONS:
             raise WorkbenchError(f"unknown positions {self.positions!r}: use one of {', '.join(POSITIONS)}")
         if self.direction.ndim != 1:
@@ -51,8 +74,41 @@ class Steer:
         if not torch.isfinite(self.direction).all():
             raise WorkbenchError("the steering direction holds NaN or infinite values: recompute the vector")
 
+    def __repr__(self) -> str:
+        c = self.coefficient
+        coef = f"{float(c):.3g}" if not torch.is_tensor(c) or c.ndim == 0 else f"per-row[{c.shape[0]}]"
+        where = "" if self.positions == "all" else f", {self.positions} positions"
+        return f"Steer({self.label or 'direction'} @ layer {self.layer}: {self.mode} {coef}{where})"
+
+    @property
+    def operator(self) -> Operator:
+        return OPERATORS[self.mode]
+
     def scaled(self, coefficient) -> "Steer":
         return replace(self, coefficient=coefficient)
+
+    def key(self) -> tuple:
+        """What makes two specs the same intervention up to their coefficient."""
+        return (self.layer, self.mode, self.positions, self.label, self.direction.detach().cpu().numpy().tobytes())
+
+
+def pack(row_specs: Sequence[Sequence[Steer]]) -> list[Steer]:
+    """One batch, each row with its own steering: the specs ``row_specs[i]`` of row ``i`` (scalar
+    coefficients) become per-row coefficient specs, one per distinct intervention, NaN (unsteered)
+    on the rows that do not use it."""
+    packed: dict[tuple, tuple[Steer, Tensor]] = {}
+    for row, specs in enumerate(row_specs):
+        for spec in specs:
+            if torch.is_tensor(spec.coefficient) and spec.coefficient.ndim > 0:
+                raise WorkbenchError("pack takes specs with one coefficient each")
+            key = spec.key()
+            if key not in packed:
+                packed[key] = (spec, torch.full((len(row_specs),), float("nan")))
+            coefs = packed[key][1]
+            if not torch.isnan(coefs[row]):
+                raise WorkbenchError(f"row {row} holds the same intervention twice: {spec}")
+            coefs[row] = float(spec.coefficient)
+    return [spec.scaled(coefs) for spec, coefs in packed.values()]
 
 
 @dataclass
@@ -91,30 +147,27 @@ def _row_values(value: Tensor, rows: Tensor | None, batch: int, like: Tensor) ->
 
 
 def make_hook(spec: Steer, state: StepState, device, dtype):
-    """The hook for one spec. Scalar coefficients take a fast path (one broadcast add)."""
+    """The TL hook for one spec: the operator's change, on the masked positions and steered rows.
+    A scalar ``add`` takes a fast path (one broadcast add)."""
     u = (spec.direction / spec.direction.norm()).to(device=device, dtype=dtype)
-    scalar = not torch.is_tensor(spec.coefficient)
-    c_add = float(spec.coefficient) * u if scalar else None
+    per_row = torch.is_tensor(spec.coefficient) and spec.coefficient.ndim > 0
+    c_add = float(spec.coefficient) * u if spec.mode == "add" and not per_row else None
+    operator = spec.operator
 
     def hook(x: Float[Tensor, "batch pos d_model"], hook=None):
-        n_new = x.shape[1]
         mask = None
         if spec.positions != "all":
-            keep = position_mask(spec.positions, n_new, state.offset, state.prompt_width)
+            keep = position_mask(spec.positions, x.shape[1], state.offset, state.prompt_width)
             if not keep.any():
                 return x
             if not keep.all():
                 mask = keep.to(device=x.device, dtype=x.dtype)[None, :, None]
-        if scalar:
-            delta = c_add if spec.mode == "add" else (float(spec.coefficient) - x @ u)[..., None] * u
+        if c_add is not None:
+            delta = c_add
         else:
-            c = _row_values(spec.coefficient, state.rows, x.shape[0], x)
+            c = _row_values(torch.as_tensor(spec.coefficient), state.rows if per_row else None, x.shape[0], x)
             on = ~torch.isnan(c)
-            c = torch.where(on, c, torch.zeros_like(c))
-            if spec.mode == "add":
-                delta = c[:, None, None] * u
-            else:
-                delta = ((c[:, None] - x @ u) * on[:, None])[..., None] * u
+            delta = operator(x, u, torch.where(on, c, torch.zeros_like(c))) * on[:, None, None]
         return x + (delta if mask is None else delta * mask)
 
     return hook
@@ -128,7 +181,6 @@ def steering(model: Model, specs: Steer | Sequence[Steer], state: StepState | No
     """
     specs = [specs] if isinstance(specs, Steer) else list(specs)
     state = state if state is not None else StepState()
-    dtype = next(model.hf.parameters()).dtype
     hooks = []
     for spec in specs:
         if spec.direction.shape[0] != model.d_model:
@@ -136,6 +188,6 @@ def steering(model: Model, specs: Steer | Sequence[Steer], state: StepState | No
                 f"steering vector has width {spec.direction.shape[0]} but {model.name} has d_model={model.d_model}: "
                 "compute the vector on this model"
             )
-        hooks.append((model.hook_name(spec.layer), make_hook(spec, state, model.device, dtype)))
+        hooks.append((model.hook_name(spec.layer), make_hook(spec, state, model.device, model.dtype)))
     with model.bridge.hooks(fwd_hooks=hooks):
         yield state

@@ -7,9 +7,7 @@ Every stage writes into the output folder and is skipped when its results are al
 
 from __future__ import annotations
 
-import html
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,17 +15,17 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from workbench import analysis, plots
+from workbench import analysis
 from workbench.errors import WorkbenchError
 from workbench.generate import Generation, generate
 from workbench.models import Model, dtype_name, native_bf16
 from workbench.instructions import IFEVAL_IDS, catalog, get_instruction, slug
-from workbench.prompts import instantiate, make_pairs
-from workbench.sweep import (
-    Choice, SweepConfig, _claim_dir, catalog_examples, cell_summary, four_conditions,
-    run_sweep, score_rows, select, summarize, vector_for,
-)
-from workbench.io import atomic_path, read_jsonl, write_atomic, write_jsonl
+from workbench.instructions import instantiate, make_pairs
+from workbench.evaluate import score_rows
+from workbench.store import vector_for
+from workbench.sweep import Choice, SweepConfig, catalog_examples, cell_summary, four_conditions, run_sweep, select, summarize
+from workbench.io import atomic_path, claim_dir, log, read_jsonl, write_atomic, write_jsonl
+from workbench.report import make_figures, unit_path, write_report
 
 
 @dataclass(frozen=True)
@@ -38,13 +36,13 @@ class StudyConfig:
     n_train: int = 64
     sweep_prompts: int = 8
     test_prompts: int = 20
-    max_new_tokens: int | None = 64  # None: each instruction's own budget (instructions.budget); 64 is what the README's run used
+    max_new_tokens: int | None = None  # None: each instruction's own budget (instructions.budget)
     layers: tuple[int, ...] = ()
     coefficients: tuple[float, ...] = (1.0, 2.0)
     max_instructions: int = 3
     follow_threshold: float = 0.6  # share following when told, to count as "followed"
     min_gap: float = 0.25  # and this much above the share following without being told
-    instructions: tuple[str, ...] = ()  # empty: the catalog; ("all",): every IFEval id (screen_instructions)
+    instructions: tuple[str, ...] = ()  # empty: every IFEval id; ("catalog",): the curated catalog (screen_instructions)
     sweep_with_instruction: bool = True  # also sweep with the instruction in the prompt (for "instruction + steering")
     dtype: str = "float32"  # the model's compute precision (part of the results' identity)
 
@@ -72,29 +70,25 @@ class StudyConfig:
         if overrides.get("instructions"):
             base["max_instructions"] = min(3, len(screen_instructions(overrides["instructions"])))
         base.update(overrides)
-        return cls(model=model.name, quick=quick, dtype=dtype_name(model), **base)
+        return cls(model=model.name, quick=quick, dtype=dtype_name(model.dtype), **base)
 
 
 def _relative_cost(model: Model) -> float:
     """Time per token relative to SmolLM2-135M in float32 (≈ 106M non-embedding weights; unembedding
     apart). Native bfloat16 runs about 2.2× faster on CPU (measured on Qwen2.5-0.5B)."""
     body = sum(p.numel() for name, p in model.hf.named_parameters() if "embed" not in name and "lm_head" not in name)
-    fast = dtype_name(model) in ("bfloat16", "float16") and native_bf16()
+    fast = dtype_name(model.dtype) in ("bfloat16", "float16") and native_bf16()
     return body / 106e6 / (2.2 if fast else 1.0)
 
 
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
 def screen_instructions(names: tuple[str, ...] = ()) -> tuple[str, ...]:
-    """What the demo screens: the given names; by default the curated catalog (the measured ~15-minute
-    demo); ``("all",)``: every id lm-eval's IFEval registry builds, in its own words (languages:
-    French and German)."""
-    if names == ("all",):
+    """What the demo screens: by default (or ``("all",)``) every id lm-eval's IFEval registry builds,
+    in its own words (languages: French and German); ``("catalog",)``: the curated catalog; else
+    the given names."""
+    if names in ((), ("all",)):
         langs = ("language:response_language[language=fr]", "language:response_language[language=de]")
         return tuple(i for i in IFEVAL_IDS if i != "language:response_language") + langs
-    return names or tuple(catalog())
+    return tuple(catalog()) if names == ("catalog",) else names
 
 
 def _tokens(cfg: StudyConfig, *names: str) -> int:
@@ -142,12 +136,8 @@ def followed(follow: pd.DataFrame, cfg: StudyConfig) -> list[str]:
     return (first + [n for n in names if n not in first])[: cfg.max_instructions]
 
 
-def _unit_path(out: Path, label: str) -> Path:
-    return out / "report" / "units" / f"{slug(label)}.jsonl"
-
-
 def _report_unit(out: Path, label: str, make_rows) -> list[dict]:
-    path = _unit_path(out, label)
+    path = unit_path(out, label)
     if path.exists():
         return read_jsonl(path)
     rows = make_rows()
@@ -208,7 +198,7 @@ def composition(model: Model, cfg: StudyConfig, out: Path, a: str, b: str, cells
     def make_rows():  # the whole grid in one packed batch: per-prompt coefficients for each vector
         xs = torch.tensor([x for x, _, _ in cells_ab])
         ys = torch.tensor([y for _, y, _ in cells_ab])
-        steer = [va.steer(la, xs, relative=True), vb.steer(lb, ys, relative=True)]
+        steer = [va.steer(la, xs), vb.steer(lb, ys)]
         gens = generate(model, [p.without_instruction for _, _, p in cells_ab], steer=steer, max_new_tokens=_tokens(cfg, a, b))
         rows = []
         for (x, y, p), g in zip(cells_ab, gens):
@@ -239,7 +229,7 @@ def separability_all(model: Model, names: list[str], cfg: StudyConfig, out: Path
 
 def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = True, static: bool = True) -> dict:
     out = Path(out)
-    _claim_dir(out, asdict(cfg) | {"layers": list(cfg.layers), "coefficients": list(cfg.coefficients), "instructions": list(cfg.instructions)}, "study")
+    claim_dir(out, asdict(cfg) | {"layers": list(cfg.layers), "coefficients": list(cfg.coefficients), "instructions": list(cfg.instructions)}, "study")
     t0 = time.time()
     log(f"{model.name} in {cfg.dtype}; results in {out}")
     log(f"1/7 which instructions does {model.name} follow when told? ({len(screen_instructions(cfg.instructions))} instructions × {cfg.screen_prompts} prompts)")
@@ -298,110 +288,3 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     write_report(out, follow, summary, comp, sep, joined, choices, ex_choice, result)
     log(f"done in {result['seconds']:.0f} s: {out / 'report.md'}")
     return result
-
-
-def make_figures(results: str | Path, dest: str | Path, static: bool = True) -> list[Path]:
-    """Every figure from a study folder's saved results (no model needed)."""
-    results, dest = Path(results), Path(dest)
-    needed = results / "cells.csv"
-    if not needed.exists():
-        raise WorkbenchError(f"no study results in {results}: run `workbench demo --out {results}` first")
-    cells = pd.read_csv(needed)
-    choices = {}
-    if (results / "choices.json").exists():
-        for key, c in json.loads((results / "choices.json").read_text()).items():
-            choices[(c["instruction"], c["with_instruction"])] = Choice(**c)
-    written = []
-    for cond in sorted(cells["with_instruction"].unique()):
-        tag = "with" if cond else "without"
-        written += plots.export(plots.sweep_heatmap(cells, "compliance", bool(cond), choices), dest, f"heatmap_compliance_{tag}", static)
-        written += plots.export(plots.sweep_heatmap(cells, "logprob", bool(cond), choices), dest, f"heatmap_quality_{tag}", static)
-    sep = pd.read_csv(results / "separability.csv")
-    joined = pd.read_csv(results / "gain_vs_separability.csv")
-    written += plots.export(plots.separability_curves(sep, joined[["instruction", "layer", "gain"]]), dest, "separability", static)
-    written += plots.export(plots.separability_curves(sep, joined[["instruction", "layer", "gain"]], "cohens_d"), dest, "separability_cohens_d", static)
-    written += plots.export(plots.projection_histograms(pd.read_csv(results / "projections.csv")), dest, "projections", static)
-    written += plots.export(plots.four_condition_bars(pd.read_csv(results / "summary.csv")), dest, "four_conditions", static)
-    if (results / "composition.csv").exists():
-        comp = pd.read_csv(results / "composition.csv")
-        written += plots.export(plots.composition_grid(comp, comp["a_name"].iloc[0], comp["b_name"].iloc[0]), dest, "composition", static)
-    diffs = torch.load(results / "mean_diffs.pt", weights_only=True)
-    names = list(diffs)
-    first = diffs[names[0]]
-    written += plots.export(plots.cosine_heatmap(analysis.cosine_matrix(first).numpy(), list(range(first.shape[0])), f"{names[0]}: cosine across layers", "layer"), dest, "cosine_layers", static)
-    if len(names) > 1:
-        mid = first.shape[0] // 2
-        m = analysis.cosine_matrix(torch.stack([diffs[n][mid] for n in names])).numpy()
-        written += plots.export(plots.cosine_heatmap(m, names, f"cosine across instructions (layer {mid})", "instruction"), dest, "cosine_instructions", static)
-    return written
-
-
-def _md_table(frame: pd.DataFrame, floatfmt: str = ".2f") -> str:
-    cols = list(frame.columns)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for _, row in frame.iterrows():
-        cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in row]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choice, result) -> None:
-    table = summary[["instruction", "condition", "compliance", "ci_low", "ci_high", "n", "layer", "mode", "coefficient", "logprob", "degenerate"]]
-    best_layers = sep.loc[sep.groupby("instruction")["cohens_d"].idxmax(), ["instruction", "layer", "auroc", "cohens_d"]]
-    corr = joined.groupby("instruction")[["correlation", "correlation_d"]].first().reset_index()
-    examples = []
-    for name in result["followed"][:3]:
-        path = _unit_path(out, name)
-        rows = read_jsonl(path)
-        by = {(r["condition"], r["prompt_id"]): r for r in rows}
-        first = rows[0]["prompt_id"]
-        examples.append((name, by[("no_instruction", first)], by[("steer", first)]))
-    parts = [
-        f"# Instruction steering study: {result['model']}",
-        f"Precision: {result.get('dtype', 'float32')}. Run time: {result['seconds']:.0f} s on {os.cpu_count()} CPU cores, summed over invocations (this one: {result['this_run_seconds']:.0f} s; finished stages are resumed from disk). "
-        f"Followed when told (≥ threshold): {', '.join(result['followed'])}.",
-        "## Does the model follow each instruction when told? (validation prompts, loose compliance)",
-        _md_table(follow),
-        "## Held-out test prompts: four conditions (loose compliance, 95% bootstrap CI)",
-        "Layer −1 means no steering was selected (ties go to no steering). Coefficients are × the layer's mean-difference norm; "
-        "`project` sets the projection to the mean with-instruction value z̄."
-        + ("" if result.get("sweep_with_instruction", True) else
-           " The sweep ran without the instruction only; \"instruction + steering\" reuses that setting."),
-        _md_table(table),
-        f"Word exclusion uses the include-word vector at layer {ex_choice.layer} with coefficient {ex_choice.coefficient:g}×.",
-        "![four conditions](figures/four_conditions.png)",
-        "## Sweep (validation, without the instruction)",
-        "![heatmap](figures/heatmap_compliance_without.png)",
-        "## Separability",
-        "Layer with the largest held-out Cohen's d (AUROC saturates near 1 in most layers), and the Pearson correlation "
-        "across swept layers of the steering gain with AUROC (`correlation`) and with Cohen's d (`correlation_d`):",
-        _md_table(best_layers.merge(corr, on="instruction")),
-        "![separability](figures/separability_cohens_d.png)",
-    ]
-    if comp is not None:
-        parts += ["## Composition (test prompts, no instruction in the prompt)", _md_table(comp), "![composition](figures/composition.png)"]
-    parts.append("## Example generations (test prompt, no instruction)")
-    for name, plain, steered in examples:
-        parts.append(f"**{name}** — *{plain['query']}*\n\n- unsteered: {plain['text'][:300]!r}\n- steered: {steered['text'][:300]!r}")
-    md = "\n\n".join(parts) + "\n"
-    write_atomic(out / "report.md", md)
-    body = "".join(_md_to_html_block(block) for block in md.split("\n\n"))
-    write_atomic(out / "report.html", f"<!doctype html><meta charset='utf-8'><title>workbench report</title><style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style>{body}")
-
-
-def _md_to_html_block(block: str) -> str:
-    block = block.strip()
-    if block.startswith("# "):
-        return f"<h1>{html.escape(block[2:])}</h1>"
-    if block.startswith("## "):
-        return f"<h2>{html.escape(block[3:])}</h2>"
-    if block.startswith("!["):
-        alt, src = block[2:].split("](")
-        return f"<img alt='{html.escape(alt)}' src='{html.escape(src.rstrip(')'))}'>"
-    if block.startswith("|"):
-        lines = [l for l in block.splitlines() if not l.startswith("|---")]
-        cells = [[html.escape(c.strip()) for c in l.strip("|").split("|")] for l in lines]
-        head = "".join(f"<th>{c}</th>" for c in cells[0])
-        rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in cells[1:])
-        return f"<table><tr>{head}</tr>{rows}</table>"
-    return f"<p>{html.escape(block)}</p>"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from workbench.instructions import Instruction
 from workbench.io import write_jsonl
-from workbench.prompts import ifeval_records
+from workbench.instructions import ifeval_records
 
 PER_ID = 12
 

@@ -17,8 +17,10 @@ from tqdm.auto import tqdm
 
 from workbench.errors import WorkbenchError
 from workbench.models import Model
-from workbench.prompts import Pair, make_pairs
-from workbench.sweep import NO_STEERING, SweepConfig, cell_summary, run_sweep
+from workbench.instructions import Pair, make_pairs
+from workbench.sweep.grid import NO_STEERING, SweepConfig
+from workbench.sweep.run import run_sweep
+from workbench.sweep.select import cell_summary
 
 
 Cell = tuple[int, str, "float | None"]  # (layer, mode, coefficient)

@@ -1,0 +1,147 @@
+"""``Instruction``: one instruction from any of three sources, how to say it and how to check it.
+
+* **IFEval's registry** (lm-eval): any of its 25 ids with any kwargs; the text is the registry's own
+  description, so no sentence is written by hand: ``Instruction.ifeval("language:response_language", language="de")``.
+* **The curated catalog** (``data/instructions.json``) adds phrasings to the IFEval instructions it names.
+* **Free text**, checked by an IFEval id or a Python ``str -> bool``, or by nothing (vectors, separability
+  and steering need no checker; a sweep or evaluation does): ``Instruction.custom("Answer like a pirate.", check=f)``.
+
+Per-query kwargs are placeholders filled from each base query: ``{keyword}`` (the query's topic word)
+and ``{query}`` (the query itself, e.g. the prompt to repeat).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field, replace
+from typing import Mapping, Sequence
+
+from workbench.checkers import Check, Checker, check, check_callable
+from workbench.errors import WorkbenchError
+from workbench.instructions.catalog import catalog_phrasings
+from workbench.instructions.ifeval import FAMILIES, LIST_KWARGS, PER_QUERY, budget, full_kwargs, spelling
+
+PLACEHOLDERS = ("{keyword}", "{query}")
+
+
+def _fill(value, values: Mapping[str, str]):
+    if isinstance(value, str):
+        for name, filler in values.items():
+            value = value.replace("{" + name + "}", filler)
+        return value
+    if isinstance(value, list):
+        return [_fill(v, values) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, values) for k, v in value.items()}
+    return value
+
+
+def _has_placeholder(value) -> bool:
+    return any(p in json.dumps(value) for p in PLACEHOLDERS)
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """One instruction: how to say it (phrasings rotate over pairs) and how to check it."""
+
+    id: str
+    phrasings: tuple[str, ...]
+    ifeval_id: str | None = None
+    kwargs: dict = field(default_factory=dict)
+    family: str = "custom"
+    source: str = "custom"  # "ifeval" | "catalog" | "custom"
+    checker: Checker | None = field(default=None, compare=False)
+
+    # --- the three sources -------------------------------------------------------------------
+    @classmethod
+    def ifeval(cls, ifeval_id: str, **kwargs) -> "Instruction":
+        """An IFEval instruction; its text is the registry's own description for these kwargs."""
+        full, text = full_kwargs(ifeval_id, kwargs)
+        given = {k: v for k, v in kwargs.items() if v is not None}
+        extra = catalog_phrasings(ifeval_id, full)
+        family = FAMILIES.get(ifeval_id.split(":")[0], "custom")
+        return cls(spelling(ifeval_id, given), (text, *extra), ifeval_id, full, family, "ifeval")
+
+    @classmethod
+    def custom(cls, text: str | Sequence[str], check: Checker | str | None = None, id: str | None = None, **kwargs) -> "Instruction":
+        """Free text. ``check``: a ``str -> bool`` callable, an IFEval id (with ``kwargs``), or None."""
+        phrasings = (text,) if isinstance(text, str) else tuple(text)
+        if not phrasings or not all(isinstance(p, str) and p.strip() for p in phrasings):
+            raise WorkbenchError("a custom instruction needs its text: one or more non-empty sentences")
+        name = id or slug(phrasings[0])
+        if isinstance(check, str):
+            full, _ = full_kwargs(check, kwargs)
+            return cls(name, phrasings, check, full, FAMILIES.get(check.split(":")[0], "custom"), "custom")
+        if kwargs:
+            raise WorkbenchError(f"kwargs {sorted(kwargs)} need an IFEval id as the checker (check='id')")
+        if check is not None and not callable(check):
+            raise WorkbenchError(f"check must be a callable str -> bool or an IFEval id, not {type(check).__name__}")
+        return cls(name, phrasings, None, {}, "custom", "custom", check)
+
+    # --- use ----------------------------------------------------------------------------------
+    def phrasing(self, index: int = 0) -> str:
+        return self.phrasings[index % len(self.phrasings)]
+
+    @property
+    def checkable(self) -> bool:
+        return self.checker is not None or self.ifeval_id is not None
+
+    @property
+    def per_query(self) -> bool:
+        """Does it take a value from each query (a keyword, the prompt to repeat)?"""
+        return _has_placeholder(self.kwargs) or _has_placeholder(list(self.phrasings))
+
+    @property
+    def budget(self) -> int:
+        return budget(self.ifeval_id, self.kwargs)
+
+    @property
+    def slug(self) -> str:
+        """A file-name-safe form of the id."""
+        return slug(self.id)
+
+    def with_params(self, **values: str) -> "Instruction":
+        """Fill placeholders, e.g. ``include_word.with_params(keyword="ocean")``."""
+        unknown = set(values) - {p.strip("{}") for p in PLACEHOLDERS}
+        if unknown:
+            raise WorkbenchError(f"instruction {self.id} takes parameters keyword and query, not {sorted(unknown)}")
+        return replace(self, kwargs=_fill(self.kwargs, values), phrasings=tuple(_fill(list(self.phrasings), values)))
+
+    def check(self, response: str, prompt: str = "") -> Check:
+        """Does the response follow it? IFEval strict and loose (a callable is scored the same way)."""
+        if self.checker is not None:
+            return check_callable(response, self.checker)
+        if self.ifeval_id is None:
+            raise WorkbenchError(f"instruction {self.id!r} has no checker: give check=<callable or IFEval id> to sweep or evaluate it")
+        if self.per_query:
+            raise WorkbenchError(f"instruction {self.id!r} still has a per-query placeholder: fill it with instantiate(inst, query)")
+        return check(response, [self.ifeval_id], [self.kwargs], prompt)
+
+    def spec(self) -> dict:
+        """What defines it, as JSON (for provenance and sweep configurations)."""
+        checker = None if self.checker is None else f"{getattr(self.checker, '__module__', '?')}.{getattr(self.checker, '__qualname__', repr(self.checker))}"
+        return {"id": self.id, "source": self.source, "ifeval_id": self.ifeval_id, "kwargs": self.kwargs, "phrasings": list(self.phrasings), "checker": checker}
+
+    def __repr__(self) -> str:
+        check_by = self.ifeval_id or (getattr(self.checker, "__name__", "callable") if self.checker else "no checker")
+        text = self.phrasings[0] if len(self.phrasings[0]) <= 60 else self.phrasings[0][:57] + "..."
+        return f"Instruction({self.id!r}, {self.source}, checked by {check_by}: {text!r})"
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of a name."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")[:80] or "instruction"
+
+
+def generic(inst: Instruction) -> Instruction:
+    """The same IFEval instruction with its per-query kwargs left to each query (a record's own
+    keyword means nothing for another query)."""
+    if inst.ifeval_id is None or inst.source != "ifeval":
+        return inst
+    kwargs = {k: (PER_QUERY[k] if k in PER_QUERY else v) for k, v in inst.kwargs.items()}
+    kwargs = {k: ([v] if k in LIST_KWARGS and isinstance(v, str) else v) for k, v in kwargs.items()}
+    given = {k: v for k, v in kwargs.items() if k not in PER_QUERY}
+    return replace(Instruction.ifeval(inst.ifeval_id, **kwargs), id=spelling(inst.ifeval_id, given))
+
+

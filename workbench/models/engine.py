@@ -1,0 +1,242 @@
+"""The engine: a TransformerLens bridge around a Hugging Face causal LM, and one forward for it.
+
+Every model is a TransformerLens ``TransformerBridge`` around a Hugging Face causal LM. The bridge
+replaces the HF blocks in place, so TL hooks (``blocks.L.hook_resid_post``) fire whether we call the
+bridge or the wrapped HF model; the workbench calls the HF model directly to use its KV cache.
+
+Speed: the bridge re-implements attention and dispatches every submodule through Python, which costs
+about a fifth of each decoding step on CPU. So each model also keeps a *twin*: the plain HF module
+tree, sharing every weight tensor with the bridge, whose decoder layers fire the bridge's own
+``blocks.L.hook_resid_post`` HookPoints. ``Model.forward`` runs the twin whenever no other TL hook
+point carries a hook, and the bridge-wrapped model otherwise, so any TL hook still works.
+"""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from workbench.errors import WorkbenchError
+from workbench.models.dtypes import dtype_name
+
+HOOK_TEMPLATE = "blocks.{layer}.hook_resid_post"
+
+
+@dataclass(repr=False)
+class Model:
+    """A hooked model, its tokenizer and the facts generation needs."""
+
+    bridge: torch.nn.Module
+    tokenizer: object
+    name: str
+    stop_token_ids: list[int] = field(default_factory=list)
+    twin: torch.nn.Module | None = None
+    use_twin: bool = True  # False: always run through the bridge (the reference path)
+    bridge_cache_ok: bool = True  # the bridge's own modules honour a KV cache (probed at load)
+
+    def __repr__(self) -> str:
+        engine = "twin" if self.twin is not None and self.use_twin else "bridge"
+        return f"Model({self.name!r}: {self.n_layers} layers × d_model {self.d_model}, {dtype_name(self.dtype)} on {self.device}, {engine} engine)"
+
+    @property
+    def hf(self) -> torch.nn.Module:
+        """The wrapped Hugging Face model; calling it fires the bridge's hooks."""
+        return self.bridge.original_model
+
+    @property
+    def runner(self) -> torch.nn.Module:
+        """The causal LM to call: the fast twin if only resid_post hooks are in use, else ``hf``.
+
+        Both take the same arguments and fire the same ``blocks.L.hook_resid_post`` hooks. A hook on
+        any other TL hook point, or weights processed by compatibility mode, selects the bridge.
+        """
+        if not self.use_twin or self.twin is None or getattr(self.bridge, "compatibility_mode", False):
+            return self.hf
+        if any(hp._forward_hooks or hp._forward_pre_hooks or hp._backward_hooks for hp in self.twin._other_hook_points):
+            return self.hf
+        buffer = next(self.twin.buffers(), None)
+        if buffer is not None and buffer.device != self.device:
+            self.twin.to(self.device)  # the weights are shared; only the twin's own buffers move
+        return self.twin
+
+    @property
+    def caches(self) -> bool:
+        """Whether ``forward`` honours a KV cache right now (the twin always; the bridge if probed so)."""
+        return self.runner is self.twin or self.bridge_cache_ok
+
+    def new_cache(self):
+        from transformers import DynamicCache
+
+        return DynamicCache(config=self.hf.config)
+
+    def forward(
+        self, ids: Int[Tensor, "batch new"], mask: Int[Tensor, "batch seen"], positions: Int[Tensor, "batch new"], cache=None, keep: int = 1,
+    ) -> Float[Tensor, "batch keep vocab"]:
+        """One forward of the new columns ``ids`` (``mask`` covers cached and new columns) through
+        ``runner``, updating ``cache`` if given; the logits of the last ``keep`` positions
+        (``keep=0``: none, only the hooks run, e.g. to record activations)."""
+        lm = self.runner
+        if keep == 0:
+            lm.base_model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
+            return torch.empty(ids.shape[0], 0, 0, device=ids.device)
+        kv = {cache_argument(lm): cache, "use_cache": True} if cache is not None else {"use_cache": False}
+        return lm(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep, **kv).logits
+
+    @contextmanager
+    def through_bridge(self) -> Iterator["Model"]:
+        """Run through the bridge's own modules inside the block (the reference path), even where
+        the twin would do; restored on exit, also after an error."""
+        before, self.use_twin = self.use_twin, False
+        try:
+            yield self
+        finally:
+            self.use_twin = before
+
+    @property
+    def n_layers(self) -> int:
+        return self.bridge.cfg.n_layers
+
+    @property
+    def d_model(self) -> int:
+        return self.bridge.cfg.d_model
+
+    @property
+    def n_ctx(self) -> int:
+        return self.bridge.cfg.n_ctx
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.hf.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf.parameters()).dtype
+
+    @property
+    def pad_token_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return pad if pad is not None else self.stop_token_ids[0]
+
+    def hook_name(self, layer: int) -> str:
+        check_layer(self, layer)
+        return HOOK_TEMPLATE.format(layer=layer)
+
+    def chat(self, user_message: str) -> str:
+        """The user message in the model's chat template, ending with the generation prompt."""
+        messages = [{"role": "user", "content": user_message}]
+        if getattr(self.tokenizer, "chat_template", None):
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        # Base models without a template: plain continuation, after BOS if the model has one
+        # (Gemma degenerates into repetition without it).
+        return f"{self.tokenizer.bos_token or ''}{user_message}\n"
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of an already templated prompt; the template carries its own special tokens."""
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def check_layer(model: Model, layer: int) -> None:
+    if not isinstance(layer, int) or not 0 <= layer < model.n_layers:
+        raise WorkbenchError(f"layer {layer!r} is out of range for {model.name}: use 0..{model.n_layers - 1}")
+
+
+def cache_argument(lm: torch.nn.Module) -> str:
+    """The KV-cache keyword of this model's forward: ``cache`` from transformers 5.24, before that
+    ``past_key_values`` (which 5.24 still takes, with a deprecation warning)."""
+    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
+
+
+def wrap(hf_model, tokenizer, name: str, bridge_name: str) -> Model:
+    """A ``Model``: the bridge around ``hf_model``, its weight-sharing twin, and what generation needs."""
+    from transformer_lens.model_bridge import TransformerBridge
+
+    hf_model.eval()
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    # The bridge re-loads the tokenizer by name unless it already adds BOS; we never pass it
+    # strings (we tokenize templated prompts ourselves), so tell it not to bother.
+    tokenizer.init_kwargs.setdefault("name_or_path", bridge_name)
+    tokenizer.init_kwargs["add_bos_token"] = True
+    # The twin must be copied before the bridge rewires hf_model; the memo makes it share weights.
+    twin = copy.deepcopy(hf_model, memo={id(p): p for p in hf_model.parameters()})
+    bridge = TransformerBridge.boot_transformers(bridge_name, hf_model=hf_model, tokenizer=tokenizer)
+    bridge.eval()
+    model = Model(bridge=bridge, tokenizer=tokenizer, name=name, stop_token_ids=_stop_ids(tokenizer, hf_model))
+    model.twin = _attach_twin(twin, bridge)
+    model.bridge_cache_ok = _bridge_honours_cache(model)
+    return model
+
+
+@torch.inference_mode()
+def _bridge_honours_cache(model: Model) -> bool:
+    """Does a cached decoding step through the bridge's modules equal a full forward?
+
+    TransformerLens 4.3's attention ignores the KV cache under transformers ≥ 5.24 (which renamed
+    ``past_key_values`` to ``cache``); generation through the bridge then recomputes in full instead.
+    """
+    ids = torch.arange(3, 9, device=model.device)[None] % model.hf.config.vocab_size
+    mask = torch.ones_like(ids)
+    positions = torch.arange(ids.shape[1], device=model.device)[None]
+    with model.through_bridge():
+        full = model.forward(ids, mask, positions)[0, -1].float()
+        cache = model.new_cache()
+        model.forward(ids[:, :-1], mask[:, :-1], positions[:, :-1], cache)
+        step = model.forward(ids[:, -1:], mask, positions[:, -1:], cache)[0, -1].float()
+    return bool((full - step).abs().max() <= 1e-2 * max(1.0, float(full.abs().max())))
+
+
+def _attach_twin(twin: torch.nn.Module, bridge) -> torch.nn.Module | None:
+    """Make the twin's decoder layers fire the bridge's resid_post HookPoints; None if it can't."""
+    layers = getattr(twin.base_model, "layers", None)
+    hook_dict = bridge.hook_dict
+    names = [HOOK_TEMPLATE.format(layer=i) for i in range(bridge.cfg.n_layers)]
+    if layers is None or len(layers) != len(names) or not all(n in hook_dict for n in names):
+        return None
+    twin_ptrs = {p.data_ptr() for p in twin.parameters()}
+    if twin_ptrs != {p.data_ptr() for p in bridge.original_model.parameters()}:
+        return None  # the bridge re-made some weights: the twin would compute something else
+    resid = [hook_dict[n] for n in names]
+    twin.eval()
+    for layer, point in zip(layers, resid):
+        layer.register_forward_hook(_fire(point))
+    resid_ids = {id(p) for p in resid}
+    others = {id(hp): hp for hp in hook_dict.values() if id(hp) not in resid_ids}
+    # A plain attribute, not a submodule: the HookPoints belong to the bridge.
+    object.__setattr__(twin, "_other_hook_points", list(others.values()))
+    return twin
+
+
+def _fire(point):
+    """A forward hook that passes a decoder layer's output through a TL HookPoint when it has hooks."""
+
+    def hook(module, args, output):
+        if not point._forward_hooks:
+            return None
+        if isinstance(output, tuple):
+            return (point(output[0]),) + output[1:]
+        return point(output)
+
+    return hook
+
+
+def _stop_ids(tokenizer, hf_model) -> list[int]:
+    ids: list[int] = []
+    eos = hf_model.generation_config.eos_token_id if hf_model.generation_config else None
+    for value in (eos, tokenizer.eos_token_id):
+        ids += value if isinstance(value, list) else [value]
+    for token in ("<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>"):
+        tid = tokenizer.convert_tokens_to_ids(token)
+        if isinstance(tid, int) and tid != tokenizer.unk_token_id:
+            ids.append(tid)
+    return sorted({i for i in ids if i is not None})

@@ -1,0 +1,72 @@
+"""Where vectors are kept, so nothing is computed twice: a results folder's ``vectors/`` (with the
+training activations behind each, for separability), and the user cache that ``workbench steer``
+reads, keyed by model, precision, instruction and the pairs' text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import torch
+
+from workbench.extract import compute_vector, compute_vectors
+from workbench.instructions import Group, Instruction, Pair, as_group, data_hash, make_pairs
+from workbench.io import atomic_path, cache_dir
+from workbench.models import Model, dtype_name
+from workbench.vectors import InstructionVector
+
+
+def vectors_for(
+    model: Model, instructions: Sequence[str | Instruction | Group], out: Path | None, n_train: int,
+    pairs: Mapping[str, Sequence[Pair]] | None = None, return_activations: bool = False,
+) -> dict:
+    """Instruction vectors by name, cached in ``out/vectors`` so reruns reuse them; the missing ones
+    are computed together (``compute_vectors``: shared prompts recorded once).
+
+    The training activations behind each ([n, n_layers, d_model] with and without the instruction)
+    are cached beside it, so separability needs no second pass over the training prompts.
+    """
+    groups = [as_group(i) for i in instructions]
+    path = {g.name: out / "vectors" / f"{g.slug}.safetensors" if out else None for g in groups}
+    acts_path = {n: p.with_suffix(".activations.pt") if p is not None else None for n, p in path.items()}
+    found = {}
+    for g in groups:
+        p = path[g.name]
+        if p is not None and p.exists() and (not return_activations or acts_path[g.name].exists()):
+            vec = InstructionVector.load(p, model)
+            if return_activations:
+                acts = torch.load(acts_path[g.name], weights_only=True)
+                found[g.name] = (vec, acts["with"], acts["without"])
+            else:
+                found[g.name] = vec
+    missing = [g for g in groups if g.name not in found]
+    if missing:
+        given = {g.name: list(pairs[g.name])[:n_train] for g in missing if pairs and pairs.get(g.name)}
+        for name, (vec, w, wo) in compute_vectors(model, missing, given, n_pairs=n_train).items():
+            if path[name] is not None:
+                vec.save(path[name])
+                with atomic_path(acts_path[name]) as tmp:
+                    torch.save({"with": w, "without": wo}, tmp)
+            found[name] = (vec, w, wo) if return_activations else vec
+    return found
+
+
+def vector_for(model: Model, instruction: str | Instruction | Group, out: Path | None, n_train: int, return_activations: bool = False, pairs: Sequence[Pair] | None = None):
+    """One instruction's vector (``vectors_for`` for one)."""
+    group = as_group(instruction)
+    return vectors_for(model, [group], out, n_train, {group.name: pairs} if pairs else None, return_activations)[group.name]
+
+
+def cached_vector(model: Model, instruction: str | Instruction | Group, n_pairs: int = 64, root: str | Path | None = None) -> InstructionVector:
+    """``compute_vector`` on the training queries, cached on disk (``$WORKBENCH_CACHE/vectors``) under
+    a key of the model, its precision, the instruction's definition and the pairs' text."""
+    group = as_group(instruction)
+    pairs = make_pairs(group, "train", limit=n_pairs)
+    key = data_hash([model.name, dtype_name(model.dtype), json.dumps(group.spec(), sort_keys=True)] + [p.with_instruction + "\0" + p.without_instruction for p in pairs])
+    path = Path(root or cache_dir() / "vectors") / model.name.replace("/", "--") / f"{group.slug}-{key}.safetensors"
+    if path.exists():
+        return InstructionVector.load(path, model)
+    vec = compute_vector(model, group, pairs=pairs)
+    vec.save(path)
+    return vec

@@ -1,0 +1,109 @@
+"""The paper's four conditions on held-out prompts: no instruction, steering only, instruction only,
+instruction + steering, generated as one packed batch, scored, and summarised with bootstrap CIs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import pandas as pd
+
+from workbench.checkers import Check
+from workbench.evaluate import Judge, bootstrap_ci, score_rows
+from workbench.generate import generate
+from workbench.instructions import Group, Instruction, Pair, make_pairs
+from workbench.models import Model
+from workbench.steering import Steer, pack
+from workbench.sweep.grid import NO_STEERING
+from workbench.sweep.select import Choice
+
+CONDITIONS = ("no_instruction", "steer", "instruction", "instruction_steer")
+
+
+def summarize(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
+    """Compliance with 95% bootstrap intervals and mean quality per instruction and condition."""
+    out = []
+    for (name, cond), g in table.groupby(["instruction", "condition"], sort=False):
+        mean, lo, hi = bootstrap_ci(g[metric].astype(float).tolist())
+        out.append({
+            "instruction": name, "condition": cond, "compliance": mean, "ci_low": lo, "ci_high": hi,
+            "strict": float(g["strict"].mean()), "loose": float(g["loose"].mean()), "n": len(g),
+            "layer": int(g["layer"].iloc[0]), "mode": g["mode"].iloc[0], "coefficient": g["coefficient"].iloc[0],
+            "logprob": float(g["logprob"].mean()), "degenerate": float(g["degenerate"].mean()),
+        })
+    frame = pd.DataFrame(out)
+    if len(frame):
+        frame["condition"] = pd.Categorical(frame["condition"], CONDITIONS, ordered=True)
+        frame = frame.sort_values(["instruction", "condition"]).reset_index(drop=True)
+        frame["condition"] = frame["condition"].astype(str)
+    return frame
+
+
+@dataclass
+class Example:
+    """One test item: the prompt with and without its instructions, and the instructions (filled for
+    this prompt) that check a reply."""
+
+    key: str
+    query: str  # the prompt without instructions
+    prompt: str  # the prompt with them
+    instructions: list[Instruction]
+
+    @property
+    def instruction_ids(self) -> list[str]:
+        return [i.ifeval_id or f"custom:{i.id}" for i in self.instructions]
+
+    @property
+    def kwargs(self) -> list[dict]:
+        return [i.kwargs for i in self.instructions]
+
+    def check(self, response: str, prompt: str) -> Check:
+        """Every instruction at once, as IFEval scores a record: prompt level and per instruction."""
+        each = [i.check(response, prompt) for i in self.instructions]
+        return Check(all(c.strict for c in each), all(c.loose for c in each), tuple(c.strict for c in each), tuple(c.loose for c in each))
+
+
+def four_conditions(
+    model: Model,
+    examples: Sequence[Example],
+    steer_without: Sequence[Steer],
+    steer_with: Sequence[Steer],
+    label: str,
+    choices: tuple[Choice | None, Choice | None] = (None, None),
+    max_new_tokens: int = 64,
+    judge: Judge | None = None,
+) -> list[dict]:
+    """Generate and score the paper's four conditions on the examples (one packed batch); rows."""
+    plan = [
+        ("no_instruction", False, (), None),
+        ("steer", False, list(steer_without), choices[0]),
+        ("instruction", True, (), None),
+        ("instruction_steer", True, list(steer_with), choices[1]),
+    ]
+    n = len(examples)
+    prompts = [e.prompt if with_inst else e.query for _, with_inst, _, _ in plan for e in examples]
+    # each condition's specs act on its own rows only
+    specs = pack([list(steer) for _, _, steer, _ in plan for _ in examples])
+    gens = generate(model, prompts, steer=specs, max_new_tokens=max_new_tokens)
+    rows, checks = [], []
+    for block, (cond, with_inst, steer, choice) in enumerate(plan):
+        for e, p, g in zip(examples, prompts[block * n : (block + 1) * n], gens[block * n : (block + 1) * n]):
+            rows.append({
+                "instruction": label, "condition": cond, "with_instruction": with_inst, "prompt_id": e.key,
+                "layer": choice.layer if choice and steer else NO_STEERING,
+                "mode": choice.mode if choice and steer else "none",
+                "coefficient": choice.coefficient if choice and steer else None,
+                "query": e.query, "prompt": p, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs,
+                "text": g.text, "stopped": g.stopped, "n_tokens": len(g.token_ids),
+            })
+            checks.append(e.check(g.text, p))
+    return score_rows(model, rows, judge, checks)
+
+
+def catalog_examples(instruction: str | Instruction | Group, split: str = "test", limit: int | None = None, seed: int = 0) -> list[Example]:
+    """Test items from the project's queries with the instruction appended."""
+    return [pair_example(p) for p in make_pairs(instruction, split, limit=limit, seed=seed)]
+
+
+def pair_example(pair: Pair) -> Example:
+    return Example(pair.query_id, pair.without_instruction, pair.with_instruction, [pair.instruction])

@@ -1,0 +1,127 @@
+"""The grid of a sweep: what it covers (``SweepConfig``), its units of work (one instruction ×
+prompt condition × layer, all settings × prompts as batch rows), and how units pack into batches."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+from workbench.errors import WorkbenchError
+from workbench.instructions import Group, Instruction, as_group
+from workbench.steering import Steer, pack
+from workbench.vectors import InstructionVector
+
+NO_STEERING = -1  # the layer recorded for unsteered rows
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What a sweep covers. Coefficients are in units of the layer's mean-difference norm.
+
+    Instructions are catalog names, IFEval spellings, ``Instruction``s or ``Group``s; each needs a
+    checker. ``max_new_tokens=None`` gives each its own budget (``instructions.budget``).
+    With no layers the sweep runs only the unsteered baseline: does the model follow when told?
+    """
+
+    model: str
+    instructions: tuple[str | Instruction | Group, ...]
+    layers: tuple[int, ...]
+    coefficients: tuple[float, ...] = (0.5, 1.0, 2.0)
+    project: bool = True
+    n_train: int = 64
+    n_prompts: int = 16
+    split: str = "validation"
+    max_new_tokens: int | None = 64
+    conditions: tuple[bool, ...] = (False, True)  # with the instruction in the prompt?
+    seed: int = 0
+    data: str = ""  # hash of the pairs given to run_sweep, when they are not the project's queries
+
+    def __post_init__(self):
+        if not self.instructions:
+            raise WorkbenchError("no instructions to sweep: name at least one")
+        if not self.coefficients and not self.project:
+            raise WorkbenchError("the coefficient grid is empty: give coefficients or keep the projection mode")
+        if any(not math.isfinite(c) for c in self.coefficients):
+            raise WorkbenchError("coefficients must be finite numbers")
+        names = [g.name for g in self.groups]
+        if len(set(names)) != len(names):
+            raise WorkbenchError(f"two instructions share a name in this sweep: {sorted(n for n in names if names.count(n) > 1)}")
+        for g in self.groups:
+            if not g.checkable:
+                raise WorkbenchError(f"instruction {g.name!r} has no checker, and a sweep scores compliance: give it check=<callable or IFEval id>")
+
+    @property
+    def groups(self) -> list[Group]:
+        return [as_group(i) for i in self.instructions]
+
+    def budget(self, group: Group) -> int:
+        return self.max_new_tokens if self.max_new_tokens is not None else group.budget
+
+    def settings(self) -> list[tuple[str, float | None]]:
+        """(mode, coefficient) per steered setting at one layer."""
+        out = [("add", float(c)) for c in self.coefficients if c != 0]
+        return out + ([("project", None)] if self.project else [])
+
+    def to_json(self) -> dict:
+        """Catalog names stay names; Instructions and Groups are written out in full."""
+        plain = {k: v for k, v in asdict(self).items() if k != "instructions"}
+        named = [i if isinstance(i, str) else as_group(i).spec() for i in self.instructions]
+        return json.loads(json.dumps({**plain, "instructions": named}))
+
+
+def unit_name(instruction: str, with_instruction: bool, layer: int) -> str:
+    cond = "with" if with_instruction else "without"
+    return f"{instruction}__{cond}__{'none' if layer == NO_STEERING else f'L{layer:02d}'}.jsonl"
+
+
+@dataclass
+class Unit:
+    """One (instruction, condition, layer) of a sweep: rows = settings × prompts."""
+
+    group: Group
+    with_instruction: bool
+    layer: int
+    vec: InstructionVector | None
+    pairs: list
+    settings: list[tuple[str, float | None]]
+
+    @property
+    def name(self) -> str:
+        return unit_name(self.group.slug, self.with_instruction, self.layer)
+
+    def rows(self) -> list[tuple[str, float | None, object, str]]:
+        return [
+            (mode, coef, pair, pair.with_instruction if self.with_instruction else pair.without_instruction)
+            for mode, coef in self.settings
+            for pair in self.pairs
+        ]
+
+
+def unit_specs(units: Sequence[Unit]) -> list[Steer]:
+    """The steering of a batch holding several units, one row per (setting, prompt): per-row
+    coefficients (``steering.pack``), unsteered rows NaN."""
+    rows = []
+    for unit in units:
+        for mode, coef, _, _ in unit.rows():
+            if unit.layer == NO_STEERING:
+                rows.append([])
+            elif mode == "project":
+                rows.append([unit.vec.steer(unit.layer, mode="project")])
+            else:
+                rows.append([unit.vec.steer(unit.layer, coef)])
+    return pack(rows)
+
+
+def chunks(units: Sequence[Unit], rows_per_batch: int, budget=lambda unit: 0) -> list[list[Unit]]:
+    """Consecutive units packed up to ``rows_per_batch`` rows; a batch holds one token budget only."""
+    chunks, current, size = [], [], 0
+    for unit in units:
+        n = len(unit.rows())
+        if current and (size + n > rows_per_batch or budget(unit) != budget(current[0])):
+            chunks.append(current)
+            current, size = [], 0
+        current.append(unit)
+        size += n
+    return chunks + ([current] if current else [])
