@@ -1,6 +1,13 @@
-import pytest
+"""Shared fixtures. Every jaxtyping annotation in the package is checked at run time in the tests
+(shapes and dtypes, through beartype), so a wrong shape fails where it enters, not three calls later."""
 
-from workbench.models import tiny_model
+from jaxtyping import install_import_hook
+
+install_import_hook("workbench", "beartype.beartype")  # before the first import of workbench
+
+import pytest  # noqa: E402
+
+from workbench.models import tiny_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--instructions", type=_names, default=None, help="screen these (default: every IFEval id, French and German for language; 'catalog': the curated catalog)")
     s.add_argument("--follow-threshold", type=float, default=None, help="share following when told to count as followed (default 0.6)")
     s.add_argument("--min-gap", type=float, default=None, help="and this much above the unprompted share (default 0.25)")
-    s.add_argument("--max-new-tokens", type=_budget, default=None, help="new tokens per answer (default: auto = each instruction's own budget)")
+    s.add_argument("--max-new-tokens", type=_budget, default=None, help="new tokens per answer, or auto = each instruction's own budget (default 64: the demo's time limit; ids that need more are marked in the report)")
     s.add_argument("--html-only", action="store_true", help="figures as HTML only (no Chromium needed)")
 
     s = add("bench", cmd_bench, "speed and memory, as ratios measured side by side")

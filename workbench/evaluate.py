@@ -71,7 +71,7 @@ def quality(model: Model, queries: Sequence[str], responses: Sequence[str], toke
     return rows
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+def bootstrap_ci(values: Sequence[float | int], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
     """Mean and percentile bootstrap interval."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:

@@ -33,7 +33,7 @@ def make_figures(results: str | Path, dest: str | Path, static: bool = True) -> 
     choices = {}
     if (results / "choices.json").exists():
         for key, c in json.loads((results / "choices.json").read_text()).items():
-            choices[(c["instruction"], c["with_instruction"])] = Choice(**c)
+            choices[(c["instruction"], c["with_instruction"])] = Choice.from_json(c)
     written = []
     for cond in sorted(cells["with_instruction"].unique()):
         tag = "with" if cond else "without"
@@ -84,6 +84,8 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
         f"Precision: {result.get('dtype', 'float32')}. Run time: {result['seconds']:.0f} s on {os.cpu_count()} CPU cores, summed over invocations (this one: {result['this_run_seconds']:.0f} s; finished stages are resumed from disk). "
         f"Followed when told (≥ threshold): {', '.join(result['followed'])}.",
         "## Does the model follow each instruction when told? (validation prompts, loose compliance)",
+        "`tokens`: new tokens each reply had; `needs`: the instruction's own budget. Where `needs` exceeds `tokens`, a reply may be "
+        "cut off before its check can pass, so `with` can understate following (rerun with `--max-new-tokens auto`).",
         _md_table(follow),
         "## Held-out test prompts: four conditions (loose compliance, 95% bootstrap CI)",
         "Layer −1 means no steering was selected (ties go to no steering). Coefficients are × the layer's mean-difference norm; "

@@ -60,8 +60,8 @@ class Steer:
     direction: Float[Tensor, "d_model"]
     layer: int
     coefficient: float | Float[Tensor, "prompts"]
-    mode: Mode = "add"
-    positions: Positions = "all"
+    mode: str = "add"  # a Mode: a name in OPERATORS (checked here, so bad input gets a one-line error)
+    positions: str = "all"  # a Positions
     label: str = ""
 
     def __post_init__(self):

@@ -1,6 +1,6 @@
 """Instructions from three sources, one type, and the pairs built from them.
 
-``ifeval`` (what lm-eval's registry knows) < ``catalog`` (curated phrasings) < ``instruction`` (the
+``ifeval`` (what lm-eval's registry knows) < ``curated`` (the catalog's phrasings) < ``instruction`` (the
 ``Instruction`` type) < ``lookup`` (names to instructions) < ``groups`` (instructions sharing one
 vector) < ``pairs`` (base queries, splits, with/without pairs) < ``datasets`` (IFEval-format files).
 """

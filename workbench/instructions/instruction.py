@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 
 from workbench.checkers import Check, Checker, check, check_callable
 from workbench.errors import WorkbenchError
-from workbench.instructions.catalog import catalog_phrasings
+from workbench.instructions.curated import catalog_phrasings
 from workbench.instructions.ifeval import FAMILIES, LIST_KWARGS, PER_QUERY, budget, full_kwargs, spelling
 
 PLACEHOLDERS = ("{keyword}", "{query}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from workbench.checkers import ifeval_registry
 from workbench.errors import WorkbenchError
-from workbench.instructions.catalog import catalog_entries
+from workbench.instructions.curated import catalog_entries
 from workbench.instructions.ifeval import parse_spelling
 from workbench.instructions.instruction import Instruction
 

@@ -15,7 +15,7 @@ from workbench.instructions import Group, Instruction, Pair, make_pairs
 from workbench.models import Model
 from workbench.steering import Steer, pack
 from workbench.sweep.grid import NO_STEERING
-from workbench.sweep.select import Choice
+from workbench.sweep.selection import Choice
 
 CONDITIONS = ("no_instruction", "steer", "instruction", "instruction_steer")
 

@@ -20,7 +20,7 @@ from workbench.models import Model
 from workbench.instructions import Pair, make_pairs
 from workbench.sweep.grid import NO_STEERING, SweepConfig
 from workbench.sweep.run import run_sweep
-from workbench.sweep.select import cell_summary
+from workbench.sweep.selection import cell_summary
 
 
 Cell = tuple[int, str, "float | None"]  # (layer, mode, coefficient)

@@ -5,6 +5,7 @@ import torch
 
 from workbench import generate
 from workbench.checkers import check
+from workbench import WorkbenchError
 from workbench.models import dequantized_folder, tiny_model
 from workbench.instructions import get_instruction
 from workbench.instructions import queries
@@ -40,7 +41,7 @@ def test_dequantized_cache_equals_gguf_load(smol):
 
 def test_wide_model_refuses_tiny_vector(tmp_path, smol):
     vec = compute_vector(tiny_model(), "one_sentence", n_pairs=4)
-    with pytest.raises(Exception, match="d_model 64"):
+    with pytest.raises(WorkbenchError, match="d_model 64"):
         InstructionVector.load(vec.save(tmp_path / "v"), smol)
 
 

@@ -113,3 +113,13 @@ def test_a_longer_generations_prefix_is_the_shorter_budgets_generation(tiny):
     short = generate(tiny, prompts, max_new_tokens=5, stop_at_eos=False)
     for l, s in zip(long, short):
         assert l.first(5, tiny) == s and l.first(50, tiny) is l
+
+
+def test_a_choice_read_back_from_json_has_its_types():
+    """Regression: choices.json stores 0 for a score of 0.0; figures built Choice(**json) with ints."""
+    import json
+    from dataclasses import asdict
+
+    c = Choice("title", False, 3, "add", 1.0, 0.0, 0.0, 0.0)
+    back = Choice.from_json(json.loads(json.dumps({**asdict(c), "score": 0, "baseline": 0, "degenerate": 0, "coefficient": 1})))
+    assert back == c and isinstance(back.score, float) and isinstance(back.coefficient, float)

@@ -162,7 +162,7 @@ def test_the_committed_data_files_are_what_their_scripts_build(name, n_records, 
     import importlib.util
     from pathlib import Path
 
-    script = Path(__file__).parent / "data" / f"{name}.py"
+    script = Path(__file__).parent.parent / "data" / f"{name}.py"
     spec = importlib.util.spec_from_file_location(name, script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -5,6 +5,7 @@ import warnings
 import pytest
 import torch
 
+from workbench.steering import Steer
 from workbench import WorkbenchError, generate
 from workbench.interop import control_vector_specs, export_control_vector, import_control_vector, transfer
 from workbench.models import tiny_model
@@ -42,8 +43,10 @@ def test_transfer_between_two_tiny_models(tiny_vector):
     base = tiny_model(seed=3, name="tiny-base")
     moved = transfer(tiny_vector, base)
     assert moved.model_name == "tiny-base" and moved.versions["transferred_from"] == "tiny-random"
-    out = generate(base, ["hello"], steer=moved.steer(2, 3.0, absolute=True), max_new_tokens=5)
-    assert len(out[0].token_ids) > 0
+    out = generate(base, ["hello"], steer=moved.steer(2, 3.0), max_new_tokens=8, stop_at_eos=False)
+    by_hand = generate(base, ["hello"], steer=Steer(tiny_vector.directions[2], 2, 3.0 * float(tiny_vector.norms[2])), max_new_tokens=8, stop_at_eos=False)
+    plain = generate(base, ["hello"], max_new_tokens=8, stop_at_eos=False)
+    assert out[0].token_ids == by_hand[0].token_ids != plain[0].token_ids  # the same direction and scale, on the other model
     with pytest.raises(WorkbenchError, match="cannot transfer"):
         transfer(tiny_vector, tiny_model(d_model=32, name="narrow"))
 

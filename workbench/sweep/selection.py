@@ -33,6 +33,13 @@ class Choice:
         nan = float("nan")
         return cls(instruction, False, layer, mode, None if mode == "project" else float(coefficient), nan, nan, nan)
 
+    @classmethod
+    def from_json(cls, fields: dict) -> "Choice":
+        """A choice as ``dataclasses.asdict`` wrote it to JSON (numbers come back as ints or floats)."""
+        num = lambda v: None if v is None else float(v)
+        return cls(fields["instruction"], bool(fields["with_instruction"]), int(fields["layer"]), fields["mode"], num(fields["coefficient"]),
+                   num(fields["score"]), num(fields["baseline"]), num(fields["degenerate"]))
+
     @property
     def steers(self) -> bool:
         return self.layer != NO_STEERING
