@@ -115,3 +115,23 @@ def per_query_consistency(with_acts, without_acts) -> Float[Tensor, "n_layers"]:
     mean = diffs.mean(0)
     cos = torch.nn.functional.cosine_similarity(diffs, mean[None], dim=-1)
     return cos.mean(0)
+
+
+@torch.inference_mode()
+def logit_lens(model, vectors: dict, k: int = 5) -> pd.DataFrame:
+    """What each vector says: per layer, the ``k`` tokens its unit direction promotes most when read
+    out like a final residual (the model's final norm, then its unembedding), and the layer's norm.
+    Tidy: instruction, layer, norm, rank, token, logit."""
+    lm = model.hf
+    final_norm = getattr(lm.base_model, "norm", None) or torch.nn.Identity()
+    unembed = lm.get_output_embeddings()
+    rows = []
+    for name, vec in vectors.items():
+        u = vec.directions.to(device=model.device, dtype=model.dtype)
+        logits = unembed(final_norm(u[:, None, :]))[:, 0].float()  # [n_layers, vocab]
+        top = logits.topk(k, dim=-1)
+        for layer in range(u.shape[0]):
+            for rank, (tid, value) in enumerate(zip(top.indices[layer].tolist(), top.values[layer].tolist())):
+                rows.append({"instruction": name, "layer": layer, "norm": float(vec.norms[layer]), "rank": rank,
+                             "token": model.tokenizer.decode([tid]), "logit": value})
+    return pd.DataFrame(rows)

@@ -14,18 +14,17 @@ from workbench.models import DEFAULT_MODEL, DEMO_MODEL, DTYPES
 SUBCOMMANDS = ("vectors", "steer", "sweep", "evaluate", "analyze", "figures", "demo", "bench", "export")
 
 
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        return tuple(float(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+def _numbers(kind: type, what: str):
+    def parse(text: str) -> tuple:
+        try:
+            return tuple(kind(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+
+    return parse
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(x) for x in text.split(",") if x.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+_floats, _ints = _numbers(float, "numbers"), _numbers(int, "integers")
 
 
 def _budget(text: str) -> str:
@@ -167,9 +166,9 @@ def cmd_analyze(args) -> None:
 
 
 def cmd_figures(args) -> None:
-    from workbench.study import make_figures
+    from workbench.report import copy_report, make_figures
 
-    written = make_figures(args.results, args.out, static=not args.html_only)
+    written = make_figures(args.results, args.out, static=not args.html_only) + copy_report(args.results, args.out)
     print(f"wrote {len(written)} files to {args.out}")
 
 
@@ -192,10 +191,17 @@ def cmd_bench(args) -> None:
 
 
 def cmd_export(args) -> None:
-    from workbench.interop import export_control_vector
+    from workbench.interop import export_control_vector, export_lm_eval
     from workbench.vectors import InstructionVector
 
     vec = InstructionVector.load(args.vector)
+    if args.format == "lm-eval":
+        if not args.layers:
+            raise WorkbenchError("--format lm-eval needs --layers L (one or more layers to steer)")
+        specs = [vec.steer(l, mode="project") if args.project else vec.steer(l, args.coefficient) for l in args.layers]
+        path = export_lm_eval(specs, args.out)
+        print(f"wrote lm-eval steering file {path}: lm_eval --model steered --model_args pretrained=DIR,steer_path={path}")
+        return
     path = export_control_vector(vec, args.out, coefficient=args.coefficient, layers=args.layers)
     print(f"wrote llama.cpp control vector {path}")
 
@@ -282,11 +288,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--quick", action="store_true")
     s.add_argument("--json", help="also write the figures to this JSON file")
 
-    s = sub.add_parser("export", help="write a vector as a llama.cpp control-vector GGUF")
+    s = sub.add_parser("export", help="write a vector for llama.cpp (control-vector GGUF) or lm-eval's steered model (.pt)")
     s.add_argument("vector", help="a .safetensors instruction vector")
-    s.add_argument("--out", required=True, help="the .gguf file to write")
-    s.add_argument("--coefficient", type=float, default=1.0, help="scale baked into the file (× mean-difference norm)")
-    s.add_argument("--layers", type=_ints, default=None, help="layers to include (default all)")
+    s.add_argument("--out", required=True, help="the file to write (.gguf for llama.cpp, .pt for lm-eval)")
+    s.add_argument("--format", default="llama.cpp", choices=["llama.cpp", "lm-eval"])
+    s.add_argument("--coefficient", type=float, default=1.0, help="× the layer's mean-difference norm (baked into the file)")
+    s.add_argument("--project", action="store_true", help="lm-eval: clamp the projection to z̄ (the paper's projection matching) instead of adding")
+    s.add_argument("--layers", type=_ints, default=None, help="layers to include (llama.cpp default: all; lm-eval: required)")
     s.set_defaults(func=cmd_export)
     return p
 

@@ -1,4 +1,11 @@
-"""Vectors leaving and entering the workbench: llama.cpp control vectors, and model-to-model transfer.
+"""Vectors leaving and entering the workbench: lm-eval's ``steered`` model, llama.cpp control vectors,
+and model-to-model transfer.
+
+lm-eval (``lm_eval --model steered --model_args pretrained=DIR,steer_path=FILE.pt``) reads a ``.pt``
+dict {module name: {"steering_vector", "steering_coefficient", "action", "bias", "head_index"}} and
+hooks the module's output, resolving names on ``model.base_model`` (``layers.15`` for a
+Llama-family model). ``add`` adds coefficient × vector (our ``add``, in absolute units); ``clamp``
+sets the projection on the unit vector to the coefficient (our ``project``, with z̄).
 
 llama.cpp control-vector GGUF: architecture ``controlvector``, one F32 tensor ``direction.N`` per
 layer, added (times the ``--control-vector-scaled`` strength) to the output of block N — our
@@ -98,6 +105,50 @@ def transfer(vec: InstructionVector, target: Model, source: Model | None = None)
                 stacklevel=2,
             )
     return replace(vec, model_name=target.name, versions={**vec.versions, "transferred_from": vec.model_name})
+
+
+def lm_eval_module(model: Model | None, layer: int) -> str:
+    """The name, under the plain HF model's ``base_model``, of the decoder layer whose output is
+    ``blocks.{layer}.hook_resid_post`` (``layers.N`` for Llama, Qwen and Gemma)."""
+    if model is None or model.twin is None:
+        return f"layers.{layer}"
+    target = model.twin.base_model.layers[layer]
+    return next(name for name, module in model.twin.base_model.named_modules() if module is target)
+
+
+def export_lm_eval(specs: Steer | list[Steer], path: str | Path, model: Model | None = None) -> Path:
+    """Write steering specs as the ``.pt`` file lm-eval's ``steered`` model reads (atomically).
+
+    ``add`` specs become ``add`` entries (two at one layer are summed), ``project`` becomes ``clamp``
+    at z̄; lm-eval steers every position with one coefficient, so specs must too. With ``model`` the
+    module names are read from its own module tree.
+    """
+    specs = [specs] if isinstance(specs, Steer) else list(specs)
+    if not specs:
+        raise WorkbenchError("nothing to export: give at least one steering spec")
+    entries: dict[str, dict] = {}
+    for spec in specs:
+        if spec.positions != "all" or (torch.is_tensor(spec.coefficient) and spec.coefficient.ndim > 0):
+            raise WorkbenchError("lm-eval steers every position with one coefficient: export specs with positions='all' and a single coefficient")
+        if spec.mode not in ("add", "project"):
+            raise WorkbenchError(f"lm-eval has no {spec.mode!r} action: export 'add' or 'project' specs")
+        name = lm_eval_module(model, spec.layer)
+        u = (spec.direction / spec.direction.norm()).float().cpu()
+        if spec.mode == "project":
+            if name in entries:
+                raise WorkbenchError(f"layer {spec.layer} holds two specs and one is a projection: lm-eval takes one clamp per module")
+            entries[name] = {"steering_vector": u, "steering_coefficient": float(spec.coefficient), "action": "clamp", "bias": None, "head_index": None}
+            continue
+        added = float(spec.coefficient) * u
+        if name in entries:
+            if entries[name]["action"] != "add":
+                raise WorkbenchError(f"layer {spec.layer} holds two specs and one is a projection: lm-eval takes one clamp per module")
+            added = added + entries[name]["steering_vector"]
+        entries[name] = {"steering_vector": added, "steering_coefficient": 1.0, "action": "add", "bias": None, "head_index": None}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save(entries, tmp)
+    return path
 
 
 def _compat(model: Model) -> bool:

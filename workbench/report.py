@@ -30,6 +30,8 @@ def make_figures(results: str | Path, dest: str | Path, static: bool = True) -> 
     if not needed.exists():
         raise WorkbenchError(f"no study results in {results}: run `workbench demo --out {results}` first")
     cells = pd.read_csv(needed)
+    meta = json.loads((results / "result.json").read_text()) if (results / "result.json").exists() else {}
+    model = f"{meta.get('model', '')} ({meta.get('dtype', 'float32')})" if meta else ""
     choices = {}
     if (results / "choices.json").exists():
         for key, c in json.loads((results / "choices.json").read_text()).items():
@@ -37,25 +39,37 @@ def make_figures(results: str | Path, dest: str | Path, static: bool = True) -> 
     written = []
     for cond in sorted(cells["with_instruction"].unique()):
         tag = "with" if cond else "without"
-        written += plots.export(plots.sweep_heatmap(cells, "compliance", bool(cond), choices), dest, f"heatmap_compliance_{tag}", static)
-        written += plots.export(plots.sweep_heatmap(cells, "logprob", bool(cond), choices), dest, f"heatmap_quality_{tag}", static)
+        written += plots.export(plots.sweep_heatmap(cells, "compliance", bool(cond), choices, model), dest, f"heatmap_compliance_{tag}", static)
+        written += plots.export(plots.sweep_heatmap(cells, "logprob", bool(cond), choices, model), dest, f"heatmap_quality_{tag}", static)
     sep = pd.read_csv(results / "separability.csv")
     joined = pd.read_csv(results / "gain_vs_separability.csv")
-    written += plots.export(plots.separability_curves(sep, joined[["instruction", "layer", "gain"]]), dest, "separability", static)
-    written += plots.export(plots.separability_curves(sep, joined[["instruction", "layer", "gain"]], "cohens_d"), dest, "separability_cohens_d", static)
-    written += plots.export(plots.projection_histograms(pd.read_csv(results / "projections.csv")), dest, "projections", static)
-    written += plots.export(plots.four_condition_bars(pd.read_csv(results / "summary.csv")), dest, "four_conditions", static)
+    n_pairs = meta.get("n_pairs")
+    written += plots.export(plots.separability_curves(sep, model, n_pairs), dest, "separability", static)
+    written += plots.export(plots.gain_vs_separability(joined, "cohens_d", model), dest, "gain_vs_separability", static)
+    diffs = torch.load(results / "mean_diffs.pt", weights_only=True)
+    proj = pd.read_csv(results / "projections.csv")
+    zbar = {}
+    if (results / "proj_with.pt").exists():
+        for name, z in torch.load(results / "proj_with.pt", weights_only=True).items():
+            zbar.update({(name, layer): float(v) for layer, v in enumerate(z)})
+    written += plots.export(plots.projection_histograms(proj, zbar, model), dest, "projections", static)
+    written += plots.export(plots.four_condition_bars(pd.read_csv(results / "summary.csv"), model), dest, "four_conditions", static)
     if (results / "composition.csv").exists():
         comp = pd.read_csv(results / "composition.csv")
-        written += plots.export(plots.composition_grid(comp, comp["a_name"].iloc[0], comp["b_name"].iloc[0]), dest, "composition", static)
-    diffs = torch.load(results / "mean_diffs.pt", weights_only=True)
+        layers = (int(comp["layer_a"].iloc[0]), int(comp["layer_b"].iloc[0])) if "layer_a" in comp else None
+        n = int(comp["n"].iloc[0]) if "n" in comp else None
+        written += plots.export(plots.composition_grid(comp, comp["a_name"].iloc[0], comp["b_name"].iloc[0], layers=layers, n=n, model=model), dest, "composition", static)
+    if (results / "logit_lens.csv").exists():
+        written += plots.export(plots.logit_lens(pd.read_csv(results / "logit_lens.csv", keep_default_na=False), model), dest, "logit_lens", static)
     names = list(diffs)
     first = diffs[names[0]]
-    written += plots.export(plots.cosine_heatmap(analysis.cosine_matrix(first).numpy(), list(range(first.shape[0])), f"{names[0]}: cosine across layers", "layer"), dest, "cosine_layers", static)
+    written += plots.export(plots.cosine_heatmap(analysis.cosine_matrix(first).numpy(), list(range(first.shape[0])), f"{plots.short(names[0])}: cosine of its vector across layers",
+                                                 "layer", plots.caption(model, None, "mean difference per layer")), dest, "cosine_layers", static)
     if len(names) > 1:
         mid = first.shape[0] // 2
         m = analysis.cosine_matrix(torch.stack([diffs[n][mid] for n in names])).numpy()
-        written += plots.export(plots.cosine_heatmap(m, names, f"cosine across instructions (layer {mid})", "instruction"), dest, "cosine_instructions", static)
+        written += plots.export(plots.cosine_heatmap(m, [plots.short(n) for n in names], f"Cosine between instruction vectors at layer {mid}", "instruction",
+                                                     plots.caption(model, None, f"layer {mid} = the middle layer; each vector from its own training pairs")), dest, "cosine_instructions", static)
     return written
 
 
@@ -101,7 +115,10 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
         "Layer with the largest held-out Cohen's d (AUROC saturates near 1 in most layers), and the Pearson correlation "
         "across swept layers of the steering gain with AUROC (`correlation`) and with Cohen's d (`correlation_d`):",
         _md_table(best_layers.merge(corr, on="instruction")),
-        "![separability](figures/separability_cohens_d.png)",
+        "![separability](figures/separability.png)",
+        "![gain vs separability](figures/gain_vs_separability.png)",
+        "## What each vector promotes (logit lens)",
+        "![logit lens](figures/logit_lens.png)",
     ]
     if comp is not None:
         parts += ["## Composition (test prompts, no instruction in the prompt)", _md_table(comp), "![composition](figures/composition.png)"]
@@ -110,5 +127,20 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
         parts.append(f"**{name}** — *{plain['query']}*\n\n- unsteered: {plain['text'][:300]!r}\n- steered: {steered['text'][:300]!r}")
     md = "\n\n".join(parts) + "\n"
     write_atomic(out / "report.md", md)
+    _write_html(out / "report.html", md)
+
+
+def _write_html(path: Path, md: str) -> None:
     body = MarkdownIt("commonmark").enable("table").render(md)
-    write_atomic(out / "report.html", f"<!doctype html><meta charset='utf-8'><title>workbench report</title><style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style>{body}")
+    write_atomic(path, f"<!doctype html><meta charset='utf-8'><title>workbench report</title><style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style>{body}")
+
+
+def copy_report(results: str | Path, dest: str | Path) -> list[Path]:
+    """The study's report beside its figures in ``dest`` (image links made relative to it)."""
+    results, dest = Path(results), Path(dest)
+    if not (results / "report.md").exists():
+        return []
+    md = (results / "report.md").read_text().replace("](figures/", "](")
+    write_atomic(dest / "report.md", md)
+    _write_html(dest / "report.html", md)
+    return [dest / "report.md", dest / "report.html"]

@@ -215,7 +215,9 @@ def composition(model: Model, cfg: StudyConfig, out: Path, a: str, b: str, cells
 
     rows = _report_unit(out, f"compose_{a}_{b}", make_rows)
     t = pd.DataFrame(rows)
-    return t.groupby(["coef_a", "coef_b"])[["a", "b", "both", "degenerate"]].mean().reset_index()
+    grid = t.groupby(["coef_a", "coef_b"])[["a", "b", "both", "degenerate"]].mean().reset_index()
+    grid["layer_a"], grid["layer_b"], grid["n"] = la, lb, len(pairs)
+    return grid
 
 
 def separability_all(model: Model, names: list[str], cfg: StudyConfig, out: Path) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
@@ -280,9 +282,12 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     write_atomic(out / "projections.csv", proj.to_csv(index=False))
     with atomic_path(out / "mean_diffs.pt") as tmp:  # tensors only; loaded with weights_only=True
         torch.save({n: v.mean_diff for n, v in vectors.items()}, tmp)
+    with atomic_path(out / "proj_with.pt") as tmp:
+        torch.save({n: v.proj_with for n, v in vectors.items()}, tmp)
+    write_atomic(out / "logit_lens.csv", analysis.logit_lens(model, vectors).to_csv(index=False))
     earlier = json.loads((out / "result.json").read_text()).get("seconds", 0.0) if (out / "result.json").exists() else 0.0
     this_run = round(time.time() - t0, 1)
-    result = {"model": model.name, "dtype": cfg.dtype, "sweep_with_instruction": True in cfg.conditions, "followed": names, "seconds": round(earlier + this_run, 1), "this_run_seconds": this_run}
+    result = {"model": model.name, "dtype": cfg.dtype, "sweep_with_instruction": True in cfg.conditions, "followed": names, "n_pairs": cfg.n_train, "seconds": round(earlier + this_run, 1), "this_run_seconds": this_run}
     write_atomic(out / "result.json", json.dumps(result, indent=2))
     if figures:
         log("7/7 figures and report")

@@ -59,3 +59,50 @@ def test_transfer_warns_on_different_residual_bases(tiny_vector):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         transfer(tiny_vector, tiny_model(seed=6, name="c"), source=a)
+
+
+def test_lm_eval_steered_model_generates_what_the_workbench_does(tmp_path, tiny, tiny_vector):
+    """The exported .pt, loaded by lm-eval's own `steered` model in-process, continues token for token
+    like the workbench: add, clamp (= project) and two composed vectors; a wrong layer or sign would differ."""
+    from lm_eval.models.hf_steered import SteeredModel
+
+    from workbench.interop import export_lm_eval
+    from workbench.models import tiny_tokenizer
+    from workbench.models.tiny import tiny_hf
+
+    folder = tmp_path / "tiny-hf"
+    tiny_hf().save_pretrained(folder)
+    tiny_tokenizer().save_pretrained(folder)
+    prompt, n = "Explain how volcanoes work.", 8
+    ids = tiny.encode(tiny.chat(prompt))
+    cases = {
+        "add": [tiny_vector.steer(2, 1.5)],
+        "clamp": [tiny_vector.steer(1, mode="project")],
+        "composed": [tiny_vector.steer(1, 1.0), tiny_vector.steer(2, -1.0)],
+    }
+    plain = generate(tiny, [prompt], max_new_tokens=n)[0].token_ids
+
+    def until_stop(tokens):  # HF generate ends at end-of-turn (and pads); ours leaves the stop token out
+        tokens = list(tokens)
+        cut = min([tokens.index(s) for s in tiny.stop_token_ids if s in tokens], default=len(tokens))
+        return tuple(tokens[:cut])
+
+    for name, specs in cases.items():
+        path = export_lm_eval(specs, tmp_path / f"{name}.pt", tiny)
+        entries = torch.load(path, weights_only=False)
+        modules = dict(tiny_hf().base_model.named_modules())
+        assert set(entries) <= set(modules), entries.keys()  # names lm-eval resolves on base_model
+        lm = SteeredModel(pretrained=str(folder), steer_path=str(path), device="cpu", dtype="float32")
+        out = lm._model_generate(torch.tensor([ids]), max_length=len(ids) + n, stop=[], do_sample=False)
+        ours = generate(tiny, [prompt], steer=specs, max_new_tokens=n)[0].token_ids
+        assert until_stop(out[0, len(ids):].tolist()) == ours != plain, name
+
+
+def test_lm_eval_export_refuses_what_it_cannot_express(tmp_path, tiny_vector):
+    from workbench.interop import export_lm_eval
+
+    with pytest.raises(WorkbenchError, match="every position"):
+        export_lm_eval([tiny_vector.steer(2, 1.0, positions="prompt")], tmp_path / "x.pt")
+    with pytest.raises(WorkbenchError, match="one clamp"):
+        export_lm_eval([tiny_vector.steer(2, mode="project"), tiny_vector.steer(2, 1.0)], tmp_path / "x.pt")
+    assert not list(tmp_path.iterdir())

@@ -23,32 +23,83 @@ def cells():
     return pd.DataFrame(rows)
 
 
-def test_sweep_heatmap_facets_axes_and_marked_cell(cells):
-    choice = Choice("french", False, 12, "add", 2.0, 1.0, 0.1, 0.0)
-    fig = plots.sweep_heatmap(cells, "compliance", False, {("french", False): choice})
+def test_sweep_heatmap_facets_values_marks_and_caption(cells):
+    cells.loc[(cells["instruction"] == "french") & (cells["layer"] == 12) & (cells["coefficient"] == 2.0) & ~cells["with_instruction"], "degenerate"] = 0.5
+    choice = Choice("french", False, 9, "add", 2.0, 1.0, 0.1, 0.0)
+    fig = plots.sweep_heatmap(cells, "compliance", False, {("french", False): choice}, model="tiny (float32)")
     heatmaps = [t for t in fig.data if t.type == "heatmap"]
     assert len(heatmaps) == 2 and np.asarray(heatmaps[0].z).shape == (3, 3)
     assert list(heatmaps[0].y) == ["1×", "2×", "proj. z̄"] and list(heatmaps[0].x) == ["6", "9", "12"]
-    marks = [t for t in fig.data if t.type == "scatter"]
-    assert len(marks) == 1 and marks[0].x == ("12",) and marks[0].y == ("2×",)
+    assert heatmaps[0].texttemplate  # values printed in the cells
+    selected = [t for t in fig.data if t.name == "selected"]
+    assert len(selected) == 1 and selected[0].x == ("9",) and selected[0].y == ("2×",)
+    crossed = [t for t in fig.data if t.name and t.name.startswith("degenerate")]
+    assert len(crossed) == 1 and crossed[0].x == ("12",) and crossed[0].y == ("2×",)
+    title = fig.layout.title.text
+    assert "tiny (float32)" in title and "n = 4" in title
+    assert "no steering: 0.10" in fig.layout.annotations[0].text  # the unsteered reference
     assert fig.layout.xaxis.title.text == "layer" and "norm" in fig.layout.yaxis.title.text
 
 
-def test_other_figures(cells):
-    sep = pd.DataFrame({"instruction": ["french"] * 4, "layer": range(4), "auroc": [0.5, 0.8, 0.95, 0.9]})
-    gain = pd.DataFrame({"instruction": ["french"] * 2, "layer": [1, 2], "gain": [0.1, 0.4]})
-    fig = plots.separability_curves(sep, gain)
-    assert len(fig.data) == 2 and fig.layout.yaxis.title.text.startswith("AUROC")
-    summary = pd.DataFrame([dict(instruction="french", condition=c, compliance=0.5, ci_low=0.3, ci_high=0.7) for c in plots.CONDITION_COLORS])
-    bars = plots.four_condition_bars(summary)
-    assert [t.name for t in bars.data] == list(plots.CONDITION_NAMES.values())
-    grid = pd.DataFrame([dict(coef_a=a, coef_b=b, both=a * b / 4) for a in (0, 1, 2) for b in (0, 1, 2)])
-    comp = plots.composition_grid(grid, "french", "one_sentence")
+def test_four_condition_bars_show_zeros_n_and_no_steering_selected():
+    rows = []
+    for name, layer in (("french", 12), ("title", -1)):
+        for c in plots.CONDITION_COLORS:
+            rows.append(dict(instruction=name, condition=c, compliance=0.0 if c == "no_instruction" else 0.5, ci_low=0.0, ci_high=0.7, n=14,
+                             layer=layer if c in ("steer", "instruction_steer") else -1))
+    fig = plots.four_condition_bars(pd.DataFrame(rows), model="m")
+    assert [t.name for t in fig.data] == list(plots.CONDITION_NAMES.values())
+    none = fig.data[0]
+    assert list(none.text) == ["0.00", "0.00"] and min(none.y) > 0  # a zero is a visible sliver with its value
+    steer = fig.data[1]
+    assert list(steer.marker.pattern.shape) == ["", "/"] and steer.text[1] == "none selected"
+    assert "n = 14" in fig.layout.title.text and fig.layout.yaxis.title.text and fig.layout.xaxis.title.text
+
+
+def test_separability_panels_and_gain_scatter():
+    sep = pd.DataFrame([dict(instruction=n, layer=l, auroc=min(1.0, 0.6 + 0.1 * l), cohens_d=1.0 + l * (2 if n == "a" else 1)) for n in "ab" for l in range(5)])
+    fig = plots.separability_curves(sep, "m", 64)
+    assert len(fig.data) == 4 and fig.layout.yaxis.title.text.startswith("AUROC") and fig.layout.yaxis2.title.text.startswith("Cohen")
+    assert "n = 64" in fig.layout.title.text
+    joined = sep.assign(gain=sep["cohens_d"] / 10)
+    scatter = plots.gain_vs_separability(joined)
+    assert len(scatter.data) == 2 and all(t.mode.startswith("markers") for t in scatter.data)
+    assert "r = 1.00" in scatter.layout.title.text and "n = 10" in scatter.layout.title.text
+    assert all("r = " in t.name and "n = 5" in t.name for t in scatter.data)
+    assert scatter.layout.xaxis.title.text and scatter.layout.yaxis.title.text
+
+
+def test_projection_facets_per_instruction_with_shared_bins_and_zbar():
+    rows = [dict(instruction=n, layer=l, with_instruction=w, projection=float(i + (5 if w else 0) + (100 if n == "b" else 0)))
+            for n in "ab" for l in (3, 9) for w in (True, False) for i in range(6)]
+    fig = plots.projection_histograms(pd.DataFrame(rows), {("a", 3): 7.5})
+    hists = [t for t in fig.data if t.type == "histogram"]
+    assert len(hists) == 8  # 2 instructions × 2 layers × 2 conditions: never pooled
+    for k in range(0, 8, 2):  # with and without share one set of bins in each facet
+        assert hists[k].xbins == hists[k + 1].xbins
+    assert hists[0].xbins != hists[4].xbins  # facets have their own range
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert len(lines) == 4 and lines[0].x0 == 7.5
+    assert [a.text for a in fig.layout.annotations][:4] == ["a, layer 3", "a, layer 9", "b, layer 3", "b, layer 9"]
+
+
+def test_composition_marks_degenerate_cells_and_names_layers():
+    grid = pd.DataFrame([dict(coef_a=a, coef_b=b, both=a * b / 4, degenerate=0.9 if a + b == 4 else 0.0) for a in (0, 1, 2) for b in (0, 1, 2)])
+    comp = plots.composition_grid(grid, "french", "one_sentence", layers=(13, 17), n=8, model="m")
     assert np.asarray(comp.data[0].z).shape == (3, 3)
-    proj = pd.DataFrame([dict(layer=l, with_instruction=w, projection=float(i)) for l in (3, 9) for w in (True, False) for i in range(5)])
-    assert len(plots.projection_histograms(proj).data) == 4
-    cos = plots.cosine_heatmap(np.eye(3), ["a", "b", "c"], "t", "instruction")
-    assert cos.data[0].zmin == -1 and cos.data[0].zmax == 1
+    crossed = [t for t in comp.data if t.name and t.name.startswith("degenerate")]
+    assert len(crossed) == 1 and crossed[0].x == ("2",) and crossed[0].y == ("2",)
+    assert "deg. 90%" in comp.data[0].text[2][2]
+    assert "layers 13 and 17" in comp.layout.title.text and "n = 8" in comp.layout.title.text
+
+
+def test_cosine_and_logit_lens_figures():
+    cos = plots.cosine_heatmap(np.eye(3), ["a", "b", "c"], "t", "instruction", "sub")
+    assert cos.data[0].zmin == -1 and cos.data[0].zmax == 1 and cos.data[0].texttemplate  # values in the cells
+    lens = pd.DataFrame([dict(instruction=n, layer=l, norm=1.0 + l, rank=r, token=f"tok{r}", logit=5.0 - r) for n in "ab" for l in range(3) for r in range(5)])
+    fig = plots.logit_lens(lens)
+    assert len(fig.data) == 2 and list(fig.data[0].text[0]) == [f"tok{r}" for r in range(5)]  # one facet each; tokens in rank order
+    assert "‖Δ‖ 1" in fig.data[0].y[0] and fig.layout.xaxis.title.text == "rank"
 
 
 needs_chromium = pytest.mark.skipif(plots.chromium_path() is None, reason="no Chromium on this machine (make setup installs it)")

@@ -75,3 +75,19 @@ def test_extraction_is_deterministic(tiny):
     a = compute_vector(tiny, "french", n_pairs=5)
     b = compute_vector(tiny, "french", n_pairs=5)
     assert torch.equal(a.mean_diff, b.mean_diff)
+
+
+def test_logit_lens_reads_a_direction_through_the_unembedding(tiny, tiny_vector):
+    """A vector pointing along one token's unembedding row promotes that token first."""
+    from dataclasses import replace
+
+    from workbench.analysis import logit_lens
+
+    token = 100
+    row = tiny.hf.get_output_embeddings().weight[token].detach().float()
+    planted = replace(tiny_vector, mean_diff=row.expand(tiny.n_layers, -1).clone())
+    table = logit_lens(tiny, {"planted": planted}, k=3)
+    assert len(table) == tiny.n_layers * 3
+    firsts = table[table["rank"] == 0]
+    assert (firsts["token"] == tiny.tokenizer.decode([token])).all()
+    assert (table.groupby("layer")["logit"].apply(lambda v: v.is_monotonic_decreasing)).all()

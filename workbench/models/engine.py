@@ -59,7 +59,7 @@ class Model:
         """
         if not self.use_twin or self.twin is None or getattr(self.bridge, "compatibility_mode", False):
             return self.hf
-        if any(hp._forward_hooks or hp._forward_pre_hooks or hp._backward_hooks for hp in self.twin._other_hook_points):
+        if any(hp.has_hooks() for hp in self.twin.other_hook_points):
             return self.hf
         buffer = next(self.twin.buffers(), None)
         if buffer is not None and buffer.device != self.device:
@@ -213,7 +213,7 @@ def _attach_twin(twin: torch.nn.Module, bridge) -> torch.nn.Module | None:
     resid_ids = {id(p) for p in resid}
     others = {id(hp): hp for hp in hook_dict.values() if id(hp) not in resid_ids}
     # A plain attribute, not a submodule: the HookPoints belong to the bridge.
-    object.__setattr__(twin, "_other_hook_points", list(others.values()))
+    object.__setattr__(twin, "other_hook_points", list(others.values()))
     return twin
 
 
@@ -221,7 +221,7 @@ def _fire(point):
     """A forward hook that passes a decoder layer's output through a TL HookPoint when it has hooks."""
 
     def hook(module, args, output):
-        if not point._forward_hooks:
+        if not point.has_hooks("fwd"):
             return None
         if isinstance(output, tuple):
             return (point(output[0]),) + output[1:]

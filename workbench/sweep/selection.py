@@ -33,6 +33,13 @@ class Choice:
         nan = float("nan")
         return cls(instruction, False, layer, mode, None if mode == "project" else float(coefficient), nan, nan, nan)
 
+    def __repr__(self) -> str:
+        cond = "with" if self.with_instruction else "without"
+        if not self.steers:
+            return f"Choice({self.instruction} {cond} instruction: no steering, baseline {self.baseline:.2f})"
+        setting = "project to z̄" if self.mode == "project" else f"{self.mode} {self.coefficient:g}×"
+        return f"Choice({self.instruction} {cond} instruction: layer {self.layer} {setting}, {self.score:.2f} vs baseline {self.baseline:.2f})"
+
     @classmethod
     def from_json(cls, fields: dict) -> "Choice":
         """A choice as ``dataclasses.asdict`` wrote it to JSON (numbers come back as ints or floats)."""
