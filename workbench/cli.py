@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
+from workbench.commands import (
+    cmd_analyze, cmd_bench, cmd_demo, cmd_evaluate, cmd_export, cmd_export_model, cmd_figures, cmd_steer, cmd_sweep, cmd_vectors,
+)
 from workbench.errors import WorkbenchError
 from workbench.instructions import IFEVAL_IDS, catalog
-from workbench.models import DEFAULT_MODEL, DEMO_MODEL, DTYPES
+from workbench.models import DEFAULT_MODEL, DEMO_MODEL, DTYPES, EMBEDDED
 
-SUBCOMMANDS = ("vectors", "steer", "sweep", "evaluate", "analyze", "figures", "demo", "bench", "export")
+SUBCOMMANDS = ("vectors", "steer", "sweep", "evaluate", "analyze", "figures", "demo", "bench", "export", "export-model")
 
 
 def _numbers(kind: type, what: str):
@@ -46,13 +47,6 @@ def _names(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in [*names, current] if x.strip())
 
 
-def _instructions(names):
-    """Parse instruction spellings before any model loads, so a typo costs no loading time."""
-    from workbench.instructions import get_instruction
-
-    return [get_instruction(n) for n in names]
-
-
 def _instructions_help() -> str:
     return (
         "Instructions come from three sources: a catalog name (" + ", ".join(catalog()) + "); "
@@ -60,150 +54,6 @@ def _instructions_help() -> str:
         "or startend:end_checker[end_phrase=Peace!]; or free text, text:SENTENCE (vectors, steering and separability only: "
         "a sweep needs a checker, which Python gives with Instruction.custom(text, check=...)). IFEval ids: " + ", ".join(IFEVAL_IDS) + "."
     )
-
-
-def _load(args):
-    from workbench.models import load_model
-
-    return load_model(args.model, device=args.device, dtype=args.dtype)
-
-
-def cmd_vectors(args) -> None:
-    from workbench.extract import compute_vector
-
-    instructions = _instructions(args.instructions)
-    model = _load(args)
-    for inst in instructions:
-        vec = compute_vector(model, inst, n_pairs=args.n_train, progress=True)
-        path = vec.save(Path(args.out) / f"{inst.slug}.safetensors")
-        print(f"{inst.id}: {vec.n_pairs} pairs, norm at middle layer {float(vec.norms[model.n_layers // 2]):.2f} -> {path}")
-
-
-def _parse_spec(text: str):
-    """INSTRUCTION_OR_FILE@LAYER[:COEF|:project]"""
-    try:
-        name, rest = text.rsplit("@", 1)
-        layer, _, coef = rest.partition(":")
-        return name, int(layer), coef or "1"
-    except ValueError:
-        raise WorkbenchError(f"bad --vector {text!r}: use NAME@LAYER[:COEF] (e.g. one_sentence@15:1.5 or french@19:project)") from None
-
-
-def cmd_steer(args) -> None:
-    from workbench.generate import generate
-    from workbench.models import check_layer
-    from workbench.store import cached_vector
-    from workbench.vectors import InstructionVector
-
-    parsed = [_parse_spec(text) for text in args.vector]
-    for name, _, _ in parsed:
-        if name.endswith(".safetensors"):
-            if not Path(name).is_file():
-                raise WorkbenchError(f"no vector file at {name}: compute one with `workbench vectors`")
-        else:
-            _instructions([name])
-    model = _load(args)
-    specs = []
-    for text, (name, layer, coef) in zip(args.vector, parsed):
-        check_layer(model, layer)
-        vec = InstructionVector.load(name, model) if name.endswith(".safetensors") else cached_vector(model, name, n_pairs=args.n_train)
-        if coef == "project":
-            specs.append(vec.steer(layer, mode="project", positions=args.positions))
-        else:
-            try:
-                value = float(coef)
-            except ValueError:
-                raise WorkbenchError(f"bad coefficient {coef!r} in --vector {text!r}: use a number or 'project'") from None
-            specs.append(vec.steer(layer, value, absolute=args.absolute, positions=args.positions))
-    plain, steered = (generate(model, [args.prompt], steer=s, max_new_tokens=args.max_new_tokens)[0] for s in ([], specs))
-    print(json.dumps({"prompt": args.prompt, "unsteered": plain.text, "steered": steered.text, "vectors": args.vector}, indent=2, ensure_ascii=False))
-
-
-def cmd_sweep(args) -> None:
-    from workbench.external import default_layers
-    from workbench.sweep import SweepConfig, cell_summary, run_sweep, select
-
-    instructions = tuple(_instructions(args.instructions))
-    model = _load(args)
-    config = SweepConfig(model=model.name, instructions=instructions, layers=args.layers or default_layers(model), coefficients=args.coefficients,
-                         project=not args.no_project, n_train=args.n_train, n_prompts=args.n_prompts, max_new_tokens=args.max_new_tokens)
-    table = run_sweep(model, config, args.out)
-    cell_summary(table).to_csv(Path(args.out) / "cells.csv", index=False)
-    for (name, cond), c in select(table).items():
-        print(f"{name} ({'with' if cond else 'without'} instruction): layer {c.layer} {c.mode} {c.coefficient} -> {c.score:.2f} (baseline {c.baseline:.2f})")
-
-
-def cmd_evaluate(args) -> None:
-    from workbench.external import evaluate_file, plan_file
-    from workbench.instructions import parse_group_by
-
-    if not args.data:
-        raise WorkbenchError("give --data FILE.jsonl (IFEval format with prompt_without_instruction); `workbench demo` evaluates the catalog")
-    group_by = parse_group_by(args.group_by)
-    plan = plan_file(args.data, group_by, args.pairs, args.skip_unknown, args.seed)
-    print(f"{len(plan.items)} records to evaluate in {len(plan.groups)} vector groups; {len(plan.skipped)} skipped", file=sys.stderr)
-    model = _load(args)
-    result = evaluate_file(model, args.data, args.out, args.sweep, args.max_new_tokens, args.n_train, args.sweep_prompts, group_by,
-                           args.pairs, args.search, args.layers, args.skip_unknown, args.seed, plan=plan)
-    print((Path(args.out) / "report.md").read_text())
-
-
-def cmd_analyze(args) -> None:
-    from workbench import analysis
-    from workbench.extract import compute_vector
-
-    instructions = _instructions(args.instructions)
-    model = _load(args)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    for inst in instructions:
-        _, w, wo = compute_vector(model, inst, n_pairs=args.n_train, return_activations=True, progress=True)
-        sep = analysis.separability(w, wo, inst.id)
-        path = out / f"separability_{inst.slug}.csv"
-        sep.to_csv(path, index=False)
-        best = sep.loc[sep["auroc"].idxmax()]
-        print(f"{inst.id}: best held-out AUROC {best['auroc']:.3f} at layer {int(best['layer'])}; wrote {path}")
-
-
-def cmd_figures(args) -> None:
-    from workbench.report import copy_report, make_figures
-
-    written = make_figures(args.results, args.out, static=not args.html_only) + copy_report(args.results, args.out)
-    print(f"wrote {len(written)} files to {args.out}")
-
-
-def cmd_demo(args) -> None:
-    from workbench.study import StudyConfig, run_study
-
-    if args.instructions and args.instructions not in (("all",), ("catalog",)):
-        _instructions(args.instructions)
-    model = _load(args)
-    tokens = {} if args.max_new_tokens is None else {"max_new_tokens": None if args.max_new_tokens == "auto" else int(args.max_new_tokens)}
-    cfg = StudyConfig.for_model(model, quick=args.quick, layers=args.layers, instructions=args.instructions,
-                                follow_threshold=args.follow_threshold, min_gap=args.min_gap, **tokens)
-    run_study(model, args.out, cfg, static=not args.html_only)
-
-
-def cmd_bench(args) -> None:
-    from workbench.bench import run_bench
-
-    run_bench(args.model, quick=args.quick, json_path=args.json)
-
-
-def cmd_export(args) -> None:
-    from workbench.interop import export_control_vector, export_lm_eval
-    from workbench.vectors import InstructionVector
-
-    vec = InstructionVector.load(args.vector)
-    if args.format == "lm-eval":
-        if not args.layers:
-            raise WorkbenchError("--format lm-eval needs --layers L (one or more layers to steer)")
-        specs = [vec.steer(l, mode="project") if args.project else vec.steer(l, args.coefficient) for l in args.layers]
-        path = export_lm_eval(specs, args.out)
-        print(f"wrote lm-eval steering file {path}: lm_eval --model steered --model_args pretrained=DIR,steer_path={path}")
-        return
-    path = export_control_vector(vec, args.out, coefficient=args.coefficient, layers=args.layers)
-    print(f"wrote llama.cpp control vector {path}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -296,6 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--project", action="store_true", help="lm-eval: clamp the projection to z̄ (the paper's projection matching) instead of adding")
     s.add_argument("--layers", type=_ints, default=None, help="layers to include (llama.cpp default: all; lm-eval: required)")
     s.set_defaults(func=cmd_export)
+    s = sub.add_parser("export-model", help="write an embedded model as a plain Hugging Face folder (for lm-eval's harness, offline)")
+    s.add_argument("name", choices=sorted(EMBEDDED))
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_export_model)
     return p
 
 

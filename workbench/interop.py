@@ -151,5 +151,77 @@ def export_lm_eval(specs: Steer | list[Steer], path: str | Path, model: Model | 
     return path
 
 
+_IFEVAL_TASK = """task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    train: {data}
+output_type: generate_until
+test_split: train
+num_fewshot: 0
+doc_to_text: prompt
+doc_to_target: 0
+generation_kwargs:
+  until: []
+  do_sample: false
+  temperature: 0.0
+  max_gen_toks: {max_gen_toks}
+process_results: !function utils.process_results
+metric_list:
+  - metric: prompt_level_strict_acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: inst_level_strict_acc
+    aggregation: !function utils.agg_inst_level_acc
+    higher_is_better: true
+  - metric: prompt_level_loose_acc
+    aggregation: mean
+    higher_is_better: true
+  - metric: inst_level_loose_acc
+    aggregation: !function utils.agg_inst_level_acc
+    higher_is_better: true
+metadata:
+  version: 4.0
+"""
+
+
+def write_ifeval_task(folder: str | Path, data: str | Path, name: str = "ifeval_offline", max_gen_toks: int = 1280) -> Path:
+    """An lm-eval task folder (``--include_path FOLDER --tasks NAME``) that runs lm-eval's own IFEval
+    on a local IFEval-format JSONL instead of the hub's ``google/IFEval``: same prompts field, same
+    scoring functions, same four metrics; ``max_gen_toks`` as given (IFEval's is 1280)."""
+    data = Path(data).resolve()
+    if not data.is_file():
+        raise WorkbenchError(f"no IFEval JSONL at {data}: give the path of the prompts file")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "utils.py") as tmp:
+        Path(tmp).write_text("from lm_eval.tasks.ifeval.utils import agg_inst_level_acc, process_results  # noqa: F401\n")
+    with atomic_path(folder / f"{name}.yaml") as tmp:
+        Path(tmp).write_text(_IFEVAL_TASK.format(name=name, data=data, max_gen_toks=max_gen_toks))
+    return folder / f"{name}.yaml"
+
+
+def export_model(name: str, out: str | Path) -> Path:
+    """An embedded model as a plain Hugging Face folder (float32, dequantized from its GGUF) that any
+    tool loads offline, e.g. ``lm_eval --model steered --model_args pretrained=OUT,...``."""
+    import shutil
+
+    from workbench.models import EMBEDDED, dequantized_folder
+
+    if name not in EMBEDDED:
+        raise WorkbenchError(f"{name!r} is not an embedded model: use one of {', '.join(EMBEDDED)}")
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise WorkbenchError(f"{out} exists and is not empty: give a new folder")
+    source = dequantized_folder(name)
+    tmp = out.with_name(f".{out.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(source, tmp)
+    if out.exists():
+        out.rmdir()
+    tmp.rename(out)
+    return out
+
+
 def _compat(model: Model) -> bool:
     return bool(getattr(model.bridge, "compatibility_mode", False))

@@ -19,7 +19,7 @@ from workbench import analysis
 from workbench.errors import WorkbenchError
 from workbench.generate import Generation, generate
 from workbench.models import Model, dtype_name, native_bf16
-from workbench.instructions import IFEVAL_IDS, catalog, get_instruction, slug
+from workbench.instructions import IFEVAL_IDS, catalog, get_instruction
 from workbench.instructions import instantiate, make_pairs
 from workbench.evaluate import score_rows
 from workbench.store import vector_for

@@ -1,5 +1,6 @@
 """llama.cpp control vectors and transfer between models."""
 
+import json
 import warnings
 
 import pytest
@@ -106,3 +107,36 @@ def test_lm_eval_export_refuses_what_it_cannot_express(tmp_path, tiny_vector):
     with pytest.raises(WorkbenchError, match="one clamp"):
         export_lm_eval([tiny_vector.steer(2, mode="project"), tiny_vector.steer(2, 1.0)], tmp_path / "x.pt")
     assert not list(tmp_path.iterdir())
+
+
+def test_ifeval_task_folder_loads_in_lm_eval_offline(tmp_path):
+    """The written task is lm-eval's IFEval on a local file: it loads through TaskManager with
+    --include_path, reads the file's prompts and scores a reply with IFEval's own process_results."""
+    from lm_eval.tasks import TaskManager, get_task_dict
+
+    from workbench.interop import write_ifeval_task
+
+    data = tmp_path / "ifeval.jsonl"
+    rows = [{"key": 1, "prompt": "Write about tea. Do not use any commas.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
+            {"key": 2, "prompt": "Write about the sea in all lowercase.", "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}]
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_ifeval_task(tmp_path / "tasks", data, max_gen_toks=64)
+    task = get_task_dict(["ifeval_offline"], TaskManager(include_path=str(tmp_path / "tasks")))["ifeval_offline"]
+    docs = list(task.test_docs())
+    assert [d["prompt"] for d in docs] == [r["prompt"] for r in rows]
+    assert task.config.generation_kwargs["max_gen_toks"] == 64
+    assert task.process_results(docs[0], ["Tea is calm and warm."])["prompt_level_strict_acc"] is True
+    assert task.process_results(docs[0], ["Tea, calm, warm."])["prompt_level_strict_acc"] is False
+    with pytest.raises(WorkbenchError, match="no IFEval JSONL"):
+        write_ifeval_task(tmp_path / "other", tmp_path / "missing.jsonl")
+
+
+def test_export_model_refuses_unknown_and_nonempty(tmp_path):
+    from workbench.interop import export_model
+
+    with pytest.raises(WorkbenchError, match="not an embedded model"):
+        export_model("tiny-random", tmp_path / "m")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "x").write_text("x")
+    with pytest.raises(WorkbenchError, match="not empty"):
+        export_model("smollm2-135m-instruct", tmp_path / "full")
