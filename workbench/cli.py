@@ -82,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "Vectors computed from an instruction are cached on disk")
     s.add_argument("--absolute", action="store_true", help="coefficients are absolute, not × the mean-difference norm")
     s.add_argument("--positions", default="all", choices=["all", "prompt", "generated"])
+    s.add_argument("--conditional", action="store_true", help="steer only if the prompt does not already carry the instruction "
+                   "(its projection where the vector separates best is below the midpoint of the training means)")
     s.add_argument("--max-new-tokens", type=int, default=64)
     s.add_argument("--n-train", type=int, default=64)
 
@@ -112,6 +114,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--sweep-prompts", type=int, default=8, help="validation prompts per group (default 8)")
     s.add_argument("--skip-unknown", action="store_true", help="leave out records with ids lm-eval does not know (listed in the summary) instead of failing")
     s.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test split")
+    s.add_argument("--conditional", action="store_true", help="also report the selected steering made conditional (steer only prompts "
+                   "that do not already carry the instruction), on prompts without and with it")
     s.add_argument("--max-new-tokens", type=int, default=None, help="default: each record's instructions' largest budget")
     s.add_argument("--n-train", type=int, default=64)
 

@@ -61,14 +61,15 @@ def cmd_steer(args) -> None:
     for text, (name, layer, coef) in zip(args.vector, parsed):
         check_layer(model, layer)
         vec = InstructionVector.load(name, model) if name.endswith(".safetensors") else cached_vector(model, name, n_pairs=args.n_train)
+        when = vec.condition() if args.conditional else None
         if coef == "project":
-            specs.append(vec.steer(layer, mode="project", positions=args.positions))
+            specs.append(vec.steer(layer, mode="project", positions=args.positions, when=when))
         else:
             try:
                 value = float(coef)
             except ValueError:
                 raise WorkbenchError(f"bad coefficient {coef!r} in --vector {text!r}: use a number or 'project'") from None
-            specs.append(vec.steer(layer, value, absolute=args.absolute, positions=args.positions))
+            specs.append(vec.steer(layer, value, absolute=args.absolute, positions=args.positions, when=when))
     plain, steered = (generate(model, [args.prompt], steer=s, max_new_tokens=args.max_new_tokens)[0] for s in ([], specs))
     print(json.dumps({"prompt": args.prompt, "unsteered": plain.text, "steered": steered.text, "vectors": args.vector}, indent=2, ensure_ascii=False))
 
@@ -98,7 +99,7 @@ def cmd_evaluate(args) -> None:
     print(f"{len(plan.items)} records to evaluate in {len(plan.groups)} vector groups; {len(plan.skipped)} skipped", file=sys.stderr)
     model = _load(args)
     evaluate_file(model, args.data, args.out, args.sweep, args.max_new_tokens, args.n_train, args.sweep_prompts, group_by,
-                  args.pairs, args.search, args.layers, args.skip_unknown, args.seed, plan=plan)
+                  args.pairs, args.search, args.layers, args.skip_unknown, args.seed, plan=plan, conditional=args.conditional)
     print((Path(args.out) / "report.md").read_text())
 
 

@@ -36,7 +36,7 @@ from workbench.models import Model
 from workbench.instructions import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, make_pairs, record_instructions, split_of
 from workbench.io import log
 from workbench.store import vectors_for
-from workbench.sweep import CONDITIONS, Choice, Example, SweepConfig, four_conditions, load_table, pair_example, run_halving, run_sweep, select
+from workbench.sweep import CONDITIONS, Choice, Example, SweepConfig, conditional_conditions, four_conditions, load_table, pair_example, run_halving, run_sweep, select
 
 SEARCHES = ("halving", "reuse", "exhaustive")
 PAIR_SOURCES = ("queries", "file")
@@ -115,14 +115,14 @@ def evaluate_file(
     model: Model, data: str | Path, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
     n_train: int = 64, sweep_prompts: int = 8, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
     search: str = "halving", layers: Sequence[int] | None = None, skip_unknown: bool = False, seed: int = 0, plan: Plan | None = None,
-    settings: Mapping[str, Choice] | None = None,
+    settings: Mapping[str, Choice] | None = None, conditional: bool = False,
 ) -> dict:
     """Vectors, layer/setting selection on validation prompts (or ``sweep_dir``), then the four
     conditions on every test record; writes ``rows.jsonl``, ``scores.csv``, ``summary.json``, ``report.md``.
     ``max_new_tokens=None`` gives each record its instructions' budget. ``settings`` (group name ->
     ``Choice.manual(...)``) fixes a group's steering instead of selecting it."""
     plan = plan or plan_file(data, group_by, pairs, skip_unknown, seed)
-    return evaluate_plan(model, plan, out, sweep_dir, max_new_tokens, n_train, sweep_prompts, search, layers, seed, settings)
+    return evaluate_plan(model, plan, out, sweep_dir, max_new_tokens, n_train, sweep_prompts, search, layers, seed, settings, conditional)
 
 
 def plan_instructions(instructions: Sequence[str | Instruction | Group], test_prompts: int = 12, seed: int = 0) -> Plan:
@@ -145,9 +145,11 @@ def evaluate_instructions(model: Model, instructions: Sequence[str | Instruction
 def evaluate_plan(
     model: Model, plan: Plan, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
     n_train: int = 64, sweep_prompts: int = 8, search: str = "halving", layers: Sequence[int] | None = None, seed: int = 0,
-    settings: Mapping[str, Choice] | None = None,
+    settings: Mapping[str, Choice] | None = None, conditional: bool = False,
 ) -> dict:
-    """Run a plan: select each group's setting, then the four conditions on its items (see the module doc)."""
+    """Run a plan: select each group's setting, then the four conditions on its items (see the module doc);
+    ``conditional`` adds the same steering made conditional (``InstructionVector.condition``), on prompts
+    without and with the instructions."""
     if search not in SEARCHES:
         raise WorkbenchError(f"unknown search {search!r}: use one of {', '.join(SEARCHES)}")
     out = Path(out)
@@ -199,6 +201,11 @@ def evaluate_plan(
         for i, r in enumerate(four_conditions(model, examples, without, with_, label, max_new_tokens=tokens)):
             r["groups"] = list(entries[i % len(entries)][1])  # rows come condition by condition, examples in order
             rows.append(r)
+        if conditional and without:
+            gated = [replace(s, when=vectors[n].condition()) for n in names for s in choices[(n, False)].spec(vectors[n])]
+            for i, r in enumerate(conditional_conditions(model, examples, gated, label, max_new_tokens=tokens)):
+                r["groups"] = list(entries[i % len(entries)][1])
+                rows.append(r)
     scores = ifeval_scores(rows)
     result = {
         "model": model.name, "data": str(plan.data), "pairs": plan.pairs, "search": search, "n_examples": len(plan.examples) or len(plan.items),

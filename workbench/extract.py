@@ -97,6 +97,8 @@ def aggregate(
         mean_without=mean_without,
         proj_with=torch.einsum("nld,ld->l", with_acts, u) / len(with_acts),
         proj_without=torch.einsum("nld,ld->l", without_acts, u) / len(without_acts),
+        proj_with_std=torch.einsum("nld,ld->nl", with_acts, u).std(0, unbiased=False),
+        proj_without_std=torch.einsum("nld,ld->nl", without_acts, u).std(0, unbiased=False),
         n_pairs=len(with_acts),
         aggregator=getattr(aggregator, "__name__", "custom"),
         **provenance,

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from workbench.batching import auto_batch_size, left_pad, positions
 from workbench.errors import WorkbenchError
 from workbench.models import Model
-from workbench.steering import Steer, StepState, steering
+from workbench.steering import Condition, Steer, StepState, steering
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,33 @@ def _warn_no_cache() -> None:
         "TransformerLens's bridge ignores the KV cache with this transformers version: generation through the "
         "bridge's own modules (a TL hook other than resid_post, or Model.through_bridge()) recomputes without a cache "
         "(correct, slower)", stacklevel=3)
+
+
+@torch.inference_mode()
+def detect(model: Model, seqs: Sequence[Sequence[int]], conditions: Sequence[Condition], batch_size: int) -> dict[tuple, torch.Tensor]:
+    """The detection pass of conditional steering: per condition, whether each prompt is steered,
+    i.e. its last token's projection on the condition's direction at its layer, with no steering
+    applied, is below the threshold. One forward per batch of prompts; bool per prompt."""
+    layers = sorted({c.layer for c in conditions})
+    seen: dict[int, torch.Tensor] = {}
+
+    def record(layer):
+        def hook(x, hook):
+            seen[layer] = x[:, -1].float()
+            return x
+
+        return hook
+
+    projections = {c.key(): torch.empty(len(seqs)) for c in conditions}
+    with model.bridge.hooks(fwd_hooks=[(model.hook_name(l), record(l)) for l in layers]):
+        for start in range(0, len(seqs), batch_size):
+            rows = list(range(start, min(start + batch_size, len(seqs))))
+            ids, mask = left_pad([seqs[i] for i in rows], model.pad_token_id, model.device)
+            model.forward(ids, mask, positions(mask), keep=0)
+            for c in conditions:
+                u = (c.direction / c.direction.norm()).to(device=seen[c.layer].device, dtype=torch.float32)
+                projections[c.key()][rows] = (seen[c.layer] @ u).cpu()
+    return {c.key(): projections[c.key()] < c.threshold for c in conditions}
 
 
 def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, generator) -> torch.Tensor:
@@ -145,8 +172,12 @@ def generate(
     generator = torch.Generator().manual_seed(seed) if do_sample else None
     results: list[Generation | None] = [None] * len(seqs)
     state = StepState()
+    specs = [steer] if isinstance(steer, Steer) else list(steer)
+    conditions = list({s.when.key(): s.when for s in specs if s.when is not None}.values())
+    if conditions:  # decided once per prompt, unsteered, before any steering hook is in place
+        state.gates = detect(model, seqs, conditions, batch_size)
     bar = tqdm(total=len(seqs), desc="generate", disable=not progress, leave=False)
-    with steering(model, steer, state):
+    with steering(model, specs, state):
         for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             outs = _generate_batch(

@@ -20,8 +20,10 @@ FONT = dict(family="Helvetica, Arial, sans-serif", size=14, color="#222")
 COMPLIANCE_SCALE = "Viridis"
 DIVERGING = "RdBu"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-CONDITION_COLORS = {"no_instruction": "#9e9e9e", "steer": "#1f77b4", "instruction": "#ff7f0e", "instruction_steer": "#2ca02c"}
-CONDITION_NAMES = {"no_instruction": "No instruction", "steer": "Steering only", "instruction": "Instruction only", "instruction_steer": "Instruction + steering"}
+CONDITION_COLORS = {"no_instruction": "#9e9e9e", "steer": "#1f77b4", "instruction": "#ff7f0e", "instruction_steer": "#2ca02c",
+                    "conditional": "#9467bd", "instruction_conditional": "#8c564b"}
+CONDITION_NAMES = {"no_instruction": "No instruction", "steer": "Steering only", "instruction": "Instruction only", "instruction_steer": "Instruction + steering",
+                   "conditional": "Conditional steering", "instruction_conditional": "Instruction + conditional"}
 
 
 MAX_DEGENERATE = 0.2  # the selection's cut-off: settings above it are marked and never selected
@@ -192,21 +194,22 @@ def four_condition_bars(summary: pd.DataFrame, model: str = "") -> go.Figure:
     fig = go.Figure()
     names = list(dict.fromkeys(summary["instruction"]))
     unsteered = set(summary[(summary["condition"] == "steer") & (summary["layer"] < 0)]["instruction"]) if "layer" in summary else set()
-    for cond in CONDITION_COLORS:
+    for cond in [c for c in CONDITION_COLORS if c in set(summary["condition"])]:
         s = summary[summary["condition"] == cond].set_index("instruction").reindex(names)
         hatched = [cond in ("steer", "instruction_steer") and n in unsteered for n in names]
-        fig.add_trace(go.Bar(x=[short(n) for n in names], y=s["compliance"].clip(lower=0.012), name=CONDITION_NAMES[cond], marker_color=CONDITION_COLORS[cond],
+        fig.add_trace(go.Bar(x=[short(n) for n in names], y=s["compliance"].fillna(0).clip(lower=0.012), name=CONDITION_NAMES[cond], marker_color=CONDITION_COLORS[cond],
                              marker_pattern_shape=["/" if h else "" for h in hatched],
-                             text=[("none selected" if h else f"{v:.2f}") for v, h in zip(s["compliance"], hatched)], textposition="outside",
+                             text=[("none selected" if h else "not run" if pd.isna(v) else f"{v:.2f}") for v, h in zip(s["compliance"], hatched)], textposition="outside",
                              textfont=dict(size=10), customdata=s["compliance"], hovertemplate="%{x}<br>%{customdata:.2f}<extra>" + CONDITION_NAMES[cond] + "</extra>",
                              error_y=dict(type="data", symmetric=False, array=s["ci_high"] - s["compliance"], arrayminus=s["compliance"] - s["ci_low"])))
     fig.update_layout(barmode="group", legend=dict(orientation="h", x=0, y=1.0, yanchor="bottom"))
     fig.update_yaxes(title_text="compliance (loose, 95% CI)", range=[0, 1.15])
     fig.update_xaxes(title_text="instruction")
     n = int(summary["n"].max()) if "n" in summary and len(summary) else None
-    return style(fig, "Held-out compliance in four conditions",
+    title = "Held-out compliance in four conditions" + (" and with conditional steering" if "conditional" in set(summary["condition"]) else "")
+    return style(fig, title,
                  caption(model, f"{n} test prompts per bar" if n else None, "hatched: validation selected no steering, so the bar repeats its unsteered twin"),
-                 width=max(760, 200 * len(names) + 200), height=560).update_layout(margin=dict(t=140))
+                 width=max(760, (200 + 60 * ("conditional" in set(summary["condition"]))) * len(names) + 200), height=560).update_layout(margin=dict(t=140))
 
 
 def composition_grid(grid: pd.DataFrame, a: str, b: str, value: str = "both", layers: tuple[int, int] | None = None, n: int | None = None, model: str = "") -> go.Figure:

@@ -105,7 +105,10 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
         "Layer −1 means no steering was selected (ties go to no steering). Coefficients are × the layer's mean-difference norm; "
         "`project` sets the projection to the mean with-instruction value z̄."
         + ("" if result.get("sweep_with_instruction", True) else
-           " The sweep ran without the instruction only; \"instruction + steering\" reuses that setting."),
+           " The sweep ran without the instruction only; \"instruction + steering\" reuses that setting.")
+        + " `conditional` / `instruction_conditional`: the same steering, applied only to prompts whose last-token projection (unsteered, at the "
+        "layer where the training projections separate most) is below the midpoint of the training means with and without the instruction; "
+        "the same rule on prompts without and with the instruction, as when nobody knows whether the user asked.",
         _md_table(table),
         f"Word exclusion uses the include-word vector at layer {ex_choice.layer} with coefficient {ex_choice.coefficient:g}×.",
         "![four conditions](figures/four_conditions.png)",

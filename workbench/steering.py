@@ -10,7 +10,7 @@ and uncached generation steer exactly the same tokens.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterator, Literal, Sequence
 
 import torch
@@ -48,6 +48,24 @@ MODES = tuple(OPERATORS)
 
 
 @dataclass(frozen=True, repr=False)
+class Condition:
+    """Conditional steering (as in IBM's CAST): steer a prompt only when the projection of its last
+    token's residual on ``direction`` at ``layer`` is below ``threshold``, i.e. when the prompt does
+    not already carry the instruction. Decided once per prompt, from the unsteered prompt, before
+    generation (``generate`` runs the detection pass), so batching and the KV cache cannot change it."""
+
+    direction: Float[Tensor, "d_model"]
+    layer: int
+    threshold: float
+
+    def __repr__(self) -> str:
+        return f"Condition(projection at layer {self.layer} < {self.threshold:.3g})"
+
+    def key(self) -> tuple:
+        return (self.layer, float(self.threshold), self.direction.detach().cpu().numpy().tobytes())
+
+
+@dataclass(frozen=True, repr=False)
 class Steer:
     """One steering intervention at one layer; ``mode`` names its operator in ``OPERATORS``.
 
@@ -63,6 +81,7 @@ class Steer:
     mode: str = "add"  # a Mode: a name in OPERATORS (checked here, so bad input gets a one-line error)
     positions: str = "all"  # a Positions
     label: str = ""
+    when: Condition | None = None  # steer only the prompts this condition selects
 
     def __post_init__(self):
         if self.mode not in OPERATORS:
@@ -78,7 +97,8 @@ class Steer:
         c = self.coefficient
         coef = f"{float(c):.3g}" if not torch.is_tensor(c) or c.ndim == 0 else f"per-row[{c.shape[0]}]"
         where = "" if self.positions == "all" else f", {self.positions} positions"
-        return f"Steer({self.label or 'direction'} @ layer {self.layer}: {self.mode} {coef}{where})"
+        when = "" if self.when is None else f", if projection at layer {self.when.layer} < {self.when.threshold:.3g}"
+        return f"Steer({self.label or 'direction'} @ layer {self.layer}: {self.mode} {coef}{where}{when})"
 
     @property
     def operator(self) -> Operator:
@@ -89,7 +109,8 @@ class Steer:
 
     def key(self) -> tuple:
         """What makes two specs the same intervention up to their coefficient."""
-        return (self.layer, self.mode, self.positions, self.label, self.direction.detach().cpu().numpy().tobytes())
+        when = None if self.when is None else self.when.key()
+        return (self.layer, self.mode, self.positions, self.label, self.direction.detach().cpu().numpy().tobytes(), when)
 
 
 def pack(row_specs: Sequence[Sequence[Steer]]) -> list[Steer]:
@@ -118,12 +139,14 @@ class StepState:
     offset: tokens already in the KV cache before this call.
     prompt_width: padded prompt length (columns ≥ it are generated); None = everything is prompt.
     rows: global prompt index of each batch row (for per-prompt coefficients).
+    gates: per condition (``Condition.key()``), whether to steer each prompt (global prompt index).
     Left padding is steered like any prompt column: padded keys are masked, so it changes nothing.
     """
 
     offset: int = 0
     prompt_width: int | None = None
     rows: Tensor | None = None
+    gates: dict = field(default_factory=dict)
 
 
 def position_mask(positions: Positions, n_new: int, offset: int, prompt_width: int | None) -> Bool[Tensor, "n_new"]:
@@ -162,11 +185,16 @@ def make_hook(spec: Steer, state: StepState, device, dtype):
                 return x
             if not keep.all():
                 mask = keep.to(device=x.device, dtype=x.dtype)[None, :, None]
-        if c_add is not None:
+        if c_add is not None and spec.when is None:
             delta = c_add
         else:
             c = _row_values(torch.as_tensor(spec.coefficient), state.rows if per_row else None, x.shape[0], x)
             on = ~torch.isnan(c)
+            if spec.when is not None:
+                gate = state.gates.get(spec.when.key())
+                if gate is None:
+                    raise WorkbenchError("a conditional Steer needs its detection pass: generate with workbench.generate, which runs it")
+                on = on & _row_values(gate, state.rows, x.shape[0], gate).to(on.device)
             delta = operator(x, u, torch.where(on, c, torch.zeros_like(c))) * on[:, None, None]
         return x + (delta if mask is None else delta * mask)
 

@@ -35,6 +35,8 @@ def vectors_for(
         p = path[g.name]
         if p is not None and p.exists() and (not return_activations or acts_path[g.name].exists()):
             vec = InstructionVector.load(p, model)
+            if vec.proj_with_std is None:  # written before projection spreads were kept: recomputed below
+                continue
             if return_activations:
                 acts = torch.load(acts_path[g.name], weights_only=True)
                 found[g.name] = (vec, acts["with"], acts["without"])
@@ -66,7 +68,9 @@ def cached_vector(model: Model, instruction: str | Instruction | Group, n_pairs:
     key = data_hash([model.name, dtype_name(model.dtype), json.dumps(group.spec(), sort_keys=True)] + [p.with_instruction + "\0" + p.without_instruction for p in pairs])
     path = Path(root or cache_dir() / "vectors") / model.name.replace("/", "--") / f"{group.slug}-{key}.safetensors"
     if path.exists():
-        return InstructionVector.load(path, model)
+        vec = InstructionVector.load(path, model)
+        if vec.proj_with_std is not None:  # files from before projection spreads were kept are recomputed
+            return vec
     vec = compute_vector(model, group, pairs=pairs)
     vec.save(path)
     return vec

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +23,7 @@ from workbench.instructions import IFEVAL_IDS, catalog, get_instruction
 from workbench.instructions import instantiate, make_pairs
 from workbench.evaluate import score_rows
 from workbench.store import vector_for
-from workbench.sweep import Choice, SweepConfig, catalog_examples, cell_summary, four_conditions, run_sweep, select, summarize
+from workbench.sweep import Choice, SweepConfig, catalog_examples, cell_summary, conditional_conditions, four_conditions, run_sweep, select, summarize
 from workbench.io import atomic_path, claim_dir, log, read_jsonl, write_atomic, write_jsonl
 from workbench.report import make_figures, unit_path, write_report
 
@@ -256,6 +256,9 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
         cwi = choices.get((name, True), cw)
         examples = catalog_examples(name, "test", limit=cfg.test_prompts)
         rows += _report_unit(out, name, lambda: four_conditions(model, examples, cw.spec(vec), cwi.spec(vec), name, (cw, cwi), _tokens(cfg, name)))
+        if cw.steers:  # the same steering, conditional: on prompts without and with the instruction
+            conditional = [replace(spec, when=vec.condition()) for spec in cw.spec(vec)]
+            rows += _report_unit(out, f"{name}__conditional", lambda: conditional_conditions(model, examples, conditional, name, cw, _tokens(cfg, name)))
     log("4/7 word exclusion with a negative include-word vector")
     ex_rows, ex_choice = exclusion(model, cfg, out)
     summary = summarize(pd.DataFrame(rows + ex_rows))

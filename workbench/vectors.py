@@ -16,7 +16,7 @@ from torch import Tensor
 from workbench.errors import WorkbenchError
 from workbench.io import atomic_path
 from workbench.models import HOOK_TEMPLATE, Model
-from workbench.steering import Mode, Positions, Steer
+from workbench.steering import Condition, Mode, Positions, Steer
 
 FORMAT_VERSION = 1
 TINY_SHARE = 0.05  # an absolute coefficient below this share of the layer's norm is almost surely a mistake
@@ -48,6 +48,8 @@ class InstructionVector:
     data_hash: str = ""
     aggregator: str = "mean_difference"  # how the direction was formed from the paired activations (extract.AGGREGATORS)
     versions: dict = field(default_factory=dict)
+    proj_with_std: Float[Tensor, "n_layers"] | None = None  # spread of the training projections (conditional steering's default layer)
+    proj_without_std: Float[Tensor, "n_layers"] | None = None
 
     @property
     def n_layers(self) -> int:
@@ -65,11 +67,31 @@ class InstructionVector:
     def directions(self) -> Float[Tensor, "n_layers d_model"]:
         return self.mean_diff / self.norms[:, None].clamp_min(1e-12)
 
-    def steer(self, layer: int, coefficient: float | Tensor | None = None, mode: Mode = "add", positions: Positions = "all", absolute: bool = False) -> Steer:
+    def separation(self) -> Float[Tensor, "n_layers"]:
+        """Cohen's d per layer of the training projections on u, with vs without the instruction."""
+        if self.proj_with_std is None or self.proj_without_std is None:
+            raise WorkbenchError(f"vector {self.instruction_id} has no projection spreads (an older file): recompute it, or give the layer")
+        pooled = ((self.proj_with_std**2 + self.proj_without_std**2) / 2).sqrt().clamp_min(1e-12)
+        return (self.proj_with - self.proj_without) / pooled
+
+    def condition(self, layer: int | None = None, threshold: float | None = None) -> Condition:
+        """Steer only prompts that do not already carry the instruction: their last token's projection
+        on u at ``layer`` is below ``threshold``. Defaults: the layer where the training projections
+        separate most (Cohen's d), and the midpoint of the mean projections with and without there."""
+        if layer is None:
+            layer = int(self.separation().argmax())
+        if not 0 <= layer < self.n_layers:
+            raise WorkbenchError(f"layer {layer} is out of range for this vector: use 0..{self.n_layers - 1}")
+        if threshold is None:
+            threshold = float((self.proj_with[layer] + self.proj_without[layer]) / 2)
+        return Condition(self.directions[layer], layer, float(threshold))
+
+    def steer(self, layer: int, coefficient: float | Tensor | None = None, mode: Mode = "add", positions: Positions = "all", absolute: bool = False,
+              when: Condition | None = None) -> Steer:
         """A steering spec at ``layer``. ``add``: x ← x + c·‖Δ_layer‖·u, i.e. the coefficient is in
         units of this layer's mean-difference norm, as on the CLI and in every sweep (``absolute=True``:
         c itself). ``project``: the coefficient is the target projection, default z̄ (``proj_with``).
-        ``ablate``: the direction removed (no coefficient)."""
+        ``ablate``: the direction removed (no coefficient). ``when``: a ``Condition`` (see ``condition``)."""
         if not 0 <= layer < self.n_layers:
             raise WorkbenchError(f"layer {layer} is out of range for this vector: use 0..{self.n_layers - 1}")
         if mode == "project" and coefficient is None:
@@ -84,7 +106,7 @@ class InstructionVector:
                 _warn_if_tiny(coefficient, norm, layer)
             else:
                 coefficient = coefficient * norm
-        return Steer(self.directions[layer], layer, coefficient, mode, positions, label=self.instruction_id)
+        return Steer(self.directions[layer], layer, coefficient, mode, positions, label=self.instruction_id, when=when)
 
     def __repr__(self) -> str:
         peak = int(self.norms.argmax())
@@ -123,8 +145,8 @@ class InstructionVector:
         path = Path(path)
         if path.suffix != ".safetensors":
             path = path.with_suffix(".safetensors")
-        tensors = {k: getattr(self, k).contiguous() for k in _TENSORS}
-        meta = {k: v for k, v in asdict(self).items() if k not in _TENSORS}
+        tensors = {k: getattr(self, k).contiguous() for k in _TENSORS + _OPTIONAL if getattr(self, k) is not None}
+        meta = {k: v for k, v in asdict(self).items() if k not in _TENSORS + _OPTIONAL}
         with atomic_path(path) as tmp:
             save_file(tensors, tmp, metadata={"workbench": json.dumps({"format": FORMAT_VERSION, **meta})})
         return path
@@ -140,7 +162,7 @@ class InstructionVector:
         try:
             with safe_open(str(path), framework="pt") as f:
                 meta = json.loads((f.metadata() or {})["workbench"])
-                tensors = {k: f.get_tensor(k) for k in _TENSORS}
+                tensors = {k: f.get_tensor(k) for k in _TENSORS + tuple(k for k in _OPTIONAL if k in f.keys())}
         except Exception as exc:  # safetensors raises several types for corrupt files
             raise WorkbenchError(f"{path} is not a workbench vector file ({type(exc).__name__}): recompute it with `workbench vectors`") from None
         if meta.pop("format", None) != FORMAT_VERSION:
@@ -154,4 +176,4 @@ class InstructionVector:
 
 
 _TENSORS = ("mean_diff", "mean_with", "mean_without", "proj_with", "proj_without")
-
+_OPTIONAL = ("proj_with_std", "proj_without_std")

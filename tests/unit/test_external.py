@@ -2,6 +2,7 @@
 
 import json
 
+import pandas as pd
 import pytest
 
 from workbench import WorkbenchError, generate
@@ -140,3 +141,23 @@ def test_evaluate_instructions_runs_a_custom_checker_end_to_end(tiny, tmp_path):
     assert all(r["strict"] == (bool(r["text"].strip()) and len(r["text"].split()) < 5) for r in rows)
     with pytest.raises(WorkbenchError, match="no checker"):
         evaluate_instructions(tiny, [Instruction.custom("Answer like a pirate.")], tmp_path / "x")
+
+
+def test_conditional_rows_use_each_groups_own_condition(tiny, synthetic, tmp_path):
+    """`conditional=True`: every record also gets the same steering, each vector gated by its own
+    condition, on prompts without and with the instructions; the scores report both conditions."""
+    from dataclasses import replace
+
+    lower, comma = "change_case:english_lowercase", "punctuation:no_comma"
+    settings = {lower: Choice.manual(lower, 1, "add", 8.0), comma: Choice.manual(comma, 2, "project")}
+    evaluate_file(tiny, synthetic[0], tmp_path, **{**FAST, "layers": (1,)}, settings=settings, conditional=True)
+    rows = read_jsonl(tmp_path / "rows.jsonl")
+    assert {r["condition"] for r in rows} >= {"conditional", "instruction_conditional"}
+    plan = plan_file(synthetic[0])
+    vec = {name: vector_for(tiny, plan.groups[name], tmp_path / "sweep", FAST["n_train"]) for name in (lower, comma)}
+    gated = [replace(vec[lower].steer(1, 8.0), when=vec[lower].condition()), replace(vec[comma].steer(2, mode="project"), when=vec[comma].condition())]
+    multi = {r["condition"]: r for r in rows if r["groups"] == [comma, lower]}
+    alone = generate(tiny, [multi["conditional"]["query"], multi["instruction_conditional"]["prompt"]], steer=gated, max_new_tokens=FAST["max_new_tokens"])
+    assert [g.text for g in alone] == [multi["conditional"]["text"], multi["instruction_conditional"]["text"]]
+    scores = pd.read_csv(tmp_path / "scores.csv")
+    assert {"conditional", "instruction_conditional"} <= set(scores["condition"])

@@ -17,7 +17,7 @@ from workbench.steering import Steer, pack
 from workbench.sweep.grid import NO_STEERING
 from workbench.sweep.selection import Choice
 
-CONDITIONS = ("no_instruction", "steer", "instruction", "instruction_steer")
+CONDITIONS = ("no_instruction", "steer", "instruction", "instruction_steer", "conditional", "instruction_conditional")
 
 
 def summarize(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
@@ -63,23 +63,11 @@ class Example:
         return Check(all(c.strict for c in each), all(c.loose for c in each), tuple(c.strict for c in each), tuple(c.loose for c in each))
 
 
-def four_conditions(
-    model: Model,
-    examples: Sequence[Example],
-    steer_without: Sequence[Steer],
-    steer_with: Sequence[Steer],
-    label: str,
-    choices: tuple[Choice | None, Choice | None] = (None, None),
-    max_new_tokens: int = 64,
-    judge: Judge | None = None,
-) -> list[dict]:
-    """Generate and score the paper's four conditions on the examples (one packed batch); rows."""
-    plan = [
-        ("no_instruction", False, (), None),
-        ("steer", False, list(steer_without), choices[0]),
-        ("instruction", True, (), None),
-        ("instruction_steer", True, list(steer_with), choices[1]),
-    ]
+Plan = Sequence[tuple[str, bool, Sequence[Steer], "Choice | None"]]  # (condition, instruction in the prompt?, steering, its setting)
+
+
+def run_conditions(model: Model, examples: Sequence[Example], plan: Plan, label: str, max_new_tokens: int = 64, judge: Judge | None = None) -> list[dict]:
+    """Generate and score each planned condition on every example, all in one packed batch; rows."""
     n = len(examples)
     prompts = [e.prompt if with_inst else e.query for _, with_inst, _, _ in plan for e in examples]
     # each condition's specs act on its own rows only
@@ -98,6 +86,35 @@ def four_conditions(
             })
             checks.append(e.check(g.text, p))
     return score_rows(model, rows, judge, checks)
+
+
+def four_conditions(
+    model: Model,
+    examples: Sequence[Example],
+    steer_without: Sequence[Steer],
+    steer_with: Sequence[Steer],
+    label: str,
+    choices: tuple[Choice | None, Choice | None] = (None, None),
+    max_new_tokens: int = 64,
+    judge: Judge | None = None,
+) -> list[dict]:
+    """The paper's four conditions on the examples (one packed batch); rows."""
+    plan = [
+        ("no_instruction", False, (), None),
+        ("steer", False, list(steer_without), choices[0]),
+        ("instruction", True, (), None),
+        ("instruction_steer", True, list(steer_with), choices[1]),
+    ]
+    return run_conditions(model, examples, plan, label, max_new_tokens, judge)
+
+
+def conditional_conditions(
+    model: Model, examples: Sequence[Example], steer: Sequence[Steer], label: str, choice: Choice | None = None, max_new_tokens: int = 64, judge: Judge | None = None,
+) -> list[dict]:
+    """Conditional steering (specs with a ``Condition``) applied the same way to prompts without and
+    with the instruction: the deployment case, where nobody knows whether the user asked."""
+    plan = [("conditional", False, list(steer), choice), ("instruction_conditional", True, list(steer), choice)]
+    return run_conditions(model, examples, plan, label, max_new_tokens, judge)
 
 
 def catalog_examples(instruction: str | Instruction | Group, split: str = "test", limit: int | None = None, seed: int = 0) -> list[Example]:
