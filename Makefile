@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 OUT ?= results/demo
 
-.PHONY: setup test test-fast demo quick figures bench clean qwen gemma
+.PHONY: setup test test-fast demo quick figures bench clean qwen gemma llamacpp-check
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,14 @@ quick: qwen
 
 figures: setup
 	$(VENV)/bin/workbench figures --results $(OUT) --out figures
+
+# A portable AVX2 build: a native one picks ggml's AMX kernels where the CPU has AMX, and they
+# crash (SIGSEGV in ggml_backend_amx_mul_mat) where the kernel does not grant AMX, as in containers.
+LLAMA_CMAKE ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
+llamacpp-check: setup  ## exported control vectors in llama.cpp itself: builds llama-cpp-python (~8 min on 2 cores), then the round-trip test
+	$(PY) -c "import llama_cpp" 2>/dev/null || CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) --no-cache-dir -e ".[llamacpp]"
+	$(PY) -m pytest -q -m llamacpp -rs
 
 bench: setup
 	$(VENV)/bin/workbench bench --json results/bench.json

@@ -99,6 +99,35 @@ def _extraction_peak(model_name: str, n: int) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+def ray_scaling(model: Model, jobs) -> dict:
+    """The same sweep batches in this process, then on 1 and on 2 local Ray workers (each run starts
+    its workers and loads the model in them); empty without Ray."""
+    try:
+        import ray
+    except ImportError:
+        return {}
+    from statistics import median
+
+    from workbench.sweep.cluster import RayExecutor
+    from workbench.sweep.executors import Local
+
+    raw = {"ray_jobs": len(jobs), "ray_rows": sum(len(u.rows()) for units, _ in jobs for u in units)}
+    raw["ray_local_s"] = _best(lambda: list(Local().map(model, jobs)), 1)
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        for n in (1, 2):
+            executor = RayExecutor(workers=n)
+            raw[f"ray_wall_s_w{n}"] = _best(lambda: list(executor.map(model, jobs)), 1)
+            raw[f"ray_startup_s_w{n}"] = max(executor.stats["startup_s"])
+            raw[f"ray_dispatch_ms_w{n}"] = 1000 * median(executor.stats["dispatch_s"]) if executor.stats["dispatch_s"] else float("nan")
+    finally:
+        if started:
+            ray.shutdown()
+    return raw
+
+
 def run_bench(model_name: str, quick: bool = False, json_path: str | None = None) -> dict:
     model = load_model(model_name)
     hf = load_plain_hf(model_name)
@@ -177,7 +206,12 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     raw["plain_forward_s"] = fwd_t
     raw["extraction_s"] = ext_t
 
-    # 5. extraction peak memory as N grows
+    # 5. Ray: 2 workers against 1 (and against this process), on a slice of the same grid
+    ray_prompts = 4 if quick else 8
+    ray_units = [Unit(u.group, False, u.layer, vec, pairs[:ray_prompts], [setting]) for u in units[:2] for setting in u.settings[:2]]
+    raw.update(ray_scaling(model, [(chunk, new) for chunk in chunks(ray_units, ray_prompts)]))
+
+    # 6. extraction peak memory as N grows
     peaks = {n: _extraction_peak(model_name, n) for n in ((8, 32) if quick else (16, 64, 256))}
     result_mb = {n: n * model.n_layers * model.d_model * 4 / 1e6 for n in peaks}
 
@@ -191,6 +225,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
         "tl_vs_hf_ratio": raw["tl_steered_tok_s_b8"] / raw["hf_generate_tok_s_b8"],
         "sweep_speedup": raw["sweep_paper_loop_s_extrapolated"] / raw["sweep_engine_s"],
         "extraction_ratio": raw["extraction_s"] / raw["plain_forward_s"],
+        "ray_speedup_2v1": raw["ray_wall_s_w1"] / raw["ray_wall_s_w2"] if "ray_wall_s_w2" in raw else None,
         "extraction_peak_mb": {str(k): v for k, v in peaks.items()},
         "extraction_result_mb": {str(k): v for k, v in result_mb.items()},
         "raw": raw,
@@ -213,6 +248,10 @@ def _print_table(r: dict) -> None:
         (f"sweep speed-up vs paper-style loop ({raw['sweep_generations']} gens)", r["sweep_speedup"], "≥ 30", f"{raw['sweep_engine_s']:.1f} s vs {raw['sweep_paper_loop_s_extrapolated']:.0f} s (loop extrapolated from {raw['sweep_paper_loop_measured_generations']} gens)"),
         ("all-layer extraction / one plain forward", r["extraction_ratio"], "≤ 1.15", f"{raw['extraction_s']:.2f} s vs {raw['plain_forward_s']:.2f} s"),
     ]
+    if r["ray_speedup_2v1"] is not None:
+        rows.append((f"Ray, 2 workers / 1 ({raw['ray_jobs']} batches, {raw['ray_rows']} gens, start-up included)", r["ray_speedup_2v1"], "",
+                     f"{raw['ray_wall_s_w2']:.1f} s vs {raw['ray_wall_s_w1']:.1f} s; this process alone {raw['ray_local_s']:.1f} s; "
+                     f"worker start-up {raw['ray_startup_s_w1']:.1f} s; dispatch {raw['ray_dispatch_ms_w1']:.0f} ms/batch"))
     print(f"\nworkbench bench — {r['model']}, {r['new_tokens']} new tokens, {r['machine']['cpus']} CPUs, torch {r['machine']['torch']}")
     print(f"{'measure':<58} {'ratio':>8}  {'target':<8} raw")
     for name, ratio, target, detail in rows:

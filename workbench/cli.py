@@ -56,6 +56,13 @@ def _instructions_help() -> str:
     )
 
 
+def _ray_options(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the sweep's batches on Ray workers, one model replica each: a cluster's ADDRESS (auto: the one `ray start` joined "
+                        "this node to), or none for a Ray instance on this machine (needs pip install 'workbench[ray]')")
+    s.add_argument("--ray-workers", type=int, default=None, help="Ray workers (default: one per GPU, else one per CPU)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="workbench", description="Steer instruction following with activation vectors (Stolfo et al., ICLR 2025).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -95,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-prompts", type=int, default=16)
     s.add_argument("--n-train", type=int, default=64)
     s.add_argument("--max-new-tokens", type=int, default=None, help="default: each instruction's own budget (64 for most; more for JSON, sections, end phrases)")
+    _ray_options(s)
 
     s = add("evaluate", cmd_evaluate, "four-condition IFEval report on an IFEval-format JSONL file, every record of it", "results/evaluate",
             epilog="Each instruction id gets one vector (one per language); --group-by changes that. A record with several instructions "
@@ -118,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "that do not already carry the instruction), on prompts without and with it")
     s.add_argument("--max-new-tokens", type=int, default=None, help="default: each record's instructions' largest budget")
     s.add_argument("--n-train", type=int, default=64)
+    _ray_options(s)
 
     s = add("analyze", cmd_analyze, "held-out separability (AUROC, Cohen's d) per layer", "results/analysis", epilog=sources)
     s.add_argument("instructions", type=_names)
@@ -137,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--min-gap", type=float, default=None, help="and this much above the unprompted share (default 0.25)")
     s.add_argument("--max-new-tokens", type=_budget, default=None, help="new tokens per answer, or auto = each instruction's own budget (default 64: the demo's time limit; ids that need more are marked in the report)")
     s.add_argument("--html-only", action="store_true", help="figures as HTML only (no Chromium needed)")
+    _ray_options(s)
 
     s = add("bench", cmd_bench, "speed and memory, as ratios measured side by side")
     s.add_argument("--quick", action="store_true")

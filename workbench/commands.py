@@ -22,6 +22,21 @@ def _load(args):
     return load_model(args.model, device=args.device, dtype=args.dtype)
 
 
+def _executor(args):
+    """``--ray [ADDRESS]``: the sweep's batches on Ray workers (``local``: a Ray instance on this machine)."""
+    if getattr(args, "ray", None) is None:
+        return None
+    from workbench.sweep.cluster import RayExecutor, require_ray
+
+    require_ray()
+    return RayExecutor(address=None if args.ray == "local" else args.ray, workers=args.ray_workers)
+
+
+def _report(executor) -> None:
+    if executor is not None:
+        print(executor.summary(), file=sys.stderr)
+
+
 def cmd_vectors(args) -> None:
     from workbench.extract import compute_vector
 
@@ -79,10 +94,12 @@ def cmd_sweep(args) -> None:
     from workbench.sweep import SweepConfig, cell_summary, run_sweep, select
 
     instructions = tuple(parse_instructions(args.instructions))
+    executor = _executor(args)
     model = _load(args)
     config = SweepConfig(model=model.name, instructions=instructions, layers=args.layers or default_layers(model), coefficients=args.coefficients,
                          project=not args.no_project, n_train=args.n_train, n_prompts=args.n_prompts, max_new_tokens=args.max_new_tokens)
-    table = run_sweep(model, config, args.out)
+    table = run_sweep(model, config, args.out, executor=executor)
+    _report(executor)
     cell_summary(table).to_csv(Path(args.out) / "cells.csv", index=False)
     for (name, cond), c in select(table).items():
         print(f"{name} ({'with' if cond else 'without'} instruction): layer {c.layer} {c.mode} {c.coefficient} -> {c.score:.2f} (baseline {c.baseline:.2f})")
@@ -97,9 +114,11 @@ def cmd_evaluate(args) -> None:
     group_by = parse_group_by(args.group_by)
     plan = plan_file(args.data, group_by, args.pairs, args.skip_unknown, args.seed)
     print(f"{len(plan.items)} records to evaluate in {len(plan.groups)} vector groups; {len(plan.skipped)} skipped", file=sys.stderr)
+    executor = _executor(args)
     model = _load(args)
     evaluate_file(model, args.data, args.out, args.sweep, args.max_new_tokens, args.n_train, args.sweep_prompts, group_by,
-                  args.pairs, args.search, args.layers, args.skip_unknown, args.seed, plan=plan, conditional=args.conditional)
+                  args.pairs, args.search, args.layers, args.skip_unknown, args.seed, plan=plan, conditional=args.conditional, executor=executor)
+    _report(executor)
     print((Path(args.out) / "report.md").read_text())
 
 
@@ -132,11 +151,13 @@ def cmd_demo(args) -> None:
 
     if args.instructions and args.instructions not in (("all",), ("catalog",)):
         parse_instructions(args.instructions)
+    executor = _executor(args)
     model = _load(args)
     tokens = {} if args.max_new_tokens is None else {"max_new_tokens": None if args.max_new_tokens == "auto" else int(args.max_new_tokens)}
     cfg = StudyConfig.for_model(model, quick=args.quick, layers=args.layers, instructions=args.instructions,
                                 follow_threshold=args.follow_threshold, min_gap=args.min_gap, **tokens)
-    run_study(model, args.out, cfg, static=not args.html_only)
+    run_study(model, args.out, cfg, static=not args.html_only, executor=executor)
+    _report(executor)
 
 
 def cmd_bench(args) -> None:

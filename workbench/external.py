@@ -36,7 +36,7 @@ from workbench.models import Model
 from workbench.instructions import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, make_pairs, record_instructions, split_of
 from workbench.io import log
 from workbench.store import vectors_for
-from workbench.sweep import CONDITIONS, Choice, Example, SweepConfig, conditional_conditions, four_conditions, load_table, pair_example, run_halving, run_sweep, select
+from workbench.sweep import CONDITIONS, Executor, Choice, Example, SweepConfig, conditional_conditions, four_conditions, load_table, pair_example, run_halving, run_sweep, select
 
 SEARCHES = ("halving", "reuse", "exhaustive")
 PAIR_SOURCES = ("queries", "file")
@@ -115,14 +115,15 @@ def evaluate_file(
     model: Model, data: str | Path, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
     n_train: int = 64, sweep_prompts: int = 8, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
     search: str = "halving", layers: Sequence[int] | None = None, skip_unknown: bool = False, seed: int = 0, plan: Plan | None = None,
-    settings: Mapping[str, Choice] | None = None, conditional: bool = False,
+    settings: Mapping[str, Choice] | None = None, conditional: bool = False, executor: Executor | None = None,
 ) -> dict:
     """Vectors, layer/setting selection on validation prompts (or ``sweep_dir``), then the four
     conditions on every test record; writes ``rows.jsonl``, ``scores.csv``, ``summary.json``, ``report.md``.
     ``max_new_tokens=None`` gives each record its instructions' budget. ``settings`` (group name ->
-    ``Choice.manual(...)``) fixes a group's steering instead of selecting it."""
+    ``Choice.manual(...)``) fixes a group's steering instead of selecting it; ``executor`` runs the
+    selection sweep (e.g. on Ray; the held-out conditions run here)."""
     plan = plan or plan_file(data, group_by, pairs, skip_unknown, seed)
-    return evaluate_plan(model, plan, out, sweep_dir, max_new_tokens, n_train, sweep_prompts, search, layers, seed, settings, conditional)
+    return evaluate_plan(model, plan, out, sweep_dir, max_new_tokens, n_train, sweep_prompts, search, layers, seed, settings, conditional, executor)
 
 
 def plan_instructions(instructions: Sequence[str | Instruction | Group], test_prompts: int = 12, seed: int = 0) -> Plan:
@@ -145,7 +146,7 @@ def evaluate_instructions(model: Model, instructions: Sequence[str | Instruction
 def evaluate_plan(
     model: Model, plan: Plan, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
     n_train: int = 64, sweep_prompts: int = 8, search: str = "halving", layers: Sequence[int] | None = None, seed: int = 0,
-    settings: Mapping[str, Choice] | None = None, conditional: bool = False,
+    settings: Mapping[str, Choice] | None = None, conditional: bool = False, executor: Executor | None = None,
 ) -> dict:
     """Run a plan: select each group's setting, then the four conditions on its items (see the module doc);
     ``conditional`` adds the same steering made conditional (``InstructionVector.condition``), on prompts
@@ -176,9 +177,9 @@ def evaluate_plan(
         log(f"selecting layer and setting on validation prompts for {len(to_select)} groups ({search} search)")
         if search == "halving":
             first = max(1, min(4, sweep_prompts // 3))
-            table = run_halving(model, config, sweep_dir, first=first, pairs=plan.validation, train_pairs=plan.train)
+            table = run_halving(model, config, sweep_dir, first=first, pairs=plan.validation, train_pairs=plan.train, executor=executor)
         else:
-            table = run_sweep(model, config, sweep_dir, pairs=plan.validation, train_pairs=plan.train)
+            table = run_sweep(model, config, sweep_dir, pairs=plan.validation, train_pairs=plan.train, executor=executor)
     choices = select(table) if table is not None else {}
     choices.update({(name, cond): replace(c, instruction=name, with_instruction=cond) for name, c in settings.items() for cond in (False, True)})
     missing = {g.name for g in groups if (g.name, False) not in choices}

@@ -86,6 +86,45 @@ def control_vector_specs(path: str | Path, strength: float = 1.0, layers=None) -
     return specs
 
 
+def control_vector_data(path: str | Path, strength: float = 1.0, n_layers: int | None = None) -> tuple[np.ndarray, int]:
+    """The flat float32 buffer llama.cpp's loader (``common_control_vector_load``) builds from one file,
+    and its width: ``strength × direction.N`` at offset ``(N − 1) · n_embd`` (layer 1 first), zeros
+    where the file has no direction; with ``n_layers``, zeros up to the model's last layer."""
+    directions = import_control_vector(path)
+    n_embd = len(next(iter(directions.values())))
+    if n_layers is not None and max(directions) >= n_layers:
+        raise WorkbenchError(f"{path} steers layer {max(directions)}, but the model has {n_layers} layers")
+    data = np.zeros(n_embd * max(max(directions), (n_layers or 1) - 1), dtype=np.float32)
+    for layer, v in directions.items():
+        if layer == 0:
+            raise WorkbenchError(f"{path} holds direction.0: llama.cpp rejects layer 0")
+        data[n_embd * (layer - 1) : n_embd * layer] += strength * v.numpy()
+    return data, n_embd
+
+
+def apply_control_vector(llm, path: str | Path | None, strength: float = 1.0, layer_range: tuple[int, int] | None = None) -> None:
+    """Steer a llama-cpp-python ``Llama`` with a control-vector file, as llama.cpp's
+    ``--control-vector-scaled PATH STRENGTH [--control-vector-layer-range A B]`` does; ``path=None``
+    removes it. Resets the ``Llama``'s token cache, whose keys and values were computed unsteered.
+
+    The buffer covers every layer: llama.cpp overwrites only the layers a buffer reaches, so a
+    shorter one would leave an earlier vector's deeper layers in place."""
+    import ctypes
+
+    import llama_cpp
+
+    llm.reset()
+    if path is None:
+        llama_cpp.llama_set_adapter_cvec(llm.ctx, None, 0, 0, -1, -1)
+        return
+    n_layer = llama_cpp.llama_model_n_layer(llm.model)
+    data, n_embd = control_vector_data(path, strength, n_layer)
+    start, end = layer_range or (1, n_layer)
+    buffer = data.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+    if llama_cpp.llama_set_adapter_cvec(llm.ctx, buffer, len(data), n_embd, start, end):
+        raise WorkbenchError(f"llama.cpp refused the control vector {path} (width {n_embd}, model {llama_cpp.llama_model_n_embd(llm.model)})")
+
+
 def transfer(vec: InstructionVector, target: Model, source: Model | None = None) -> InstructionVector:
     """Use a vector computed on one model on another of the same shape (e.g. instruct → base).
 

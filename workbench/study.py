@@ -23,7 +23,7 @@ from workbench.instructions import IFEVAL_IDS, catalog, get_instruction
 from workbench.instructions import instantiate, make_pairs
 from workbench.evaluate import score_rows
 from workbench.store import vector_for
-from workbench.sweep import Choice, SweepConfig, catalog_examples, cell_summary, conditional_conditions, four_conditions, run_sweep, select, summarize
+from workbench.sweep import Choice, Executor, SweepConfig, catalog_examples, cell_summary, conditional_conditions, four_conditions, run_sweep, select, summarize
 from workbench.io import atomic_path, claim_dir, log, read_jsonl, write_atomic, write_jsonl
 from workbench.report import make_figures, unit_path, write_report
 
@@ -95,7 +95,7 @@ def _tokens(cfg: StudyConfig, *names: str) -> int:
     return cfg.max_new_tokens or max(get_instruction(n).budget for n in names)
 
 
-def screen(model: Model, cfg: StudyConfig, out: Path) -> pd.DataFrame:
+def screen(model: Model, cfg: StudyConfig, out: Path, executor: Executor | None = None) -> pd.DataFrame:
     """Does the model follow each instruction when told? (validation prompts, no steering)
 
     Told: one unsteered sweep unit per instruction. Untold: the same queries for every instruction,
@@ -103,7 +103,7 @@ def screen(model: Model, cfg: StudyConfig, out: Path) -> pd.DataFrame:
     names = screen_instructions(cfg.instructions)
     config = SweepConfig(model=model.name, instructions=names, layers=(), n_train=cfg.n_train, n_prompts=cfg.screen_prompts,
                          max_new_tokens=cfg.max_new_tokens, conditions=(True,))
-    told = run_sweep(model, config, out / "screen")
+    told = run_sweep(model, config, out / "screen", executor=executor)
     pairs = {name: make_pairs(name, "validation", limit=cfg.screen_prompts) for name in names}
     path = out / "screen" / "untold.jsonl"
     if path.exists():
@@ -231,13 +231,13 @@ def separability_all(model: Model, names: list[str], cfg: StudyConfig, out: Path
     return pd.concat(seps, ignore_index=True), pd.concat(projs, ignore_index=True), vectors
 
 
-def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = True, static: bool = True) -> dict:
+def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = True, static: bool = True, executor: Executor | None = None) -> dict:
     out = Path(out)
     claim_dir(out, asdict(cfg) | {"layers": list(cfg.layers), "coefficients": list(cfg.coefficients), "instructions": list(cfg.instructions)}, "study")
     t0 = time.time()
     log(f"{model.name} in {cfg.dtype}; results in {out}")
     log(f"1/7 which instructions does {model.name} follow when told? ({len(screen_instructions(cfg.instructions))} instructions × {cfg.screen_prompts} prompts)")
-    follow = screen(model, cfg, out)
+    follow = screen(model, cfg, out, executor)
     write_atomic(out / "follow.csv", follow.to_csv(index=False))
     names = followed(follow, cfg)
     if not names:
@@ -246,7 +246,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     log(f"2/7 sweep: {len(names)} instructions × layers {list(cfg.layers)} × {list(cfg.coefficients)} + projection × {cfg.sweep_prompts} validation prompts")
     sweep_cfg = SweepConfig(model=model.name, instructions=tuple(names), layers=cfg.layers, coefficients=cfg.coefficients, n_train=cfg.n_train,
                             n_prompts=cfg.sweep_prompts, max_new_tokens=cfg.max_new_tokens, conditions=cfg.conditions)
-    table = run_sweep(model, sweep_cfg, out / "sweep")
+    table = run_sweep(model, sweep_cfg, out / "sweep", executor=executor)
     choices = select(table)
     log("3/7 held-out test prompts in four conditions")
     rows = []

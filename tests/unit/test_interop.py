@@ -8,7 +8,7 @@ import torch
 
 from workbench.steering import Steer
 from workbench import WorkbenchError, generate
-from workbench.interop import control_vector_specs, export_control_vector, import_control_vector, transfer
+from workbench.interop import control_vector_data, control_vector_specs, export_control_vector, import_control_vector, transfer
 from workbench.models import tiny_model
 
 
@@ -140,3 +140,12 @@ def test_export_model_refuses_unknown_and_nonempty(tmp_path):
     (tmp_path / "full" / "x").write_text("x")
     with pytest.raises(WorkbenchError, match="not empty"):
         export_model("smollm2-135m-instruct", tmp_path / "full")
+
+
+def test_buffer_layout_is_llama_cpps(tmp_path, tiny_vector):
+    """direction.N lands at (N − 1) · n_embd, times the strength, as llama.cpp's own loader puts it."""
+    path = export_control_vector(tiny_vector, tmp_path / "v.gguf", 2.0, layers=[2])
+    data, n_embd = control_vector_data(path, strength=0.5)
+    assert n_embd == tiny_vector.d_model and len(data) == 2 * n_embd
+    assert not data[:n_embd].any()
+    assert data[n_embd:] == pytest.approx(tiny_vector.mean_diff[2].numpy(), rel=1e-6)

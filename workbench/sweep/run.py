@@ -14,55 +14,20 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from workbench.errors import WorkbenchError
-from workbench.evaluate import Judge, score_rows
-from workbench.generate import generate
+from workbench.evaluate import Judge
 from workbench.instructions import Pair, make_pairs
 from workbench.io import claim_dir, read_jsonl, write_atomic, write_jsonl
 from workbench.models import Model, check_layer
 from workbench.store import vectors_for
-from workbench.sweep.grid import NO_STEERING, SweepConfig, Unit, chunks, unit_name, unit_specs
-
-def run_units(model: Model, units: Sequence[Unit], max_new_tokens: int, judge: Judge | None = None) -> list[list[dict]]:
-    """Generate several units in one batch (per-row coefficients), then score; rows per unit."""
-    plan = [(u, r) for u in units for r in u.rows()]
-    prompts = [r[3] for _, r in plan]
-    gens = generate(model, prompts, steer=unit_specs(units), max_new_tokens=max_new_tokens)
-    rows, checks = [], []
-    for (unit, (mode, coef, pair, prompt)), gen in zip(plan, gens):
-        checked = pair.instruction  # filled for this query
-        checks.append(checked.check(gen.text, prompt))
-        rows.append(
-            {
-                "instruction": unit.group.name,
-                "layer": unit.layer,
-                "mode": mode,
-                "coefficient": coef,
-                "target": float(unit.vec.proj_with[unit.layer]) if mode == "project" else None,
-                "prompt_id": pair.query_id,
-                "with_instruction": unit.with_instruction,
-                "query": pair.query,
-                "prompt": prompt,
-                "instruction_ids": [checked.ifeval_id or f"custom:{checked.id}"],
-                "kwargs": [checked.kwargs],
-                "text": gen.text,
-                "stopped": gen.stopped,
-                "n_tokens": len(gen.token_ids),
-            }
-        )
-    score_rows(model, rows, judge, checks)
-    out, start = [], 0
-    for unit in units:
-        n = len(unit.rows())
-        out.append(rows[start : start + n])
-        start += n
-    return out
+from workbench.sweep.executors import Executor, Local
+from workbench.sweep.grid import NO_STEERING, SweepConfig, Unit, chunks, unit_name
 
 
 def run_sweep(
     model: Model, config: SweepConfig, out: str | Path, progress: bool = True, judge: Judge | None = None, rows_per_batch: int = 64,
     pairs: Mapping[str, Sequence[Pair]] | None = None, train_pairs: Mapping[str, Sequence[Pair]] | None = None,
     cells_of: Mapping[str, Sequence[tuple[int, str, float | None]]] | None = None, vectors: str | Path | None = None,
-    bar: tqdm | None = None,
+    bar: tqdm | None = None, executor: Executor | None = None,
 ) -> pd.DataFrame:
     """Run (or resume) a sweep into ``out``; returns the tidy table, one row per generation.
 
@@ -72,7 +37,8 @@ def run_sweep(
     ``config.data`` should then name them, so a folder never mixes two sources. ``cells_of`` (by
     group name) narrows a group to some (layer, mode, coefficient) cells of the grid; ``vectors`` is the folder whose
     ``vectors/`` caches them (default ``out``), so several sweeps can share one set; ``bar``, one
-    progress bar they share (its owner sets the total and closes it).
+    progress bar they share (its owner sets the total and closes it); ``executor``, where the batches
+    run (default ``Local()``; ``cluster.RayExecutor`` for Ray actors): the rows are the same.
     """
     out = Path(out)
     if config.model != model.name:
@@ -118,8 +84,9 @@ def run_sweep(
         settings = settings_at(slug, layer)
         units.append(Unit(group, cond, layer, vec, pairs_of[slug], settings))
     unit_budget = lambda unit: config.budget(unit.group)
-    for chunk in chunks(units, rows_per_batch, unit_budget):
-        for unit, rows in zip(chunk, run_units(model, chunk, unit_budget(chunk[0]), judge)):
+    jobs = [(chunk, unit_budget(chunk[0])) for chunk in chunks(units, rows_per_batch, unit_budget)]
+    for i, rows_per_unit in (executor or Local()).map(model, jobs, judge):  # only this process writes
+        for unit, rows in zip(jobs[i][0], rows_per_unit):
             write_jsonl(out / "units" / unit.name, rows)
             bar.update(len(rows))
     if own_bar:

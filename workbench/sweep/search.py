@@ -19,6 +19,7 @@ from workbench.errors import WorkbenchError
 from workbench.models import Model
 from workbench.instructions import Pair, make_pairs
 from workbench.sweep.grid import NO_STEERING, SweepConfig
+from workbench.sweep.executors import Executor
 from workbench.sweep.run import run_sweep
 from workbench.sweep.selection import cell_summary
 
@@ -45,7 +46,7 @@ def best_cells(table: pd.DataFrame, keep: int, max_degenerate: float = 0.2) -> d
 
 def run_halving(
     model: Model, config: SweepConfig, out: str | Path, first: int = 4, keep: int = 3, progress: bool = True,
-    pairs: Mapping[str, Sequence[Pair]] | None = None, train_pairs: Mapping[str, Sequence[Pair]] | None = None,
+    pairs: Mapping[str, Sequence[Pair]] | None = None, train_pairs: Mapping[str, Sequence[Pair]] | None = None, executor: Executor | None = None,
 ) -> pd.DataFrame:
     """Two rounds: every cell on the first ``first`` validation prompts, then the ``keep`` best cells
     per instruction and the baseline on the other ``config.n_prompts - first``. Returns the rows
@@ -63,12 +64,12 @@ def run_halving(
                         + sum(len(every[g.name][first:]) * (1 + keep) for g in rest))  # round 2 at most
     with tqdm(total=total, desc="sweep (halving)", unit="gen", disable=not progress) as bar:
         one = run_sweep(model, replace(config, n_prompts=first), out / "round1", progress, pairs={n: p[:first] for n, p in every.items()},
-                        train_pairs=train_pairs, vectors=out, bar=bar)
+                        train_pairs=train_pairs, vectors=out, bar=bar, executor=executor)
         survivors = best_cells(one, keep)
         two = pd.DataFrame()
         if rest:
             two = run_sweep(model, replace(config, instructions=rest, n_prompts=config.n_prompts - first), out / "round2", progress,
-                            pairs={n: p[first:] for n, p in every.items()}, train_pairs=train_pairs, cells_of=survivors, vectors=out, bar=bar)
+                            pairs={n: p[first:] for n, p in every.items()}, train_pairs=train_pairs, cells_of=survivors, vectors=out, bar=bar, executor=executor)
         bar.total = bar.n  # round 2 may run fewer cells than the bound
         bar.refresh()
     def survived(row) -> bool:

@@ -1,0 +1,77 @@
+"""Where a sweep's work runs: the unit of work (``run_units``, one packed batch of units generated and
+scored) and the strategies that run many of them. ``Local`` runs them in this process, in order;
+``workbench.sweep.cluster.RayExecutor`` runs them on Ray actors. Both yield each job's rows as it
+finishes; the driver alone writes them, so where the work ran changes nothing on disk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator, Protocol, Sequence, runtime_checkable
+
+from workbench.evaluate import Judge, score_rows
+from workbench.generate import generate
+from workbench.models import Model
+from workbench.sweep.grid import Unit, unit_specs
+
+Job = tuple[list[Unit], int]  # units packed into one batch, and their token budget
+
+
+def run_units(model: Model, units: Sequence[Unit], max_new_tokens: int, judge: Judge | None = None) -> list[list[dict]]:
+    """Generate several units in one batch (per-row coefficients), then score; rows per unit."""
+    plan = [(u, r) for u in units for r in u.rows()]
+    prompts = [r[3] for _, r in plan]
+    gens = generate(model, prompts, steer=unit_specs(units), max_new_tokens=max_new_tokens)
+    rows, checks = [], []
+    for (unit, (mode, coef, pair, prompt)), gen in zip(plan, gens):
+        checked = pair.instruction  # filled for this query
+        checks.append(checked.check(gen.text, prompt))
+        rows.append(
+            {
+                "instruction": unit.group.name,
+                "layer": unit.layer,
+                "mode": mode,
+                "coefficient": coef,
+                "target": float(unit.vec.proj_with[unit.layer]) if mode == "project" else None,
+                "prompt_id": pair.query_id,
+                "with_instruction": unit.with_instruction,
+                "query": pair.query,
+                "prompt": prompt,
+                "instruction_ids": [checked.ifeval_id or f"custom:{checked.id}"],
+                "kwargs": [checked.kwargs],
+                "text": gen.text,
+                "stopped": gen.stopped,
+                "n_tokens": len(gen.token_ids),
+            }
+        )
+    score_rows(model, rows, judge, checks)
+    out, start = [], 0
+    for unit in units:
+        n = len(unit.rows())
+        out.append(rows[start : start + n])
+        start += n
+    return out
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs jobs; yields ``(job index, rows per unit)`` as each finishes, in any order, each once."""
+
+    def map(self, model: Model, jobs: Sequence[Job], judge: Judge | None = None) -> Iterator[tuple[int, list[list[dict]]]]: ...
+
+    def summary(self) -> str: ...
+
+
+@dataclass
+class Local:
+    """Every job in this process, in order, on ``model``."""
+
+    jobs_done: int = field(default=0, init=False)
+
+    def map(self, model: Model, jobs: Sequence[Job], judge: Judge | None = None) -> Iterator[tuple[int, list[list[dict]]]]:
+        for i, (units, budget) in enumerate(jobs):
+            yield i, run_units(model, units, budget, judge)
+            self.jobs_done += 1
+
+    def summary(self) -> str:
+        return f"{self.jobs_done} batches in this process"
