@@ -13,6 +13,7 @@ import torch
 from jaxtyping import Int
 from torch import Tensor
 
+from workbench.errors import WorkbenchError
 from workbench.models import Model
 
 
@@ -32,17 +33,44 @@ def positions(mask: Int[Tensor, "batch width"]) -> Int[Tensor, "batch width"]:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def auto_batch_size(model: Model, max_len: int, cap: int = 64) -> int:
-    """Rows that fit in a quarter of free memory: KV cache plus eager attention scores."""
+MEMORY_FRACTION = 0.25  # of the free memory a batch may plan to use: the safety margin
+
+
+def row_bytes(model: Model, max_len: int) -> int:
+    """Peak bytes one batch row of ``max_len`` tokens needs: its KV cache (the part that lives
+    through decoding) plus the prefill's largest transients (eager attention scores in float32,
+    the MLP's two intermediate activations, a few residual-width ones)."""
     cfg = model.hf.config
+    size = torch.empty((), dtype=model.dtype).element_size()
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    kv_heads = getattr(cfg, "num_key_value_heads", cfg.num_attention_heads)
-    per_row = 4 * (2 * cfg.num_hidden_layers * kv_heads * head_dim * max_len + cfg.num_attention_heads * max_len * max_len + 8 * cfg.hidden_size * max_len)
-    if model.device.type == "cuda":
-        free = torch.cuda.mem_get_info(model.device)[0]
-    else:
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    kv = 2 * cfg.num_hidden_layers * kv_heads * head_dim * max_len * size
+    scores = 4 * cfg.num_attention_heads * max_len * max_len
+    mlp = 2 * (getattr(cfg, "intermediate_size", None) or 4 * cfg.hidden_size) * max_len * size
+    return kv + scores + mlp + 8 * cfg.hidden_size * max_len * size
+
+
+def free_bytes(device: torch.device) -> int:
+    """Free memory where the model lives: the GPU's, or the host's available RAM."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError):
+        return 4 << 30
+
+
+def auto_batch_size(model: Model, max_len: int, rows: int | None = None) -> int:
+    """How many rows of ``max_len`` tokens fit in ``MEMORY_FRACTION`` of free memory (at most
+    ``rows``, the rows there are). ``WORKBENCH_BATCH_SIZE`` overrides the estimate; generation
+    halves a batch that still runs out of memory and goes on."""
+    if os.environ.get("WORKBENCH_BATCH_SIZE"):
         try:
-            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError):
-            free = 4 << 30
-    return int(max(1, min(cap, free // 4 // per_row)))
+            fixed = int(os.environ["WORKBENCH_BATCH_SIZE"])
+        except ValueError:
+            fixed = 0
+        if fixed < 1:
+            raise WorkbenchError(f"WORKBENCH_BATCH_SIZE must be a positive whole number, got {os.environ['WORKBENCH_BATCH_SIZE']!r}")
+        return max(1, min(fixed, rows or fixed))
+    fit = int(free_bytes(model.device) * MEMORY_FRACTION // row_bytes(model, max_len))
+    return max(1, min(fit, rows or fit))

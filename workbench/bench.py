@@ -19,7 +19,7 @@ import torch
 
 from workbench.batching import left_pad, positions
 from workbench.generate import generate
-from workbench.models import Model, load_model, load_plain_hf
+from workbench.models import Model, dtype_name, load_model, load_plain_hf
 from workbench.instructions import make_pairs, queries
 from workbench.steering import steering
 
@@ -29,6 +29,8 @@ def _best(fn, repeats: int) -> float:
     for _ in range(repeats):
         t = time.perf_counter()
         fn()
+        if torch.cuda.is_initialized():
+            torch.cuda.synchronize()  # a forward returns before the GPU is done
         times.append(time.perf_counter() - t)
     return min(times)
 
@@ -57,13 +59,14 @@ def paper_style_generate(model: Model, prompt: str, steer, max_new_tokens: int) 
     out = []
     with steering(model, steer):
         for _ in range(max_new_tokens):
-            logits = model.bridge(torch.tensor([ids + out]))
+            logits = model.bridge(torch.tensor([ids + out], device=model.device))
             out.append(int(logits[0, -1].argmax()))
     return out
 
 
 _PEAK_SCRIPT = """
 import sys, threading, time
+import torch
 from workbench.models import load_model
 from workbench.instructions import queries
 from workbench.extract import record_last_token
@@ -72,10 +75,16 @@ def rss():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * 4096
 
-m = load_model(sys.argv[1])
+m = load_model(sys.argv[1], device=sys.argv[3] or None, dtype=sys.argv[4])
 qs = [q.text for q in queries()]
 qs = (qs * (int(sys.argv[2]) // len(qs) + 1))[: int(sys.argv[2])]
 record_last_token(m, qs[:16], batch_size=16)  # warm up allocator and kernels on one batch
+if m.device.type == "cuda":  # the device's own peak: the RSS of the host says nothing
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    record_last_token(m, qs, batch_size=16)
+    print((torch.cuda.max_memory_allocated() - base) / 1e6)
+    sys.exit(0)
 base, peak, done = rss(), [0], [False]
 
 def sample():
@@ -92,10 +101,10 @@ print((max(peak[0], rss()) - base) / 1e6)
 """
 
 
-def _extraction_peak(model_name: str, n: int) -> float:
+def _extraction_peak(model_name: str, n: int, device: str | None, dtype: str) -> float:
     """Peak RSS growth (MB) while recording all layers for n prompts, in a fresh process, after a
     one-batch warm-up: what grows with n is the [n, layers, d_model] result, never a full cache."""
-    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, model_name, str(n)], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, model_name, str(n), device or "", dtype], capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -128,9 +137,9 @@ def ray_scaling(model: Model, jobs) -> dict:
     return raw
 
 
-def run_bench(model_name: str, quick: bool = False, json_path: str | None = None) -> dict:
-    model = load_model(model_name)
-    hf = load_plain_hf(model_name)
+def run_bench(model_name: str, quick: bool = False, json_path: str | None = None, device: str | None = None, dtype: str = "float32") -> dict:
+    model = load_model(model_name, device=device, dtype=dtype)
+    hf = load_plain_hf(model_name, dtype=model.dtype).to(model.device)
     vec_pairs = make_pairs("one_sentence", "train", limit=8 if quick else 32)
     from workbench.extract import compute_vector
 
@@ -212,7 +221,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     raw.update(ray_scaling(model, [(chunk, new) for chunk in chunks(ray_units, ray_prompts)]))
 
     # 6. extraction peak memory as N grows
-    peaks = {n: _extraction_peak(model_name, n) for n in ((8, 32) if quick else (16, 64, 256))}
+    peaks = {n: _extraction_peak(model_name, n, device, dtype_name(model.dtype)) for n in ((8, 32) if quick else (16, 64, 256))}
     result_mb = {n: n * model.n_layers * model.d_model * 4 / 1e6 for n in peaks}
 
     result = {
@@ -229,7 +238,9 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
         "extraction_peak_mb": {str(k): v for k, v in peaks.items()},
         "extraction_result_mb": {str(k): v for k, v in result_mb.items()},
         "raw": raw,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version()},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+                    "device": str(model.device), "dtype": dtype_name(model.dtype),
+                    "gpu": torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else None},
     }
     _print_table(result)
     if json_path:

@@ -163,7 +163,7 @@ def cmd_demo(args) -> None:
 def cmd_bench(args) -> None:
     from workbench.bench import run_bench
 
-    run_bench(args.model, quick=args.quick, json_path=args.json)
+    run_bench(args.model, quick=args.quick, json_path=args.json, device=args.device, dtype=args.dtype)
 
 
 def cmd_export(args) -> None:

@@ -29,12 +29,12 @@ def record_last_token(
     longest = max(len(s) for s in seqs)
     if longest > model.n_ctx:
         raise WorkbenchError(f"a prompt of {longest} tokens exceeds {model.name}'s context of {model.n_ctx}: shorten it")
-    batch_size = batch_size or auto_batch_size(model, longest)
+    batch_size = batch_size or auto_batch_size(model, longest, rows=len(seqs))
     out = torch.empty(len(seqs), model.n_layers, model.d_model)
     current: dict[int, Tensor] = {}
 
-    def keep_last(x, hook):
-        current[int(hook.name.split(".")[1])] = x[:, -1].float().cpu()
+    def keep_last(x, hook):  # stays on the model's device: one copy per batch, not one per layer
+        current[int(hook.name.split(".")[1])] = x[:, -1]
         return x
 
     names = {HOOK_TEMPLATE.format(layer=l) for l in range(model.n_layers)}
@@ -44,7 +44,7 @@ def record_last_token(
             chunk = order[start : start + batch_size]
             ids, mask = left_pad([seqs[i] for i in chunk], model.pad_token_id, model.device)
             model.forward(ids, mask, positions(mask), keep=0)  # no logits needed: the hooks keep what we want
-            out[chunk] = torch.stack([current[l] for l in range(model.n_layers)], dim=1)
+            out[chunk] = torch.stack([current[l] for l in range(model.n_layers)], dim=1).float().cpu()
             current.clear()
     return out
 

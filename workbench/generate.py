@@ -75,7 +75,17 @@ def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, generator) 
     if not do_sample:
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / max(temperature, 1e-6), dim=-1)
-    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # on the model's device
+
+
+def _halved(model: Model, rows: int) -> int:
+    """The batch size after ``rows`` rows ran out of memory: half, with a warning; at one row, an error."""
+    if rows == 1:
+        raise WorkbenchError(f"one row does not fit in {model.device}'s memory: shorten the prompt or max_new_tokens, or use a smaller model")
+    if model.device.type == "cuda":
+        torch.cuda.empty_cache()
+    warnings.warn(f"out of memory at {rows} rows a batch: retrying with {rows // 2} (WORKBENCH_BATCH_SIZE sets it)", stacklevel=3)
+    return rows // 2
 
 
 @torch.inference_mode()
@@ -98,7 +108,7 @@ def _generate_batch(
     n = len(seqs)
     out: list[list[int]] = [[] for _ in range(n)]
     stopped = [False] * n
-    alive = torch.arange(n, device=device)  # batch row -> local index
+    alive = list(range(n))  # batch row -> local index, on the host: no device sync to read it
     state.prompt_width, state.offset = width, 0
     step_ids, step_mask = ids, mask
     if use_cache and not model.caches:  # asked once the steering hooks are in place
@@ -106,7 +116,7 @@ def _generate_batch(
         use_cache = False
     cache = model.new_cache() if use_cache else None
     for step in range(max_new_tokens):
-        state.rows = rows[alive.cpu()]
+        state.rows = rows[alive]
         if use_cache:
             new = step_ids if step == 0 else step_ids[:, -1:]
             state.offset = step_mask.shape[1] - new.shape[1]
@@ -115,20 +125,20 @@ def _generate_batch(
             state.offset = 0
             logits = model.forward(step_ids, step_mask, positions(step_mask))[:, -1]
         token = _pick(logits, do_sample, temperature, generator)
-        done = torch.isin(token, stops)
-        for row, (t, d) in enumerate(zip(token.tolist(), done.tolist())):
-            local = int(alive[row])
+        tokens, done = torch.stack([token, torch.isin(token, stops).long()]).tolist()  # the step's one host sync
+        for local, t, d in zip(alive, tokens, done):
             if d:
                 stopped[local] = True
             else:
                 out[local].append(t)
-        if done.all() or step == max_new_tokens - 1:
+        if all(done) or step == max_new_tokens - 1:
             break
         step_ids = torch.cat([step_ids, token[:, None]], dim=1)
         step_mask = torch.cat([step_mask, torch.ones_like(token)[:, None]], dim=1)
-        if done.any():  # finished rows stop costing compute
-            keep = (~done).nonzero().squeeze(-1)
-            alive, step_ids, step_mask = alive[keep], step_ids[keep], step_mask[keep]
+        if any(done):  # finished rows stop costing compute
+            kept = [row for row, d in enumerate(done) if not d]
+            keep = torch.tensor(kept, device=device)
+            alive, step_ids, step_mask = [alive[row] for row in kept], step_ids[keep], step_mask[keep]
             if cache is not None:
                 cache.batch_select_indices(keep)
     return list(zip(out, stopped))
@@ -167,9 +177,9 @@ def generate(
         )
     if any(len(s) == 0 for s in seqs):
         raise WorkbenchError("an empty prompt has no tokens: remove it or use chat=True")
-    batch_size = batch_size or auto_batch_size(model, longest + max_new_tokens)
+    batch_size = batch_size or auto_batch_size(model, longest + max_new_tokens, rows=len(seqs))
     order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
-    generator = torch.Generator().manual_seed(seed) if do_sample else None
+    generator = torch.Generator(device=model.device).manual_seed(seed) if do_sample else None
     results: list[Generation | None] = [None] * len(seqs)
     state = StepState()
     specs = [steer] if isinstance(steer, Steer) else list(steer)
@@ -177,14 +187,20 @@ def generate(
     if conditions:  # decided once per prompt, unsteered, before any steering hook is in place
         state.gates = detect(model, seqs, conditions, batch_size)
     bar = tqdm(total=len(seqs), desc="generate", disable=not progress, leave=False)
+    start = 0
     with steering(model, specs, state):
-        for start in range(0, len(order), batch_size):
+        while start < len(order):
             chunk = order[start : start + batch_size]
-            outs = _generate_batch(
-                model, [seqs[i] for i in chunk], torch.tensor(chunk), state, max_new_tokens, use_cache, do_sample, temperature, generator, stop_at_eos
-            )
+            try:
+                outs = _generate_batch(
+                    model, [seqs[i] for i in chunk], torch.tensor(chunk), state, max_new_tokens, use_cache, do_sample, temperature, generator, stop_at_eos
+                )
+            except torch.OutOfMemoryError:
+                batch_size = _halved(model, len(chunk))
+                continue
             for i, (tokens, stopped) in zip(chunk, outs):
                 results[i] = Generation(prompts[i], model.decode(tokens), tuple(tokens), stopped)
             bar.update(len(chunk))
+            start += len(chunk)
     bar.close()
     return results  # type: ignore[return-value]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
@@ -24,6 +25,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 from workbench.errors import WorkbenchError
+from workbench.io import cache_dir, write_atomic
 from workbench.models.dtypes import dtype_name
 
 HOOK_TEMPLATE = "blocks.{layer}.hook_resid_post"
@@ -170,12 +172,36 @@ def wrap(hf_model, tokenizer, name: str, bridge_name: str) -> Model:
     tokenizer.init_kwargs["add_bos_token"] = True
     # The twin must be copied before the bridge rewires hf_model; the memo makes it share weights.
     twin = copy.deepcopy(hf_model, memo={id(p): p for p in hf_model.parameters()})
-    bridge = TransformerBridge.boot_transformers(bridge_name, hf_model=hf_model, tokenizer=tokenizer)
+    # The bridge's config records dtype and device (TL reads them, e.g. for tensors it makes); with
+    # hf_model given it applies neither, so name the model's own.
+    first = next(hf_model.parameters())
+    bridge = TransformerBridge.boot_transformers(bridge_name, hf_model=hf_model, tokenizer=tokenizer, dtype=first.dtype, device=first.device)
     bridge.eval()
     model = Model(bridge=bridge, tokenizer=tokenizer, name=name, stop_token_ids=_stop_ids(tokenizer, hf_model))
     model.twin = _attach_twin(twin, bridge)
-    model.bridge_cache_ok = _bridge_honours_cache(model)
+    model.bridge_cache_ok = _probed(model, hf_model)
     return model
+
+
+def _probed(model: Model, hf_model) -> bool:
+    """``_bridge_honours_cache``, asked once per architecture, precision, device type and library
+    versions, and remembered in the cache folder (``probes.json``): it depends on nothing else."""
+    from importlib.metadata import version
+
+    key = "|".join([type(hf_model).__name__, dtype_name(model.dtype), model.device.type,
+                    *(f"{lib}={version(lib)}" for lib in ("transformer-lens", "transformers", "torch"))])
+    path = cache_dir() / "probes.json"
+    try:
+        known = json.loads(path.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if key not in known:
+        known[key] = _bridge_honours_cache(model)
+        try:
+            write_atomic(path, json.dumps(known, indent=1, sort_keys=True))
+        except OSError:
+            pass  # a read-only cache costs a probe per load, nothing else
+    return bool(known[key])
 
 
 @torch.inference_mode()

@@ -1,0 +1,111 @@
+"""The engine on any device: batches sized from memory, an out-of-memory batch halved and finished,
+the device and precision reaching the bench, the load-time probe asked once. Every test runs on CPU
+here and on CUDA where there is one (``DEVICES``)."""
+
+import json
+
+import pytest
+import torch
+
+from workbench import WorkbenchError, generate
+from workbench.batching import MEMORY_FRACTION, auto_batch_size, row_bytes
+from workbench.models import TINY_MODEL, load_model, tiny_model
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+PROMPTS = ["Describe tides.", "Name a colour.", "Say hello to the reader in a short sentence.", "Count to three.", "Why is the sky blue?", "What is rain?"]
+
+
+def _free(monkeypatch, model, rows: int, max_len: int) -> None:
+    """Pretend the device has room for exactly ``rows`` rows of ``max_len`` tokens."""
+    monkeypatch.setattr("workbench.batching.free_bytes", lambda device: int(rows * row_bytes(model, max_len) / MEMORY_FRACTION) + 1)
+
+
+def _batch_sizes(monkeypatch, model) -> list[int]:
+    seen: list[int] = []
+    forward = type(model).forward
+
+    def spy(self, ids, *args, **kwargs):
+        seen.append(ids.shape[0])
+        return forward(self, ids, *args, **kwargs)
+
+    monkeypatch.setattr(type(model), "forward", spy)
+    return seen
+
+
+def test_auto_batch_size_follows_free_memory_and_the_rows_there_are(monkeypatch, tiny):
+    _free(monkeypatch, tiny, 5, 100)
+    assert auto_batch_size(tiny, 100) == 5
+    assert auto_batch_size(tiny, 100, rows=3) == 3
+    assert auto_batch_size(tiny, 400) < 5  # longer rows: fewer fit
+    _free(monkeypatch, tiny, 500, 100)
+    assert auto_batch_size(tiny, 100) == 500  # no fixed cap
+
+
+def test_batch_size_override_and_its_bad_values(monkeypatch, tiny):
+    monkeypatch.setenv("WORKBENCH_BATCH_SIZE", "2")
+    assert auto_batch_size(tiny, 100, rows=10) == 2
+    for bad in ("0", "many"):
+        monkeypatch.setenv("WORKBENCH_BATCH_SIZE", bad)
+        with pytest.raises(WorkbenchError, match="WORKBENCH_BATCH_SIZE"):
+            auto_batch_size(tiny, 100)
+
+
+def test_generation_batches_never_exceed_the_estimate(monkeypatch, tiny):
+    longest = max(len(tiny.encode(tiny.chat(p))) for p in PROMPTS)
+    _free(monkeypatch, tiny, 4, longest + 8)
+    seen = _batch_sizes(monkeypatch, tiny)
+    generate(tiny, PROMPTS, max_new_tokens=8)
+    assert seen and max(seen) == 4
+
+
+def test_an_out_of_memory_batch_is_halved_and_completes(monkeypatch, tiny):
+    expected = generate(tiny, PROMPTS, max_new_tokens=8, batch_size=2)
+    forward = type(tiny).forward
+
+    def tight(self, ids, *args, **kwargs):
+        if ids.shape[0] > 2:
+            raise torch.OutOfMemoryError("injected: more than 2 rows")
+        return forward(self, ids, *args, **kwargs)
+
+    monkeypatch.setattr(type(tiny), "forward", tight)
+    with pytest.warns(UserWarning, match="out of memory at 6 rows"):
+        got = generate(tiny, PROMPTS, max_new_tokens=8, batch_size=6)
+    assert got == expected
+
+
+def test_one_row_out_of_memory_is_a_clear_error(monkeypatch, tiny):
+    def never(self, ids, *args, **kwargs):
+        raise torch.OutOfMemoryError("injected")
+
+    monkeypatch.setattr(type(tiny), "forward", never)
+    with pytest.raises(WorkbenchError, match="one row does not fit"):
+        generate(tiny, PROMPTS[:1], max_new_tokens=4)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_sampling_runs_on_the_models_device_and_takes_a_seed(tiny, device):
+    model = tiny if device == "cpu" else load_model(TINY_MODEL, device=device)
+    a, b = (generate(model, PROMPTS[:3], max_new_tokens=6, do_sample=True, seed=3) for _ in range(2))
+    assert a == b
+
+
+def test_cli_passes_device_and_dtype_to_bench(monkeypatch):
+    from workbench.cli import main
+
+    seen = {}
+    monkeypatch.setattr("workbench.bench.run_bench", lambda name, **kw: seen.update(name=name, **kw))
+    assert main(["bench", "--quick", "--model", "tiny-random", "--device", "cpu", "--dtype", "bfloat16"]) == 0
+    assert seen == {"name": "tiny-random", "quick": True, "json_path": None, "device": "cpu", "dtype": "bfloat16"}
+
+
+def test_the_bridge_cache_probe_runs_once_per_library_versions(monkeypatch, tmp_path):
+    from workbench.models import engine
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    calls = []
+    probe = engine._bridge_honours_cache
+    monkeypatch.setattr(engine, "_bridge_honours_cache", lambda model: calls.append(1) or probe(model))
+    first, second = tiny_model(), tiny_model()
+    assert len(calls) == 1 and first.bridge_cache_ok == second.bridge_cache_ok
+    (key,) = json.loads((tmp_path / "probes.json").read_text())
+    assert "transformers=" in key and "float32" in key
