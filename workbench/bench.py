@@ -19,6 +19,8 @@ import torch
 
 from workbench.batching import left_pad, positions
 from workbench.generate import generate
+from workbench import roofline
+from workbench.batching import auto_batch_size
 from workbench.models import Model, dtype_name, load_model, load_plain_hf
 from workbench.instructions import make_pairs, queries
 from workbench.steering import steering
@@ -35,14 +37,14 @@ def _best(fn, repeats: int) -> float:
     return min(times)
 
 
-def _best_pair(a, b, repeats: int) -> tuple[float, float]:
-    """Best-of-``repeats`` times of two functions run alternately (a, b, a, b, …), so drifts in the
-    machine's speed hit both sides alike."""
-    times_a, times_b = [], []
+def _best_pair(*fns, repeats: int) -> tuple[float, ...]:
+    """Best-of-``repeats`` times of functions run in turn (a, b, a, b, …), so drifts in the
+    machine's speed hit every side alike."""
+    times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
-        times_a.append(_best(a, 1))
-        times_b.append(_best(b, 1))
-    return min(times_a), min(times_b)
+        for fn, kept in zip(fns, times):
+            kept.append(_best(fn, 1))
+    return tuple(min(kept) for kept in times)
 
 
 def _hf_generate(hf, model: Model, prompts, max_new_tokens):
@@ -151,47 +153,60 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     repeats = 1 if quick else 3
     raw: dict = {}
 
-    # 1. steered vs unsteered, batch 1 and 16 (fixed length: no early stop)
+    # 1. steered vs unsteered, batch 1 and 16 (fixed length: no early stop); sampled vs greedy at 16
     for bs in (1, 16):
         prompts = qs[: bs if bs > 1 else 1]
         tokens = len(prompts) * new
-        plain_t, steer_t = _best_pair(
+        sides = [
             lambda: generate(model, prompts, max_new_tokens=new, batch_size=bs, stop_at_eos=False),
             lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=bs, stop_at_eos=False),
-            repeats,
-        )
-        raw[f"unsteered_tok_s_b{bs}"] = tokens / plain_t
-        raw[f"steered_tok_s_b{bs}"] = tokens / steer_t
+        ]
+        if bs > 1:
+            sides.append(lambda: generate(model, prompts, max_new_tokens=new, batch_size=bs, stop_at_eos=False, do_sample=True))
+        times = _best_pair(*sides, repeats=repeats)
+        raw[f"unsteered_tok_s_b{bs}"] = tokens / times[0]
+        raw[f"steered_tok_s_b{bs}"] = tokens / times[1]
+        if bs > 1:
+            raw[f"sampled_tok_s_b{bs}"] = tokens / times[2]
+
+    # the memory-bandwidth roofline at batch 1: bytes a step reads / step time / measured bandwidth
+    context = len(model.encode(model.chat(qs[0]))) + new // 2  # the cache's mean length over the reply
+    raw["read_bandwidth_gb_s"] = roofline.read_bandwidth(model.device) / 1e9
+    raw["step_bytes_mb_b1"] = roofline.step_bytes(model, context) / 1e6
+    raw["roofline_tok_s_b1"] = raw["read_bandwidth_gb_s"] * 1e3 / raw["step_bytes_mb_b1"]
 
     # 2. TL steered vs plain transformers generate (no hooks), batch 8
     prompts = qs[:8]
     hf_t, tl_t = _best_pair(
         lambda: _hf_generate(hf, model, prompts, new),
         lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=8, stop_at_eos=False),
-        repeats,
+        repeats=repeats,
     )
     raw["hf_generate_tok_s_b8"] = 8 * new / hf_t
     raw["tl_steered_tok_s_b8"] = 8 * new / tl_t
     with model.through_bridge():  # the same generation through the bridge's own modules, for reference
-        bridge_t = _best(lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=8, stop_at_eos=False), repeats)
+        bridge_t = _best(lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=8, stop_at_eos=False), 1)
     raw["tl_steered_bridge_path_tok_s_b8"] = 8 * new / bridge_t
 
     # 3. sweep grid: batched engine vs paper-style loop (measured on a subset, extrapolated)
     from workbench.sweep.grid import Unit, chunks, unit_specs
     from workbench.instructions import as_group
 
-    n_layers_grid, coefs, n_prompts = (2, (1.0, 2.0), 4) if quick else (6, (0.5, 1.0, 2.0, 4.0), 16)
+    n_layers_grid, coefs, n_prompts = (2, (1.0, 2.0), 4) if quick else (4, (0.5, 1.0, 2.0, 4.0), 12)
     layers = [min(model.n_layers - 1, layer - n_layers_grid // 2 + i) for i in range(n_layers_grid)]
     pairs = make_pairs("one_sentence", "validation", limit=n_prompts)
     units = [Unit(as_group("one_sentence"), False, l, vec, pairs, [("add", c) for c in coefs]) for l in layers]
     n_gen = sum(len(u.rows()) for u in units)
 
-    def engine():
-        for chunk in chunks(units, 64):
+    def engine(rows_per_batch: int):
+        for chunk in chunks(units, rows_per_batch):
             plan = [r for u in chunk for r in u.rows()]
             generate(model, [r[3] for r in plan], steer=unit_specs(chunk), max_new_tokens=new, stop_at_eos=False)
 
-    engine_t = _best(engine, 1)
+    longest = max(len(model.encode(model.chat(r[3]))) for u in units for r in u.rows())
+    raw["sweep_auto_batch_rows"] = auto_batch_size(model, longest + new, rows=n_gen)
+    engine_t, capped_t = _best_pair(lambda: engine(raw["sweep_auto_batch_rows"]), lambda: engine(64), repeats=1)
+    raw["sweep_engine_cap64_s"] = capped_t
     subset = 2 if quick else 3
     loop_t = _best(lambda: [paper_style_generate(model, pairs[i].without_instruction, vec.steer(layers[0], coefs[0]), new) for i in range(subset)], 1)
     raw["sweep_generations"] = n_gen
@@ -211,7 +226,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
                 ids, mask = left_pad(seqs[i : i + 16], model.pad_token_id, model.device)
                 hf(input_ids=ids, attention_mask=mask, position_ids=positions(mask))
 
-    fwd_t, ext_t = _best_pair(plain_forward, lambda: record_last_token(model, ex_prompts, batch_size=16), repeats)
+    fwd_t, ext_t = _best_pair(plain_forward, lambda: record_last_token(model, ex_prompts, batch_size=16), repeats=repeats)
     raw["plain_forward_s"] = fwd_t
     raw["extraction_s"] = ext_t
 
@@ -234,6 +249,9 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
         "tl_vs_hf_ratio": raw["tl_steered_tok_s_b8"] / raw["hf_generate_tok_s_b8"],
         "sweep_speedup": raw["sweep_paper_loop_s_extrapolated"] / raw["sweep_engine_s"],
         "extraction_ratio": raw["extraction_s"] / raw["plain_forward_s"],
+        "sampled_vs_greedy_ratio": raw["sampled_tok_s_b16"] / raw["unsteered_tok_s_b16"],
+        "roofline_share_b1": raw["unsteered_tok_s_b1"] / raw["roofline_tok_s_b1"],
+        "sweep_auto_vs_cap64_ratio": raw["sweep_engine_cap64_s"] / raw["sweep_engine_s"],
         "ray_speedup_2v1": raw["ray_wall_s_w1"] / raw["ray_wall_s_w2"] if "ray_wall_s_w2" in raw else None,
         "extraction_peak_mb": {str(k): v for k, v in peaks.items()},
         "extraction_result_mb": {str(k): v for k, v in result_mb.items()},
@@ -257,13 +275,18 @@ def _print_table(r: dict) -> None:
         ("TL steered / plain HF generate, batch 8", r["tl_vs_hf_ratio"], "≥ 0.95", f"{raw['tl_steered_tok_s_b8']:.1f} vs {raw['hf_generate_tok_s_b8']:.1f} tok/s"),
         ("  same, forced through the bridge's modules (through_bridge)", raw["tl_steered_bridge_path_tok_s_b8"] / raw["hf_generate_tok_s_b8"], "", f"{raw['tl_steered_bridge_path_tok_s_b8']:.1f} tok/s"),
         (f"sweep speed-up vs paper-style loop ({raw['sweep_generations']} gens)", r["sweep_speedup"], "≥ 30", f"{raw['sweep_engine_s']:.1f} s vs {raw['sweep_paper_loop_s_extrapolated']:.0f} s (loop extrapolated from {raw['sweep_paper_loop_measured_generations']} gens)"),
+        (f"sweep at auto batch ({raw['sweep_auto_batch_rows']} rows) / at the 64-row cap", r["sweep_auto_vs_cap64_ratio"], "≥ 1.0", f"{raw['sweep_engine_s']:.1f} s vs {raw['sweep_engine_cap64_s']:.1f} s"),
+        ("sampled / greedy throughput, batch 16", r["sampled_vs_greedy_ratio"], "≥ 0.9", f"{raw['sampled_tok_s_b16']:.1f} vs {raw['unsteered_tok_s_b16']:.1f} tok/s"),
+        ("share of the bandwidth roofline, batch 1", r["roofline_share_b1"], "≥ 0.7", f"{raw['unsteered_tok_s_b1']:.1f} of {raw['roofline_tok_s_b1']:.1f} tok/s "
+         f"({raw['step_bytes_mb_b1']:.0f} MB a step at {raw['read_bandwidth_gb_s']:.1f} GB/s measured)"),
         ("all-layer extraction / one plain forward", r["extraction_ratio"], "≤ 1.15", f"{raw['extraction_s']:.2f} s vs {raw['plain_forward_s']:.2f} s"),
     ]
     if r["ray_speedup_2v1"] is not None:
         rows.append((f"Ray, 2 workers / 1 ({raw['ray_jobs']} batches, {raw['ray_rows']} gens, start-up included)", r["ray_speedup_2v1"], "",
                      f"{raw['ray_wall_s_w2']:.1f} s vs {raw['ray_wall_s_w1']:.1f} s; this process alone {raw['ray_local_s']:.1f} s; "
                      f"worker start-up {raw['ray_startup_s_w1']:.1f} s; dispatch {raw['ray_dispatch_ms_w1']:.0f} ms/batch"))
-    print(f"\nworkbench bench — {r['model']}, {r['new_tokens']} new tokens, {r['machine']['cpus']} CPUs, torch {r['machine']['torch']}")
+    m = r["machine"]
+    print(f"\nworkbench bench — {r['model']} ({m['dtype']} on {m['gpu'] or m['device']}), {r['new_tokens']} new tokens, {m['cpus']} CPUs, torch {m['torch']}")
     print(f"{'measure':<58} {'ratio':>8}  {'target':<8} raw")
     for name, ratio, target, detail in rows:
         print(f"{name:<58} {ratio:>8.2f}  {target:<8} {detail}")

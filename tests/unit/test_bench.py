@@ -9,7 +9,7 @@ def test_bench_quick_produces_every_figure(tmp_path, capsys):
     path = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--model", "tiny-random", "--json", str(path)]) == 0
     result = json.loads(path.read_text())
-    for key in ("steer_overhead_ratio", "tl_vs_hf_ratio", "sweep_speedup", "extraction_ratio"):
+    for key in ("steer_overhead_ratio", "tl_vs_hf_ratio", "sweep_speedup", "extraction_ratio", "sampled_vs_greedy_ratio", "roofline_share_b1", "sweep_auto_vs_cap64_ratio"):
         assert isinstance(result[key], float) and result[key] > 0, key
     assert set(result["extraction_peak_mb"]) == {"8", "32"}
     assert result["machine"]["cpus"] >= 1 and result["raw"]["sweep_generations"] > 0

@@ -109,3 +109,15 @@ def test_the_bridge_cache_probe_runs_once_per_library_versions(monkeypatch, tmp_
     assert len(calls) == 1 and first.bridge_cache_ok == second.bridge_cache_ok
     (key,) = json.loads((tmp_path / "probes.json").read_text())
     assert "transformers=" in key and "float32" in key
+
+
+def test_roofline_counts_the_bytes_a_step_reads(tiny):
+    from workbench import roofline
+
+    assert roofline.weight_bytes(tiny) == tiny.hf.num_parameters() * 4  # float32, shared tensors once
+    ids = torch.arange(1, 12)[None]
+    cache = tiny.new_cache()
+    tiny.forward(ids, torch.ones_like(ids), torch.arange(11)[None], cache)
+    stored = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
+    assert roofline.kv_bytes(tiny, 11) == stored
+    assert 0 < roofline.share(tiny, 10.0, 11, roofline.read_bandwidth("cpu", gib=0.05, repeats=1))
