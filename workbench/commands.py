@@ -98,7 +98,7 @@ def cmd_sweep(args) -> None:
     model = _load(args)
     config = SweepConfig(model=model.name, instructions=instructions, layers=args.layers or default_layers(model), coefficients=args.coefficients,
                          project=not args.no_project, n_train=args.n_train, n_prompts=args.n_prompts, max_new_tokens=args.max_new_tokens)
-    table = run_sweep(model, config, args.out, executor=executor)
+    table = run_sweep(model, config, args.out, executor=executor).table
     _report(executor)
     cell_summary(table).to_csv(Path(args.out) / "cells.csv", index=False)
     for (name, cond), c in select(table).items():

@@ -177,9 +177,9 @@ def evaluate_plan(
         log(f"selecting layer and setting on validation prompts for {len(to_select)} groups ({search} search)")
         if search == "halving":
             first = max(1, min(4, sweep_prompts // 3))
-            table = run_halving(model, config, sweep_dir, first=first, pairs=plan.validation, train_pairs=plan.train, executor=executor)
+            table = run_halving(model, config, sweep_dir, first=first, pairs=plan.validation, train_pairs=plan.train, executor=executor).table
         else:
-            table = run_sweep(model, config, sweep_dir, pairs=plan.validation, train_pairs=plan.train, executor=executor)
+            table = run_sweep(model, config, sweep_dir, pairs=plan.validation, train_pairs=plan.train, executor=executor).table
     choices = select(table) if table is not None else {}
     choices.update({(name, cond): replace(c, instruction=name, with_instruction=cond) for name, c in settings.items() for cond in (False, True)})
     missing = {g.name for g in groups if (g.name, False) not in choices}

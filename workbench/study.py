@@ -103,7 +103,7 @@ def screen(model: Model, cfg: StudyConfig, out: Path, executor: Executor | None 
     names = screen_instructions(cfg.instructions)
     config = SweepConfig(model=model.name, instructions=names, layers=(), n_train=cfg.n_train, n_prompts=cfg.screen_prompts,
                          max_new_tokens=cfg.max_new_tokens, conditions=(True,))
-    told = run_sweep(model, config, out / "screen", executor=executor)
+    told = run_sweep(model, config, out / "screen", executor=executor).table
     pairs = {name: make_pairs(name, "validation", limit=cfg.screen_prompts) for name in names}
     path = out / "screen" / "untold.jsonl"
     if path.exists():
@@ -246,7 +246,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     log(f"2/7 sweep: {len(names)} instructions × layers {list(cfg.layers)} × {list(cfg.coefficients)} + projection × {cfg.sweep_prompts} validation prompts")
     sweep_cfg = SweepConfig(model=model.name, instructions=tuple(names), layers=cfg.layers, coefficients=cfg.coefficients, n_train=cfg.n_train,
                             n_prompts=cfg.sweep_prompts, max_new_tokens=cfg.max_new_tokens, conditions=cfg.conditions)
-    table = run_sweep(model, sweep_cfg, out / "sweep", executor=executor)
+    table = run_sweep(model, sweep_cfg, out / "sweep", executor=executor).table
     choices = select(table)
     log("3/7 held-out test prompts in four conditions")
     rows = []

@@ -60,7 +60,7 @@ def cluster():
 @pytest.fixture(scope="module")
 def local(tiny, tmp_path_factory):
     out = tmp_path_factory.mktemp("local")
-    return run_sweep(tiny, SweepConfig(**CONFIG), out, progress=False, judge=judge, rows_per_batch=12)
+    return run_sweep(tiny, SweepConfig(**CONFIG), out, progress=False, judge=judge, rows_per_batch=12).table
 
 
 def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
@@ -70,7 +70,7 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ray_rows_equal_local_rows(cluster, tiny, local, tmp_path, workers):
     executor = RayExecutor(workers=workers, load=load_tiny)
-    table = run_sweep(tiny, SweepConfig(**CONFIG), tmp_path, progress=False, judge=judge, rows_per_batch=12, executor=executor)
+    table = run_sweep(tiny, SweepConfig(**CONFIG), tmp_path, progress=False, judge=judge, rows_per_batch=12, executor=executor).table
     _same(table, local)
     assert executor.stats["workers"] == workers and executor.stats["retries"] == 0
     assert f"on {workers} Ray workers" in executor.summary()
@@ -79,7 +79,7 @@ def test_ray_rows_equal_local_rows(cluster, tiny, local, tmp_path, workers):
 def test_a_worker_killed_mid_batch_loses_only_that_batch(cluster, tiny, local, tmp_path):
     executor = RayExecutor(workers=2, load=load_tiny)
     table = run_sweep(tiny, SweepConfig(**CONFIG), tmp_path / "out", progress=False, judge=KillOnce(tmp_path / "killed"),
-                      rows_per_batch=12, executor=executor)
+                      rows_per_batch=12, executor=executor).table
     assert (tmp_path / "killed").exists() and executor.stats["retries"] == 1
     _same(table, local)  # every unit once: no duplicate rows, none missing
     assert len(list((tmp_path / "out" / "units").glob("*.jsonl"))) == local.groupby(["instruction", "with_instruction", "layer"], dropna=False).ngroups
@@ -103,7 +103,7 @@ def test_an_interrupted_driver_resumes_to_the_local_table(cluster, tiny, local, 
         run_sweep(tiny, SweepConfig(**CONFIG), tmp_path, judge=judge, rows_per_batch=12, bar=StopAfter(2), executor=RayExecutor(workers=2, load=load_tiny))
     done = len(list((tmp_path / "units").glob("*.jsonl")))
     assert 0 < done < local.groupby(["instruction", "with_instruction", "layer"], dropna=False).ngroups
-    _same(run_sweep(tiny, SweepConfig(**CONFIG), tmp_path, progress=False, judge=judge, rows_per_batch=12, executor=RayExecutor(workers=2, load=load_tiny)), local)
+    _same(run_sweep(tiny, SweepConfig(**CONFIG), tmp_path, progress=False, judge=judge, rows_per_batch=12, executor=RayExecutor(workers=2, load=load_tiny)).table, local)
 
 
 def test_without_ray_a_one_line_error_names_the_extra(monkeypatch):

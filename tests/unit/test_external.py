@@ -114,7 +114,7 @@ def test_custom_instruction_with_a_checker_goes_through_sweep_and_report(tiny, t
 
     brief = Instruction.custom("Answer in under five words.", check=short, id="brief")
     config = SweepConfig(model=tiny.name, instructions=(brief,), layers=(1,), coefficients=(1.0,), n_train=4, n_prompts=2, max_new_tokens=6)
-    table = run_sweep(tiny, config, tmp_path, progress=False)
+    table = run_sweep(tiny, config, tmp_path, progress=False).table
     assert set(table["instruction"]) == {"brief"} and calls
     for _, row in table.iterrows():
         assert row["strict"] == (bool(row["text"].strip()) and short(row["text"]))

@@ -29,8 +29,8 @@ def test_best_cells_rank_by_compliance_then_degeneracy_then_size_then_layer():
 
 def test_halving_rows_equal_the_full_grids_on_the_same_prompts(tmp_path, tiny):
     config = SweepConfig(**CONFIG)
-    full = run_sweep(tiny, config, tmp_path / "full", progress=False)
-    halved = run_halving(tiny, config, tmp_path / "halved", first=2, keep=3, progress=False)
+    full = run_sweep(tiny, config, tmp_path / "full", progress=False).table
+    halved = run_halving(tiny, config, tmp_path / "halved", first=2, keep=3, progress=False).table
     steered = halved[halved["layer"] != NO_STEERING]
     assert (steered.groupby("instruction").apply(lambda g: len(g[["layer", "mode"]].drop_duplicates())) == 3).all()
     key = ["instruction", "layer", "mode", "coefficient", "prompt_id"]

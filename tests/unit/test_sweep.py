@@ -17,7 +17,7 @@ CONFIG = dict(model="tiny-random", instructions=("one_sentence",), layers=(1, 2)
 
 def test_batched_sweep_equals_each_cell_alone(tmp_path, tiny):
     config = SweepConfig(**CONFIG)
-    table = run_sweep(tiny, config, tmp_path, progress=False)
+    table = run_sweep(tiny, config, tmp_path, progress=False).table
     vec = vector_for(tiny, "one_sentence", tmp_path, config.n_train)
     pairs = make_pairs("one_sentence", "validation", limit=3)
     assert len(table) == 2 * 3 * (1 + 2 * 3)  # conditions × prompts × (baseline + layers × settings)
@@ -36,14 +36,14 @@ def test_batched_sweep_equals_each_cell_alone(tmp_path, tiny):
 
 def test_interrupted_sweep_resumes_to_the_same_table(tmp_path, tiny):
     config = SweepConfig(**CONFIG)
-    full = run_sweep(tiny, config, tmp_path / "full", progress=False)
+    full = run_sweep(tiny, config, tmp_path / "full", progress=False).table
     part = tmp_path / "part"
     run_sweep(tiny, config, part, progress=False)
     units = sorted((part / "units").glob("*.jsonl"))
     for f in units[::2]:  # as if killed before these units were written
         f.unlink()
     (part / "table.csv").unlink()
-    resumed = run_sweep(tiny, config, part, progress=False)
+    resumed = run_sweep(tiny, config, part, progress=False).table
     pd.testing.assert_frame_equal(full, resumed)
 
 
@@ -123,3 +123,19 @@ def test_a_choice_read_back_from_json_has_its_types():
     c = Choice("title", False, 3, "add", 1.0, 0.0, 0.0, 0.0)
     back = Choice.from_json(json.loads(json.dumps({**asdict(c), "score": 0, "baseline": 0, "degenerate": 0, "coefficient": 1})))
     assert back == c and isinstance(back.score, float) and isinstance(back.coefficient, float)
+
+
+def test_a_sweep_result_shows_itself_and_keeps_its_table(tmp_path, tiny):
+    import pandas as pd
+
+    from workbench.sweep import select
+
+    result = run_sweep(tiny, SweepConfig(**CONFIG), tmp_path / "s", progress=False)
+    n_layers, n_settings = len(CONFIG["layers"]), len(CONFIG.get("coefficients", (0.5, 1.0, 2.0))) + 1
+    assert "\n" not in repr(result) and f"× {n_layers} layers × {n_settings} settings" in repr(result)
+    assert result.best() == select(result.table)
+    card = result._repr_html_()
+    assert "SweepResult" in card and "compliance without the instruction" in card and card.count("<table>") == 1 + result.table["instruction"].nunique()
+    back = pd.read_parquet(result.to_parquet(tmp_path / "t.parquet"))
+    pd.testing.assert_frame_equal(back, result.table, check_dtype=False)
+    assert result.heatmap().data

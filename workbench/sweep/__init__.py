@@ -5,11 +5,12 @@ on validation (``selection``, ``search`` for successive halving) and the four-co
 from workbench.sweep.conditions import CONDITIONS, Example, catalog_examples, conditional_conditions, four_conditions, pair_example, run_conditions, summarize
 from workbench.sweep.grid import NO_STEERING, SweepConfig, Unit
 from workbench.sweep.executors import Executor, Local, run_units
+from workbench.sweep.result import SweepResult
 from workbench.sweep.run import load_table, run_sweep
 from workbench.sweep.search import best_cells, run_halving
 from workbench.sweep.selection import Choice, cell_summary, select
 
 __all__ = [
-    "CONDITIONS", "NO_STEERING", "Choice", "Example", "Executor", "Local", "SweepConfig", "Unit", "best_cells", "catalog_examples", "cell_summary", "conditional_conditions", "run_conditions",
+    "CONDITIONS", "NO_STEERING", "Choice", "Example", "Executor", "Local", "SweepResult", "SweepConfig", "Unit", "best_cells", "catalog_examples", "cell_summary", "conditional_conditions", "run_conditions",
     "four_conditions", "load_table", "pair_example", "run_halving", "run_sweep", "run_units", "select", "summarize",
 ]

@@ -67,7 +67,10 @@ class RayExecutor:
 
     def _start(self, ray) -> tuple[int, dict]:
         if not ray.is_initialized():
-            ray.init(address=self.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            try:
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError) as exc:
+                raise WorkbenchError(f"no Ray cluster at {self.address}: {_last_line(exc)} (start one with `ray start --head`, or drop the address)") from None
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         n = self.workers or gpus or max(1, int(resources.get("CPU", 1)) // self.cpus_per_worker)

@@ -21,6 +21,7 @@ from workbench.models import Model, check_layer
 from workbench.store import vectors_for
 from workbench.sweep.executors import Executor, Local
 from workbench.sweep.grid import NO_STEERING, SweepConfig, Unit, chunks, unit_name
+from workbench.sweep.result import SweepResult
 
 
 def run_sweep(
@@ -28,8 +29,8 @@ def run_sweep(
     pairs: Mapping[str, Sequence[Pair]] | None = None, train_pairs: Mapping[str, Sequence[Pair]] | None = None,
     cells_of: Mapping[str, Sequence[tuple[int, str, float | None]]] | None = None, vectors: str | Path | None = None,
     bar: tqdm | None = None, executor: Executor | None = None,
-) -> pd.DataFrame:
-    """Run (or resume) a sweep into ``out``; returns the tidy table, one row per generation.
+) -> SweepResult:
+    """Run (or resume) a sweep into ``out``; returns its ``SweepResult`` (``.table``: one row per generation).
 
     Units are packed into batches of about ``rows_per_batch`` rows; each unit is written as soon
     as its batch is scored, so a killed sweep loses at most one batch. ``pairs`` / ``train_pairs``
@@ -93,7 +94,7 @@ def run_sweep(
         bar.close()
     table = load_table(out)
     write_atomic(out / "table.csv", table.to_csv(index=False))
-    return table
+    return SweepResult(table, out, config.model)
 
 
 def load_table(out: str | Path) -> pd.DataFrame:

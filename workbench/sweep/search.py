@@ -20,6 +20,7 @@ from workbench.models import Model
 from workbench.instructions import Pair, make_pairs
 from workbench.sweep.grid import NO_STEERING, SweepConfig
 from workbench.sweep.executors import Executor
+from workbench.sweep.result import SweepResult
 from workbench.sweep.run import run_sweep
 from workbench.sweep.selection import cell_summary
 
@@ -47,7 +48,7 @@ def best_cells(table: pd.DataFrame, keep: int, max_degenerate: float = 0.2) -> d
 def run_halving(
     model: Model, config: SweepConfig, out: str | Path, first: int = 4, keep: int = 3, progress: bool = True,
     pairs: Mapping[str, Sequence[Pair]] | None = None, train_pairs: Mapping[str, Sequence[Pair]] | None = None, executor: Executor | None = None,
-) -> pd.DataFrame:
+) -> SweepResult:
     """Two rounds: every cell on the first ``first`` validation prompts, then the ``keep`` best cells
     per instruction and the baseline on the other ``config.n_prompts - first``. Returns the rows
     selection should see (survivors and baseline, on all prompts), with a ``round`` column."""
@@ -64,12 +65,12 @@ def run_halving(
                         + sum(len(every[g.name][first:]) * (1 + keep) for g in rest))  # round 2 at most
     with tqdm(total=total, desc="sweep (halving)", unit="gen", disable=not progress) as bar:
         one = run_sweep(model, replace(config, n_prompts=first), out / "round1", progress, pairs={n: p[:first] for n, p in every.items()},
-                        train_pairs=train_pairs, vectors=out, bar=bar, executor=executor)
+                        train_pairs=train_pairs, vectors=out, bar=bar, executor=executor).table
         survivors = best_cells(one, keep)
         two = pd.DataFrame()
         if rest:
             two = run_sweep(model, replace(config, instructions=rest, n_prompts=config.n_prompts - first), out / "round2", progress,
-                            pairs={n: p[first:] for n, p in every.items()}, train_pairs=train_pairs, cells_of=survivors, vectors=out, bar=bar, executor=executor)
+                            pairs={n: p[first:] for n, p in every.items()}, train_pairs=train_pairs, cells_of=survivors, vectors=out, bar=bar, executor=executor).table
         bar.total = bar.n  # round 2 may run fewer cells than the bound
         bar.refresh()
     def survived(row) -> bool:
@@ -77,4 +78,4 @@ def run_halving(
         return row["layer"] == NO_STEERING or (int(row["layer"]), row["mode"], coefficient) in survivors.get(row["instruction"], ())
 
     kept = one.apply(survived, axis=1)
-    return pd.concat([one[kept].assign(round=1), two.assign(round=2)], ignore_index=True)
+    return SweepResult(pd.concat([one[kept].assign(round=1), two.assign(round=2)], ignore_index=True), out, config.model)

@@ -1,0 +1,95 @@
+"""``SweepResult``: what a sweep returns. The tidy table (one row per generation) with the views a
+researcher asks of it: per-cell means, the selected settings, a heatmap, a Parquet copy; one line as
+text, a card with the grid and the best settings in a notebook."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from workbench.io import atomic_path
+from workbench.plots import sweep_heatmap
+from workbench.sweep.grid import NO_STEERING
+from workbench.sweep.selection import Choice, cell_summary, select
+
+
+@dataclass(repr=False)
+class SweepResult:
+    """A sweep's rows and where they live."""
+
+    table: pd.DataFrame
+    folder: Path | None = None
+    model: str = ""
+
+    def cells(self, metric: str = "loose") -> pd.DataFrame:
+        """Mean compliance, quality and degeneracy per (instruction, condition, layer, setting)."""
+        return cell_summary(self.table, metric)
+
+    def best(self, metric: str = "loose", max_degenerate: float = 0.2) -> dict[tuple[str, bool], Choice]:
+        """The selected setting per (instruction, with instruction?): ``selection.select``."""
+        return select(self.table, metric, max_degenerate)
+
+    def heatmap(self, value: str = "compliance", with_instruction: bool = False):
+        """Layer × setting per instruction (Plotly), the selected cell boxed."""
+        return sweep_heatmap(self.cells(), value, with_instruction, self.best(), self.model)
+
+    def to_parquet(self, path: str | Path) -> Path:
+        """The table as Parquet (atomically): list columns kept, types kept."""
+        path = Path(path)
+        with atomic_path(path) as tmp:
+            self.table.to_parquet(tmp, index=False)
+        return path
+
+    def _grid(self) -> tuple[int, int, int, int]:
+        steered = self.table[self.table["layer"] != NO_STEERING]
+        settings = steered[["mode", "coefficient"]].drop_duplicates().shape[0]
+        return self.table["instruction"].nunique(), steered["layer"].nunique(), settings, self.table["prompt_id"].nunique()
+
+    def __repr__(self) -> str:
+        n_inst, n_layers, n_settings, n_prompts = self._grid()
+        where = f" in {self.folder}" if self.folder else ""
+        return f"SweepResult({n_inst} instructions × {n_layers} layers × {n_settings} settings × {n_prompts} prompts: {len(self.table)} rows{where})"
+
+    def _repr_html_(self) -> str:
+        """The grid, the selected setting per instruction and condition, and a coloured layer × setting
+        table of compliance without the instruction."""
+        n_inst, n_layers, n_settings, n_prompts = self._grid()
+        rows = "".join(
+            f"<tr><td>{html.escape(name)}</td><td>{'with' if cond else 'without'}</td><td>{html.escape(_setting(c))}</td>"
+            f"<td>{c.score:.2f}</td><td>{c.baseline:.2f}</td></tr>"
+            for (name, cond), c in sorted(self.best().items())
+        )
+        best = ("<table><tr><th>instruction</th><th>instruction in prompt</th><th>selected</th><th>score</th><th>unsteered</th></tr>"
+                f"{rows}</table>")
+        return (f"<b>SweepResult</b> {html.escape(self.model)}: {n_inst} instructions × {n_layers} layers × {n_settings} settings × "
+                f"{n_prompts} prompts = {len(self.table)} generations{' in <code>' + html.escape(str(self.folder)) + '</code>' if self.folder else ''}"
+                f"{best}{self._mini_heatmaps()}")
+
+    def _mini_heatmaps(self) -> str:
+        cells = self.cells()
+        cells = cells[(~cells["with_instruction"]) & (cells["layer"] != NO_STEERING)]
+        out = []
+        for name, c in cells.groupby("instruction"):
+            c = c.assign(setting=[_setting_of(m, k) for m, k in zip(c["mode"], c["coefficient"])])
+            grid = c.pivot_table(index="setting", columns="layer", values="compliance")
+            head = "".join(f"<th>{int(l)}</th>" for l in grid.columns)
+            body = "".join(
+                f"<tr><th style='text-align:right'>{html.escape(s)}</th>"
+                + "".join(f"<td style='background:rgba(68,1,84,{v:.2f});color:{'#fff' if v > 0.5 else '#222'}'>{v:.2f}</td>" for v in grid.loc[s])
+                + "</tr>"
+                for s in grid.index
+            )
+            out.append(f"<div style='display:inline-block;margin:4px 12px'><small>{html.escape(name)}: compliance without the instruction</small>"
+                       f"<table><tr><th>layer</th>{head}</tr>{body}</table></div>")
+        return "".join(out)
+
+
+def _setting_of(mode: str, coefficient) -> str:
+    return "project z̄" if mode == "project" else f"{mode} {float(coefficient):g}×"
+
+
+def _setting(c: Choice) -> str:
+    return "no steering" if not c.steers else f"layer {c.layer}, {_setting_of(c.mode, c.coefficient)}"
