@@ -29,6 +29,7 @@ import pandas as pd
 
 from workbench.checkers import unknown_ids
 from workbench.errors import WorkbenchError
+from workbench.evaluation import Evaluation
 from workbench.evaluate import bootstrap_ci
 from workbench.instructions import Group, Instruction, as_group, generic, group_name
 from workbench.io import write_atomic, write_jsonl
@@ -116,9 +117,9 @@ def evaluate_file(
     n_train: int = 64, sweep_prompts: int = 8, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
     search: str = "halving", layers: Sequence[int] | None = None, skip_unknown: bool = False, seed: int = 0, plan: Plan | None = None,
     settings: Mapping[str, Choice] | None = None, conditional: bool = False, executor: Executor | None = None,
-) -> dict:
+) -> Evaluation:
     """Vectors, layer/setting selection on validation prompts (or ``sweep_dir``), then the four
-    conditions on every test record; writes ``rows.jsonl``, ``scores.csv``, ``summary.json``, ``report.md``.
+    conditions on every test record; writes ``rows.jsonl``, ``scores.csv``, ``summary.json``, ``report.md`` and returns an ``Evaluation``.
     ``max_new_tokens=None`` gives each record its instructions' budget. ``settings`` (group name ->
     ``Choice.manual(...)``) fixes a group's steering instead of selecting it; ``executor`` runs the
     selection sweep (e.g. on Ray; the held-out conditions run here)."""
@@ -137,7 +138,7 @@ def plan_instructions(instructions: Sequence[str | Instruction | Group], test_pr
     return Plan("instructions: " + ", ".join(groups), [], items, groups)
 
 
-def evaluate_instructions(model: Model, instructions: Sequence[str | Instruction | Group], out: str | Path, test_prompts: int = 12, **options) -> dict:
+def evaluate_instructions(model: Model, instructions: Sequence[str | Instruction | Group], out: str | Path, test_prompts: int = 12, **options) -> Evaluation:
     """``evaluate_file`` for instructions rather than a file: vectors, selection, four-condition report.
     ``options`` are ``evaluate_plan``'s (sweep_prompts, layers, search, max_new_tokens, n_train, ...)."""
     return evaluate_plan(model, plan_instructions(instructions, test_prompts, options.get("seed", 0)), out, **options)
@@ -147,7 +148,7 @@ def evaluate_plan(
     model: Model, plan: Plan, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
     n_train: int = 64, sweep_prompts: int = 8, search: str = "halving", layers: Sequence[int] | None = None, seed: int = 0,
     settings: Mapping[str, Choice] | None = None, conditional: bool = False, executor: Executor | None = None,
-) -> dict:
+) -> Evaluation:
     """Run a plan: select each group's setting, then the four conditions on its items (see the module doc);
     ``conditional`` adds the same steering made conditional (``InstructionVector.condition``), on prompts
     without and with the instructions."""
@@ -225,7 +226,7 @@ def evaluate_plan(
     write_atomic(out / "scores.csv", scores.to_csv(index=False))
     write_atomic(out / "summary.json", json.dumps(result, indent=2, default=float))
     write_atomic(out / "report.md", report_markdown(result, scores, pd.DataFrame(rows)))
-    return result
+    return Evaluation(result, scores, pd.DataFrame(rows), out)
 
 
 def ifeval_scores(rows: Sequence[dict]) -> pd.DataFrame:

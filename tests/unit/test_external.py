@@ -161,3 +161,13 @@ def test_conditional_rows_use_each_groups_own_condition(tiny, synthetic, tmp_pat
     assert [g.text for g in alone] == [multi["conditional"]["text"], multi["instruction_conditional"]["text"]]
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert {"conditional", "instruction_conditional"} <= set(scores["condition"])
+
+
+def test_an_evaluation_shows_the_four_conditions_with_cis(evaluated):
+    out, result = evaluated
+    assert "\n" not in repr(result) and repr(result).startswith("Evaluation(")
+    card = result._repr_html_()
+    assert "no instruction" in card and "instruction + steering" in card and "prompt level" in card and "[" in card
+    overall = result.overall()
+    assert set(overall.index) >= {"no_instruction", "steer", "instruction", "instruction_steer"}
+    assert len(result.table) == len(read_jsonl(out / "rows.jsonl")) and result.bars().data
