@@ -36,15 +36,21 @@ def positions(mask: Int[Tensor, "batch width"]) -> Int[Tensor, "batch width"]:
 MEMORY_FRACTION = 0.25  # of the free memory a batch may plan to use: the safety margin
 
 
+def kv_bytes(model: Model, tokens: int) -> int:
+    """Bytes of one row's KV cache over ``tokens`` tokens, in the model's precision."""
+    cfg = model.hf.config
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
+    return 2 * cfg.num_hidden_layers * kv_heads * head_dim * tokens * torch.empty((), dtype=model.dtype).element_size()
+
+
 def row_bytes(model: Model, max_len: int) -> int:
     """Peak bytes one batch row of ``max_len`` tokens needs: its KV cache (the part that lives
     through decoding) plus the prefill's largest transients (eager attention scores in float32,
     the MLP's two intermediate activations, a few residual-width ones)."""
     cfg = model.hf.config
     size = torch.empty((), dtype=model.dtype).element_size()
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-    kv = 2 * cfg.num_hidden_layers * kv_heads * head_dim * max_len * size
+    kv = kv_bytes(model, max_len)
     scores = 4 * cfg.num_attention_heads * max_len * max_len
     mlp = 2 * (getattr(cfg, "intermediate_size", None) or 4 * cfg.hidden_size) * max_len * size
     return kv + scores + mlp + 8 * cfg.hidden_size * max_len * size

@@ -37,7 +37,7 @@ def _best(fn, repeats: int) -> float:
     return min(times)
 
 
-def _best_pair(*fns, repeats: int) -> tuple[float, ...]:
+def _best_each(*fns, repeats: int) -> tuple[float, ...]:
     """Best-of-``repeats`` times of functions run in turn (a, b, a, b, …), so drifts in the
     machine's speed hit every side alike."""
     times: list[list[float]] = [[] for _ in fns]
@@ -163,7 +163,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
         ]
         if bs > 1:
             sides.append(lambda: generate(model, prompts, max_new_tokens=new, batch_size=bs, stop_at_eos=False, do_sample=True))
-        times = _best_pair(*sides, repeats=repeats)
+        times = _best_each(*sides, repeats=repeats)
         raw[f"unsteered_tok_s_b{bs}"] = tokens / times[0]
         raw[f"steered_tok_s_b{bs}"] = tokens / times[1]
         if bs > 1:
@@ -177,7 +177,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
 
     # 2. TL steered vs plain transformers generate (no hooks), batch 8
     prompts = qs[:8]
-    hf_t, tl_t = _best_pair(
+    hf_t, tl_t = _best_each(
         lambda: _hf_generate(hf, model, prompts, new),
         lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=8, stop_at_eos=False),
         repeats=repeats,
@@ -205,7 +205,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
 
     longest = max(len(model.encode(model.chat(r[3]))) for u in units for r in u.rows())
     raw["sweep_auto_batch_rows"] = auto_batch_size(model, longest + new, rows=n_gen)
-    engine_t, capped_t = _best_pair(lambda: engine(raw["sweep_auto_batch_rows"]), lambda: engine(64), repeats=1)
+    engine_t, capped_t = _best_each(lambda: engine(raw["sweep_auto_batch_rows"]), lambda: engine(64), repeats=1)
     raw["sweep_engine_cap64_s"] = capped_t
     subset = 2
     loop_t = _best(lambda: [paper_style_generate(model, pairs[i].without_instruction, vec.steer(layers[0], coefs[0]), new) for i in range(subset)], 1)
@@ -226,7 +226,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
                 ids, mask = left_pad(seqs[i : i + 16], model.pad_token_id, model.device)
                 hf(input_ids=ids, attention_mask=mask, position_ids=positions(mask))
 
-    fwd_t, ext_t = _best_pair(plain_forward, lambda: record_last_token(model, ex_prompts, batch_size=16), repeats=repeats)
+    fwd_t, ext_t = _best_each(plain_forward, lambda: record_last_token(model, ex_prompts, batch_size=16), repeats=repeats)
     raw["plain_forward_s"] = fwd_t
     raw["extraction_s"] = ext_t
 

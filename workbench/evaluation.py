@@ -10,11 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.plots import four_condition_bars
-
-_NAMES = {"no_instruction": "no instruction", "steer": "steering", "instruction": "instruction", "instruction_steer": "instruction + steering",
-          "conditional": "conditional steering", "instruction_conditional": "instruction + conditional"}
-
+from workbench.plots import CONDITION_NAMES, four_condition_bars
 
 @dataclass(repr=False)
 class Evaluation:
@@ -48,7 +44,7 @@ class Evaluation:
         conds = list(dict.fromkeys(s["condition"]))
         cell = lambda c, level: next((f"{r.accuracy:.2f} <small>[{r.ci_low:.2f}, {r.ci_high:.2f}]</small>"
                                       for r in s[(s["condition"] == c) & (s["level"] == level)].itertuples()), "–")
-        head = "".join(f"<th>{_NAMES.get(c, c)}</th>" for c in conds)
+        head = "".join(f"<th>{CONDITION_NAMES.get(c, c).lower()}</th>" for c in conds)
         body = "".join(f"<tr><th style='text-align:left'>{level} level</th>" + "".join(f"<td>{cell(c, level)}</td>" for c in conds) + "</tr>"
                        for level in ("prompt", "instruction"))
         groups = "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(g['without_instruction']))}</td></tr>"

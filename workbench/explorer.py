@@ -74,6 +74,7 @@ class Explorer:
         self.widget = w.VBox([w.HBox([self.instruction, self.mode, self.positions]), w.HBox([self.layer, self.coefficient]), self.prompt, self.status, panes])
         self.timings: list[float] = []
         self._plain: dict[str, Generation] = {}
+        self._plain_cards: dict[tuple[str, str], str] = {}  # (prompt, instruction): the unsteered card, checked and scored once
         self._latest, self._wake = 0, threading.Condition()
         if background:
             threading.Thread(target=self._worker, daemon=True).start()
@@ -119,7 +120,10 @@ class Explorer:
             return
         if ticket != self._latest:
             return
-        self.plain_out.value, self.steered_out.value = (self._card(setting, g) for g in (plain, steered))
+        key = (setting.prompt, setting.instruction)
+        if key not in self._plain_cards:
+            self._plain_cards[key] = self._card(setting, plain)
+        self.plain_out.value, self.steered_out.value = self._plain_cards[key], self._card(setting, steered)
         self.timings.append(time.perf_counter() - asked)
         self.status.value = f"layer {setting.layer}, {setting.mode} {'' if setting.mode == 'project' else f'{setting.coefficient:g}×'}: {self.timings[-1]:.1f} s"
 

@@ -60,14 +60,14 @@ def detect(model: Model, seqs: Sequence[Sequence[int]], conditions: Sequence[Con
         return hook
 
     projections = {c.key(): torch.empty(len(seqs)) for c in conditions}
+    units = {c.key(): (c.direction / c.direction.norm()).to(device=model.device, dtype=torch.float32) for c in conditions}
     with model.bridge.hooks(fwd_hooks=[(model.hook_name(l), record(l)) for l in layers]):
         for start in range(0, len(seqs), batch_size):
             rows = list(range(start, min(start + batch_size, len(seqs))))
             ids, mask = left_pad([seqs[i] for i in rows], model.pad_token_id, model.device)
             model.forward(ids, mask, positions(mask), keep=0)
             for c in conditions:
-                u = (c.direction / c.direction.norm()).to(device=seen[c.layer].device, dtype=torch.float32)
-                projections[c.key()][rows] = (seen[c.layer] @ u).cpu()
+                projections[c.key()][rows] = (seen[c.layer] @ units[c.key()]).cpu()
     return {c.key(): projections[c.key()] < c.threshold for c in conditions}
 
 

@@ -50,7 +50,8 @@ def caption(model: str = "", n: int | str | None = None, what: str = "") -> str:
     return " · ".join(p for p in parts if p)
 
 
-def _setting_label(mode: str, coefficient) -> str:
+def setting_label(mode: str, coefficient) -> str:
+    """How a steering setting reads on figures and cards: ``1×``, ``proj. z̄``, ``0`` for none."""
     if mode == "project":
         return "proj. z̄"
     if mode == "none":
@@ -72,7 +73,7 @@ def sweep_heatmap(cells: pd.DataFrame, value: str = "compliance", with_instructi
     c = cells[cells["with_instruction"] == with_instruction].copy()
     base = c[c["layer"] < 0].set_index("instruction")
     c = c[c["layer"] >= 0]
-    c["setting"] = [_setting_label(m, k) for m, k in zip(c["mode"], c["coefficient"])]
+    c["setting"] = [setting_label(m, k) for m, k in zip(c["mode"], c["coefficient"])]
     names = sorted(c["instruction"].unique())
     titles = [f"{short(n)}<br><sup>no steering: {base[value].get(n, float('nan')):.2f}</sup>" for n in names]
     fig = make_subplots(rows=1, cols=max(1, len(names)), subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.05)
@@ -94,7 +95,7 @@ def sweep_heatmap(cells: pd.DataFrame, value: str = "compliance", with_instructi
                                      hoverinfo="skip"), row=1, col=i)
         choice = (choices or {}).get((name, with_instruction))
         if choice is not None and choice.layer >= 0:
-            label = _setting_label(choice.mode, choice.coefficient)
+            label = setting_label(choice.mode, choice.coefficient)
             if label in list(grid.index) and str(choice.layer) in x:
                 fig.add_trace(go.Scatter(x=[str(choice.layer)], y=[label], mode="markers", marker=dict(symbol="square-open", size=30, color="red", line=dict(width=3)),
                                          name="selected", legendgroup="selected", showlegend=not any(t.name == "selected" for t in fig.data), hoverinfo="skip"), row=1, col=i)

@@ -8,6 +8,7 @@ import time
 
 import torch
 
+from workbench.batching import kv_bytes
 from workbench.models import Model
 
 
@@ -17,14 +18,6 @@ def weight_bytes(model: Model) -> int:
     for p in model.hf.parameters():
         seen[p.data_ptr()] = p.numel() * p.element_size()
     return sum(seen.values())
-
-
-def kv_bytes(model: Model, context: int) -> int:
-    """Bytes of one row's KV cache over ``context`` tokens."""
-    cfg = model.hf.config
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
-    kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
-    return 2 * cfg.num_hidden_layers * kv_heads * head_dim * context * torch.empty((), dtype=model.dtype).element_size()
 
 
 def step_bytes(model: Model, context: int, batch: int = 1) -> int:

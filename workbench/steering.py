@@ -176,6 +176,7 @@ def make_hook(spec: Steer, state: StepState, device, dtype):
     per_row = torch.is_tensor(spec.coefficient) and spec.coefficient.ndim > 0
     c_add = float(spec.coefficient) * u if spec.mode == "add" and not per_row else None
     operator = spec.operator
+    gate_key = None if spec.when is None else spec.when.key()  # once, not per step: the key copies the direction to the host
 
     def hook(x: Float[Tensor, "batch pos d_model"], hook=None):
         mask = None
@@ -191,7 +192,7 @@ def make_hook(spec: Steer, state: StepState, device, dtype):
             c = _row_values(torch.as_tensor(spec.coefficient), state.rows if per_row else None, x.shape[0], x)
             on = ~torch.isnan(c)
             if spec.when is not None:
-                gate = state.gates.get(spec.when.key())
+                gate = state.gates.get(gate_key)
                 if gate is None:
                     raise WorkbenchError("a conditional Steer needs its detection pass: generate with workbench.generate, which runs it")
                 on = on & _row_values(gate, state.rows, x.shape[0], gate).to(on.device)

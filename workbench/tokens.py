@@ -101,7 +101,8 @@ def token_projections(model: Model, vec: InstructionVector, prompt: str, reply: 
     values = torch.empty(len(ids), model.n_layers, device=model.device)  # copied to the host once, at the end
 
     def project(x, hook):
-        values[:, int(hook.name.split(".")[1])] = x[0].float() @ directions[int(hook.name.split(".")[1])]
+        layer = int(hook.name.split(".")[1])
+        values[:, layer] = x[0].float() @ directions[layer]
         return x
 
     t = torch.tensor([ids], device=model.device)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.io import atomic_path
-from workbench.plots import sweep_heatmap
+from workbench.plots import setting_label, sweep_heatmap
 from workbench.sweep.grid import NO_STEERING
 from workbench.sweep.selection import Choice, cell_summary, select
 
@@ -73,7 +73,7 @@ class SweepResult:
         cells = cells[(~cells["with_instruction"]) & (cells["layer"] != NO_STEERING)]
         out = []
         for name, c in cells.groupby("instruction"):
-            c = c.assign(setting=[_setting_of(m, k) for m, k in zip(c["mode"], c["coefficient"])])
+            c = c.assign(setting=[setting_label(m, k) for m, k in zip(c["mode"], c["coefficient"])])
             grid = c.pivot_table(index="setting", columns="layer", values="compliance")
             head = "".join(f"<th>{int(l)}</th>" for l in grid.columns)
             body = "".join(
@@ -87,9 +87,5 @@ class SweepResult:
         return "".join(out)
 
 
-def _setting_of(mode: str, coefficient) -> str:
-    return "project z̄" if mode == "project" else f"{mode} {float(coefficient):g}×"
-
-
 def _setting(c: Choice) -> str:
-    return "no steering" if not c.steers else f"layer {c.layer}, {_setting_of(c.mode, c.coefficient)}"
+    return "no steering" if not c.steers else f"layer {c.layer}, {setting_label(c.mode, c.coefficient)}"
