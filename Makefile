@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 OUT ?= results/demo
 
-.PHONY: setup test test-fast demo quick figures bench clean qwen gemma llamacpp-check
+.PHONY: setup test test-fast demo quick figures screenshots bench clean qwen gemma llamacpp-check
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,9 @@ LLAMA_CMAKE ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGG
 llamacpp-check: setup  ## exported control vectors in llama.cpp itself: builds llama-cpp-python (~8 min on 2 cores), then the round-trip test
 	$(PY) -c "import llama_cpp" 2>/dev/null || CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) --no-cache-dir -e ".[llamacpp]"
 	$(PY) -m pytest -q -m llamacpp -rs
+
+screenshots: setup  ## the README's explorer and token-view images, from the browser test (headless Chromium)
+	WORKBENCH_SCREENSHOTS=figures $(PY) -m pytest -q tests/integration/test_browser.py
 
 bench: setup
 	$(VENV)/bin/workbench bench --json results/bench.json
