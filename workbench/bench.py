@@ -153,21 +153,20 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     repeats = 1 if quick else 3
     raw: dict = {}
 
-    # 1. steered vs unsteered, batch 1 and 16 (fixed length: no early stop); sampled vs greedy at 16
+    # 1. steered vs unsteered, batch 1 and 16 (fixed length: no early stop); sampled vs greedy at 16;
+    # the compiled decode step, steered, against eager (its compile time, both shapes, measured apart)
+    if not quick:
+        start = time.perf_counter()
+        for bs in (1, 16):
+            generate(model, qs[:bs], steer=spec, max_new_tokens=new, batch_size=bs, stop_at_eos=False, compile=True)
+        raw["compile_s"] = time.perf_counter() - start
     for bs in (1, 16):
-        prompts = qs[: bs if bs > 1 else 1]
+        prompts = qs[:bs]
         tokens = len(prompts) * new
-        sides = [
-            lambda: generate(model, prompts, max_new_tokens=new, batch_size=bs, stop_at_eos=False),
-            lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=bs, stop_at_eos=False),
-        ]
-        if bs > 1:
-            sides.append(lambda: generate(model, prompts, max_new_tokens=new, batch_size=bs, stop_at_eos=False, do_sample=True))
-        times = _best_each(*sides, repeats=repeats)
-        raw[f"unsteered_tok_s_b{bs}"] = tokens / times[0]
-        raw[f"steered_tok_s_b{bs}"] = tokens / times[1]
-        if bs > 1:
-            raw[f"sampled_tok_s_b{bs}"] = tokens / times[2]
+        run = lambda **kw: generate(model, prompts, max_new_tokens=new, batch_size=bs, stop_at_eos=False, **kw)  # noqa: E731
+        sides = [run, lambda: run(steer=spec), lambda: run(do_sample=True)] + ([] if quick else [lambda: run(steer=spec, compile=True)])
+        times = dict(zip(["unsteered", "steered", "sampled", "compiled"], _best_each(*sides, repeats=repeats)))
+        raw.update({f"{name}_tok_s_b{bs}": tokens / t for name, t in times.items()})
 
     # the memory-bandwidth roofline at batch 1: bytes a step reads / step time / measured bandwidth
     context = len(model.encode(model.chat(qs[0]))) + new // 2  # the cache's mean length over the reply
@@ -251,6 +250,8 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
         "extraction_ratio": raw["extraction_s"] / raw["plain_forward_s"],
         "sampled_vs_greedy_ratio": raw["sampled_tok_s_b16"] / raw["unsteered_tok_s_b16"],
         "roofline_share_b1": raw["unsteered_tok_s_b1"] / raw["roofline_tok_s_b1"],
+        "roofline_share_compiled_b1": raw["compiled_tok_s_b1"] / raw["roofline_tok_s_b1"] if not quick else None,
+        "compiled_vs_eager_ratio": {bs: raw[f"compiled_tok_s_b{bs}"] / raw[f"steered_tok_s_b{bs}"] for bs in (1, 16)} if not quick else None,
         "sweep_auto_vs_cap64_ratio": raw["sweep_engine_cap64_s"] / raw["sweep_engine_s"],
         "ray_speedup_2v1": raw["ray_wall_s_w1"] / raw["ray_wall_s_w2"] if "ray_wall_s_w2" in raw else None,
         "extraction_peak_mb": {str(k): v for k, v in peaks.items()},
@@ -279,6 +280,13 @@ def _print_table(r: dict) -> None:
         ("sampled / greedy throughput, batch 16", r["sampled_vs_greedy_ratio"], "≥ 0.9", f"{raw['sampled_tok_s_b16']:.1f} vs {raw['unsteered_tok_s_b16']:.1f} tok/s"),
         ("share of the bandwidth roofline, batch 1", r["roofline_share_b1"], "≥ 0.7", f"{raw['unsteered_tok_s_b1']:.1f} of {raw['roofline_tok_s_b1']:.1f} tok/s "
          f"({raw['step_bytes_mb_b1']:.0f} MB a step at {raw['read_bandwidth_gb_s']:.1f} GB/s measured)"),
+    ]
+    if r["compiled_vs_eager_ratio"] is not None:
+        rows += [(f"compiled / eager decode, steered, batch {bs}", r["compiled_vs_eager_ratio"][bs], "≥ 1.0",
+                  f"{raw[f'compiled_tok_s_b{bs}']:.1f} vs {raw[f'steered_tok_s_b{bs}']:.1f} tok/s" + ("" if bs > 1 else f"; compiling took {raw['compile_s']:.0f} s"))
+                 for bs in (1, 16)]
+        rows.append(("  share of the bandwidth roofline, batch 1, compiled", r["roofline_share_compiled_b1"], "≥ 0.7", f"{raw['compiled_tok_s_b1']:.1f} tok/s"))
+    rows += [
         ("all-layer extraction / one plain forward", r["extraction_ratio"], "≤ 1.15", f"{raw['extraction_s']:.2f} s vs {raw['plain_forward_s']:.2f} s"),
     ]
     if r["ray_speedup_2v1"] is not None:

@@ -9,6 +9,7 @@ the last position's logits are computed.
 from __future__ import annotations
 
 import functools
+import os
 import warnings
 from dataclasses import dataclass
 from typing import Sequence
@@ -16,6 +17,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from workbench import compiled
 from workbench.batching import auto_batch_size, left_pad, positions
 from workbench.errors import WorkbenchError
 from workbench.models import Model
@@ -144,6 +146,62 @@ def _generate_batch(
     return list(zip(out, stopped))
 
 
+@torch.inference_mode()
+def _generate_batch_compiled(
+    model: Model,
+    seqs: list[list[int]],
+    rows: torch.Tensor,
+    specs: list[Steer],
+    gates: dict,
+    max_new_tokens: int,
+    do_sample: bool,
+    temperature: float,
+    generator,
+    stop_at_eos: bool = True,
+) -> list[tuple[list[int], bool]]:
+    """``_generate_batch`` through the compiled step (``workbench.compiled``): same tokens, fixed shapes."""
+    device = model.device
+    stops = torch.tensor(model.stop_token_ids if stop_at_eos else [], dtype=torch.long, device=device)
+    dec = compiled.decoder(model)
+    ids, mask = left_pad(seqs, model.pad_token_id, device)
+    n, width = ids.shape
+    length = -(-(width + max_new_tokens) // compiled.BUCKET) * compiled.BUCKET  # few cache shapes, few compiles
+    cache = dec.cache(n, length)
+    full = torch.cat([mask, torch.ones(n, length - width, dtype=mask.dtype, device=device)], dim=1)
+    position = positions(mask)
+    out: list[list[int]] = [[] for _ in range(n)]
+    finished = [False] * n
+    stopped = [False] * n
+    dec.active = True
+    try:
+        dec.load(specs, rows, gates, "prompt")
+        logits = dec.prefill(ids, full, position, cache)
+        dec.load(specs, rows, gates, "generated")
+        position = position[:, -1]
+        for step in range(max_new_tokens):
+            token = _pick(logits, do_sample, temperature, generator)
+            tokens, done = torch.stack([token, torch.isin(token, stops).long()]).tolist()  # the step's one host sync
+            for row, (t, d) in enumerate(zip(tokens, done)):
+                if finished[row]:
+                    continue
+                if d:
+                    finished[row] = stopped[row] = True
+                else:
+                    out[row].append(t)
+            if all(finished) or step == max_new_tokens - 1:
+                break
+            position = position + 1
+            logits = dec.step(token, full, position, width + step, cache)
+    finally:
+        dec.active = False
+    return list(zip(out, stopped))
+
+
+def compile_default() -> bool:
+    """``$WORKBENCH_COMPILE`` (1/true/yes): generate through the compiled step unless told otherwise."""
+    return os.environ.get("WORKBENCH_COMPILE", "").lower() in ("1", "true", "yes")
+
+
 def generate(
     model: Model,
     prompts: Sequence[str],
@@ -157,12 +215,16 @@ def generate(
     seed: int = 0,
     progress: bool = False,
     stop_at_eos: bool = True,
+    compile: bool | None = None,
 ) -> list[Generation]:
     """Generate a reply to each prompt (user messages, wrapped in the chat template when ``chat``).
 
     Per-prompt coefficient tensors in ``steer`` are indexed by the prompt's position in ``prompts``.
     Prompts are batched longest first to waste little on padding; the output keeps input order.
-    ``stop_at_eos=False`` always generates ``max_new_tokens`` (benchmarks).
+    ``stop_at_eos=False`` always generates ``max_new_tokens`` (benchmarks). ``compile``: decode through
+    the compiled step (``workbench.compiled``; default ``$WORKBENCH_COMPILE``); the first call compiles
+    (minutes on a CPU), later ones reuse it for any steering. It falls back to eager, with a warning,
+    where it cannot run (TL hooks other than steering, an operator it does not know, no cache).
     """
     if not prompts:
         raise WorkbenchError("no prompts given: pass at least one prompt")
@@ -188,13 +250,22 @@ def generate(
         state.gates = detect(model, seqs, conditions, batch_size)
     bar = tqdm(total=len(seqs), desc="generate", disable=not progress, leave=False)
     start = 0
-    with steering(model, specs, state):
+    compile = compile_default() if compile is None else compile
+    if compile and (why := compiled.supported(model, specs) or (None if use_cache else "use_cache=False")):
+        warnings.warn(f"generating eagerly: {why}", stacklevel=2)
+        compile = False
+    with steering(model, specs if not compile else [], state):
         while start < len(order):
             chunk = order[start : start + batch_size]
             try:
-                outs = _generate_batch(
-                    model, [seqs[i] for i in chunk], torch.tensor(chunk), state, max_new_tokens, use_cache, do_sample, temperature, generator, stop_at_eos
-                )
+                if compile:
+                    outs = _generate_batch_compiled(
+                        model, [seqs[i] for i in chunk], torch.tensor(chunk), specs, state.gates, max_new_tokens, do_sample, temperature, generator, stop_at_eos
+                    )
+                else:
+                    outs = _generate_batch(
+                        model, [seqs[i] for i in chunk], torch.tensor(chunk), state, max_new_tokens, use_cache, do_sample, temperature, generator, stop_at_eos
+                    )
             except torch.OutOfMemoryError:
                 batch_size = _halved(model, len(chunk))
                 continue

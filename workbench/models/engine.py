@@ -42,6 +42,7 @@ class Model:
     twin: torch.nn.Module | None = None
     use_twin: bool = True  # False: always run through the bridge (the reference path)
     bridge_cache_ok: bool = True  # the bridge's own modules honour a KV cache (probed at load)
+    decoder: object | None = None  # the compiled decode step (workbench.compiled), made on first use
 
     def __repr__(self) -> str:
         engine = "twin" if self.twin is not None and self.use_twin else "bridge"

@@ -1,0 +1,132 @@
+"""Compiled decoding: a static KV cache and a ``torch.compile``d decode step, steering as tensors.
+
+Eager decoding launches every kernel of every layer from Python, once per token; on a GPU that, not
+memory bandwidth, bounds a small batch. Here the prompt is prefilled eagerly into a static cache and
+each later token is one call of the compiled step (CUDA graphs on a GPU: ``reduce-overhead``).
+
+Steering lives inside the graph as data. Every operator in ``AFFINE`` is ``x ← x + (a − b·(x·u))·u``:
+``add`` is (a=c, b=0), ``project`` (a=c, b=1), ``ablate`` (a=0, b=1). Each layer has a few slots of
+(u, a per row, b per row), zero where unused, applied by a forward hook on the twin's decoder layer;
+new coefficients, directions, layers or rows are new values in the same tensors, so a whole sweep
+reuses one compiled step. Rows stay in the batch when they finish (shapes stay fixed); their tokens
+are dropped. The eager engine (``Model.forward``) stays the reference; tests prove they agree.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import torch
+from jaxtyping import Float, Int
+from torch import Tensor
+
+from workbench.io import cache_dir
+from workbench.models import Model, cache_argument
+from workbench.steering import Steer
+
+AFFINE: dict[str, tuple[float, float]] = {"add": (1.0, 0.0), "project": (1.0, 1.0), "ablate": (0.0, 1.0)}
+"""Operator name → (share of c in a, b): the operators the compiled step knows."""
+
+BUCKET = 64  # cache lengths are rounded up to a multiple: one compiled shape serves many prompt lengths
+SLOTS = 4  # steering interventions per layer the step holds before it must grow (and recompile)
+STEERED = {"prompt": ("all", "prompt"), "generated": ("all", "generated")}  # the positions steered in each phase
+
+
+def supported(model: Model, specs: Sequence[Steer]) -> str | None:
+    """Why the compiled step cannot run this generation (None: it can). The eager engine does then."""
+    if any(hp.has_hooks() for hp in model.bridge.hook_dict.values()):
+        return "TransformerLens hooks are set (they run eagerly)"
+    if unknown := sorted({s.mode for s in specs} - set(AFFINE)):
+        return f"operator {unknown[0]!r} has no affine form in workbench.compiled.AFFINE"
+    if model.runner is not model.twin:
+        return "the model runs through the bridge (no twin, or compatibility mode)"
+    return None
+
+
+class Decoder:
+    """A model's compiled decode step, its static caches and its steering tables."""
+
+    def __init__(self, model: Model, slots: int = SLOTS):
+        self.model = model
+        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))  # compiled kernels survive the process
+        mode = "reduce-overhead" if model.device.type == "cuda" else None
+        self.step_fn = torch.compile(model.twin.forward, mode=mode)
+        self.caches: dict[tuple[int, int], object] = {}
+        self.active = False
+        self._resize(1, slots)
+        for i, layer in enumerate(model.twin.base_model.layers):
+            layer.register_forward_hook(self._hook(i))
+
+    def _resize(self, batch: int, slots: int) -> None:
+        n, d, kw = self.model.n_layers, self.model.d_model, dict(device=self.model.device, dtype=self.model.dtype)
+        self.directions: Float[Tensor, "n_layers slots d_model"] = torch.zeros(n, slots, d, **kw)
+        self.shift: Float[Tensor, "n_layers batch slots"] = torch.zeros(n, batch, slots, **kw)
+        self.removed: Float[Tensor, "n_layers batch slots"] = torch.zeros(n, batch, slots, **kw)
+
+    def _hook(self, layer: int):
+        def hook(module, args, output):
+            if not self.active:
+                return None
+            x = output[0] if isinstance(output, tuple) else output
+            u, a, b = self.directions[layer], self.shift[layer][:, None, :], self.removed[layer][:, None, :]
+            x = x + (a - b * (x @ u.T)) @ u
+            return (x,) + tuple(output[1:]) if isinstance(output, tuple) else x
+
+        return hook
+
+    def load(self, specs: Sequence[Steer], rows: Tensor, gates: dict, phase: str) -> None:
+        """Write ``specs`` into the tables for a batch whose rows are prompts ``rows`` (global
+        indices), as steered in ``phase`` ("prompt": the prefill; "generated": each new token)."""
+        per_layer: dict[int, list[Steer]] = {}
+        for spec in specs:
+            per_layer.setdefault(spec.layer, []).append(spec)
+        slots = max([self.directions.shape[1], *map(len, per_layer.values())])
+        if (len(rows), slots) != tuple(self.shift.shape[1:]):
+            self._resize(len(rows), slots)
+        self.directions.zero_(), self.shift.zero_(), self.removed.zero_()
+        for layer, layer_specs in per_layer.items():
+            for slot, spec in enumerate(layer_specs):
+                if spec.positions not in STEERED[phase]:
+                    continue
+                c = torch.as_tensor(spec.coefficient, dtype=torch.float32)
+                c = c.expand(len(rows)) if c.ndim == 0 else c[rows]
+                on = ~torch.isnan(c)
+                if spec.when is not None:
+                    on &= gates[spec.when.key()][rows].to(on.device)
+                alpha, beta = AFFINE[spec.mode]
+                self.directions[layer, slot] = spec.direction / spec.direction.norm()
+                self.shift[layer, :, slot] = torch.where(on, alpha * c, 0.0)
+                self.removed[layer, :, slot] = on.float() * beta
+
+    def cache(self, batch: int, length: int):
+        """A static cache for ``batch`` rows of ``length`` tokens, emptied (one per shape, reused)."""
+        from transformers import StaticCache
+
+        key = (batch, length)
+        if key not in self.caches:
+            self.caches[key] = StaticCache(config=self.model.hf.config, max_cache_len=length)
+        cache = self.caches[key]
+        cache.reset()
+        return cache
+
+    def prefill(self, ids: Int[Tensor, "batch width"], mask: Int[Tensor, "batch length"], positions: Int[Tensor, "batch width"], cache) -> Float[Tensor, "batch vocab"]:
+        """The prompt, eagerly, into ``cache`` (``mask`` spans the cache: prompt columns, then ones)."""
+        lm = self.model.twin
+        kv = {cache_argument(lm): cache}
+        return lm(input_ids=ids, attention_mask=mask, position_ids=positions, cache_position=torch.arange(ids.shape[1], device=ids.device),
+                  use_cache=True, logits_to_keep=1, **kv).logits[:, -1]
+
+    def step(self, token: Int[Tensor, "batch"], mask: Int[Tensor, "batch length"], position: Int[Tensor, "batch"], column: int, cache) -> Float[Tensor, "batch vocab"]:
+        """One new token per row at cache column ``column``, through the compiled step."""
+        kv = {cache_argument(self.model.twin): cache}
+        out = self.step_fn(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
+                           cache_position=torch.tensor([column], device=token.device), use_cache=True, logits_to_keep=1, **kv)
+        return out.logits[:, -1].clone()  # CUDA graphs reuse their output buffer at the next step
+
+
+def decoder(model: Model) -> Decoder:
+    """The model's decoder, made (not yet compiled: that happens at its first step) on first use."""
+    if model.decoder is None:
+        model.decoder = Decoder(model)
+    return model.decoder
