@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from workbench.commands import (
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--dtype", default=dtype, choices=["auto", *DTYPES],
                        help=f"compute precision; auto = bfloat16 where the hardware has it, else float32 (default {dtype})")
         s.add_argument("--device", default=None, help="torch device, e.g. cuda or cuda:1 (default: cpu)")
+        s.add_argument("--compile", action="store_true", help="decode through the compiled step (torch.compile; CUDA graphs on a GPU): "
+                       "worth it for sweeps, the first generation compiles (minutes on a CPU); same as WORKBENCH_COMPILE=1")
         if out is not None:
             s.add_argument("--out", default=out, help=f"output folder (default {out})")
         s.set_defaults(func=func)
@@ -173,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if getattr(args, "compile", False):
+        os.environ["WORKBENCH_COMPILE"] = "1"  # read by generate, here and in Ray workers started from here
     try:
         args.func(args)
     except WorkbenchError as exc:

@@ -102,3 +102,13 @@ def test_results_of_another_configuration_refused(tmp_path, capsys):
     assert run([*base, "--layers", "1"], capsys)[0] == 0
     code, _, err = run([*base, "--layers", "2"], capsys)
     assert code == 2 and "another configuration" in err
+
+
+def test_compile_flag_reaches_generate(monkeypatch, capsys):
+    monkeypatch.setenv("WORKBENCH_COMPILE", "0")  # restored (unset) after the test; main sets it to 1
+    from workbench.generate import compile_default
+
+    run(["vectors", "shout", *TINY], capsys)
+    assert not compile_default()
+    run(["vectors", "shout", *TINY, "--compile"], capsys)
+    assert compile_default()

@@ -68,7 +68,8 @@ class RayExecutor:
     def _start(self, ray) -> tuple[int, dict]:
         if not ray.is_initialized():
             try:
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False, configure_logging=False)
+                env = {k: os.environ[k] for k in ("WORKBENCH_COMPILE", "WORKBENCH_BATCH_SIZE") if k in os.environ}  # the driver's engine settings
+                ray.init(address=self.address, include_dashboard=False, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env})
             except (ConnectionError, RuntimeError) as exc:
                 raise WorkbenchError(f"no Ray cluster at {self.address}: {_last_line(exc)} (start one with `ray start --head`, or drop the address)") from None
         resources = ray.cluster_resources()
