@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 OUT ?= results/demo
 
-.PHONY: setup test test-fast demo quick figures screenshots bench clean qwen gemma llamacpp-check
+.PHONY: setup test test-fast demo quick figures screenshots notebooks bench clean qwen gemma llamacpp-check
 
 setup: $(VENV)/.installed
 
@@ -47,6 +47,16 @@ llamacpp-check: setup  ## exported control vectors in llama.cpp itself: builds l
 
 screenshots: setup  ## the README's explorer and token-view images, from the browser test (headless Chromium)
 	WORKBENCH_SCREENSHOTS=figures $(PY) -m pytest -q tests/integration/test_browser.py
+
+# Stored executed, so GitHub shows their tables and figures; each writes under notebooks/results/.
+# No progress bars in the stored outputs (a bar's stored widget reads 0 %): Hugging Face's, tqdm's where not in a notebook.
+notebooks: setup  ## execute every notebook in place (cwd notebooks/, 900 s a cell), one after another, with each one's wall time
+	cd notebooks && export HF_HUB_DISABLE_PROGRESS_BARS=1 TQDM_DISABLE=1 && for nb in *.ipynb; do \
+	  start=$$(date +%s); \
+	  $(abspath $(PY)) -c "import sys, nbformat; from nbclient import NotebookClient; nb = nbformat.read(sys.argv[1], as_version=4); \
+	    NotebookClient(nb, timeout=900, kernel_name='python3').execute(); nbformat.write(nb, sys.argv[1])" $$nb || exit 1; \
+	  echo "$$nb: $$(( $$(date +%s) - start )) s"; \
+	done
 
 bench: setup
 	$(VENV)/bin/workbench bench --json results/bench.json

@@ -16,20 +16,23 @@ from workbench.vectors import InstructionVector
 
 __version__ = "0.1.0"
 
-_MODULES = ("sweep", "evaluate", "external", "plots", "analysis", "report", "study", "interop")
+_MODULES = ("sweep", "evaluate", "external", "plots", "analysis", "report", "study", "interop", "compare")
+_NAMES = {"side_by_side": "compare", "SideBySide": "compare"}  # public names that live in a lazily imported module
 
 
 def __getattr__(name: str):
-    """``workbench.sweep``, ``workbench.plots``, ...: imported on first use (plots pulls in Plotly)."""
-    if name in _MODULES:
+    """``workbench.sweep``, ``workbench.plots``, ``workbench.side_by_side``, ...: imported on first use
+    (plots pulls in Plotly, compare pandas and the checkers)."""
+    if name in _MODULES or name in _NAMES:
         import importlib
 
-        return importlib.import_module(f"workbench.{name}")
+        module = importlib.import_module(f"workbench.{_NAMES.get(name, name)}")
+        return getattr(module, name) if name in _NAMES else module
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
 
 
 __all__ = [
-    "DEFAULT_MODEL", "EMBEDDED", "Generation", "Group", "Instruction", "InstructionVector", "Model", "Steer", "WorkbenchError",
-    "catalog", "compute_vector", "compute_vectors", "generate", "get_instruction", "load_model", "make_pairs", "queries", "steering",
+    "DEFAULT_MODEL", "EMBEDDED", "Generation", "Group", "Instruction", "InstructionVector", "Model", "SideBySide", "Steer", "WorkbenchError",
+    "catalog", "compute_vector", "compute_vectors", "generate", "get_instruction", "load_model", "make_pairs", "queries", "side_by_side", "steering",
     "tiny_model", *_MODULES,
 ]

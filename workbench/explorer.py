@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 from workbench.errors import WorkbenchError
-from workbench.evaluate import quality
+from workbench.compare import reply_card
 from workbench.generate import Generation, generate
-from workbench.instructions import IFEVAL_IDS, catalog, get_instruction
+from workbench.instructions import IFEVAL_IDS, catalog
 from workbench.models import HOOK_TEMPLATE, Model
 from workbench.store import cached_vector
 
@@ -152,12 +152,4 @@ class Explorer:
         return hook
 
     def _card(self, setting: Setting, gen: Generation) -> str:
-        try:
-            inst = get_instruction(setting.instruction)
-            verdict = "✓ follows" if inst.check(gen.text, setting.prompt).loose else "✗ does not follow"
-        except WorkbenchError:
-            verdict = "no checker"
-        q = quality(self.model, [setting.prompt], [gen.text], [len(gen.token_ids)])[0]
-        flag = " · <b style='color:#b2182b'>degenerate</b>" if q["degenerate"] else ""
-        return (f"<div style='white-space:pre-wrap;font-family:monospace;border:1px solid #ddd;padding:6px'>{html.escape(gen.text)}</div>"
-                f"<small>{verdict} · log-prob {q['logprob']:.2f} · repetition {q['repetition']:.2f}{flag}</small>")
+        return reply_card(self.model, setting.instruction, setting.prompt, gen)

@@ -277,6 +277,22 @@ def chromium_path() -> str | None:
     return None
 
 
+def notebook_renderer() -> str:
+    """Show each figure as Plotly JSON (interactive in JupyterLab and VS Code) and a PNG beside it
+    (what GitHub draws), so a stored notebook shows every figure; the mimetype alone without Chromium."""
+    import plotly.io as pio
+
+    browser = chromium_path()
+    if browser is None:
+        print("no Chromium found: figures are interactive only, without a static PNG (install Debian's chromium for one)")
+        pio.renderers.default = "plotly_mimetype"
+    else:
+        os.environ.setdefault("BROWSER_PATH", browser)
+        pio.renderers["png"].scale = 1
+        pio.renderers.default = "plotly_mimetype+png"
+    return pio.renderers.default
+
+
 def export(fig: go.Figure, folder: str | Path, name: str, static: bool = True) -> list[Path]:
     """Write ``name.html`` (plotly.js beside it, shared, offline) and PNG + PDF when possible."""
     folder = Path(folder)

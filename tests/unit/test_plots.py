@@ -129,3 +129,23 @@ def test_html_heatmap_renders_in_headless_chromium(cells, tmp_path):
     purple = ((pixels[:, 0] < 90) & (pixels[:, 1] < 40) & (pixels[:, 2] > 60)).sum()
     yellow = ((pixels[:, 0] > 200) & (pixels[:, 1] > 200) & (pixels[:, 2] < 80)).sum()
     assert purple > 500 and yellow > 500, (purple, yellow)
+
+
+@needs_chromium
+def test_notebook_renderer_puts_a_png_beside_the_plotly_json(cells, monkeypatch):
+    import plotly.io as pio
+
+    monkeypatch.setattr(pio.renderers, "default", pio.renderers.default)  # restored after the test
+    assert plots.notebook_renderer() == "plotly_mimetype+png"
+    bundle = pio.renderers._build_mime_bundle(plots.sweep_heatmap(cells).to_dict())
+    assert set(bundle) == {"application/vnd.plotly.v1+json", "image/png"}
+    assert len(bundle["image/png"]) > 1000
+
+
+def test_notebook_renderer_without_chromium_keeps_the_json_only(monkeypatch, capsys):
+    import plotly.io as pio
+
+    monkeypatch.setattr(pio.renderers, "default", pio.renderers.default)
+    monkeypatch.setattr(plots, "chromium_path", lambda: None)
+    assert plots.notebook_renderer() == "plotly_mimetype"
+    assert "no Chromium" in capsys.readouterr().out

@@ -139,3 +139,16 @@ def test_a_sweep_result_shows_itself_and_keeps_its_table(tmp_path, tiny):
     back = pd.read_parquet(result.to_parquet(tmp_path / "t.parquet"))
     pd.testing.assert_frame_equal(back, result.table, check_dtype=False)
     assert result.heatmap().data
+
+
+def test_to_parquet_writes_an_instruction_without_kwargs(tmp_path):
+    """Regression: ``title`` has kwargs ``[{}]``, and Parquet has no struct without fields."""
+    import json
+
+    import pandas as pd
+
+    from workbench.sweep import SweepResult
+
+    table = pd.DataFrame({"instruction": ["title", "title"], "kwargs": [[{}], [{}]], "instruction_ids": [["detectable_format:title"]] * 2, "loose": [True, False]})
+    back = pd.read_parquet(SweepResult(table).to_parquet(tmp_path / "t.parquet"))
+    assert [json.loads(k) for k in back["kwargs"]] == [[{}], [{}]] and list(back["instruction_ids"].map(list)) == [["detectable_format:title"]] * 2

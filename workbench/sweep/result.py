@@ -5,6 +5,7 @@ text, a card with the grid and the best settings in a notebook."""
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +38,14 @@ class SweepResult:
         return sweep_heatmap(self.cells(), value, with_instruction, self.best(), self.model)
 
     def to_parquet(self, path: str | Path) -> Path:
-        """The table as Parquet (atomically): list columns kept, types kept."""
+        """The table as Parquet (atomically): list columns kept, types kept, except that a column
+        holding an empty dict (``kwargs`` of an instruction without any) is JSON text: Parquet has no
+        struct without fields."""
         path = Path(path)
+        empty = [c for c in self.table.columns if self.table[c].map(_holds_empty_dict).any()]
+        table = self.table.assign(**{c: self.table[c].map(json.dumps) for c in empty})
         with atomic_path(path) as tmp:
-            self.table.to_parquet(tmp, index=False)
+            table.to_parquet(tmp, index=False)
         return path
 
     def _grid(self) -> tuple[int, int, int, int]:
@@ -85,6 +90,10 @@ class SweepResult:
             out.append(f"<div style='display:inline-block;margin:4px 12px'><small>{html.escape(name)}: compliance without the instruction</small>"
                        f"<table><tr><th>layer</th>{head}</tr>{body}</table></div>")
         return "".join(out)
+
+
+def _holds_empty_dict(value) -> bool:
+    return value == {} if isinstance(value, dict) else isinstance(value, (list, tuple)) and any(_holds_empty_dict(v) for v in value)
 
 
 def _setting(c: Choice) -> str:
