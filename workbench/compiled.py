@@ -52,6 +52,7 @@ class Decoder:
         os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))  # compiled kernels survive the process
         mode = "reduce-overhead" if model.device.type == "cuda" else None
         self.step_fn = torch.compile(model.twin.forward, mode=mode)
+        self.cache_kw = cache_argument(model.twin)  # asked once: it inspects a signature
         self.caches: dict[tuple[int, int], object] = {}
         self.active = False
         self._resize(1, slots)
@@ -112,14 +113,13 @@ class Decoder:
 
     def prefill(self, ids: Int[Tensor, "batch width"], mask: Int[Tensor, "batch length"], positions: Int[Tensor, "batch width"], cache) -> Float[Tensor, "batch vocab"]:
         """The prompt, eagerly, into ``cache`` (``mask`` spans the cache: prompt columns, then ones)."""
-        lm = self.model.twin
-        kv = {cache_argument(lm): cache}
-        return lm(input_ids=ids, attention_mask=mask, position_ids=positions, cache_position=torch.arange(ids.shape[1], device=ids.device),
+        kv = {self.cache_kw: cache}
+        return self.model.twin(input_ids=ids, attention_mask=mask, position_ids=positions, cache_position=torch.arange(ids.shape[1], device=ids.device),
                   use_cache=True, logits_to_keep=1, **kv).logits[:, -1]
 
     def step(self, token: Int[Tensor, "batch"], mask: Int[Tensor, "batch length"], position: Int[Tensor, "batch"], column: int, cache) -> Float[Tensor, "batch vocab"]:
         """One new token per row at cache column ``column``, through the compiled step."""
-        kv = {cache_argument(self.model.twin): cache}
+        kv = {self.cache_kw: cache}
         out = self.step_fn(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
                            cache_position=torch.tensor([column], device=token.device), use_cache=True, logits_to_keep=1, **kv)
         return out.logits[:, -1].clone()  # CUDA graphs reuse their output buffer at the next step
