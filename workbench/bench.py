@@ -47,6 +47,19 @@ def _best_each(*fns, repeats: int) -> tuple[float, ...]:
     return tuple(min(kept) for kept in times)
 
 
+def _laps(into: dict):
+    """A lap timer: ``lap(name)`` records the wall time since the previous lap under ``name``,
+    so the output shows where the bench's own minutes went."""
+    last = [time.perf_counter()]
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        into[name] = round(now - last[0], 1)
+        last[0] = now
+
+    return lap
+
+
 def _hf_generate(hf, model: Model, prompts, max_new_tokens):
     seqs = [model.encode(model.chat(p)) for p in prompts]
     ids, mask = left_pad(seqs, model.pad_token_id, model.device)
@@ -140,6 +153,8 @@ def ray_scaling(model: Model, jobs) -> dict:
 
 
 def run_bench(model_name: str, quick: bool = False, json_path: str | None = None, device: str | None = None, dtype: str = "float32") -> dict:
+    sections: dict = {}
+    lap = _laps(sections)
     model = load_model(model_name, device=device, dtype=dtype)
     hf = load_plain_hf(model_name, dtype=model.dtype).to(model.device)
     vec_pairs = make_pairs("one_sentence", "train", limit=8 if quick else 32)
@@ -153,6 +168,8 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     repeats = 1 if quick else 3
     raw: dict = {}
 
+    lap("load and vector")
+
     # 1. steered vs unsteered, batch 1 and 16 (fixed length: no early stop); sampled vs greedy at 16;
     # the compiled decode step, steered, against eager (its compile time, both shapes, measured apart)
     if not quick:
@@ -160,6 +177,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
         for bs in (1, 16):
             generate(model, qs[:bs], steer=spec, max_new_tokens=new, batch_size=bs, stop_at_eos=False, compile=True)
         raw["compile_s"] = time.perf_counter() - start
+        lap("compile")
     for bs in (1, 16):
         prompts = qs[:bs]
         tokens = len(prompts) * new
@@ -174,6 +192,8 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     raw["step_bytes_mb_b1"] = roofline.step_bytes(model, context) / 1e6
     raw["roofline_tok_s_b1"] = raw["read_bandwidth_gb_s"] * 1e3 / raw["step_bytes_mb_b1"]
 
+    lap("generation")
+
     # 2. TL steered vs plain transformers generate (no hooks), batch 8
     prompts = qs[:8]
     hf_t, tl_t = _best_each(
@@ -186,6 +206,8 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     with model.through_bridge():  # the same generation through the bridge's own modules, for reference (a quarter of the tokens: it is slow)
         bridge_t = _best(lambda: generate(model, prompts, steer=spec, max_new_tokens=new // 4, batch_size=8, stop_at_eos=False), 1)
     raw["tl_steered_bridge_path_tok_s_b8"] = 8 * (new // 4) / bridge_t
+
+    lap("vs transformers")
 
     # 3. sweep grid: batched engine vs paper-style loop (measured on a subset, extrapolated)
     from workbench.sweep.grid import Unit, chunks, unit_specs
@@ -214,6 +236,8 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     raw["sweep_paper_loop_s_extrapolated"] = loop_t / subset * n_gen
     raw["sweep_paper_loop_measured_generations"] = subset
 
+    lap("sweep")
+
     # 4. extraction (all layers, last token) vs one plain forward on the same prompts
     from workbench.extract import record_last_token
 
@@ -230,13 +254,18 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     raw["plain_forward_s"] = fwd_t
     raw["extraction_s"] = ext_t
 
+    lap("extraction")
+
     # 5. Ray: 2 workers against 1 (and against this process), on a slice of the same grid
     ray_prompts = 4 if quick else 8
     ray_units = [Unit(u.group, False, u.layer, vec, pairs[:ray_prompts], [setting]) for u in units[:2] for setting in u.settings[:2]]
     raw.update(ray_scaling(model, [(chunk, new // 2) for chunk in chunks(ray_units, ray_prompts)]))
 
+    lap("ray")
+
     # 6. extraction peak memory as N grows
     peaks = {n: _extraction_peak(model_name, n, device, dtype_name(model.dtype)) for n in ((8, 32) if quick else (16, 64, 256))}
+    lap("extraction memory")
     result_mb = {n: n * model.n_layers * model.d_model * 4 / 1e6 for n in peaks}
 
     result = {
@@ -258,6 +287,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
         "extraction_peak_mb": {str(k): v for k, v in peaks.items()},
         "extraction_result_mb": {str(k): v for k, v in result_mb.items()},
         "raw": raw,
+        "section_s": sections,
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
                     "device": str(model.device), "dtype": dtype_name(model.dtype),
                     "gpu": torch.cuda.get_device_name(model.device) if model.device.type == "cuda" else None},
@@ -299,4 +329,5 @@ def _print_table(r: dict) -> None:
     print(f"{'measure':<58} {'ratio':>8}  {'target':<8} raw")
     for name, ratio, target, detail in rows:
         print(f"{name:<58} {ratio:>8.2f}  {target:<8} {detail}")
+    print("bench sections (s): " + ", ".join(f"{name} {s:.0f}" for name, s in r["section_s"].items()))
     print("extraction peak RSS growth (MB) by N prompts: " + ", ".join(f"N={n}: {mb:.1f} (result tensor {r['extraction_result_mb'][n]:.1f})" for n, mb in r["extraction_peak_mb"].items()))

@@ -44,12 +44,24 @@ def supported(model: Model, specs: Sequence[Steer]) -> str | None:
     return None
 
 
+def kernel_cache() -> str:
+    """Point inductor's kernel cache at ``$WORKBENCH_CACHE/inductor`` (kept with the weights, not in
+    /tmp) unless the user chose a folder. Torch writes its /tmp default into the environment the first
+    time it asks, so that default counts as unchosen."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    chosen = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if chosen is None or os.path.abspath(chosen) == os.path.abspath(default_cache_dir()):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(cache_dir() / "inductor")
+    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
+
+
 class Decoder:
     """A model's compiled decode step, its static caches and its steering tables."""
 
     def __init__(self, model: Model, slots: int = SLOTS):
         self.model = model
-        os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache_dir() / "inductor"))  # compiled kernels survive the process
+        kernel_cache()
         mode = "reduce-overhead" if model.device.type == "cuda" else None
         self.step_fn = torch.compile(model.twin.forward, mode=mode)
         self.cache_kw = cache_argument(model.twin)  # asked once: it inspects a signature

@@ -90,6 +90,21 @@ def _halved(model: Model, rows: int) -> int:
     return rows // 2
 
 
+def _record(replies: Sequence[int], token: torch.Tensor, stops: torch.Tensor, out: list[list[int]], stopped: list[bool]) -> list[int]:
+    """One decode step's bookkeeping, with the step's one host sync: batch row i's token extends
+    reply ``replies[i]``, or an end-of-turn token marks it stopped; a stopped reply takes no more
+    tokens. Returns the rows' end-of-turn flags (1 or 0)."""
+    tokens, done = torch.stack([token, torch.isin(token, stops).long()]).tolist()
+    for reply, t, d in zip(replies, tokens, done):
+        if stopped[reply]:
+            continue
+        if d:
+            stopped[reply] = True
+        else:
+            out[reply].append(t)
+    return done
+
+
 @torch.inference_mode()
 def _generate_batch(
     model: Model,
@@ -127,12 +142,7 @@ def _generate_batch(
             state.offset = 0
             logits = model.forward(step_ids, step_mask, positions(step_mask))[:, -1]
         token = _pick(logits, do_sample, temperature, generator)
-        tokens, done = torch.stack([token, torch.isin(token, stops).long()]).tolist()  # the step's one host sync
-        for local, t, d in zip(alive, tokens, done):
-            if d:
-                stopped[local] = True
-            else:
-                out[local].append(t)
+        done = _record(alive, token, stops, out, stopped)
         if all(done) or step == max_new_tokens - 1:
             break
         step_ids = torch.cat([step_ids, token[:, None]], dim=1)
@@ -170,7 +180,6 @@ def _generate_batch_compiled(
     full = torch.cat([mask, torch.ones(n, length - width, dtype=mask.dtype, device=device)], dim=1)
     position = positions(mask)
     out: list[list[int]] = [[] for _ in range(n)]
-    finished = [False] * n
     stopped = [False] * n
     dec.active = True
     try:
@@ -180,15 +189,8 @@ def _generate_batch_compiled(
         position = position[:, -1]
         for step in range(max_new_tokens):
             token = _pick(logits, do_sample, temperature, generator)
-            tokens, done = torch.stack([token, torch.isin(token, stops).long()]).tolist()  # the step's one host sync
-            for row, (t, d) in enumerate(zip(tokens, done)):
-                if finished[row]:
-                    continue
-                if d:
-                    finished[row] = stopped[row] = True
-                else:
-                    out[row].append(t)
-            if all(finished) or step == max_new_tokens - 1:
+            _record(range(n), token, stops, out, stopped)  # finished rows stay in the batch: fixed shapes
+            if all(stopped) or step == max_new_tokens - 1:
                 break
             position = position + 1
             logits = dec.step(token, full, position, width + step, cache)

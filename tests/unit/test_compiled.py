@@ -82,3 +82,28 @@ def test_falls_back_to_eager_where_it_cannot_compile(model):
         with pytest.warns(UserWarning, match="generating eagerly"):
             tokens = _tokens(model, PROMPTS, steer, compile=True)
     assert tokens == _tokens(model, PROMPTS, steer)
+
+
+def test_compiled_kernels_are_kept_in_the_workbench_cache(model, tmp_path, monkeypatch):
+    # regression: torch writes its /tmp default into TORCHINDUCTOR_CACHE_DIR when a model loads, so a
+    # setdefault never took effect and the kernels were lost with /tmp
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    from workbench.compiled import kernel_cache
+
+    monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())
+    assert kernel_cache() == str(tmp_path / "inductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert kernel_cache() == str(tmp_path / "mine")  # a folder the user chose is kept
+
+
+def test_compiled_equals_eager_when_rows_stop_at_different_steps(model, monkeypatch):
+    # rows that finish stay in the compiled batch (fixed shapes) and leave the eager one: same replies
+    steer = _specs(model)[1]
+    free = [g.token_ids for g in generate(model, PROMPTS, steer=steer, max_new_tokens=N)]
+    monkeypatch.setattr(model, "stop_token_ids", [free[0][2], free[2][5]])
+    eager = generate(model, PROMPTS, steer=steer, max_new_tokens=N)
+    assert any(g.stopped for g in eager) and not all(g.stopped for g in eager), "no row stopped early: the test could not fail"
+    got = generate(model, PROMPTS, steer=steer, max_new_tokens=N, compile=True)
+    assert [(g.token_ids, g.stopped) for g in got] == [(g.token_ids, g.stopped) for g in eager]
