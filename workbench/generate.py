@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import torch
+from jaxtyping import Float, Int
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from workbench import compiled
@@ -73,11 +75,17 @@ def detect(model: Model, seqs: Sequence[Sequence[int]], conditions: Sequence[Con
     return {c.key(): projections[c.key()] < c.threshold for c in conditions}
 
 
+def sample(logits: Float[Tensor, "batch vocab"], temperature: float, generator: torch.Generator | None) -> Int[Tensor, " batch"]:
+    """One token per row from softmax(logits / temperature), on the logits' device, by inverting the
+    cumulative distribution at one uniform draw per row: the distribution of ``torch.multinomial``,
+    about 7× cheaper on a CPU (whose multinomial costs as much as a 135M model's decode step)."""
+    cdf = torch.softmax(logits.float() / max(temperature, 1e-6), dim=-1).cumsum(-1)
+    u = torch.rand(cdf.shape[0], 1, device=cdf.device, generator=generator) * cdf[:, -1:]  # the cdf's own total: no rounding gap at the top
+    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_max(cdf.shape[-1] - 1)  # right: a zero-probability token is never drawn
+
+
 def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, generator) -> torch.Tensor:
-    if not do_sample:
-        return logits.argmax(-1)
-    probs = torch.softmax(logits.float() / max(temperature, 1e-6), dim=-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)  # on the model's device
+    return sample(logits, temperature, generator) if do_sample else logits.argmax(-1)
 
 
 def _halved(model: Model, rows: int) -> int:

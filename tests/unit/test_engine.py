@@ -121,3 +121,19 @@ def test_roofline_counts_the_bytes_a_step_reads(tiny):
     stored = sum(t.numel() * t.element_size() for layer in cache.layers for t in (layer.keys, layer.values))
     assert roofline.kv_bytes(tiny, 11) == stored
     assert 0 < roofline.share(tiny, 10.0, 11, roofline.read_bandwidth("cpu", gib=0.05, repeats=1))
+
+
+def test_sampling_draws_from_the_tempered_softmax():
+    # reference by hand: p_i ∝ exp(l_i / T); a -inf logit is never drawn
+    import math
+
+    from workbench.generate import sample
+
+    logits = torch.tensor([0.0, 1.0, 2.0, float("-inf")]).expand(40_000, 4)
+    g = torch.Generator().manual_seed(0)
+    for temperature in (1.0, 0.5):
+        weights = [math.exp(l / temperature) for l in (0.0, 1.0, 2.0)] + [0.0]
+        expected = torch.tensor([w / sum(weights) for w in weights])
+        freq = torch.bincount(sample(logits, temperature, g), minlength=4) / 40_000
+        assert torch.allclose(freq, expected, atol=0.01), (temperature, freq, expected)
+        assert freq[3] == 0

@@ -10,54 +10,21 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import torch
 
-from workbench.batching import left_pad, positions
+from workbench import compiled, roofline
+from workbench.batching import auto_batch_size, left_pad, positions
+from workbench.bench.memory import extraction_peak
+from workbench.bench.scaling import ray_scaling
+from workbench.bench.timing import best, best_each, laps
 from workbench.generate import generate
-from workbench import roofline
-from workbench.batching import auto_batch_size
-from workbench.models import Model, dtype_name, load_model, load_plain_hf
 from workbench.instructions import make_pairs, queries
+from workbench.models import Model, dtype_name, load_model, load_plain_hf
 from workbench.steering import steering
-
-
-def _best(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        if torch.cuda.is_initialized():
-            torch.cuda.synchronize()  # a forward returns before the GPU is done
-        times.append(time.perf_counter() - t)
-    return min(times)
-
-
-def _best_each(*fns, repeats: int) -> tuple[float, ...]:
-    """Best-of-``repeats`` times of functions run in turn (a, b, a, b, …), so drifts in the
-    machine's speed hit every side alike."""
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, kept in zip(fns, times):
-            kept.append(_best(fn, 1))
-    return tuple(min(kept) for kept in times)
-
-
-def _laps(into: dict):
-    """A lap timer: ``lap(name)`` records the wall time since the previous lap under ``name``,
-    so the output shows where the bench's own minutes went."""
-    last = [time.perf_counter()]
-
-    def lap(name: str) -> None:
-        now = time.perf_counter()
-        into[name] = round(now - last[0], 1)
-        last[0] = now
-
-    return lap
 
 
 def _hf_generate(hf, model: Model, prompts, max_new_tokens):
@@ -79,82 +46,9 @@ def paper_style_generate(model: Model, prompt: str, steer, max_new_tokens: int) 
     return out
 
 
-_PEAK_SCRIPT = """
-import sys, threading, time
-import torch
-from workbench.models import load_model
-from workbench.instructions import queries
-from workbench.extract import record_last_token
-
-def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
-
-m = load_model(sys.argv[1], device=sys.argv[3] or None, dtype=sys.argv[4])
-qs = [q.text for q in queries()]
-qs = (qs * (int(sys.argv[2]) // len(qs) + 1))[: int(sys.argv[2])]
-record_last_token(m, qs[:16], batch_size=16)  # warm up allocator and kernels on one batch
-if m.device.type == "cuda":  # the device's own peak: the RSS of the host says nothing
-    torch.cuda.reset_peak_memory_stats()
-    base = torch.cuda.memory_allocated()
-    record_last_token(m, qs, batch_size=16)
-    print((torch.cuda.max_memory_allocated() - base) / 1e6)
-    sys.exit(0)
-base, peak, done = rss(), [0], [False]
-
-def sample():
-    while not done[0]:
-        peak[0] = max(peak[0], rss())
-        time.sleep(0.002)
-
-t = threading.Thread(target=sample)
-t.start()
-record_last_token(m, qs, batch_size=16)
-done[0] = True
-t.join()
-print((max(peak[0], rss()) - base) / 1e6)
-"""
-
-
-def _extraction_peak(model_name: str, n: int, device: str | None, dtype: str) -> float:
-    """Peak RSS growth (MB) while recording all layers for n prompts, in a fresh process, after a
-    one-batch warm-up: what grows with n is the [n, layers, d_model] result, never a full cache."""
-    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, model_name, str(n), device or "", dtype], capture_output=True, text=True, check=True)
-    return float(out.stdout.strip().splitlines()[-1])
-
-
-def ray_scaling(model: Model, jobs) -> dict:
-    """The same sweep batches in this process, then on 1 and on 2 local Ray workers (each run starts
-    its workers and loads the model in them); empty without Ray."""
-    try:
-        import ray
-    except ImportError:
-        return {}
-    from statistics import median
-
-    from workbench.sweep.cluster import RayExecutor
-    from workbench.sweep.executors import Local
-
-    raw = {"ray_jobs": len(jobs), "ray_rows": sum(len(u.rows()) for units, _ in jobs for u in units)}
-    raw["ray_local_s"] = _best(lambda: list(Local().map(model, jobs)), 1)
-    started = not ray.is_initialized()
-    if started:
-        ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False, configure_logging=False)
-    try:
-        for n in (1, 2):
-            executor = RayExecutor(workers=n)
-            raw[f"ray_wall_s_w{n}"] = _best(lambda: list(executor.map(model, jobs)), 1)
-            raw[f"ray_startup_s_w{n}"] = max(executor.stats["startup_s"])
-            raw[f"ray_dispatch_ms_w{n}"] = 1000 * median(executor.stats["dispatch_s"]) if executor.stats["dispatch_s"] else float("nan")
-    finally:
-        if started:
-            ray.shutdown()
-    return raw
-
-
 def run_bench(model_name: str, quick: bool = False, json_path: str | None = None, device: str | None = None, dtype: str = "float32") -> dict:
     sections: dict = {}
-    lap = _laps(sections)
+    lap = laps(sections)
     model = load_model(model_name, device=device, dtype=dtype)
     hf = load_plain_hf(model_name, dtype=model.dtype).to(model.device)
     vec_pairs = make_pairs("one_sentence", "train", limit=8 if quick else 32)
@@ -173,6 +67,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     # 1. steered vs unsteered, batch 1 and 16 (fixed length: no early stop); sampled vs greedy at 16;
     # the compiled decode step, steered, against eager (its compile time, both shapes, measured apart)
     if not quick:
+        print(f"compiling the decode step for batches of 1 and 16 (kernels kept in {compiled.kernel_cache()}: minutes on a CPU the first time)", file=sys.stderr)
         start = time.perf_counter()
         for bs in (1, 16):
             generate(model, qs[:bs], steer=spec, max_new_tokens=new, batch_size=bs, stop_at_eos=False, compile=True)
@@ -183,7 +78,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
         tokens = len(prompts) * new
         run = lambda **kw: generate(model, prompts, max_new_tokens=new, batch_size=bs, stop_at_eos=False, **kw)  # noqa: E731
         sides = [run, lambda: run(steer=spec), lambda: run(do_sample=True)] + ([] if quick else [lambda: run(steer=spec, compile=True)])
-        times = dict(zip(["unsteered", "steered", "sampled", "compiled"], _best_each(*sides, repeats=repeats)))
+        times = dict(zip(["unsteered", "steered", "sampled", "compiled"], best_each(*sides, repeats=repeats if bs == 1 else max(1, repeats - 1))))
         raw.update({f"{name}_tok_s_b{bs}": tokens / t for name, t in times.items()})
 
     # the memory-bandwidth roofline at batch 1: bytes a step reads / step time / measured bandwidth
@@ -196,16 +91,17 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
 
     # 2. TL steered vs plain transformers generate (no hooks), batch 8
     prompts = qs[:8]
-    hf_t, tl_t = _best_each(
+    hf_t, tl_t = best_each(
         lambda: _hf_generate(hf, model, prompts, new),
         lambda: generate(model, prompts, steer=spec, max_new_tokens=new, batch_size=8, stop_at_eos=False),
-        repeats=repeats,
+        repeats=max(1, repeats - 1),
     )
     raw["hf_generate_tok_s_b8"] = 8 * new / hf_t
     raw["tl_steered_tok_s_b8"] = 8 * new / tl_t
-    with model.through_bridge():  # the same generation through the bridge's own modules, for reference (a quarter of the tokens: it is slow)
-        bridge_t = _best(lambda: generate(model, prompts, steer=spec, max_new_tokens=new // 4, batch_size=8, stop_at_eos=False), 1)
-    raw["tl_steered_bridge_path_tok_s_b8"] = 8 * (new // 4) / bridge_t
+    bridge_new = max(2, new // 8)  # the same generation through the bridge's own modules, for reference (few tokens: it is slow)
+    with model.through_bridge():
+        bridge_t = best(lambda: generate(model, prompts, steer=spec, max_new_tokens=bridge_new, batch_size=8, stop_at_eos=False), 1)
+    raw["tl_steered_bridge_path_tok_s_b8"] = 8 * bridge_new / bridge_t
 
     lap("vs transformers")
 
@@ -213,7 +109,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     from workbench.sweep.grid import Unit, chunks, unit_specs
     from workbench.instructions import as_group
 
-    n_layers_grid, coefs, n_prompts = (2, (1.0, 2.0), 4) if quick else (4, (0.5, 1.0, 2.0, 4.0), 12)
+    n_layers_grid, coefs, n_prompts = (2, (1.0, 2.0), 4) if quick else (4, (0.5, 1.0, 2.0, 4.0), 8)
     layers = [min(model.n_layers - 1, layer - n_layers_grid // 2 + i) for i in range(n_layers_grid)]
     pairs = make_pairs("one_sentence", "validation", limit=n_prompts)
     units = [Unit(as_group("one_sentence"), False, l, vec, pairs, [("add", c) for c in coefs]) for l in layers]
@@ -227,10 +123,10 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
 
     longest = max(len(model.encode(model.chat(r[3]))) for u in units for r in u.rows())
     raw["sweep_auto_batch_rows"] = auto_batch_size(model, longest + sweep_new, rows=n_gen)
-    engine_t, capped_t = _best_each(lambda: engine(raw["sweep_auto_batch_rows"]), lambda: engine(64), repeats=1)
+    engine_t, capped_t = best_each(lambda: engine(raw["sweep_auto_batch_rows"]), lambda: engine(64), repeats=1)
     raw["sweep_engine_cap64_s"] = capped_t
     subset = 2
-    loop_t = _best(lambda: [paper_style_generate(model, pairs[i].without_instruction, vec.steer(layers[0], coefs[0]), sweep_new) for i in range(subset)], 1)
+    loop_t = best(lambda: [paper_style_generate(model, pairs[i].without_instruction, vec.steer(layers[0], coefs[0]), sweep_new) for i in range(subset)], 1)
     raw["sweep_generations"] = n_gen
     raw["sweep_engine_s"] = engine_t
     raw["sweep_paper_loop_s_extrapolated"] = loop_t / subset * n_gen
@@ -250,7 +146,7 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
                 ids, mask = left_pad(seqs[i : i + 16], model.pad_token_id, model.device)
                 hf(input_ids=ids, attention_mask=mask, position_ids=positions(mask))
 
-    fwd_t, ext_t = _best_each(plain_forward, lambda: record_last_token(model, ex_prompts, batch_size=16), repeats=repeats)
+    fwd_t, ext_t = best_each(plain_forward, lambda: record_last_token(model, ex_prompts, batch_size=16), repeats=repeats)
     raw["plain_forward_s"] = fwd_t
     raw["extraction_s"] = ext_t
 
@@ -259,12 +155,12 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
     # 5. Ray: 2 workers against 1 (and against this process), on a slice of the same grid
     ray_prompts = 4 if quick else 8
     ray_units = [Unit(u.group, False, u.layer, vec, pairs[:ray_prompts], [setting]) for u in units[:2] for setting in u.settings[:2]]
-    raw.update(ray_scaling(model, [(chunk, new // 2) for chunk in chunks(ray_units, ray_prompts)]))
+    raw.update(ray_scaling(model, [(chunk, max(4, new // 4)) for chunk in chunks(ray_units, ray_prompts)]))
 
     lap("ray")
 
     # 6. extraction peak memory as N grows
-    peaks = {n: _extraction_peak(model_name, n, device, dtype_name(model.dtype)) for n in ((8, 32) if quick else (16, 64, 256))}
+    peaks = {n: extraction_peak(model_name, n, device, dtype_name(model.dtype)) for n in ((8, 32) if quick else (16, 256))}
     lap("extraction memory")
     result_mb = {n: n * model.n_layers * model.d_model * 4 / 1e6 for n in peaks}
 
