@@ -29,13 +29,14 @@ def best_each(*fns, repeats: int) -> tuple[float, ...]:
 
 
 def laps(into: dict):
-    """A lap timer: ``lap(name)`` records the wall time since the previous lap under ``name``,
-    so the output shows where the bench's own minutes went."""
+    """A lap timer: ``lap(name)`` records the wall time since the previous lap under ``name`` (to
+    0.1 s), so the output shows where the bench's own minutes went, and returns it unrounded."""
     last = [time.perf_counter()]
 
-    def lap(name: str) -> None:
+    def lap(name: str) -> float:
         now = time.perf_counter()
-        into[name] = round(now - last[0], 1)
-        last[0] = now
+        elapsed, last[0] = now - last[0], now
+        into[name] = round(elapsed, 1)
+        return elapsed
 
     return lap
