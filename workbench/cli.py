@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+import traceback
 
 from workbench.commands import (
     cmd_analyze, cmd_bench, cmd_demo, cmd_evaluate, cmd_export, cmd_export_model, cmd_figures, cmd_steer, cmd_sweep, cmd_vectors,
@@ -16,22 +18,75 @@ from workbench.models import DEFAULT_MODEL, DEMO_MODEL, DTYPES, EMBEDDED
 SUBCOMMANDS = ("vectors", "steer", "sweep", "evaluate", "analyze", "figures", "demo", "bench", "export", "export-model")
 
 
-def _numbers(kind: type, what: str):
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (no usage block), like every other error of the CLI."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _numbers(kind: type, what: str, allow_empty: bool = True, minimum: int | None = None):
     def parse(text: str) -> tuple:
         try:
-            return tuple(kind(x) for x in text.split(",") if x.strip())
+            values = tuple(kind(x) for x in text.split(",") if x.strip())
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+        if not values and not allow_empty:
+            raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got nothing")
+        if not all(math.isfinite(v) for v in values):
+            raise argparse.ArgumentTypeError(f"expected finite {what}, got {text!r}")
+        if minimum is not None and any(v < minimum for v in values):
+            raise argparse.ArgumentTypeError(f"expected {what} of at least {minimum}, got {text!r}")
+        return values
 
     return parse
 
 
-_floats, _ints = _numbers(float, "numbers"), _numbers(int, "integers")
+_floats = _numbers(float, "numbers")
+_layers = _numbers(int, "layers (integers from 0)", allow_empty=False, minimum=0)
+
+
+def _count(text: str) -> int:
+    """A size: a whole number of at least 1 (prompts, pairs, tokens, workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of at least 1, got {value}")
+    return value
+
+
+def _finite(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    value = _finite(text)
+    if not -1 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share between -1 and 1, got {value}")
+    return value
+
+
+def _device(text: str) -> str:
+    import torch
+
+    try:
+        torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"not a torch device: {text!r} (e.g. cpu, cuda, cuda:1)") from None
+    return text
 
 
 def _budget(text: str) -> str:
-    if text != "auto" and not text.isdigit():
-        raise argparse.ArgumentTypeError(f"expected a number of tokens or auto, got {text!r}")
+    if text != "auto" and not (text.isdigit() and int(text) > 0):
+        raise argparse.ArgumentTypeError(f"expected a number of tokens (at least 1) or auto, got {text!r}")
     return text
 
 
@@ -61,11 +116,15 @@ def _ray_options(s: argparse.ArgumentParser) -> None:
     s.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run the sweep's batches on Ray workers, one model replica each: a cluster's ADDRESS (auto: the one `ray start` joined "
                         "this node to), or none for a Ray instance on this machine (needs pip install 'workbench[ray]')")
-    s.add_argument("--ray-workers", type=int, default=None, help="Ray workers (default: one per GPU, else one per CPU)")
+    s.add_argument("--ray-workers", type=_count, default=None, help="Ray workers (default: one per GPU, else one per CPU)")
+
+
+def _debug_option(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--debug", action="store_true", help="show the full traceback of an unexpected error (also WORKBENCH_DEBUG=1)")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="workbench", description="Steer instruction following with activation vectors (Stolfo et al., ICLR 2025).")
+    p = _Parser(prog="workbench", description="Steer instruction following with activation vectors (Stolfo et al., ICLR 2025).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name, func, help, out=None, model=DEFAULT_MODEL, dtype="float32", epilog=None):
@@ -73,9 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
         s.add_argument("--model", default=model, help=f"embedded name, .gguf path, HF folder or hub id (default {model})")
         s.add_argument("--dtype", default=dtype, choices=["auto", *DTYPES],
                        help=f"compute precision; auto = bfloat16 where the hardware has it, else float32 (default {dtype})")
-        s.add_argument("--device", default=None, help="torch device, e.g. cuda or cuda:1 (default: cpu)")
+        s.add_argument("--device", default=None, type=_device, help="torch device, e.g. cuda or cuda:1 (default: cpu)")
         s.add_argument("--compile", action="store_true", help="decode through the compiled step (torch.compile; CUDA graphs on a GPU): "
                        "worth it for sweeps, the first generation compiles (minutes on a CPU); same as WORKBENCH_COMPILE=1")
+        _debug_option(s)
         if out is not None:
             s.add_argument("--out", default=out, help=f"output folder (default {out})")
         s.set_defaults(func=func)
@@ -84,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     sources = _instructions_help()
     s = add("vectors", cmd_vectors, "compute and save instruction vectors", "results/vectors", epilog=sources)
     s.add_argument("instructions", type=_names, help="comma-separated instructions, e.g. one_sentence,language:response_language[language=de]")
-    s.add_argument("--n-train", type=int, default=64)
+    s.add_argument("--n-train", type=_count, default=64)
 
     s = add("steer", cmd_steer, "one prompt: unsteered vs steered text side by side", epilog=sources)
     s.add_argument("prompt")
@@ -94,17 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--positions", default="all", choices=["all", "prompt", "generated"])
     s.add_argument("--conditional", action="store_true", help="steer only if the prompt does not already carry the instruction "
                    "(its projection where the vector separates best is below the midpoint of the training means)")
-    s.add_argument("--max-new-tokens", type=int, default=64)
-    s.add_argument("--n-train", type=int, default=64)
+    s.add_argument("--max-new-tokens", type=_count, default=64)
+    s.add_argument("--n-train", type=_count, default=64)
 
     s = add("sweep", cmd_sweep, "layer × coefficient grid on validation prompts (resumable)", "results/sweep", epilog=sources)
     s.add_argument("instructions", type=_names)
-    s.add_argument("--layers", type=_ints, default=None, help="comma-separated layers (default: every ~10%% of depth)")
+    s.add_argument("--layers", type=_layers, default=None, help="comma-separated layers (default: every ~10%% of depth)")
     s.add_argument("--coefficients", type=_floats, default=(0.5, 1.0, 2.0), help="× mean-difference norm (default 0.5,1,2)")
     s.add_argument("--no-project", action="store_true", help="leave out the projection-matched setting")
-    s.add_argument("--n-prompts", type=int, default=16)
-    s.add_argument("--n-train", type=int, default=64)
-    s.add_argument("--max-new-tokens", type=int, default=None, help="default: each instruction's own budget (64 for most; more for JSON, sections, end phrases)")
+    s.add_argument("--n-prompts", type=_count, default=16)
+    s.add_argument("--n-train", type=_count, default=64)
+    s.add_argument("--max-new-tokens", type=_count, default=None, help="default: each instruction's own budget (64 for most; more for JSON, sections, end phrases)")
     _ray_options(s)
 
     s = add("evaluate", cmd_evaluate, "four-condition IFEval report on an IFEval-format JSONL file, every record of it", "results/evaluate",
@@ -121,32 +181,33 @@ def build_parser() -> argparse.ArgumentParser:
                         "exhaustive = both prompt conditions x {0.5x,1x,2x,projection} on every prompt")
     s.add_argument("--group-by", action="append", default=[], metavar="ID=KEY[+KEY]",
                    help="one vector per value of these kwargs for this id (ID=* for every kwarg, ID= for one per id); default language:response_language=language")
-    s.add_argument("--layers", type=_ints, default=None, help="layers to sweep (default: every ~10%% of depth)")
-    s.add_argument("--sweep-prompts", type=int, default=8, help="validation prompts per group (default 8)")
+    s.add_argument("--layers", type=_layers, default=None, help="layers to sweep (default: every ~10%% of depth)")
+    s.add_argument("--sweep-prompts", type=_count, default=8, help="validation prompts per group (default 8)")
     s.add_argument("--skip-unknown", action="store_true", help="leave out records with ids lm-eval does not know (listed in the summary) instead of failing")
     s.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test split")
     s.add_argument("--conditional", action="store_true", help="also report the selected steering made conditional (steer only prompts "
                    "that do not already carry the instruction), on prompts without and with it")
-    s.add_argument("--max-new-tokens", type=int, default=None, help="default: each record's instructions' largest budget")
-    s.add_argument("--n-train", type=int, default=64)
+    s.add_argument("--max-new-tokens", type=_count, default=None, help="default: each record's instructions' largest budget")
+    s.add_argument("--n-train", type=_count, default=64)
     _ray_options(s)
 
     s = add("analyze", cmd_analyze, "held-out separability (AUROC, Cohen's d) per layer", "results/analysis", epilog=sources)
     s.add_argument("instructions", type=_names)
-    s.add_argument("--n-train", type=int, default=64)
+    s.add_argument("--n-train", type=_count, default=64)
 
     s = sub.add_parser("figures", help="regenerate every figure from saved study results (no model)")
     s.add_argument("--results", default="results/demo")
     s.add_argument("--out", default="figures")
     s.add_argument("--html-only", action="store_true")
+    _debug_option(s)
     s.set_defaults(func=cmd_figures)
 
     s = add("demo", cmd_demo, "the whole study on one model: follow check, vectors, sweep, report, figures", "results/demo", model=DEMO_MODEL, dtype="auto", epilog=sources)
     s.add_argument("--quick", action="store_true", help="a ~3-minute version")
-    s.add_argument("--layers", type=_ints, default=None)
+    s.add_argument("--layers", type=_layers, default=None)
     s.add_argument("--instructions", type=_names, default=None, help="screen these (default: every IFEval id, French and German for language; 'catalog': the curated catalog)")
-    s.add_argument("--follow-threshold", type=float, default=None, help="share following when told to count as followed (default 0.6)")
-    s.add_argument("--min-gap", type=float, default=None, help="and this much above the unprompted share (default 0.25)")
+    s.add_argument("--follow-threshold", type=_share, default=None, help="share following when told to count as followed (default 0.6)")
+    s.add_argument("--min-gap", type=_share, default=None, help="and this much above the unprompted share (default 0.25)")
     s.add_argument("--max-new-tokens", type=_budget, default=None, help="new tokens per answer, or auto = each instruction's own budget (default 64: the demo's time limit; ids that need more are marked in the report)")
     s.add_argument("--html-only", action="store_true", help="figures as HTML only (no Chromium needed)")
     _ray_options(s)
@@ -159,13 +220,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("vector", help="a .safetensors instruction vector")
     s.add_argument("--out", required=True, help="the file to write (.gguf for llama.cpp, .pt for lm-eval)")
     s.add_argument("--format", default="llama.cpp", choices=["llama.cpp", "lm-eval"])
-    s.add_argument("--coefficient", type=float, default=1.0, help="× the layer's mean-difference norm (baked into the file)")
+    s.add_argument("--coefficient", type=_finite, default=1.0, help="× the layer's mean-difference norm (baked into the file)")
     s.add_argument("--project", action="store_true", help="lm-eval: clamp the projection to z̄ (the paper's projection matching) instead of adding")
-    s.add_argument("--layers", type=_ints, default=None, help="layers to include (llama.cpp default: all; lm-eval: required)")
+    s.add_argument("--layers", type=_layers, default=None, help="layers to include (llama.cpp default: all; lm-eval: required)")
+    _debug_option(s)
     s.set_defaults(func=cmd_export)
     s = sub.add_parser("export-model", help="write an embedded model as a plain Hugging Face folder (for lm-eval's harness, offline)")
     s.add_argument("name", choices=sorted(EMBEDDED))
     s.add_argument("--out", required=True)
+    _debug_option(s)
     s.set_defaults(func=cmd_export_model)
     return p
 
@@ -186,6 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished units are saved; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # anything else is a bug of ours: one line, the traceback on request
+        if args.debug or os.environ.get("WORKBENCH_DEBUG"):
+            traceback.print_exc()
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ""
+        print(f"workbench {args.command}: unexpected error: {type(exc).__name__}: {first} (a bug: rerun with --debug for the traceback)", file=sys.stderr)
+        return 1
     return 0
 
 

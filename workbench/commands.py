@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.io import check_writable_dir, check_writable_file
 
 
 def parse_instructions(names):
@@ -41,6 +43,7 @@ def cmd_vectors(args) -> None:
     from workbench.extract import compute_vector
 
     instructions = parse_instructions(args.instructions)
+    check_writable_dir(args.out)
     model = _load(args)
     for inst in instructions:
         vec = compute_vector(model, inst, n_pairs=args.n_train, progress=True)
@@ -48,14 +51,25 @@ def cmd_vectors(args) -> None:
         print(f"{inst.id}: {vec.n_pairs} pairs, norm at middle layer {float(vec.norms[model.n_layers // 2]):.2f} -> {path}")
 
 
-def _parse_spec(text: str):
-    """INSTRUCTION_OR_FILE@LAYER[:COEF|:project]"""
+def _parse_spec(text: str) -> tuple[str, int, float | str]:
+    """INSTRUCTION_OR_FILE@LAYER[:COEF|:project] -> (name, layer, a finite coefficient or 'project')."""
     try:
         name, rest = text.rsplit("@", 1)
-        layer, _, coef = rest.partition(":")
-        return name, int(layer), coef or "1"
+        layer_text, _, coef_text = rest.partition(":")
+        layer = int(layer_text)
     except ValueError:
         raise WorkbenchError(f"bad --vector {text!r}: use NAME@LAYER[:COEF] (e.g. one_sentence@15:1.5 or french@19:project)") from None
+    if not name or layer < 0:
+        raise WorkbenchError(f"bad --vector {text!r}: use NAME@LAYER[:COEF] with a layer from 0 (e.g. one_sentence@15:1.5)")
+    if coef_text == "project":
+        return name, layer, "project"
+    try:
+        coef = float(coef_text or "1")
+    except ValueError:
+        raise WorkbenchError(f"bad coefficient {coef_text!r} in --vector {text!r}: use a number or 'project'") from None
+    if not math.isfinite(coef):
+        raise WorkbenchError(f"bad coefficient {coef_text!r} in --vector {text!r}: it must be a finite number")
+    return name, layer, coef
 
 
 def cmd_steer(args) -> None:
@@ -65,26 +79,26 @@ def cmd_steer(args) -> None:
     from workbench.vectors import InstructionVector
 
     parsed = [_parse_spec(text) for text in args.vector]
+    files = {}
     for name, _, _ in parsed:
         if name.endswith(".safetensors"):
-            if not Path(name).is_file():
-                raise WorkbenchError(f"no vector file at {name}: compute one with `workbench vectors`")
+            files[name] = InstructionVector.load(name)  # a bad file is refused before the model loads
         else:
             parse_instructions([name])
     model = _load(args)
     specs = []
-    for text, (name, layer, coef) in zip(args.vector, parsed):
+    for name, layer, coef in parsed:
         check_layer(model, layer)
-        vec = InstructionVector.load(name, model) if name.endswith(".safetensors") else cached_vector(model, name, n_pairs=args.n_train)
+        if name in files:
+            vec = files[name]
+            vec.check_compatible(model)
+        else:
+            vec = cached_vector(model, name, n_pairs=args.n_train)
         when = vec.condition() if args.conditional else None
         if coef == "project":
             specs.append(vec.steer(layer, mode="project", positions=args.positions, when=when))
         else:
-            try:
-                value = float(coef)
-            except ValueError:
-                raise WorkbenchError(f"bad coefficient {coef!r} in --vector {text!r}: use a number or 'project'") from None
-            specs.append(vec.steer(layer, value, absolute=args.absolute, positions=args.positions, when=when))
+            specs.append(vec.steer(layer, coef, absolute=args.absolute, positions=args.positions, when=when))
     plain, steered = (generate(model, [args.prompt], steer=s, max_new_tokens=args.max_new_tokens)[0] for s in ([], specs))
     print(json.dumps({"prompt": args.prompt, "unsteered": plain.text, "steered": steered.text, "vectors": args.vector}, indent=2, ensure_ascii=False))
 
@@ -94,6 +108,7 @@ def cmd_sweep(args) -> None:
     from workbench.sweep import SweepConfig, cell_summary, run_sweep, select
 
     instructions = tuple(parse_instructions(args.instructions))
+    check_writable_dir(args.out)
     executor = _executor(args)
     model = _load(args)
     config = SweepConfig(model=model.name, instructions=instructions, layers=args.layers or default_layers(model), coefficients=args.coefficients,
@@ -113,6 +128,7 @@ def cmd_evaluate(args) -> None:
         raise WorkbenchError("give --data FILE.jsonl (IFEval format with prompt_without_instruction); `workbench demo` evaluates the catalog")
     group_by = parse_group_by(args.group_by)
     plan = plan_file(args.data, group_by, args.pairs, args.skip_unknown, args.seed)
+    check_writable_dir(args.out)
     print(f"{len(plan.items)} records to evaluate in {len(plan.groups)} vector groups; {len(plan.skipped)} skipped", file=sys.stderr)
     executor = _executor(args)
     model = _load(args)
@@ -127,6 +143,7 @@ def cmd_analyze(args) -> None:
     from workbench.extract import compute_vector
 
     instructions = parse_instructions(args.instructions)
+    check_writable_dir(args.out)
     model = _load(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -142,6 +159,7 @@ def cmd_analyze(args) -> None:
 def cmd_figures(args) -> None:
     from workbench.report import copy_report, make_figures
 
+    check_writable_dir(args.out)
     written = make_figures(args.results, args.out, static=not args.html_only) + copy_report(args.results, args.out)
     print(f"wrote {len(written)} files to {args.out}")
 
@@ -151,6 +169,7 @@ def cmd_demo(args) -> None:
 
     if args.instructions and args.instructions not in (("all",), ("catalog",)):
         parse_instructions(args.instructions)
+    check_writable_dir(args.out)
     executor = _executor(args)
     model = _load(args)
     tokens = {} if args.max_new_tokens is None else {"max_new_tokens": None if args.max_new_tokens == "auto" else int(args.max_new_tokens)}
@@ -170,6 +189,7 @@ def cmd_export(args) -> None:
     from workbench.interop import export_control_vector, export_lm_eval
     from workbench.vectors import InstructionVector
 
+    check_writable_file(args.out)
     vec = InstructionVector.load(args.vector)
     if args.format == "lm-eval":
         if not args.layers:
@@ -185,4 +205,5 @@ def cmd_export(args) -> None:
 def cmd_export_model(args) -> None:
     from workbench.interop import export_model
 
+    check_writable_dir(args.out)
     print(f"wrote {export_model(args.name, args.out)}: a plain Hugging Face folder (float32) that lm-eval and transformers load offline")

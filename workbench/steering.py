@@ -92,6 +92,11 @@ class Steer:
             raise WorkbenchError(f"a steering direction is one vector [d_model], got shape {tuple(self.direction.shape)}")
         if not torch.isfinite(self.direction).all():
             raise WorkbenchError("the steering direction holds NaN or infinite values: recompute the vector")
+        c = torch.as_tensor(self.coefficient, dtype=torch.float64)
+        if c.ndim == 0 and not torch.isfinite(c):
+            raise WorkbenchError(f"steering coefficient {float(c)} is not a finite number")
+        if c.ndim > 1 or torch.isinf(c).any():  # per-row: NaN marks an unsteered row, infinity is a mistake
+            raise WorkbenchError("per-row coefficients are one finite number (or NaN: unsteered) per prompt")
 
     def __repr__(self) -> str:
         c = self.coefficient

@@ -20,6 +20,7 @@ from workbench.steering import Condition, Mode, Positions, Steer
 
 FORMAT_VERSION = 1
 TINY_SHARE = 0.05  # an absolute coefficient below this share of the layer's norm is almost surely a mistake
+MAX_MULTIPLE = 1000.0  # a coefficient beyond this many times the layer's norm only swamps the residual stream (overflow, empty replies)
 
 
 def _warn_if_tiny(coefficient, norm: float, layer: int) -> None:
@@ -27,6 +28,16 @@ def _warn_if_tiny(coefficient, norm: float, layer: int) -> None:
     if 0 < float(c) < TINY_SHARE * norm:
         warnings.warn(f"an absolute coefficient of {float(c):.3g} is under {TINY_SHARE:.0%} of layer {layer}'s mean-difference norm "
                       f"({norm:.3g}) and will barely change anything; drop absolute=True to give multiples of the norm", stacklevel=3)
+
+
+def _check_size(coefficient, unit: float, layer: int) -> None:
+    """Refuse a coefficient that is not finite or beyond ``MAX_MULTIPLE`` norms (``unit``: one norm in its units)."""
+    c = torch.as_tensor(coefficient, dtype=torch.float64)
+    if c.ndim == 0 and torch.isnan(c) or torch.isinf(c).any():
+        raise WorkbenchError(f"steering coefficient {coefficient if c.ndim == 0 else 'per row'} at layer {layer} is not a finite number")
+    if float(c.abs().nan_to_num(0).max()) > MAX_MULTIPLE * unit:
+        raise WorkbenchError(f"steering coefficient {float(c.abs().nan_to_num(0).max()):.3g} at layer {layer} exceeds {MAX_MULTIPLE:g}× the layer's "
+                             "mean-difference norm: it would only swamp the residual stream")
 
 
 @dataclass(repr=False)
@@ -100,8 +111,9 @@ class InstructionVector:
             coefficient = 0.0 if coefficient is None else coefficient
         if coefficient is None:
             raise WorkbenchError("mode 'add' needs a coefficient (in units of the layer's mean-difference norm)")
+        norm = float(self.norms[layer])
+        _check_size(coefficient, norm if absolute or mode == "project" else 1.0, layer)
         if mode == "add":
-            norm = float(self.norms[layer])
             if absolute:
                 _warn_if_tiny(coefficient, norm, layer)
             else:
@@ -165,11 +177,10 @@ class InstructionVector:
                 tensors = {k: f.get_tensor(k) for k in _TENSORS + tuple(k for k in _OPTIONAL if k in f.keys())}
         except Exception as exc:  # safetensors raises several types for corrupt files
             raise WorkbenchError(f"{path} is not a workbench vector file ({type(exc).__name__}): recompute it with `workbench vectors`") from None
-        if meta.pop("format", None) != FORMAT_VERSION:
+        if not isinstance(meta, dict) or meta.pop("format", None) != FORMAT_VERSION:
             raise WorkbenchError(f"{path} has an unknown format version: recompute it with this workbench")
+        _check_file(path, meta, tensors)
         vec = cls(**tensors, **meta)
-        if not all(torch.isfinite(t).all() for t in tensors.values()):
-            raise WorkbenchError(f"{path} holds NaN or infinite values: recompute the vector")
         if model is not None:
             vec.check_compatible(model, allow_other_model)
         return vec
@@ -177,3 +188,28 @@ class InstructionVector:
 
 _TENSORS = ("mean_diff", "mean_with", "mean_without", "proj_with", "proj_without")
 _OPTIONAL = ("proj_with_std", "proj_without_std")
+_META = {"instruction_id": str, "model_name": str, "n_pairs": int, "hook": str, "position": str, "phrasings": list,
+         "instructions": list, "data_hash": str, "aggregator": str, "versions": dict}
+_REQUIRED_META = ("instruction_id", "model_name", "n_pairs")
+
+
+def _check_file(path: Path, meta: dict, tensors: dict) -> None:
+    """A vector file's schema: known metadata of the right types, float tensors [n_layers, d_model]
+    and [n_layers], all finite. Anything else is refused, naming the field."""
+    bad = f"{path} is not a valid workbench vector file"
+    if unknown := sorted(set(meta) - set(_META)):
+        raise WorkbenchError(f"{bad}: unknown metadata {unknown}")
+    if missing := [k for k in _REQUIRED_META if k not in meta]:
+        raise WorkbenchError(f"{bad}: metadata {missing} missing")
+    for key, kind in _META.items():
+        if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
+            raise WorkbenchError(f"{bad}: metadata {key!r} should be a {kind.__name__}, not {type(meta[key]).__name__}")
+    if meta["n_pairs"] < 1 or not all(isinstance(p, str) for p in meta.get("phrasings", [])):
+        raise WorkbenchError(f"{bad}: metadata n_pairs or phrasings out of shape")
+    layers, width = tensors["mean_diff"].shape if tensors["mean_diff"].ndim == 2 else (0, 0)
+    for name, t in tensors.items():
+        want = (layers, width) if name in ("mean_diff", "mean_with", "mean_without") else (layers,)
+        if not t.is_floating_point() or tuple(t.shape) != want or layers < 1 or width < 1:
+            raise WorkbenchError(f"{bad}: tensor {name} is {t.dtype} {tuple(t.shape)}, expected float {want if layers else '[n_layers, d_model]'}")
+        if not torch.isfinite(t).all():
+            raise WorkbenchError(f"{path} holds NaN or infinite values in {name}: recompute the vector")

@@ -122,7 +122,7 @@ def test_custom_instruction_with_a_checker_goes_through_sweep_and_report(tiny, t
     vec = vector_for(tiny, brief, tmp_path, 4)
     rows = four_conditions(tiny, catalog_examples(brief, "test", limit=2), choice.spec(vec), choice.spec(vec), "brief", max_new_tokens=6)
     assert set(summarize(__import__("pandas").DataFrame(rows))["condition"]) == {"no_instruction", "steer", "instruction", "instruction_steer"}
-    assert json.loads(json.dumps(config.to_json()))["instructions"][0]["members"][0]["checker"].endswith("short")
+    assert json.loads(json.dumps(config.to_json()))["instructions"][0]["members"][0]["checker"]["name"].endswith("short")
 
 
 def test_a_sweep_refuses_an_instruction_without_a_checker():

@@ -12,6 +12,8 @@ and ``{query}`` (the query itself, e.g. the prompt to repeat).
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field, replace
@@ -120,7 +122,9 @@ class Instruction:
 
     def spec(self) -> dict:
         """What defines it, as JSON (for provenance and sweep configurations)."""
-        checker = None if self.checker is None else f"{getattr(self.checker, '__module__', '?')}.{getattr(self.checker, '__qualname__', repr(self.checker))}"
+        checker = None if self.checker is None else {
+            "name": f"{getattr(self.checker, '__module__', '?')}.{getattr(self.checker, '__qualname__', repr(self.checker))}",
+            "code": fingerprint(self.checker)}
         return {"id": self.id, "source": self.source, "ifeval_id": self.ifeval_id, "kwargs": self.kwargs, "phrasings": list(self.phrasings), "checker": checker}
 
     def __repr__(self) -> str:
@@ -130,8 +134,65 @@ class Instruction:
 
 
 def slug(text: str) -> str:
-    """A file-name-safe form of a name."""
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")[:80] or "instruction"
+    """A file-name-safe form of a name. Where making it safe loses characters, a hash of the full
+    name follows the readable part, so two names never share a file (``Peace/out``, ``Peace?out``)."""
+    readable = re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")[:72] or "instruction"
+    return readable if readable == text else f"{readable}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+_SIMPLE = (str, int, float, bool, type(None), bytes)
+
+
+def _plain(value, depth: int):
+    """A stable text for what a checker's code captures: constants and containers of them by value,
+    functions by their own fingerprint, anything else by its type only."""
+    if isinstance(value, _SIMPLE):
+        return repr(value)
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = sorted(map(repr, value)) if isinstance(value, (set, frozenset)) else [_plain(v, depth) for v in value]
+        return f"{type(value).__name__}({', '.join(items)})"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_plain(k, depth)}: {_plain(v, depth)}" for k, v in value.items()) + "}"
+    if isinstance(value, re.Pattern):
+        return f"re({value.pattern!r}, {value.flags})"
+    if callable(value) and hasattr(value, "__code__") and depth < 3:
+        return fingerprint(value, depth + 1)
+    return f"<{type(value).__module__}.{type(value).__qualname__}>"
+
+
+def _code_text(code, depth: int) -> str:
+    consts = [_code_text(c, depth) if hasattr(c, "co_code") else _plain(c, depth) for c in code.co_consts]
+    return f"{code.co_code.hex()}|{consts}|{code.co_names}|{code.co_varnames}"
+
+
+def fingerprint(fn, depth: int = 0) -> str:
+    """A hash of what a checker computes: its bytecode and constants, its defaults and closure, and
+    the globals it names (by value where they are data, recursively where they are functions). An
+    edited checker gets a new fingerprint, so a results folder made with the old one is refused."""
+    fn = getattr(fn, "__func__", fn)
+    if isinstance(fn, functools.partial):
+        text = f"{fingerprint(fn.func, depth + 1)}|{_plain(fn.args, depth)}|{_plain(fn.keywords, depth)}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+    code = getattr(fn, "__code__", None)
+    if code is None:  # a callable object or a builtin: its type and its fields
+        parts = [type(fn).__qualname__, _plain(getattr(fn, "__dict__", {}), depth)]
+        call = getattr(type(fn), "__call__", None)
+        if hasattr(call, "__code__"):
+            parts.append(fingerprint(call, depth + 1))
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    names = getattr(fn, "__globals__", {})
+    captured = [_plain(c.cell_contents, depth) if c is not None and _has_contents(c) else "<empty>" for c in (fn.__closure__ or ())]
+    used = {n: _plain(names[n], depth) for n in code.co_names if n in names and not isinstance(names[n], type(re))}
+    text = "|".join([_code_text(code, depth), _plain(fn.__defaults__, depth), _plain(fn.__kwdefaults__, depth), str(captured), str(used)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _has_contents(cell) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:
+        return False
+    return True
 
 
 def generic(inst: Instruction) -> Instruction:

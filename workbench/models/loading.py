@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.io import cache_dir
+from workbench.io import cache_dir, file_lock
 from workbench.models.dtypes import resolve_dtype
 from workbench.models.engine import Model, wrap
 from workbench.models.registry import EMBEDDED, DEFAULT_MODEL, TINY_MODEL, embedded_gguf_path
@@ -32,17 +33,29 @@ def dequantized_folder(name: str) -> Path:
     folder = cache_dir() / "models" / name
     if (folder / "config.json").exists():
         return folder
-    gguf = embedded_gguf_path(name)
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-    hf_model.hf_quantizer = None  # the weights are plain float32 tensors after dequantization
-    if hasattr(hf_model.config, "quantization_config"):
-        del hf_model.config.quantization_config
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{name}."))
-    hf_model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    os.replace(tmp, folder)
+    with file_lock(folder.parent / f".{name}.lock"):  # two first loads at once: one builds, the other waits and reuses
+        if (folder / "config.json").exists():
+            return folder
+        for stale in [*folder.parent.glob(f".{name}.*"), *cache_dir().glob(f".{EMBEDDED[name].gguf}.*.tmp")]:  # left by a killed build
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            elif stale.suffix == ".tmp":
+                stale.unlink(missing_ok=True)
+        gguf = embedded_gguf_path(name)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+        hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        hf_model.hf_quantizer = None  # the weights are plain float32 tensors after dequantization
+        if hasattr(hf_model.config, "quantization_config"):
+            del hf_model.config.quantization_config
+        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{name}."))
+        try:
+            hf_model.save_pretrained(tmp)
+            tokenizer.save_pretrained(tmp)
+            if folder.exists():  # a folder without config.json: a build from before this lock, interrupted
+                shutil.rmtree(folder)
+            os.replace(tmp, folder)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 
@@ -79,8 +92,11 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: str 
         gguf = path
         if not gguf.exists():
             raise WorkbenchError(f"no GGUF file at {gguf}: give an existing .gguf path")
-        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
+        except Exception as exc:  # gguf and transformers raise many types for a damaged or foreign file
+            raise WorkbenchError(f"cannot read {gguf} as a model ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
         bridge_name = gguf.stem
     else:
         local = path.is_dir()

@@ -11,7 +11,7 @@ from typing import Sequence
 from workbench.errors import WorkbenchError
 from workbench.instructions import Group, Instruction, as_group
 from workbench.steering import Steer, pack
-from workbench.vectors import InstructionVector
+from workbench.vectors import MAX_MULTIPLE, InstructionVector
 
 NO_STEERING = -1  # the layer recorded for unsteered rows
 
@@ -43,11 +43,21 @@ class SweepConfig:
             raise WorkbenchError("no instructions to sweep: name at least one")
         if not self.coefficients and not self.project:
             raise WorkbenchError("the coefficient grid is empty: give coefficients or keep the projection mode")
-        if any(not math.isfinite(c) for c in self.coefficients):
-            raise WorkbenchError("coefficients must be finite numbers")
+        if any(not math.isfinite(c) or abs(c) > MAX_MULTIPLE for c in self.coefficients):
+            raise WorkbenchError(f"coefficients must be finite numbers of at most {MAX_MULTIPLE:g} (× the layer's mean-difference norm)")
+        for name in ("n_train", "n_prompts"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise WorkbenchError(f"{name} must be a whole number of at least 1, not {getattr(self, name)!r}")
+        if self.max_new_tokens is not None and (not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1):
+            raise WorkbenchError(f"max_new_tokens must be at least 1 (or None: each instruction's budget), not {self.max_new_tokens!r}")
+        if any(not isinstance(l, int) or l < 0 for l in self.layers):
+            raise WorkbenchError(f"layers are whole numbers from 0, not {list(self.layers)}")
         names = [g.name for g in self.groups]
         if len(set(names)) != len(names):
             raise WorkbenchError(f"two instructions share a name in this sweep: {sorted(n for n in names if names.count(n) > 1)}")
+        slugs = [g.slug for g in self.groups]
+        if len(set(slugs)) != len(slugs):  # slugs carry a hash of the name, so this would be a bug
+            raise WorkbenchError(f"two instructions share a file name in this sweep: {sorted(s for s in slugs if slugs.count(s) > 1)}")
         for g in self.groups:
             if not g.checkable:
                 raise WorkbenchError(f"instruction {g.name!r} has no checker, and a sweep scores compliance: give it check=<callable or IFEval id>")
