@@ -13,6 +13,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
+
 from workbench.errors import WorkbenchError
 from workbench.io import cache_dir
 
@@ -79,19 +81,44 @@ class Check:
     loose_each: tuple[bool, ...] = ()
 
 
+def _start(text: str, n: int = 60) -> str:
+    """The start of a reply or prompt, quoted on one line, for an error message."""
+    return repr(text[:n] + ("…" if len(text) > n else ""))
+
+
+def _failed(checker: str, exc: Exception, response: str, prompt: str = "") -> WorkbenchError:
+    first = next(iter(str(exc).splitlines()), "")
+    context = f" to the prompt {_start(prompt)}" if prompt else ""
+    return WorkbenchError(f"{checker} raised {type(exc).__name__}: {first} on the reply {_start(response)}{context}")
+
+
+def _verdict(value: object, checker: str) -> bool:
+    """A checker's answer, which must be a bool: ``bool("no")`` would count a reply as following."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise WorkbenchError(f"{checker} returned {type(value).__name__} {_start(repr(value), 40)}, not True or False: a checker must return a bool")
+
+
 def check(response: str, instruction_ids: Sequence[str], kwargs: Sequence[dict], prompt: str = "") -> Check:
-    """Does the response follow every instruction? IFEval strict and loose, as lm-eval scores them."""
+    """Does the response follow every instruction? IFEval strict and loose, as lm-eval scores them
+    (one instruction at a time, as lm-eval does, so an error names the one that failed)."""
     bad = unknown_ids(instruction_ids)
     if bad:
         raise WorkbenchError(f"unknown IFEval instruction id {bad[0]!r}: see `workbench evaluate --help` for the known ids")
+    if len(kwargs) != len(instruction_ids):
+        raise WorkbenchError(f"{len(kwargs)} kwargs for {len(instruction_ids)} instruction ids ({', '.join(instruction_ids)}): give one per id")
     utils = _ifeval_utils()
-    inp = utils.InputExample(key=0, instruction_id_list=list(instruction_ids), prompt=prompt, kwargs=[dict(k) for k in kwargs])
-    strict = utils.test_instruction_following_strict(inp, response)
-    loose = utils.test_instruction_following_loose(inp, response)
-    return Check(
-        bool(strict.follow_all_instructions), bool(loose.follow_all_instructions),
-        tuple(map(bool, strict.follow_instruction_list)), tuple(map(bool, loose.follow_instruction_list)),
-    )
+    strict, loose = [], []
+    for iid, kw in zip(instruction_ids, kwargs):
+        name = f"IFEval's checker for {iid}"
+        inp = utils.InputExample(key=0, instruction_id_list=[iid], prompt=prompt, kwargs=[dict(kw)])
+        try:
+            verdicts = [test(inp, response).follow_instruction_list[0] for test in (utils.test_instruction_following_strict, utils.test_instruction_following_loose)]
+        except Exception as exc:  # lm-eval's code on a model's reply: say which id, reply and prompt
+            raise _failed(name, exc, response, prompt) from exc
+        strict.append(_verdict(verdicts[0], name))
+        loose.append(_verdict(verdicts[1], name))
+    return Check(all(strict), all(loose), tuple(strict), tuple(loose))
 
 
 def loose_variants(response: str) -> list[str]:
@@ -101,8 +128,24 @@ def loose_variants(response: str) -> list[str]:
     return [response, response.replace("*", ""), *cut, *(c.replace("*", "") for c in cut)]
 
 
-def check_callable(response: str, checker: Checker) -> Check:
-    """A Python checker scored as IFEval scores its own: strict on the response, loose on any rewrite."""
-    strict = bool(response.strip()) and bool(checker(response))
-    loose = any(bool(r.strip()) and bool(checker(r)) for r in loose_variants(response))
+def _checker_name(checker: Checker) -> str:
+    return getattr(checker, "__qualname__", None) or type(checker).__name__
+
+
+def check_callable(response: str, checker: Checker, instruction: str | None = None) -> Check:
+    """A Python checker scored as IFEval scores its own: strict on the response, loose on any rewrite.
+    It must return a bool; an error in it is reported with the reply (and ``instruction``, its id)."""
+    name = f"checker {_checker_name(checker)}" + (f" of instruction {instruction!r}" if instruction else "")
+
+    def follows(text: str) -> bool:
+        if not text.strip():
+            return False
+        try:
+            value = checker(text)
+        except Exception as exc:  # the user's code: say which reply broke it
+            raise _failed(name, exc, text) from exc
+        return _verdict(value, name)
+
+    strict = follows(response)
+    loose = any(follows(r) for r in loose_variants(response))
     return Check(strict, loose, (strict,), (loose,))

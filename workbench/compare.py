@@ -14,7 +14,6 @@ from typing import Sequence
 
 import pandas as pd
 
-from workbench.errors import WorkbenchError
 from workbench.evaluate import quality
 from workbench.generate import Generation, generate
 from workbench.instructions import Instruction, get_instruction, instantiate
@@ -26,12 +25,10 @@ COLUMNS = ["prompt", "unsteered", "unsteered_follows", "steered", "steered_follo
 
 def follows(instruction: str | Instruction, text: str, prompt: str) -> bool | None:
     """IFEval's loose verdict on ``text`` as a reply to ``prompt`` (a per-query instruction is filled
-    from the prompt), or None when the instruction has no checker."""
-    try:
-        inst = instantiate(get_instruction(instruction), prompt)
-        return inst.check(text, prompt).loose
-    except WorkbenchError:
-        return None
+    from the prompt), or None when the instruction has no checker. A checker that fails is an error,
+    not "no checker"."""
+    inst = instantiate(get_instruction(instruction), prompt)
+    return inst.check(text, prompt).loose if inst.checkable else None
 
 
 def verdict(follow: bool | None) -> str:

@@ -44,12 +44,13 @@ class Evaluation:
         conds = list(dict.fromkeys(s["condition"]))
         cell = lambda c, level: next((f"{r.accuracy:.2f} <small>[{r.ci_low:.2f}, {r.ci_high:.2f}]</small>"
                                       for r in s[(s["condition"] == c) & (s["level"] == level)].itertuples()), "–")
-        head = "".join(f"<th>{CONDITION_NAMES.get(c, c).lower()}</th>" for c in conds)
+        head = "".join(f"<th>{html.escape(CONDITION_NAMES.get(c, c).lower())}</th>" for c in conds)
         body = "".join(f"<tr><th style='text-align:left'>{level} level</th>" + "".join(f"<td>{cell(c, level)}</td>" for c in conds) + "</tr>"
                        for level in ("prompt", "instruction"))
-        groups = "".join(f"<tr><td>{html.escape(name)}</td><td>{html.escape(str(g['without_instruction']))}</td></tr>"
+        groups = "".join(f"<tr><td>{html.escape(str(name))}</td><td>{html.escape(str(g['without_instruction']))}</td></tr>"
                          for name, g in self.summary["groups"].items())
-        return (f"<b>Evaluation</b> {html.escape(self.summary['model'])}: {self.summary['n_evaluated']} of {self.summary['n_examples']} records "
-                f"of <code>{html.escape(self.summary['data'])}</code>, loose accuracy with 95 % bootstrap CIs"
+        return (f"<b>Evaluation</b> {html.escape(str(self.summary['model']))}: {html.escape(str(self.summary['n_evaluated']))} of "
+                f"{html.escape(str(self.summary['n_examples']))} records "
+                f"of <code>{html.escape(str(self.summary['data']))}</code>, loose accuracy with 95 % bootstrap CIs"
                 f"<table><tr><th></th>{head}</tr>{body}</table><small>settings selected on validation prompts</small>"
                 f"<table><tr><th>vector group</th><th>steering</th></tr>{groups}</table>")

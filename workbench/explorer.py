@@ -111,19 +111,20 @@ class Explorer:
     def _run(self, ticket: int) -> None:
         setting, asked = self.setting(), self._asked
         self.status.value = "<i>generating…</i>"
+        key = (setting.prompt, setting.instruction)
         try:
             plain, steered = self.replies(setting, ticket)
+            if ticket != self._latest:
+                return
+            if key not in self._plain_cards:
+                self._plain_cards[key] = self._card(setting, plain)
+            cards = self._plain_cards[key], self._card(setting, steered)  # a failing checker is shown, not a dead thread
         except _Superseded:
             return
         except WorkbenchError as exc:
             self.status.value = f"<span style='color:#b2182b'>{html.escape(str(exc))}</span>"
             return
-        if ticket != self._latest:
-            return
-        key = (setting.prompt, setting.instruction)
-        if key not in self._plain_cards:
-            self._plain_cards[key] = self._card(setting, plain)
-        self.plain_out.value, self.steered_out.value = self._plain_cards[key], self._card(setting, steered)
+        self.plain_out.value, self.steered_out.value = cards
         self.timings.append(time.perf_counter() - asked)
         self.status.value = f"layer {setting.layer}, {setting.mode} {'' if setting.mode == 'project' else f'{setting.coefficient:g}×'}: {self.timings[-1]:.1f} s"
 

@@ -63,6 +63,11 @@ class Plan:
     validation: dict = field(default_factory=dict)
 
 
+def _one_line(text: str) -> str:
+    """An error message on one line, whatever ids, keys or values from the file it quotes."""
+    return " ".join(text.splitlines())
+
+
 def plan_file(
     data: str | Path, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
     skip_unknown: bool = False, seed: int = 0,
@@ -73,23 +78,25 @@ def plan_file(
     examples = load_ifeval_jsonl(data)
     bad = unknown_ids([i for ex in examples for i in ex.instruction_id_list])
     if bad and not skip_unknown:
-        raise WorkbenchError(f"{data} uses ids lm-eval's IFEval does not know: {', '.join(bad)} (pass --skip-unknown to leave those records out)")
+        raise WorkbenchError(_one_line(f"{data} uses ids lm-eval's IFEval does not know: {', '.join(bad)} (pass --skip-unknown to leave those records out)"))
     skipped: dict[str, str] = {}
     members: dict[str, dict] = defaultdict(dict)
     items = []
+    known = []
     for ex in examples:
         if set(ex.instruction_id_list) & set(bad):
             skipped[ex.key] = f"unknown id {', '.join(i for i in ex.instruction_id_list if i in bad)}"
             continue
+        try:  # every record's kwargs, used or not: bad input fails here, before any model loads
+            insts = record_instructions(ex)
+        except WorkbenchError as exc:
+            raise WorkbenchError(_one_line(f"{data} line {ex.line} (key {ex.key}): {exc}")) from None
+        known.append(ex)
         if not ex.prompt_without_instruction:
             skipped[ex.key] = "no prompt_without_instruction: the conditions without the instruction need it"
             continue
         if pairs == "file" and split_of(ex.prompt_without_instruction, seed) != "test":
             continue  # a training or validation record
-        try:
-            insts = record_instructions(ex)
-        except WorkbenchError as exc:
-            raise WorkbenchError(f"{data}, record {ex.key}: {exc}") from None
         names = tuple(group_name(i.ifeval_id, i.kwargs, group_by) for i in insts)
         for name, inst in zip(names, insts):
             g = generic(inst)
@@ -98,7 +105,7 @@ def plan_file(
     groups = {name: Group(name, tuple(ms[k] for k in sorted(ms))) for name, ms in sorted(members.items())}
     plan = Plan(str(data), examples, items, groups, skipped, pairs)
     if pairs == "file":
-        own = file_pairs(examples, group_by, seed)
+        own = file_pairs(known, group_by, seed)
         for name in groups:
             splits = own.get(name, {})
             if len(splits.get("train", [])) >= MIN_FILE_PAIRS and splits.get("validation"):
@@ -163,6 +170,7 @@ def evaluate_plan(
     if unknown:
         raise WorkbenchError(f"settings name groups the file does not have: {', '.join(unknown)}; its groups are {', '.join(plan.groups)}")
     to_select = [g for g in groups if g.name not in settings]
+    log(f"instruction vectors for {len(groups)} groups ({n_train} training pairs each): recorded once, kept in {sweep_dir / 'vectors'}")
     if not to_select:
         table = None
     elif given_sweep:
@@ -194,6 +202,7 @@ def evaluate_plan(
         tokens = max_new_tokens or max(i.budget for i in example.instructions)
         buckets[(tuple(dict.fromkeys(names)), tokens)].append((example, names))
     rows = []
+    log(f"held-out test: {sum(map(len, buckets.values()))} records in {len(buckets)} batches, each generated and scored in four conditions")
     for (names, tokens), entries in buckets.items():
         examples = [e for e, _ in entries]
         without = [s for n in names for s in choices[(n, False)].spec(vectors[n])]
@@ -208,6 +217,7 @@ def evaluate_plan(
             for i, r in enumerate(conditional_conditions(model, examples, gated, label, max_new_tokens=tokens)):
                 r["groups"] = list(entries[i % len(entries)][1])
                 rows.append(r)
+    log(f"scoring {len(rows)} rows: IFEval's accuracies, strict and loose, with bootstrap CIs")
     scores = ifeval_scores(rows)
     result = {
         "model": model.name, "data": str(plan.data), "pairs": plan.pairs, "search": search, "n_examples": len(plan.examples) or len(plan.items),
@@ -226,6 +236,7 @@ def evaluate_plan(
     write_atomic(out / "scores.csv", scores.to_csv(index=False))
     write_atomic(out / "summary.json", json.dumps(result, indent=2, default=float))
     write_atomic(out / "report.md", report_markdown(result, scores, pd.DataFrame(rows)))
+    log(f"report: {out / 'report.md'}")
     return Evaluation(result, scores, pd.DataFrame(rows), out)
 
 

@@ -17,19 +17,22 @@ from workbench.instructions import Group, Instruction, Pair, as_group, data_hash
 from workbench.models import HOOK_TEMPLATE, Model
 from workbench.vectors import InstructionVector
 
+RECORD_ROWS = 64  # prompts a recording batch holds at most (unless told): a progress bar moves every batch, memory stays flat
+
 
 @torch.inference_mode()
 def record_last_token(
     model: Model, prompts: Sequence[str], chat: bool = True, batch_size: int | None = None, progress: bool = False
 ) -> Float[Tensor, "n n_layers d_model"]:
-    """The residual stream after every block at each prompt's last token (left padding puts it last)."""
+    """The residual stream after every block at each prompt's last token (left padding puts it last).
+    ``progress``: a bar counting prompts, moving every batch (``RECORD_ROWS`` at most)."""
     if not prompts:
         raise WorkbenchError("no prompts to record: pass at least one prompt")
     seqs = [model.encode(model.chat(p) if chat else p) for p in prompts]
     longest = max(len(s) for s in seqs)
     if longest > model.n_ctx:
         raise WorkbenchError(f"a prompt of {longest} tokens exceeds {model.name}'s context of {model.n_ctx}: shorten it")
-    batch_size = batch_size or auto_batch_size(model, longest, rows=len(seqs))
+    batch_size = batch_size or min(RECORD_ROWS, auto_batch_size(model, longest, rows=len(seqs)))
     out = torch.empty(len(seqs), model.n_layers, model.d_model)
     current: dict[int, Tensor] = {}
 
@@ -39,13 +42,15 @@ def record_last_token(
 
     names = {HOOK_TEMPLATE.format(layer=l) for l in range(model.n_layers)}
     order = sorted(range(len(seqs)), key=lambda i: -len(seqs[i]))
-    with model.bridge.hooks(fwd_hooks=[(name, keep_last) for name in sorted(names)]):
-        for start in tqdm(range(0, len(order), batch_size), desc="record", disable=not progress, leave=False):
+    bar = tqdm(total=len(seqs), desc="recording vectors", unit="prompt", disable=not progress, leave=False)
+    with model.bridge.hooks(fwd_hooks=[(name, keep_last) for name in sorted(names)]), bar:
+        for start in range(0, len(order), batch_size):
             chunk = order[start : start + batch_size]
             ids, mask = left_pad([seqs[i] for i in chunk], model.pad_token_id, model.device)
             model.forward(ids, mask, positions(mask), keep=0)  # no logits needed: the hooks keep what we want
             out[chunk] = torch.stack([current[l] for l in range(model.n_layers)], dim=1).float().cpu()
             current.clear()
+            bar.update(len(chunk))
     return out
 
 

@@ -12,7 +12,7 @@ import functools
 import os
 import warnings
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -98,11 +98,21 @@ def _halved(model: Model, rows: int) -> int:
     return rows // 2
 
 
-def _record(replies: Sequence[int], token: torch.Tensor, stops: torch.Tensor, out: list[list[int]], stopped: list[bool]) -> list[int]:
+def _record(
+    replies: Sequence[int], token: Tensor, logits: Tensor, stops: Tensor, out: list[list[int]], stopped: list[bool], step: int, rows: Tensor
+) -> list[int]:
     """One decode step's bookkeeping, with the step's one host sync: batch row i's token extends
-    reply ``replies[i]``, or an end-of-turn token marks it stopped; a stopped reply takes no more
-    tokens. Returns the rows' end-of-turn flags (1 or 0)."""
-    tokens, done = torch.stack([token, torch.isin(token, stops).long()]).tolist()
+    reply ``replies[i]`` (prompt ``rows[replies[i]]``), or an end-of-turn token marks it stopped; a
+    stopped reply takes no more tokens. Returns the rows' end-of-turn flags (1 or 0). In the same
+    sync: a reply still generating whose logits broke down raises (NaN, infinite, or all equal: a
+    residual stream that overflowed normalises to zero), instead of an empty reply."""
+    low, high = torch.aminmax(logits, dim=-1)
+    sane = torch.isfinite(low) & torch.isfinite(high) & (high > low)  # a NaN anywhere makes low and high NaN
+    tokens, done, ok = torch.stack([token, torch.isin(token, stops).long(), sane.long()]).tolist()
+    if broken := [reply for reply, k in zip(replies, ok) if not k and not stopped[reply]]:
+        named = ", ".join(map(str, rows[broken[:8]].tolist())) + (f" and {len(broken) - 8} more" if len(broken) > 8 else "")
+        raise WorkbenchError(f"generation produced non-finite logits at new token {step + 1} (prompts {named}): NaN, infinite or all equal, "
+                             "as when the residual stream overflows; a steering coefficient too large or not finite?")
     for reply, t, d in zip(replies, tokens, done):
         if stopped[reply]:
             continue
@@ -124,7 +134,8 @@ def _generate_batch(
     do_sample: bool,
     temperature: float,
     generator,
-    stop_at_eos: bool = True,
+    stop_at_eos: bool,
+    on_step: Callable[[int], None],
 ) -> list[tuple[list[int], bool]]:
     device = model.device
     stops = torch.tensor(model.stop_token_ids if stop_at_eos else [], dtype=torch.long, device=device)
@@ -150,7 +161,9 @@ def _generate_batch(
             state.offset = 0
             logits = model.forward(step_ids, step_mask, positions(step_mask))[:, -1]
         token = _pick(logits, do_sample, temperature, generator)
-        done = _record(alive, token, stops, out, stopped)
+        live = stopped.count(False)
+        done = _record(alive, token, logits, stops, out, stopped, step, rows)
+        on_step(live + (live - stopped.count(False)) * (max_new_tokens - 1 - step))  # a token each, and what a row that ended no longer needs
         if all(done) or step == max_new_tokens - 1:
             break
         step_ids = torch.cat([step_ids, token[:, None]], dim=1)
@@ -175,7 +188,8 @@ def _generate_batch_compiled(
     do_sample: bool,
     temperature: float,
     generator,
-    stop_at_eos: bool = True,
+    stop_at_eos: bool,
+    on_step: Callable[[int], None],
 ) -> list[tuple[list[int], bool]]:
     """``_generate_batch`` through the compiled step (``workbench.compiled``): same tokens, fixed shapes."""
     device = model.device
@@ -197,7 +211,9 @@ def _generate_batch_compiled(
         position = position[:, -1]
         for step in range(max_new_tokens):
             token = _pick(logits, do_sample, temperature, generator)
-            _record(range(n), token, stops, out, stopped)  # finished rows stay in the batch: fixed shapes
+            live = stopped.count(False)
+            _record(range(n), token, logits, stops, out, stopped, step, rows)  # finished rows stay in the batch: fixed shapes
+            on_step(live + (live - stopped.count(False)) * (max_new_tokens - 1 - step))
             if all(stopped) or step == max_new_tokens - 1:
                 break
             position = position + 1
@@ -226,6 +242,7 @@ def generate(
     progress: bool = False,
     stop_at_eos: bool = True,
     compile: bool | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> list[Generation]:
     """Generate a reply to each prompt (user messages, wrapped in the chat template when ``chat``).
 
@@ -235,6 +252,10 @@ def generate(
     the compiled step (``workbench.compiled``; default ``$WORKBENCH_COMPILE``); the first call compiles
     (minutes on a CPU), later ones reuse it for any steering. It falls back to eager, with a warning,
     where it cannot run (TL hooks other than steering, an operator it does not know, no cache).
+    ``on_step(n)`` is called after every decode step with the token budget it used up (a token per row
+    still generating, plus what a row that ended no longer needs): the calls sum to len(prompts) ×
+    max_new_tokens, an honest total for a progress bar (``progress`` draws one). Logits that break
+    down (NaN, inf: a coefficient too large or not finite) raise ``WorkbenchError``.
     """
     if not prompts:
         raise WorkbenchError("no prompts given: pass at least one prompt")
@@ -258,30 +279,37 @@ def generate(
     conditions = list({s.when.key(): s.when for s in specs if s.when is not None}.values())
     if conditions:  # decided once per prompt, unsteered, before any steering hook is in place
         state.gates = detect(model, seqs, conditions, batch_size)
-    bar = tqdm(total=len(seqs), desc="generate", disable=not progress, leave=False)
-    start = 0
+    start, spent = 0, [0]  # spent: budget reported for the current batch, taken back if it runs out of memory
+
+    def stepped(n: int) -> None:
+        spent[0] += n
+        bar.update(n)
+        if on_step is not None:
+            on_step(n)
+
     compile = compile_default() if compile is None else compile
     if compile and (why := compiled.supported(model, specs) or (None if use_cache else "use_cache=False")):
         warnings.warn(f"generating eagerly: {why}", stacklevel=2)
         compile = False
-    with steering(model, specs if not compile else [], state):
+    with steering(model, specs if not compile else [], state), tqdm(
+        total=len(seqs) * max_new_tokens, desc="generate", unit="tok", unit_scale=True, disable=not progress, leave=False
+    ) as bar:
         while start < len(order):
-            chunk = order[start : start + batch_size]
+            chunk, spent[0] = order[start : start + batch_size], 0
             try:
                 if compile:
                     outs = _generate_batch_compiled(
-                        model, [seqs[i] for i in chunk], torch.tensor(chunk), specs, state.gates, max_new_tokens, do_sample, temperature, generator, stop_at_eos
+                        model, [seqs[i] for i in chunk], torch.tensor(chunk), specs, state.gates, max_new_tokens, do_sample, temperature, generator, stop_at_eos, stepped
                     )
                 else:
                     outs = _generate_batch(
-                        model, [seqs[i] for i in chunk], torch.tensor(chunk), state, max_new_tokens, use_cache, do_sample, temperature, generator, stop_at_eos
+                        model, [seqs[i] for i in chunk], torch.tensor(chunk), state, max_new_tokens, use_cache, do_sample, temperature, generator, stop_at_eos, stepped
                     )
             except torch.OutOfMemoryError:
+                stepped(-spent[0])
                 batch_size = _halved(model, len(chunk))
                 continue
             for i, (tokens, stopped) in zip(chunk, outs):
                 results[i] = Generation(prompts[i], model.decode(tokens), tuple(tokens), stopped)
-            bar.update(len(chunk))
             start += len(chunk)
-    bar.close()
     return results  # type: ignore[return-value]

@@ -134,7 +134,9 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
 
 
 def _write_html(path: Path, md: str) -> None:
-    body = MarkdownIt("commonmark").enable("table").render(md)
+    """The report as HTML. Raw HTML in the Markdown is shown as text, never run: the report quotes
+    model replies and instruction names, which are anyone's text."""
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(md)
     write_atomic(path, f"<!doctype html><meta charset='utf-8'><title>workbench report</title><style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style>{body}")
 
 

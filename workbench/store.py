@@ -5,6 +5,7 @@ reads, keyed by model, precision, instruction and the pairs' text."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -19,10 +20,11 @@ from workbench.vectors import InstructionVector
 
 def vectors_for(
     model: Model, instructions: Sequence[str | Instruction | Group], out: Path | None, n_train: int,
-    pairs: Mapping[str, Sequence[Pair]] | None = None, return_activations: bool = False,
+    pairs: Mapping[str, Sequence[Pair]] | None = None, return_activations: bool = False, progress: bool = True,
 ) -> dict:
     """Instruction vectors by name, cached in ``out/vectors`` so reruns reuse them; the missing ones
-    are computed together (``compute_vectors``: shared prompts recorded once).
+    are computed together (``compute_vectors``: shared prompts recorded once, with a bar unless
+    ``progress`` is False: the pipelines that call this run for minutes).
 
     The training activations behind each ([n, n_layers, d_model] with and without the instruction)
     are cached beside it, so separability needs no second pass over the training prompts.
@@ -45,7 +47,7 @@ def vectors_for(
     missing = [g for g in groups if g.name not in found]
     if missing:
         given = {g.name: list(pairs[g.name])[:n_train] for g in missing if pairs and pairs.get(g.name)}
-        for name, (vec, w, wo) in compute_vectors(model, missing, given, n_pairs=n_train).items():
+        for name, (vec, w, wo) in compute_vectors(model, missing, given, n_pairs=n_train, progress=progress).items():
             if path[name] is not None:
                 vec.save(path[name])
                 with atomic_path(acts_path[name]) as tmp:
@@ -54,15 +56,22 @@ def vectors_for(
     return found
 
 
-def vector_for(model: Model, instruction: str | Instruction | Group, out: Path | None, n_train: int, return_activations: bool = False, pairs: Sequence[Pair] | None = None):
+def vector_for(
+    model: Model, instruction: str | Instruction | Group, out: Path | None, n_train: int, return_activations: bool = False,
+    pairs: Sequence[Pair] | None = None, progress: bool = True,
+):
     """One instruction's vector (``vectors_for`` for one)."""
     group = as_group(instruction)
-    return vectors_for(model, [group], out, n_train, {group.name: pairs} if pairs else None, return_activations)[group.name]
+    return vectors_for(model, [group], out, n_train, {group.name: pairs} if pairs else None, return_activations, progress)[group.name]
 
 
-def cached_vector(model: Model, instruction: str | Instruction | Group, n_pairs: int = 64, root: str | Path | None = None) -> InstructionVector:
+def cached_vector(
+    model: Model, instruction: str | Instruction | Group, n_pairs: int = 64, root: str | Path | None = None, progress: bool | None = None,
+) -> InstructionVector:
     """``compute_vector`` on the training queries, cached on disk (``$WORKBENCH_CACHE/vectors``) under
-    a key of the model, its precision, the instruction's definition and the pairs' text."""
+    a key of the model, its precision, the instruction's definition and the pairs' text. ``progress``:
+    a recording bar; by default where stderr is a terminal (``workbench steer``), not in a notebook,
+    where the explorer records from a background thread."""
     group = as_group(instruction)
     pairs = make_pairs(group, "train", limit=n_pairs)
     key = data_hash([model.name, dtype_name(model.dtype), json.dumps(group.spec(), sort_keys=True)] + [p.with_instruction + "\0" + p.without_instruction for p in pairs])
@@ -71,6 +80,6 @@ def cached_vector(model: Model, instruction: str | Instruction | Group, n_pairs:
         vec = InstructionVector.load(path, model)
         if vec.proj_with_std is not None:  # files from before projection spreads were kept are recomputed
             return vec
-    vec = compute_vector(model, group, pairs=pairs)
+    vec = compute_vector(model, group, pairs=pairs, progress=sys.stderr.isatty() if progress is None else progress)
     vec.save(path)
     return vec

@@ -244,6 +244,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
         raise WorkbenchError(f"{model.name} follows none of the screened instructions when told (threshold {cfg.follow_threshold}); try another model")
     log(f"   followed: {', '.join(names)}")
     log(f"2/7 sweep: {len(names)} instructions × layers {list(cfg.layers)} × {list(cfg.coefficients)} + projection × {cfg.sweep_prompts} validation prompts")
+    log(f"   vectors: {len(names)} instructions × {cfg.n_train} training pairs, recorded once into {out / 'sweep' / 'vectors'}")
     sweep_cfg = SweepConfig(model=model.name, instructions=tuple(names), layers=cfg.layers, coefficients=cfg.coefficients, n_train=cfg.n_train,
                             n_prompts=cfg.sweep_prompts, max_new_tokens=cfg.max_new_tokens, conditions=cfg.conditions)
     table = run_sweep(model, sweep_cfg, out / "sweep", executor=executor).table

@@ -126,15 +126,17 @@ class InstructionVector:
                 f"{self.n_pairs} pairs, ‖Δ‖ peaks at layer {peak} ({float(self.norms[peak]):.3g}))")
 
     def _repr_html_(self) -> str:
-        """A notebook card: provenance and the norm per layer as a sparkline."""
+        """A notebook card: provenance and the norm per layer as a sparkline. Every field is escaped:
+        a vector file's metadata is anyone's text, and a notebook runs the HTML it is given."""
         norms = self.norms.tolist()
         top = max(norms) or 1.0
         w, h = 4 * len(norms), 28
         points = " ".join(f"{4 * i + 2},{h - 2 - (h - 4) * v / top:.1f}" for i, v in enumerate(norms))
         spark = f"<svg width='{w}' height='{h}'><polyline fill='none' stroke='#3366cc' stroke-width='1.5' points='{points}'/></svg>"
-        rows = {"model": self.model_name, "pairs": self.n_pairs, "hook": self.hook, "position": self.position,
-                "‖Δ‖ per layer": spark + f" max {top:.3g} at layer {int(self.norms.argmax())}", "data hash": self.data_hash,
-                "phrasings": html.escape("; ".join(self.phrasings[:3]) + (" …" if len(self.phrasings) > 3 else ""))}
+        esc = lambda v: html.escape(str(v))
+        rows = {"model": esc(self.model_name), "pairs": esc(self.n_pairs), "hook": esc(self.hook), "position": esc(self.position),
+                "‖Δ‖ per layer": spark + f" max {top:.3g} at layer {int(self.norms.argmax())}", "data hash": esc(self.data_hash),
+                "phrasings": esc("; ".join(self.phrasings[:3]) + (" …" if len(self.phrasings) > 3 else ""))}
         body = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>" for k, v in rows.items())
         return f"<b>InstructionVector</b> <code>{html.escape(self.instruction_id)}</code><table>{body}</table>"
 

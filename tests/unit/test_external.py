@@ -90,7 +90,7 @@ def test_unknown_ids_fail_before_anything_runs_unless_skipped(tmp_path, syntheti
     assert list(plan.skipped) == ["x"] and len(plan.items) == 3
     bad_kwargs = {**synthetic[1][0], "key": "k7", "instruction_id_list": ["language:response_language"], "kwargs": [{"language": "xx"}]}
     write_jsonl(path, [bad_kwargs])
-    with pytest.raises(WorkbenchError, match="record k7: unknown language 'xx'"):
+    with pytest.raises(WorkbenchError, match=r"bad.jsonl line 1 \(key k7\): unknown language 'xx'"):
         plan_file(path)
 
 

@@ -83,7 +83,7 @@ def test_ifeval_jsonl_loader(tmp_path):
     assert got[0].kwargs == [{"language": "fr"}] and got[0].prompt_without_instruction == "Write about dogs."
     assert got[1].prompt_without_instruction is None
     (tmp_path / "bad.jsonl").write_text('{"prompt": "x"}\n')
-    with pytest.raises(WorkbenchError, match="bad.jsonl:1"):
+    with pytest.raises(WorkbenchError, match="bad.jsonl line 1"):
         load_ifeval_jsonl(tmp_path / "bad.jsonl")
     (tmp_path / "empty.jsonl").write_text("\n")
     with pytest.raises(WorkbenchError, match="no examples"):

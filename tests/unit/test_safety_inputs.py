@@ -302,3 +302,64 @@ def test_two_processes_claiming_one_folder_cannot_both_win(tmp_path):
         [t.join() for t in threads]
         assert len(won) == 1 and len(lost) == 19
         assert json.loads((out / "config.json").read_text())["i"] == won[0]
+
+
+# --- random malformed input through the public entry points --------------------------------
+
+from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+
+SPEC_ALPHABET = st.sampled_from(list("@:[]=,.|-_ /") + ["nan", "inf", "1e30", "project", "json", "one_sentence", "startend:end_checker",
+                                                        "language:response_language", "language=", "text:", "0", "3", "-1", "é", "\x00"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(SPEC_ALPHABET, max_size=12).map("".join))
+def test_random_spec_strings_give_only_workbench_errors(text):
+    from workbench.commands import _parse_spec, parse_instructions
+
+    try:
+        name, layer, coef = _parse_spec(text)
+        assert layer >= 0 and (coef == "project" or abs(coef) < float("inf"))
+        if not name.endswith(".safetensors"):
+            parse_instructions([name])
+    except WorkbenchError:
+        pass
+
+
+JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
+FIELDS = ["instruction_id", "model_name", "n_pairs", "hook", "position", "phrasings", "instructions", "data_hash", "aggregator", "versions", "format", "junk"]
+TENSOR_NAMES = ["mean_diff", "mean_with", "mean_without", "proj_with", "proj_without", "proj_with_std", "proj_without_std", "junk"]
+
+
+@st.composite
+def vector_files(draw):
+    tensors = {}
+    for name in draw(st.lists(st.sampled_from(TENSOR_NAMES), min_size=1, unique=True)):
+        shape = draw(st.lists(st.integers(0, 4), max_size=3))
+        dtype = draw(st.sampled_from([torch.float32, torch.float16, torch.int64, torch.bool]))
+        t = torch.randn(shape).to(dtype) if dtype.is_floating_point else torch.zeros(shape, dtype=dtype)
+        if dtype.is_floating_point and t.numel() and draw(st.booleans()):
+            t.view(-1)[0] = draw(st.sampled_from([float("nan"), float("inf")]))
+        tensors[name] = t
+    meta = draw(st.dictionaries(st.sampled_from(FIELDS), JSON, max_size=8))
+    if draw(st.booleans()):
+        meta["format"] = 1
+    raw = draw(st.sampled_from(["json", "garbage", "none"]))
+    return tensors, meta, raw
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(vector_files())
+def test_random_vector_files_give_only_workbench_errors(tmp_path, case):
+    from workbench.vectors import InstructionVector
+
+    tensors, meta, raw = case
+    path = tmp_path / "r.safetensors"
+    metadata = {"json": {"workbench": json.dumps(meta)}, "garbage": {"workbench": "{not json"}, "none": None}[raw]
+    save_file(tensors, str(path), metadata=metadata)
+    try:
+        vec = InstructionVector.load(path)
+    except WorkbenchError:
+        return
+    assert vec.mean_diff.ndim == 2 and torch.isfinite(vec.mean_diff).all()  # what loads is a real vector

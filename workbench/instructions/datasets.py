@@ -7,12 +7,26 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 from workbench.errors import WorkbenchError
 from workbench.instructions.groups import group_name
+from workbench.instructions.ifeval import IFEVAL_DEFAULTS, full_kwargs
 from workbench.instructions.instruction import Instruction
 from workbench.instructions.pairs import SPLITS, Pair, instantiate, queries, split_of
+
+# A prompt longer than this (about 5,000 tokens) is a pasted document or a broken line, not an
+# instruction-following item (IFEval's longest is a few thousand characters). Refusing it when the
+# file is read costs nothing; refusing it at generation costs the whole selection sweep run before.
+MAX_PROMPT_CHARS = 20_000
+# What lm-eval's IFEval takes for each kwarg (a test keeps these equal to its registry). Anything else
+# fails deep inside lm-eval or, worse, passes: a string of keywords is sorted into its letters.
+COUNT_KWARGS = ("capital_frequency", "frequency", "let_frequency", "nth_paragraph", "num_bullets", "num_highlights", "num_paragraphs",
+                "num_placeholders", "num_sections", "num_sentences", "num_words")
+WORD_LIST_KWARGS = ("keywords", "forbidden_words")
+STRING_KWARGS = ("capital_relation", "end_phrase", "first_word", "keyword", "language", "let_relation", "letter", "postscript_marker",
+                 "prompt_to_repeat", "relation", "section_spliter")
+
 
 @dataclass(frozen=True)
 class IFEvalExample:
@@ -21,31 +35,135 @@ class IFEvalExample:
     instruction_id_list: list[str]
     kwargs: list[dict]
     prompt_without_instruction: str | None = None
+    line: int = 0  # where it is in its file, for error messages
+
+
+def _kind(value: object) -> str:
+    """A JSON value's kind, as an error message names it."""
+    if value is None:
+        return "null"
+    if isinstance(value, str) and not value.strip():
+        return "an empty string"
+    names = {bool: "a boolean", str: "a string", list: "a list", dict: "an object"}
+    return next((name for t, name in names.items() if isinstance(value, t)), "a number")
+
+
+def _not_list_of(value: object, ok: Callable[[object], bool]) -> str:
+    """What a value is instead of a non-empty list of ``ok`` items, for an error message."""
+    if not isinstance(value, list):
+        return _kind(value)
+    return "a list holding " + ", ".join(sorted({_kind(v) for v in value if not ok(v)})) if value else "an empty list"
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Non-blank lines with their numbers. Split on newline bytes only: a U+2028 inside a JSON string
+    is part of its record, not a line break."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise WorkbenchError(f"cannot read {path}: {exc.strerror}") from None
+    for n, raw in enumerate(data.split(b"\n"), 1):
+        try:
+            line = raw.decode("utf-8").removeprefix("\ufeff" if n == 1 else "")
+        except UnicodeDecodeError as exc:
+            raise WorkbenchError(f"{path} line {n}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8") from None
+        if line.strip():
+            yield n, line
+
+
+def _count(value: object) -> object:
+    """A count as an int: 5.0 (how pandas writes an integer column with nulls) is 5."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _kwargs(where: str, ifeval_id: str, given: dict | None) -> dict:
+    """A record's kwargs for one id, nulls dropped, values checked. lm-eval replaces some bad values by
+    random ones (a count of 0 or below, a letter "zz", a paragraph past the last): refused here."""
+    kwargs = {k: (_count(v) if k in COUNT_KWARGS else v) for k, v in (given or {}).items() if v is not None}
+    for name, value in kwargs.items():
+        if name in COUNT_KWARGS:
+            ok, want = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "a whole number from 1"
+        elif name in WORD_LIST_KWARGS:
+            ok, want = isinstance(value, list) and bool(value) and all(isinstance(w, str) and w.strip() for w in value), "a non-empty list of words"
+        elif name == "letter":
+            ok, want = isinstance(value, str) and len(value) == 1 and "a" <= value.lower() <= "z", "one letter a-z"
+        elif name in STRING_KWARGS:
+            ok, want = isinstance(value, str) and bool(value.strip()), "a non-empty string"
+        else:
+            continue  # an unknown name is the registry's to refuse
+        if not ok:
+            shown = json.dumps(value, ensure_ascii=False)
+            raise WorkbenchError(f"{where}: kwargs of {ifeval_id}: {name} must be {want}, not {shown if len(shown) <= 40 else shown[:37] + '...'}")
+    paragraphs = {**IFEVAL_DEFAULTS.get(ifeval_id, {}), **kwargs}.get("num_paragraphs")
+    if "nth_paragraph" in kwargs and isinstance(paragraphs, int) and kwargs["nth_paragraph"] > paragraphs:
+        raise WorkbenchError(f"{where}: kwargs of {ifeval_id}: nth_paragraph {kwargs['nth_paragraph']} is past num_paragraphs {paragraphs}")
+    return kwargs
+
+
+def _text(where: str, name: str, value: object) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise WorkbenchError(f"{where}: {name} must be a non-empty string, not {_kind(value)}")
+    if len(value) > MAX_PROMPT_CHARS:
+        raise WorkbenchError(f"{where}: {name} has {len(value):,} characters, more than MAX_PROMPT_CHARS = {MAX_PROMPT_CHARS:,}; shorten it")
+    return value
+
+
+def parse_record(where: str, line: str, n: int = 0) -> IFEvalExample:
+    """One JSONL line as an IFEval record, every field checked; ``where`` starts each error message."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise WorkbenchError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, RecursionError):
+        raise WorkbenchError(f"{where}: not JSON this reader takes (nested too deeply or a number too long)") from None
+    if not isinstance(row, dict):
+        raise WorkbenchError(f"{where}: {_kind(row)}, where an IFEval record (a JSON object) belongs")
+    ids = row.get("instruction_id_list")
+    is_id = lambda i: isinstance(i, str) and bool(i.strip())
+    if not isinstance(ids, list) or not ids or not all(map(is_id, ids)):
+        raise WorkbenchError(f"{where}: instruction_id_list must be a non-empty list of id strings, not {_not_list_of(ids, is_id)}")
+    kwargs = row.get("kwargs")
+    kwargs = [{}] * len(ids) if kwargs is None else kwargs  # no kwargs at all: none for any instruction
+    is_kw = lambda k: k is None or isinstance(k, dict)
+    if not isinstance(kwargs, list) or not all(map(is_kw, kwargs)):
+        raise WorkbenchError(f"{where}: kwargs must be a list of objects, one per instruction id, not {_not_list_of(kwargs, is_kw)}")
+    if len(kwargs) != len(ids):
+        raise WorkbenchError(f"{where}: kwargs has {len(kwargs)} entr{'y' if len(kwargs) == 1 else 'ies'} for {len(ids)} instruction ids")
+    key = row.get("key")
+    key = n if key is None else key
+    if isinstance(key, bool) or not isinstance(key, (int, str)) or not str(key).strip():
+        raise WorkbenchError(f"{where}: key must be a number or a non-empty string, not {_kind(key)}")
+    kwargs = [_kwargs(where, iid, kw) for iid, kw in zip(ids, kwargs)]
+    prompt = _text(where, "prompt", row.get("prompt"))
+    without = row.get("prompt_without_instruction")  # optional: a record without it is skipped, with the reason
+    without = None if without is None else _text(where, "prompt_without_instruction", without)
+    return IFEvalExample(str(key), prompt, list(ids), kwargs, without, n)
 
 
 def load_ifeval_jsonl(path: str | Path) -> list[IFEvalExample]:
-    """Read an IFEval-format JSONL file (key, prompt, instruction_id_list, kwargs, ...)."""
+    """Read an IFEval-format JSONL file (key, prompt, instruction_id_list, kwargs, ...), every record
+    checked here, before any model loads: one ``WorkbenchError`` naming the file and line otherwise."""
     path = Path(path)
     if not path.is_file():
         raise WorkbenchError(f"no such file: {path}; give an IFEval-format JSONL file")
-    out = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            ids = list(row["instruction_id_list"])
-            kwargs = [{k: v for k, v in (kw or {}).items() if v is not None} for kw in row.get("kwargs", [{}] * len(ids))]
-            out.append(IFEvalExample(str(row.get("key", n)), row["prompt"], ids, kwargs, row.get("prompt_without_instruction")))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise WorkbenchError(f"{path}:{n} is not an IFEval record ({exc}); each line needs prompt and instruction_id_list") from None
+    out: list[IFEvalExample] = []
+    seen: dict[str, int] = {}
+    for n, line in _lines(path):
+        ex = parse_record(f"{path} line {n}", line, n)
+        if ex.key in seen:
+            raise WorkbenchError(f"{path} line {n}: key {ex.key!r} is already the key of line {seen[ex.key]}; each record needs its own key")
+        seen[ex.key] = n
+        out.append(ex)
     if not out:
         raise WorkbenchError(f"{path} holds no examples; give a non-empty IFEval-format JSONL file")
     return out
 
 
 def record_instructions(example: IFEvalExample) -> list[Instruction]:
-    """A record's instructions as IFEval instructions with the record's own kwargs."""
+    """A record's instructions as IFEval instructions with the record's own kwargs (names and values
+    checked by the registry first, so a kwarg named like a parameter is an error, not a TypeError)."""
+    for iid, kw in zip(example.instruction_id_list, example.kwargs):
+        full_kwargs(iid, kw)
     return [Instruction.ifeval(iid, **kw) for iid, kw in zip(example.instruction_id_list, example.kwargs)]
 
 

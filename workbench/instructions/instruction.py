@@ -113,7 +113,7 @@ class Instruction:
     def check(self, response: str, prompt: str = "") -> Check:
         """Does the response follow it? IFEval strict and loose (a callable is scored the same way)."""
         if self.checker is not None:
-            return check_callable(response, self.checker)
+            return check_callable(response, self.checker, instruction=self.id)
         if self.ifeval_id is None:
             raise WorkbenchError(f"instruction {self.id!r} has no checker: give check=<callable or IFEval id> to sweep or evaluate it")
         if self.per_query:

@@ -14,6 +14,7 @@ point carries a hook, and the bridge-wrapped model otherwise, so any TL hook sti
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
 import json
 from contextlib import contextmanager
@@ -121,6 +122,19 @@ class Model:
     @property
     def dtype(self) -> torch.dtype:
         return next(self.hf.parameters()).dtype
+
+    def fingerprint(self) -> str:
+        """A short hash of what makes this model's numbers: every weight's name, shape, precision
+        and 1,152 of its values (first, last and evenly spaced), and the chat template. Another file
+        under the same name, or another precision, gets another fingerprint; cheap on any device."""
+        h = hashlib.sha256(str(getattr(self.tokenizer, "chat_template", "")).encode())
+        for name, p in self.hf.named_parameters():
+            flat = p.detach().reshape(-1)
+            idx = torch.cat([torch.arange(min(64, flat.numel())), torch.linspace(0, flat.numel() - 1, 1024, dtype=torch.float64).long(),
+                             torch.arange(max(flat.numel() - 64, 0), flat.numel())]).to(flat.device)
+            h.update(f"{name}{tuple(p.shape)}{p.dtype}".encode())
+            h.update(flat[idx].float().cpu().numpy().tobytes())
+        return h.hexdigest()[:16]
 
     @property
     def pad_token_id(self) -> int:

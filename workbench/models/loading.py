@@ -19,8 +19,9 @@ from workbench.errors import WorkbenchError
 from workbench.io import cache_dir, file_lock
 from workbench.models.dtypes import resolve_dtype
 from workbench.models.engine import Model, wrap
-from workbench.models.registry import EMBEDDED, DEFAULT_MODEL, TINY_MODEL, embedded_gguf_path
+from workbench.models.registry import EMBEDDED, DEFAULT_MODEL, TINY_MODEL, embedded_gguf_path, ensure_packages
 from workbench.models.tiny import tiny_hf, tiny_model
+from workbench.threads import set_cpu_threads
 
 
 def dequantized_folder(name: str) -> Path:
@@ -33,6 +34,7 @@ def dequantized_folder(name: str) -> Path:
     folder = cache_dir() / "models" / name
     if (folder / "config.json").exists():
         return folder
+    ensure_packages(name)  # a missing package is refused before anything is written
     with file_lock(folder.parent / f".{name}.lock"):  # two first loads at once: one builds, the other waits and reuses
         if (folder / "config.json").exists():
             return folder
@@ -75,6 +77,7 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: str 
     dtype = resolve_dtype(dtype)
     if device and str(device).startswith("cuda") and not torch.cuda.is_available():
         raise WorkbenchError(f"device {device!r} asked for, but torch sees no CUDA GPU here: drop --device (CPU) or install a CUDA build of torch")
+    set_cpu_threads(device)  # a sane CPU default; WORKBENCH_THREADS / OMP_NUM_THREADS override it
     if name == TINY_MODEL:
         model = tiny_model(dtype=dtype)
         if device:

@@ -24,7 +24,7 @@ from typing import Callable, Iterator, Sequence
 from workbench.errors import WorkbenchError
 from workbench.evaluate import Judge
 from workbench.models import Model, dtype_name, load_model
-from workbench.sweep.executors import Job, run_units
+from workbench.sweep.executors import Job, OnStep, run_units
 
 Loader = Callable[[str | None], Model]  # device (None: CPU) -> a replica; must pickle
 
@@ -68,7 +68,7 @@ class RayExecutor:
     def _start(self, ray) -> tuple[int, dict]:
         if not ray.is_initialized():
             try:
-                env = {k: os.environ[k] for k in ("WORKBENCH_COMPILE", "WORKBENCH_BATCH_SIZE") if k in os.environ}  # the driver's engine settings
+                env = {k: os.environ[k] for k in ("WORKBENCH_COMPILE", "WORKBENCH_BATCH_SIZE", "WORKBENCH_THREADS") if k in os.environ}  # the driver's engine settings
                 ray.init(address=self.address, include_dashboard=False, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env})
             except (ConnectionError, RuntimeError) as exc:
                 raise WorkbenchError(f"no Ray cluster at {self.address}: {_last_line(exc)} (start one with `ray start --head`, or drop the address)") from None
@@ -77,7 +77,8 @@ class RayExecutor:
         n = self.workers or gpus or max(1, int(resources.get("CPU", 1)) // self.cpus_per_worker)
         return n, {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": self.cpus_per_worker}
 
-    def map(self, model: Model, jobs: Sequence[Job], judge: Judge | None = None) -> Iterator[tuple[int, list[list[dict]]]]:
+    def map(self, model: Model, jobs: Sequence[Job], judge: Judge | None = None, on_step: OnStep | None = None) -> Iterator[tuple[int, list[list[dict]]]]:
+        """``on_step`` is not called: a worker's steps stay on the worker, so progress moves as each batch returns."""
         ray = require_ray()
         from ray.exceptions import RayActorError
 

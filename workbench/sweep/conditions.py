@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from workbench.checkers import Check
 from workbench.evaluate import Judge, bootstrap_ci, score_rows
@@ -66,13 +67,17 @@ class Example:
 Plan = Sequence[tuple[str, bool, Sequence[Steer], "Choice | None"]]  # (condition, instruction in the prompt?, steering, its setting)
 
 
-def run_conditions(model: Model, examples: Sequence[Example], plan: Plan, label: str, max_new_tokens: int = 64, judge: Judge | None = None) -> list[dict]:
-    """Generate and score each planned condition on every example, all in one packed batch; rows."""
+def run_conditions(
+    model: Model, examples: Sequence[Example], plan: Plan, label: str, max_new_tokens: int = 64, judge: Judge | None = None, progress: bool = True,
+) -> list[dict]:
+    """Generate and score each planned condition on every example, all in one packed batch; rows.
+    ``progress``: a bar in token budget (rows × max_new_tokens) that moves every decode step."""
     n = len(examples)
     prompts = [e.prompt if with_inst else e.query for _, with_inst, _, _ in plan for e in examples]
     # each condition's specs act on its own rows only
     specs = pack([list(steer) for _, _, steer, _ in plan for _ in examples])
-    gens = generate(model, prompts, steer=specs, max_new_tokens=max_new_tokens)
+    with tqdm(total=len(prompts) * max_new_tokens, desc=label, unit="tok", unit_scale=True, disable=not progress, leave=False) as bar:
+        gens = generate(model, prompts, steer=specs, max_new_tokens=max_new_tokens, on_step=bar.update)
     rows, checks = [], []
     for block, (cond, with_inst, steer, choice) in enumerate(plan):
         for e, p, g in zip(examples, prompts[block * n : (block + 1) * n], gens[block * n : (block + 1) * n]):

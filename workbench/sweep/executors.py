@@ -7,7 +7,7 @@ finishes; the driver alone writes them, so where the work ran changes nothing on
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Protocol, Sequence, runtime_checkable
+from typing import Callable, Iterator, Protocol, Sequence, runtime_checkable
 
 from workbench.evaluate import Judge, score_rows
 from workbench.generate import generate
@@ -15,13 +15,20 @@ from workbench.models import Model
 from workbench.sweep.grid import Unit, unit_specs
 
 Job = tuple[list[Unit], int]  # units packed into one batch, and their token budget
+OnStep = Callable[[int], None]  # told the token budget each decode step used up (``generate``'s ``on_step``)
 
 
-def run_units(model: Model, units: Sequence[Unit], max_new_tokens: int, judge: Judge | None = None) -> list[list[dict]]:
+def job_budget(job: Job) -> int:
+    """A job's token budget: its rows × its max_new_tokens, what its decode steps report in all."""
+    units, budget = job
+    return sum(len(u.rows()) for u in units) * budget
+
+
+def run_units(model: Model, units: Sequence[Unit], max_new_tokens: int, judge: Judge | None = None, on_step: OnStep | None = None) -> list[list[dict]]:
     """Generate several units in one batch (per-row coefficients), then score; rows per unit."""
     plan = [(u, r) for u in units for r in u.rows()]
     prompts = [r[3] for _, r in plan]
-    gens = generate(model, prompts, steer=unit_specs(units), max_new_tokens=max_new_tokens)
+    gens = generate(model, prompts, steer=unit_specs(units), max_new_tokens=max_new_tokens, on_step=on_step)
     rows, checks = [], []
     for (unit, (mode, coef, pair, prompt)), gen in zip(plan, gens):
         checked = pair.instruction  # filled for this query
@@ -55,22 +62,23 @@ def run_units(model: Model, units: Sequence[Unit], max_new_tokens: int, judge: J
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs jobs; yields ``(job index, rows per unit)`` as each finishes, in any order, each once."""
+    """Runs jobs; yields ``(job index, rows per unit)`` as each finishes, in any order, each once.
+    ``on_step``, where the executor can, hears each decode step of the job running (progress)."""
 
-    def map(self, model: Model, jobs: Sequence[Job], judge: Judge | None = None) -> Iterator[tuple[int, list[list[dict]]]]: ...
+    def map(self, model: Model, jobs: Sequence[Job], judge: Judge | None = None, on_step: OnStep | None = None) -> Iterator[tuple[int, list[list[dict]]]]: ...
 
     def summary(self) -> str: ...
 
 
 @dataclass
 class Local:
-    """Every job in this process, in order, on ``model``."""
+    """Every job in this process, in order, on ``model``; ``on_step`` hears every decode step."""
 
     jobs_done: int = field(default=0, init=False)
 
-    def map(self, model: Model, jobs: Sequence[Job], judge: Judge | None = None) -> Iterator[tuple[int, list[list[dict]]]]:
+    def map(self, model: Model, jobs: Sequence[Job], judge: Judge | None = None, on_step: OnStep | None = None) -> Iterator[tuple[int, list[list[dict]]]]:
         for i, (units, budget) in enumerate(jobs):
-            yield i, run_units(model, units, budget, judge)
+            yield i, run_units(model, units, budget, judge, on_step)
             self.jobs_done += 1
 
     def summary(self) -> str:

@@ -19,7 +19,7 @@ from workbench.instructions import Pair, make_pairs
 from workbench.io import claim_dir, read_jsonl, write_atomic, write_jsonl
 from workbench.models import Model, check_layer
 from workbench.store import vectors_for
-from workbench.sweep.executors import Executor, Local
+from workbench.sweep.executors import Executor, Local, job_budget
 from workbench.sweep.grid import NO_STEERING, SweepConfig, Unit, chunks, unit_name
 from workbench.sweep.result import SweepResult
 
@@ -40,13 +40,15 @@ def run_sweep(
     ``vectors/`` caches them (default ``out``), so several sweeps can share one set; ``bar``, one
     progress bar they share (its owner sets the total and closes it); ``executor``, where the batches
     run (default ``Local()``; ``cluster.RayExecutor`` for Ray actors): the rows are the same.
+    The bar counts token budget (rows × max_new_tokens) and moves every decode step where the
+    executor reports steps (``Local``), else as each batch returns: its rate and ETA are honest.
     """
     out = Path(out)
     if config.model != model.name:
         raise WorkbenchError(f"the sweep is configured for {config.model} but the model is {model.name}")
     for layer in config.layers:
         check_layer(model, layer)
-    claim_dir(out, config.to_json(), "sweep")
+    claim_dir(out, config.to_json() | {"model_fingerprint": model.fingerprint()}, "sweep")
     for stale in (out / "units").glob(".*.tmp"):  # left by a process killed mid-write
         stale.unlink()
     groups = {g.slug: g for g in config.groups}
@@ -63,16 +65,16 @@ def run_sweep(
         kept = None if cells_of is None else {tuple(c) for c in cells_of.get(groups[slug].name, ())}
         return [s for s in config.settings() if kept is None or (layer, *s) in kept]
 
-    per_unit = lambda k: config.n_prompts * len(settings_at(k[0], k[2]))
+    per_unit = lambda k: config.n_prompts * len(settings_at(k[0], k[2])) * config.budget(groups[k[0]])  # token budget
     total = sum(map(per_unit, keys))
     own_bar = bar is None
     if own_bar:
-        bar = tqdm(total=total, initial=total - sum(map(per_unit, todo)), desc="sweep", unit="gen", disable=not progress)
+        bar = tqdm(total=total, initial=total - sum(map(per_unit, todo)), desc="sweep", unit="tok", unit_scale=True, disable=not progress)
     else:
         bar.update(total - sum(map(per_unit, todo)))  # resumed units count as done
     units, pairs_of = [], {}
     steered_groups = list({k[0]: groups[k[0]] for k in todo if k[2] != NO_STEERING}.values())
-    vecs = vectors_for(model, steered_groups, Path(vectors or out), config.n_train, train_pairs)  # one recording pass
+    vecs = vectors_for(model, steered_groups, Path(vectors or out), config.n_train, train_pairs, progress=progress)  # one recording pass
     for slug, cond, layer in todo:
         group = groups[slug]
         if slug not in pairs_of:
@@ -86,10 +88,17 @@ def run_sweep(
         units.append(Unit(group, cond, layer, vec, pairs_of[slug], settings))
     unit_budget = lambda unit: config.budget(unit.group)
     jobs = [(chunk, unit_budget(chunk[0])) for chunk in chunks(units, rows_per_batch, unit_budget)]
-    for i, rows_per_unit in (executor or Local()).map(model, jobs, judge):  # only this process writes
+    stepped = [0]  # budget reported step by step since the last job returned: that job's (jobs run one at a time where steps are reported)
+
+    def on_step(n: int) -> None:
+        stepped[0] += n
+        bar.update(n)
+
+    for i, rows_per_unit in (executor or Local()).map(model, jobs, judge, on_step):  # only this process writes
         for unit, rows in zip(jobs[i][0], rows_per_unit):
             write_jsonl(out / "units" / unit.name, rows)
-            bar.update(len(rows))
+        bar.update(job_budget(jobs[i]) - stepped[0])  # what its steps did not report (all of it, from Ray)
+        stepped[0] = 0
     if own_bar:
         bar.close()
     table = load_table(out)

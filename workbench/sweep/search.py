@@ -60,10 +60,10 @@ def run_halving(
         for g in config.groups
     }
     rest = tuple(g for g in config.groups if every[g.name][first:])  # a file may hold fewer validation prompts
-    per_cell = len(config.conditions)
-    total = per_cell * (sum(first * (1 + len(config.layers) * len(config.settings())) for _ in config.groups)
-                        + sum(len(every[g.name][first:]) * (1 + keep) for g in rest))  # round 2 at most
-    with tqdm(total=total, desc="sweep (halving)", unit="gen", disable=not progress) as bar:
+    per_cell = len(config.conditions)  # the bar counts token budget (rows × max_new_tokens), as run_sweep's
+    total = per_cell * (sum(first * (1 + len(config.layers) * len(config.settings())) * config.budget(g) for g in config.groups)
+                        + sum(len(every[g.name][first:]) * (1 + keep) * config.budget(g) for g in rest))  # round 2 at most
+    with tqdm(total=total, desc="sweep (halving)", unit="tok", unit_scale=True, disable=not progress) as bar:
         one = run_sweep(model, replace(config, n_prompts=first), out / "round1", progress, pairs={n: p[:first] for n, p in every.items()},
                         train_pairs=train_pairs, vectors=out, bar=bar, executor=executor).table
         survivors = best_cells(one, keep)
