@@ -156,7 +156,7 @@ def test_the_kwarg_kinds_are_lm_evals():
     import inspect
 
     from workbench.checkers import ifeval_registry
-    from workbench.instructions.datasets import COUNT_KWARGS, STRING_KWARGS, WORD_LIST_KWARGS
+    from workbench.instructions.ifeval import COUNT_KWARGS, STRING_KWARGS, WORD_LIST_KWARGS
 
     names = {p for c in ifeval_registry().values() for p in inspect.signature(c.build_description).parameters if p != "self"}
     assert names == set(COUNT_KWARGS) | set(WORD_LIST_KWARGS) | set(STRING_KWARGS)
@@ -195,14 +195,14 @@ def test_a_raising_checker_names_itself_and_the_reply():
                        ) as err:
         check_callable("Arr, matey, the treasure lies east.", _broken, "pirate")
     assert isinstance(err.value.__cause__, ZeroDivisionError)
-    with pytest.raises(WorkbenchError, match="checker _broken raised ZeroDivisionError"):
+    with pytest.raises(WorkbenchError, match="checker _broken (of instruction .*)?raised ZeroDivisionError"):
         Instruction.custom("Answer like a pirate.", check=_broken).check("Arr.")
 
 
 def test_side_by_side_reports_a_failing_checker_instead_of_no_checker():
     from workbench.compare import follows
 
-    with pytest.raises(WorkbenchError, match="checker _broken raised ZeroDivisionError"):
+    with pytest.raises(WorkbenchError, match="checker _broken (of instruction .*)?raised ZeroDivisionError"):
         follows(Instruction.custom("Answer like a pirate.", check=_broken), "Arr.", "Hi")
     assert follows("text:Answer like a pirate.", "Arr.", "Hi") is None
 
@@ -211,7 +211,7 @@ def test_side_by_side_reports_a_failing_checker_instead_of_no_checker():
 def test_a_checker_that_does_not_return_a_bool_is_refused(answer):
     """``bool("no")`` is True: a checker returning text would count every reply as following."""
     inst = Instruction.custom("Answer like a pirate.", check=lambda reply: answer, id="pirate")
-    with pytest.raises(WorkbenchError, match=r"checker .*<lambda> returned .*not True or False"):
+    with pytest.raises(WorkbenchError, match=r"checker .*<lambda>.* returned .*not True or False"):
         inst.check("Arr.")
     assert check_callable("Arr.", lambda reply: np.bool_(True)).strict and not check_callable("No.", lambda reply: np.bool_(False)).loose
 

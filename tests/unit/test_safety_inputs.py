@@ -363,3 +363,13 @@ def test_random_vector_files_give_only_workbench_errors(tmp_path, case):
     except WorkbenchError:
         return
     assert vec.mean_diff.ndim == 2 and torch.isfinite(vec.mean_diff).all()  # what loads is a real vector
+
+
+@pytest.mark.parametrize("spelling, message", [
+    ("detectable_format:number_bullet_lists[num_bullets=0]", "num_bullets must be a whole number from 1"),
+    ("keywords:letter_frequency[letter=zz]", "letter must be one letter"),
+    ("length_constraints:nth_paragraph_first_word[nth_paragraph=5,num_paragraphs=2,first_word=so]", "past num_paragraphs"),
+])
+def test_spellings_lm_eval_would_silently_replace_are_refused(spelling, message, capsys):
+    """lm-eval swaps these for random values: the text said 'the letter e' while checking 'zz'."""
+    refused(["vectors", spelling, *TINY], capsys, message)

@@ -11,7 +11,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from workbench.errors import WorkbenchError
 from workbench.instructions.groups import group_name
-from workbench.instructions.ifeval import IFEVAL_DEFAULTS, full_kwargs
+from workbench.instructions.ifeval import checked_kwargs, full_kwargs
 from workbench.instructions.instruction import Instruction
 from workbench.instructions.pairs import SPLITS, Pair, instantiate, queries, split_of
 
@@ -19,15 +19,6 @@ from workbench.instructions.pairs import SPLITS, Pair, instantiate, queries, spl
 # instruction-following item (IFEval's longest is a few thousand characters). Refusing it when the
 # file is read costs nothing; refusing it at generation costs the whole selection sweep run before.
 MAX_PROMPT_CHARS = 20_000
-# What lm-eval's IFEval takes for each kwarg (a test keeps these equal to its registry). Anything else
-# fails deep inside lm-eval or, worse, passes: a string of keywords is sorted into its letters.
-COUNT_KWARGS = ("capital_frequency", "frequency", "let_frequency", "nth_paragraph", "num_bullets", "num_highlights", "num_paragraphs",
-                "num_placeholders", "num_sections", "num_sentences", "num_words")
-WORD_LIST_KWARGS = ("keywords", "forbidden_words")
-STRING_KWARGS = ("capital_relation", "end_phrase", "first_word", "keyword", "language", "let_relation", "letter", "postscript_marker",
-                 "prompt_to_repeat", "relation", "section_spliter")
-
-
 @dataclass(frozen=True)
 class IFEvalExample:
     key: str
@@ -71,33 +62,8 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield n, line
 
 
-def _count(value: object) -> object:
-    """A count as an int: 5.0 (how pandas writes an integer column with nulls) is 5."""
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
 def _kwargs(where: str, ifeval_id: str, given: dict | None) -> dict:
-    """A record's kwargs for one id, nulls dropped, values checked. lm-eval replaces some bad values by
-    random ones (a count of 0 or below, a letter "zz", a paragraph past the last): refused here."""
-    kwargs = {k: (_count(v) if k in COUNT_KWARGS else v) for k, v in (given or {}).items() if v is not None}
-    for name, value in kwargs.items():
-        if name in COUNT_KWARGS:
-            ok, want = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "a whole number from 1"
-        elif name in WORD_LIST_KWARGS:
-            ok, want = isinstance(value, list) and bool(value) and all(isinstance(w, str) and w.strip() for w in value), "a non-empty list of words"
-        elif name == "letter":
-            ok, want = isinstance(value, str) and len(value) == 1 and "a" <= value.lower() <= "z", "one letter a-z"
-        elif name in STRING_KWARGS:
-            ok, want = isinstance(value, str) and bool(value.strip()), "a non-empty string"
-        else:
-            continue  # an unknown name is the registry's to refuse
-        if not ok:
-            shown = json.dumps(value, ensure_ascii=False)
-            raise WorkbenchError(f"{where}: kwargs of {ifeval_id}: {name} must be {want}, not {shown if len(shown) <= 40 else shown[:37] + '...'}")
-    paragraphs = {**IFEVAL_DEFAULTS.get(ifeval_id, {}), **kwargs}.get("num_paragraphs")
-    if "nth_paragraph" in kwargs and isinstance(paragraphs, int) and kwargs["nth_paragraph"] > paragraphs:
-        raise WorkbenchError(f"{where}: kwargs of {ifeval_id}: nth_paragraph {kwargs['nth_paragraph']} is past num_paragraphs {paragraphs}")
-    return kwargs
+    return checked_kwargs(ifeval_id, given or {}, where)
 
 
 def _text(where: str, name: str, value: object) -> str:

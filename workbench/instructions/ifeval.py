@@ -4,6 +4,7 @@ the one-line spelling ``id[key=value,...]``, the registry's own descriptions, an
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from typing import Mapping
 
@@ -121,6 +122,47 @@ def parse_spelling(text: str) -> tuple[str, dict]:
     return ifeval_id, kwargs
 
 
+# What lm-eval's IFEval takes for each kwarg (a test keeps these equal to its registry). Anything else
+# fails deep inside lm-eval or, worse, passes: a string of keywords is sorted into its letters.
+COUNT_KWARGS = ("capital_frequency", "frequency", "let_frequency", "nth_paragraph", "num_bullets", "num_highlights", "num_paragraphs",
+                "num_placeholders", "num_sections", "num_sentences", "num_words")
+WORD_LIST_KWARGS = ("keywords", "forbidden_words")
+STRING_KWARGS = ("capital_relation", "end_phrase", "first_word", "keyword", "language", "let_relation", "letter", "postscript_marker",
+                 "prompt_to_repeat", "relation", "section_spliter")
+
+
+
+def _count(value: object) -> object:
+    """A count as an int: 5.0 (how pandas writes an integer column with nulls) is 5."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def checked_kwargs(ifeval_id: str, given: Mapping, where: str = "") -> dict:
+    """Kwargs for one id, nulls dropped, values checked. lm-eval replaces some bad values by random
+    ones (a count of 0 or below, a letter "zz", a paragraph past the last): refused here, for file
+    records and command-line spellings alike. ``where`` starts the error (a file and line)."""
+    where = f"{where}: " if where else ""
+    kwargs = {k: (_count(v) if k in COUNT_KWARGS else v) for k, v in given.items() if v is not None}
+    for name, value in kwargs.items():
+        if name in COUNT_KWARGS:
+            ok, want = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "a whole number from 1"
+        elif name in WORD_LIST_KWARGS:
+            ok, want = isinstance(value, list) and bool(value) and all(isinstance(w, str) and w.strip() for w in value), "a non-empty list of words"
+        elif name == "letter":
+            ok, want = isinstance(value, str) and len(value) == 1 and "a" <= value.lower() <= "z", "one letter a-z"
+        elif name in STRING_KWARGS:
+            ok, want = isinstance(value, str) and bool(value.strip()), "a non-empty string"
+        else:
+            continue  # an unknown name is the registry's to refuse
+        if not ok:
+            shown = json.dumps(value, ensure_ascii=False)
+            raise WorkbenchError(f"{where}kwargs of {ifeval_id}: {name} must be {want}, not {shown if len(shown) <= 40 else shown[:37] + '...'}")
+    paragraphs = {**IFEVAL_DEFAULTS.get(ifeval_id, {}), **kwargs}.get("num_paragraphs")
+    if "nth_paragraph" in kwargs and isinstance(paragraphs, int) and kwargs["nth_paragraph"] > paragraphs:
+        raise WorkbenchError(f"{where}kwargs of {ifeval_id}: nth_paragraph {kwargs['nth_paragraph']} is past num_paragraphs {paragraphs}")
+    return kwargs
+
+
 def full_kwargs(ifeval_id: str, kwargs: Mapping) -> tuple[dict, str]:
     """The full kwargs (defaults filled, values validated by the registry) and IFEval's text for them."""
     registry = ifeval_registry()
@@ -130,7 +172,7 @@ def full_kwargs(ifeval_id: str, kwargs: Mapping) -> tuple[dict, str]:
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
         raise WorkbenchError(f"{ifeval_id} takes {', '.join(allowed) or 'no kwargs'}, not {', '.join(unknown)}")
-    full = {**IFEVAL_DEFAULTS.get(ifeval_id, {}), **{k: v for k, v in kwargs.items() if v is not None}}
+    full = {**IFEVAL_DEFAULTS.get(ifeval_id, {}), **checked_kwargs(ifeval_id, kwargs)}
     missing = [k for k in REQUIRED.get(ifeval_id, ()) if k not in full]
     if missing:
         raise WorkbenchError(f"{ifeval_id} needs {', '.join(missing)}: e.g. {spelling(ifeval_id, {missing[0]: 'de'})}")
@@ -141,7 +183,7 @@ def describe(ifeval_id: str, kwargs: Mapping) -> str:
     """IFEval's own instruction sentence for these kwargs."""
     try:
         return ifeval_registry()[ifeval_id](ifeval_id).build_description(**kwargs)
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
         if ifeval_id == "language:response_language":
             from lm_eval.tasks.ifeval.instructions_util import LANGUAGE_CODES
 

@@ -71,7 +71,7 @@ class Instruction:
         phrasings = (text,) if isinstance(text, str) else tuple(text)
         if not phrasings or not all(isinstance(p, str) and p.strip() for p in phrasings):
             raise WorkbenchError("a custom instruction needs its text: one or more non-empty sentences")
-        name = id or slug(phrasings[0])
+        name = id or readable(phrasings[0])
         if isinstance(check, str):
             full, _ = full_kwargs(check, kwargs)
             return cls(name, phrasings, check, full, FAMILIES.get(check.split(":")[0], "custom"), "custom")
@@ -136,8 +136,13 @@ class Instruction:
 def slug(text: str) -> str:
     """A file-name-safe form of a name. Where making it safe loses characters, a hash of the full
     name follows the readable part, so two names never share a file (``Peace/out``, ``Peace?out``)."""
-    readable = re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")[:72] or "instruction"
-    return readable if readable == text else f"{readable}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+    safe = readable(text)[:72]
+    return safe if safe == text else f"{safe}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
+
+
+def readable(text: str) -> str:
+    """A name made of file-safe characters (a custom instruction's default id)."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")[:80] or "instruction"
 
 
 _SIMPLE = (str, int, float, bool, type(None), bytes)
