@@ -30,14 +30,15 @@ import pandas as pd
 from workbench.checkers import unknown_ids
 from workbench.errors import WorkbenchError
 from workbench.evaluation import Evaluation
+from workbench.file_report import report_markdown
 from workbench.evaluate import bootstrap_ci
 from workbench.instructions import Group, Instruction, as_group, generic, group_name
-from workbench.io import write_atomic, write_jsonl
+from workbench.io import file_hash, write_atomic, write_jsonl
 from workbench.models import Model
 from workbench.instructions import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, make_pairs, record_instructions, split_of
 from workbench.io import log
 from workbench.store import vectors_for
-from workbench.sweep import CONDITIONS, Executor, Choice, Example, SweepConfig, conditional_conditions, four_conditions, load_table, pair_example, run_halving, run_sweep, select
+from workbench.sweep import CONDITIONS, Executor, Choice, Example, SweepConfig, conditional_conditions, four_conditions, load_table, pair_example, run_halving, run_sweep, select, selection_rule
 
 SEARCHES = ("halving", "reuse", "exhaustive")
 PAIR_SOURCES = ("queries", "file")
@@ -116,7 +117,8 @@ def plan_file(
 def _setting(choice: Choice | None) -> dict:
     if choice is None or not choice.steers:
         return {"layer": None, "mode": "none", "coefficient": None}
-    return {"layer": choice.layer, "mode": choice.mode, "coefficient": choice.coefficient, "validation": choice.score, "validation_baseline": choice.baseline}
+    return {"layer": choice.layer, "mode": choice.mode, "coefficient": choice.coefficient, "validation": choice.score, "validation_baseline": choice.baseline,
+            "validation_degenerate": choice.degenerate, "p_value": choice.p_value, "n_tested": choice.n_tested}
 
 
 def evaluate_file(
@@ -220,7 +222,8 @@ def evaluate_plan(
     log(f"scoring {len(rows)} rows: IFEval's accuracies, strict and loose, with bootstrap CIs")
     scores = ifeval_scores(rows)
     result = {
-        "model": model.name, "data": str(plan.data), "pairs": plan.pairs, "search": search, "n_examples": len(plan.examples) or len(plan.items),
+        "model": model.name, "model_fingerprint": model.fingerprint(), "data": str(plan.data), "data_sha256": file_hash(plan.data),
+        "selection_rule": selection_rule(), "pairs": plan.pairs, "search": search, "n_examples": len(plan.examples) or len(plan.items),
         "n_evaluated": len({r["prompt_id"] for r in rows}), "skipped": skipped,
         "groups": {
             g.name: {
@@ -262,45 +265,3 @@ def ifeval_scores(rows: Sequence[dict]) -> pd.DataFrame:
                 mean, lo, hi = bootstrap_ci([float(v[k]) for v in values])
                 out.append({"scope": scope, "condition": cond, "level": level, "metric": metric, "accuracy": mean, "ci_low": lo, "ci_high": hi, "n": len(values)})
     return pd.DataFrame(out, columns=["scope", "condition", "level", "metric", "accuracy", "ci_low", "ci_high", "n"])
-
-
-def _cell(frame: pd.DataFrame) -> str:
-    if frame.empty:
-        return "–"
-    r = frame.iloc[0]
-    return f"{r['accuracy']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
-
-
-FOLLOW_GAP = 0.25  # "followed when told": the instruction lifts accuracy by at least this much
-
-
-def gap_closed(scores: pd.DataFrame) -> str:
-    """(steering − no instruction) / (instruction − no instruction), where the model follows when told."""
-    acc = dict(zip(scores["condition"], scores["accuracy"]))
-    if not {"no_instruction", "steer", "instruction"} <= set(acc) or acc["instruction"] - acc["no_instruction"] < FOLLOW_GAP:
-        return "–"
-    return f"{(acc['steer'] - acc['no_instruction']) / (acc['instruction'] - acc['no_instruction']):.2f}"
-
-
-def report_markdown(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> str:
-    """The paper's table: loose accuracy per condition, overall then per id, and the chosen settings."""
-    conds = [c for c in CONDITIONS if c in set(scores["condition"])] if len(scores) else []
-    head = "| | " + " | ".join(conds) + " | n | gap closed by steering |\n|---|" + "---|" * (len(conds) + 2)
-    lines = [f"# IFEval with steering: {result['model']}", f"Data: `{result['data']}`; {result['n_evaluated']} of {result['n_examples']} records evaluated "
-             f"(vectors from {result['pairs']}, {result['search']} search). Loose accuracy, 95 % bootstrap CI.", head]
-    for scope, level in [("all", "prompt"), ("all", "instruction")] + [(s, "instruction") for s in sorted(set(scores.get("scope", [])) - {"all"})]:
-        sel = scores[(scores["scope"] == scope) & (scores["level"] == level) & (scores["metric"] == "loose")] if len(scores) else scores
-        if sel.empty:
-            continue
-        name = f"**{level}-level, all**" if scope == "all" else scope
-        lines.append(f"| {name} | " + " | ".join(_cell(sel[sel["condition"] == c]) for c in conds) + f" | {int(sel['n'].iloc[0])} | {gap_closed(sel)} |")
-    lines += ["", f"Gap closed: the share of the instruction's gain that steering alone reaches, where the instruction lifts accuracy by ≥ {FOLLOW_GAP}. "
-              "Strict accuracy and every value: `scores.csv`.", "", "| group | layer | mode | coefficient | steered quality (log-prob, degenerate) |", "|---|---|---|---|---|"]
-    for name, g in result["groups"].items():
-        s = g["without_instruction"]
-        q = rows[(rows["condition"] == "steer") & rows["groups"].apply(lambda gs: name in gs)] if len(rows) else rows
-        quality = f"{q['logprob'].mean():.2f}, {q['degenerate'].mean():.2f}" if len(q) else "–"
-        lines.append(f"| {name} | {s['layer'] if s['layer'] is not None else 'none selected'} | {s['mode']} | {s['coefficient'] if s['coefficient'] is not None else '–'} | {quality} |")
-    if result["skipped"]:
-        lines += ["", f"Skipped records: {len(result['skipped'])} (see summary.json)."]
-    return "\n".join(lines) + "\n"

@@ -3,6 +3,7 @@ folders that refuse to mix configurations, and the timestamped progress log."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -105,6 +106,17 @@ def file_lock(path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def file_hash(path: str | Path | None) -> str | None:
+    """SHA-256 of a file's bytes (None when there is no such file): what a result was made from."""
+    if path is None or not Path(path).is_file():
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def cache_dir() -> Path:

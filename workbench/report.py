@@ -82,6 +82,21 @@ def _md_table(frame: pd.DataFrame, floatfmt: str = ".2f") -> str:
     return "\n".join(lines)
 
 
+def _drift(summary: pd.DataFrame, choices: dict) -> pd.DataFrame:
+    """One row per instruction: the chosen setting's validation gain and degenerate share beside the test's."""
+    test = summary.set_index(["instruction", "condition"])
+    rows = []
+    for (name, cond), c in sorted(choices.items()):
+        if cond or (name, "steer") not in test.index:
+            continue
+        steer, none = test.loc[(name, "steer")], test.loc[(name, "no_instruction")]
+        rows.append({"instruction": name, "layer": c.layer, "mode": c.mode, "validation": c.score, "val_baseline": c.baseline,
+                     "p": c.p_value if c.p_value is not None else float("nan"), "n_val": c.n_tested, "val_gain": c.score - c.baseline,
+                     "test_gain": float(steer["compliance"] - none["compliance"]), "val_degenerate": c.degenerate, "test_degenerate": float(steer["degenerate"])})
+    return pd.DataFrame(rows, columns=["instruction", "layer", "mode", "validation", "val_baseline", "p", "n_val", "val_gain", "test_gain",
+                                       "val_degenerate", "test_degenerate"])
+
+
 def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choice, result) -> None:
     table = summary[["instruction", "condition", "compliance", "ci_low", "ci_high", "n", "layer", "mode", "coefficient", "logprob", "degenerate"]]
     best_layers = sep.loc[sep.groupby("instruction")["cohens_d"].idxmax(), ["instruction", "layer", "auroc", "cohens_d"]]
@@ -112,6 +127,11 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
         _md_table(table),
         f"Word exclusion uses the include-word vector at layer {ex_choice.layer} with coefficient {ex_choice.coefficient:g}×.",
         "![four conditions](figures/four_conditions.png)",
+        "## Selection: validation beside test",
+        f"Rule: {result.get('selection_rule', 'best-v1 (not recorded)')}. Without the instruction: what selection saw on validation prompts "
+        "(the chosen cell vs no steering, its maxT-adjusted p-value and prompts tested, its degenerate share) and what held on the test "
+        "prompts. A gain that shrinks from validation to test is the winner's curse.",
+        _md_table(_drift(summary, choices)),
         "## Sweep (validation, without the instruction)",
         "![heatmap](figures/heatmap_compliance_without.png)",
         "## Separability",

@@ -74,10 +74,10 @@ def test_selection_prefers_no_steering_on_ties_and_skips_degenerate():
         rows.append(dict(layer=NO_STEERING, mode="none", coefficient=0.0, loose=loose, degenerate=False))
         rows.append(dict(layer=3, mode="add", coefficient=1.0, loose=loose, degenerate=False))  # tie
         rows.append(dict(layer=4, mode="add", coefficient=8.0, loose=True, degenerate=True))  # degenerate
-    assert select(_table(rows))[("x", False)].layer == NO_STEERING
+    assert select(_table(rows), alpha=None)[("x", False)].layer == NO_STEERING  # the untested rule, best-v1
     rows.append(dict(layer=5, mode="project", coefficient=None, loose=True, degenerate=False))
     rows.append(dict(layer=5, mode="project", coefficient=None, loose=True, degenerate=False))
-    choice = select(_table(rows))[("x", False)]
+    choice = select(_table(rows), alpha=None)[("x", False)]
     assert (choice.layer, choice.mode, choice.score, choice.baseline) == (5, "project", 1.0, 0.5)
 
 

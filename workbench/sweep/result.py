@@ -14,7 +14,8 @@ import pandas as pd
 from workbench.io import atomic_path
 from workbench.plots import setting_label, sweep_heatmap
 from workbench.sweep.grid import NO_STEERING
-from workbench.sweep.selection import Choice, cell_summary, select
+from workbench.sweep.selection import MAX_DEGENERATE, Choice, cell_summary, select
+from workbench.sweep.significance import ALPHA
 
 
 @dataclass(repr=False)
@@ -29,9 +30,9 @@ class SweepResult:
         """Mean compliance, quality and degeneracy per (instruction, condition, layer, setting)."""
         return cell_summary(self.table, metric)
 
-    def best(self, metric: str = "loose", max_degenerate: float = 0.2) -> dict[tuple[str, bool], Choice]:
+    def best(self, metric: str = "loose", max_degenerate: float = MAX_DEGENERATE, alpha: float | None = ALPHA) -> dict[tuple[str, bool], Choice]:
         """The selected setting per (instruction, with instruction?): ``selection.select``."""
-        return select(self.table, metric, max_degenerate)
+        return select(self.table, metric, max_degenerate, alpha)
 
     def heatmap(self, value: str = "compliance", with_instruction: bool = False):
         """Layer × setting per instruction (Plotly), the selected cell boxed."""

@@ -22,13 +22,13 @@ from workbench.sweep.grid import NO_STEERING, SweepConfig
 from workbench.sweep.executors import Executor
 from workbench.sweep.result import SweepResult
 from workbench.sweep.run import run_sweep
-from workbench.sweep.selection import cell_summary
+from workbench.sweep.selection import MAX_DEGENERATE, cell_summary
 
 
 Cell = tuple[int, str, "float | None"]  # (layer, mode, coefficient)
 
 
-def best_cells(table: pd.DataFrame, keep: int, max_degenerate: float = 0.2) -> dict[str, list[Cell]]:
+def best_cells(table: pd.DataFrame, keep: int, max_degenerate: float = MAX_DEGENERATE) -> dict[str, list[Cell]]:
     """Per instruction, the ``keep`` steered cells that comply most; degenerate cells (more than
     ``max_degenerate`` of outputs) come last. Ties: fewer degenerate outputs, the projection before
     larger coefficients (as ``select`` breaks them), then the shallower layer."""

@@ -1,16 +1,30 @@
 """Selection: per instruction and prompt condition, the best non-degenerate steering setting on
-validation prompts (``Choice``), from the per-cell means of a sweep's table."""
+validation prompts (``Choice``), from the per-cell means of a sweep's table, kept only where its gain
+over no steering is more than noise (``significance``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.steering import Steer
 from workbench.sweep.grid import NO_STEERING
+from workbench.sweep.significance import ALPHA, maxt_pvalues
 from workbench.vectors import InstructionVector
+
+MAX_DEGENERATE = 0.2  # a setting whose outputs are degenerate more often than this is never selected
+CELL = ["layer", "mode", "coefficient"]
+
+
+def selection_rule(alpha: float | None = ALPHA) -> str:
+    """The rule's name, as results folders record it."""
+    if alpha is None:
+        return f"best-v1: best validation compliance above no steering, degenerate <= {MAX_DEGENERATE:g}"
+    return f"maxT-v1: best validation compliance among cells beating no steering at family-wise alpha {alpha:g} (sign-flip maxT), degenerate <= {MAX_DEGENERATE:g}"
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -24,6 +38,8 @@ class Choice:
     score: float
     baseline: float
     degenerate: float
+    p_value: float | None = None  # maxT-adjusted, one-sided, vs no steering on the tested prompts (None: not tested)
+    n_tested: int = 0  # validation prompts the test saw (halving: the second round's)
 
     @classmethod
     def manual(cls, instruction: str, layer: int, mode: str = "add", coefficient: float | None = None) -> "Choice":
@@ -38,14 +54,16 @@ class Choice:
         if not self.steers:
             return f"Choice({self.instruction} {cond} instruction: no steering, baseline {self.baseline:.2f})"
         setting = "project to z̄" if self.mode == "project" else f"{self.mode} {self.coefficient:g}×"
-        return f"Choice({self.instruction} {cond} instruction: layer {self.layer} {setting}, {self.score:.2f} vs baseline {self.baseline:.2f})"
+        test = "" if self.p_value is None else f", p = {self.p_value:.3g} on {self.n_tested} prompts"
+        return f"Choice({self.instruction} {cond} instruction: layer {self.layer} {setting}, {self.score:.2f} vs baseline {self.baseline:.2f}{test})"
 
     @classmethod
     def from_json(cls, fields: dict) -> "Choice":
         """A choice as ``dataclasses.asdict`` wrote it to JSON (numbers come back as ints or floats)."""
         num = lambda v: None if v is None else float(v)
         return cls(fields["instruction"], bool(fields["with_instruction"]), int(fields["layer"]), fields["mode"], num(fields["coefficient"]),
-                   num(fields["score"]), num(fields["baseline"]), num(fields["degenerate"]))
+                   num(fields["score"]), num(fields["baseline"]), num(fields["degenerate"]), num(fields.get("p_value")),
+                   int(fields.get("n_tested", 0)))
 
     @property
     def steers(self) -> bool:
@@ -70,24 +88,47 @@ def cell_summary(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
     )
 
 
-def select(table: pd.DataFrame, metric: str = "loose", max_degenerate: float = 0.2) -> dict[tuple[str, bool], Choice]:
-    """Best non-degenerate (layer, mode, coefficient) per instruction and condition.
+def _pvalues(rows: pd.DataFrame, metric: str) -> dict[tuple, tuple[float, int]]:
+    """maxT p-value and prompt count per steered cell of one instruction and condition. Halving's
+    survivors are tested on the second round's prompts only: the first round chose them."""
+    if "round" in rows and (rows["round"] == 2).any():
+        rows = rows[rows["round"] == 2]
+    rows = rows.assign(coefficient=rows["coefficient"].fillna(0.0))
+    scores = rows.pivot_table(index="prompt_id", columns=CELL, values=metric, aggfunc="mean")
+    base = [c for c in scores.columns if c[0] == NO_STEERING]
+    steered = [c for c in scores.columns if c[0] != NO_STEERING]
+    if not base or not steered:
+        return {}
+    gains = scores[steered].sub(scores[base[0]], axis=0).dropna()
+    p = maxt_pvalues(gains.to_numpy(dtype=float))
+    return {cell: (float(v), len(gains)) for cell, v in zip(steered, p)}
 
-    A setting is eligible when at most ``max_degenerate`` of its outputs are degenerate. Steering
-    must beat no steering strictly (ties go to no steering); among equals the smaller coefficient wins.
+
+def select(table: pd.DataFrame, metric: str = "loose", max_degenerate: float = MAX_DEGENERATE, alpha: float | None = ALPHA) -> dict[tuple[str, bool], Choice]:
+    """Best non-degenerate (layer, mode, coefficient) per instruction and condition whose gain is
+    more than noise.
+
+    A setting is eligible when at most ``max_degenerate`` of its outputs are degenerate and, unless
+    ``alpha`` is None (the earlier rule, ``best-v1``), its maxT-adjusted p-value against no steering
+    is at most ``alpha`` (``significance``): with no real effect anywhere, a group selects steering
+    at most ``alpha`` of the time. Ties go to no steering; among equals the smaller coefficient wins.
     """
     cells = cell_summary(table, metric)
     out = {}
     for (name, cond), group in cells.groupby(["instruction", "with_instruction"]):
         base = group[group["layer"] == NO_STEERING]
         baseline = float(base["compliance"].iloc[0]) if len(base) else 0.0
-        eligible = group[(group["layer"] != NO_STEERING) & (group["degenerate"] <= max_degenerate)]
+        eligible = group[(group["layer"] != NO_STEERING) & (group["degenerate"] <= max_degenerate) & (group["compliance"] > baseline)]
         best = Choice(name, bool(cond), NO_STEERING, "none", None, baseline, baseline, float(base["degenerate"].iloc[0]) if len(base) else 0.0)
+        tests = _pvalues(table[(table["instruction"] == name) & (table["with_instruction"] == cond)], metric) if alpha is not None else {}
+        if alpha is not None:
+            keep = [tests.get(tuple(r), (1.0, 0))[0] <= alpha for r in eligible[CELL].itertuples(index=False)]
+            eligible = eligible[np.array(keep, dtype=bool)] if len(eligible) else eligible
         if len(eligible):
             eligible = eligible.assign(size=eligible["coefficient"].abs().where(eligible["mode"] == "add", 0.75))
             top = eligible.sort_values(["compliance", "size", "layer"], ascending=[False, True, True]).iloc[0]
-            if top["compliance"] > baseline:
-                coef = None if top["mode"] == "project" else float(top["coefficient"])
-                best = Choice(name, bool(cond), int(top["layer"]), str(top["mode"]), coef, float(top["compliance"]), baseline, float(top["degenerate"]))
+            p, n = tests.get((top["layer"], top["mode"], top["coefficient"]), (None, 0))
+            coef = None if top["mode"] == "project" else float(top["coefficient"])
+            best = Choice(name, bool(cond), int(top["layer"]), str(top["mode"]), coef, float(top["compliance"]), baseline, float(top["degenerate"]), p, n)
         out[(name, bool(cond))] = best
     return out

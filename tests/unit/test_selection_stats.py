@@ -1,0 +1,95 @@
+"""Selection that holds: a cell that wins by noise is not selected, a real effect is, and with no
+effect anywhere a group selects steering at most alpha of the time (synthetic scores; the reference
+p-values are computed by hand, independently of the code)."""
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from workbench.sweep import select
+from workbench.sweep.grid import NO_STEERING
+from workbench.sweep.selection import selection_rule
+from workbench.sweep.significance import ALPHA, maxt_pvalues, prompts_needed
+
+CELLS = [(layer, "add", 1.0) for layer in (3, 5, 7, 9)] + [(layer, "project", None) for layer in (3, 5, 7, 9)]
+
+
+def _table(base, steered, degenerate=None, rounds=None):
+    """base: [prompts] 0/1; steered: {cell: [prompts] 0/1} -> a sweep table."""
+    rows = []
+    for cell, values in [((NO_STEERING, "none", 0.0), base), *steered.items()]:
+        for i, v in enumerate(values):
+            rows.append(dict(instruction="x", with_instruction=False, layer=cell[0], mode=cell[1], coefficient=cell[2], prompt_id=f"q{i}",
+                             loose=bool(v), strict=bool(v), logprob=-1.0, text="t",
+                             degenerate=bool(degenerate[cell][i]) if degenerate and cell in degenerate else False,
+                             **({"round": rounds[i]} if rounds else {})))
+    return pd.DataFrame(rows)
+
+
+def test_maxt_matches_a_hand_count():
+    """Two cells, 3 prompts: enumerate the 8 sign patterns by hand."""
+    gains = np.array([[1, 1], [1, 0], [0, -1]], dtype=float)
+    best = [max(sum(s * g for s, g in zip(signs, gains[:, c])) for c in range(2)) / 3 for signs in itertools.product((1, -1), repeat=3)]
+    want = [np.mean([b >= gains[:, c].mean() - 1e-12 for b in best]) for c in range(2)]
+    assert np.allclose(maxt_pvalues(gains), want)
+
+
+def test_a_cell_that_wins_by_noise_is_not_selected():
+    """Best of 8 cells at 4/8 against a baseline of 2/8: what noise gives; best-v1 took it."""
+    rng = np.random.default_rng(1)
+    base = [1, 1, 0, 0, 0, 0, 0, 0]
+    steered = {c: rng.permutation([1, 1, 0, 0, 0, 0, 0, 0]).tolist() for c in CELLS}
+    steered[CELLS[2]] = [1, 0, 1, 1, 1, 0, 0, 0]
+    assert select(_table(base, steered), alpha=None)[("x", False)].layer == 7  # the old rule selects the lucky cell
+    assert select(_table(base, steered))[("x", False)].layer == NO_STEERING
+
+
+def test_a_real_effect_is_selected_with_its_p_value():
+    base = [0] * 8
+    steered = {c: [0] * 8 for c in CELLS}
+    steered[CELLS[5]] = [1] * 8
+    choice = select(_table(base, steered))[("x", False)]
+    assert (choice.layer, choice.mode) == (5, "project") and choice.p_value == pytest.approx(1 / 256) and choice.n_tested == 8
+    assert "p = 0.0039" in repr(choice)
+
+
+def test_a_significant_cell_that_is_degenerate_is_not_selected():
+    base = [0] * 8
+    steered = {c: [0] * 8 for c in CELLS}
+    steered[CELLS[0]] = [1] * 8
+    assert select(_table(base, steered, degenerate={CELLS[0]: [1, 0, 0, 0, 0, 0, 0, 0]}))[("x", False)].layer == 3  # 1/8 <= 0.2
+    choice = select(_table(base, steered, degenerate={CELLS[0]: [1, 1, 0, 0, 0, 0, 0, 0]}))[("x", False)]  # 2/8 > 0.2
+    assert choice.layer == NO_STEERING
+
+
+def test_halving_tests_survivors_on_the_second_round_only():
+    """Round 1 chose the cell, so its round-1 wins cannot count as evidence."""
+    base = [0] * 8
+    steered = {CELLS[0]: [1, 1, 0, 0, 0, 0, 0, 0], CELLS[1]: [0] * 8}
+    rounds = [1, 1, 2, 2, 2, 2, 2, 2]
+    assert select(_table(base, steered, rounds=rounds))[("x", False)].layer == NO_STEERING
+    steered[CELLS[0]] = [1] * 8
+    choice = select(_table(base, steered, rounds=rounds))[("x", False)]
+    assert choice.layer == 3 and choice.n_tested == 6
+
+
+@pytest.mark.parametrize("base_rate", [0.1, 0.5])
+def test_false_positive_rate_on_null_data_is_at_most_alpha(base_rate):
+    """No cell does anything: every cell and the baseline answer each prompt with the same chance,
+    correlated through a per-prompt difficulty. 400 groups; allow 3 binomial SDs above alpha."""
+    rng = np.random.default_rng(0)
+    selected = 0
+    trials = 400
+    for _ in range(trials):
+        difficulty = rng.random(8) < base_rate
+        draw = lambda: np.where(rng.random(8) < 0.7, difficulty, rng.random(8) < base_rate).astype(int).tolist()
+        t = _table(draw(), {c: draw() for c in CELLS})
+        selected += select(t)[("x", False)].layer != NO_STEERING
+    assert selected / trials <= ALPHA + 3 * np.sqrt(ALPHA * (1 - ALPHA) / trials), selected
+
+
+def test_rule_names_and_power_table():
+    assert selection_rule().startswith("maxT-v1") and selection_rule(None).startswith("best-v1")
+    assert prompts_needed(0.75, 0.0, cells=8) <= 12 < prompts_needed(0.25, 0.0, cells=8)

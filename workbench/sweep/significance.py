@@ -1,0 +1,71 @@
+"""Is a steering cell's gain over no steering more than noise? An exact paired test that knows how
+many cells were tried.
+
+Each validation prompt is answered unsteered and by every cell, so a cell's gain is a mean of
+per-prompt differences (steered − unsteered compliance, each −1, 0 or 1). Under the null hypothesis
+that steering does nothing, each prompt's differences are as likely to have the opposite sign, and
+one flip applies to every cell at once (the cells share the prompt). The best of many cells wins
+partly by noise (the winner's curse), so a cell's p-value compares its gain with the null
+distribution of the *best* cell's gain (single-step maxT, Westfall and Young 1993): the chance of any
+false selection stays at most ``alpha``, whatever the correlation between layers and settings.
+With up to ``EXACT_UP_TO`` prompts every sign pattern is enumerated (exact); beyond, a seeded sample.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+from jaxtyping import Float
+
+ALPHA = 0.05  # the family-wise error rate of a group's selection
+EXACT_UP_TO = 16  # prompts: 2^16 sign patterns at most
+SAMPLED_PATTERNS = 20_000
+
+
+def _patterns(n: int, seed: int = 0) -> np.ndarray:
+    if n <= EXACT_UP_TO:
+        return np.array(list(itertools.product((1.0, -1.0), repeat=n)))
+    rng = np.random.default_rng(seed)
+    signs = rng.choice((1.0, -1.0), size=(SAMPLED_PATTERNS, n))
+    signs[0] = 1.0  # the observed pattern is one of them, so a p-value is never 0
+    return signs
+
+
+def maxt_pvalues(gains: Float[np.ndarray, "prompts cells"], seed: int = 0) -> Float[np.ndarray, "cells"]:
+    """One-sided p-value per cell, adjusted for every cell in ``gains``: the share of sign patterns
+    under which the best cell's mean gain reaches this cell's observed mean gain."""
+    gains = np.asarray(gains, dtype=float)
+    n = gains.shape[0]
+    if n == 0 or gains.shape[1] == 0:
+        return np.ones(gains.shape[1] if gains.ndim == 2 else 0)
+    best_under_null = (_patterns(n, seed) @ gains / n).max(axis=1)
+    observed = gains.mean(axis=0)
+    return (best_under_null[:, None] >= observed[None, :] - 1e-12).mean(axis=0)
+
+
+def sign_test_power(gain: float, baseline: float, n: int, cells: int = 1, alpha: float = ALPHA, reps: int = 4000, seed: int = 0) -> float:
+    """The chance that one cell whose true compliance is ``baseline + gain`` is selected from ``n``
+    prompts, by simulation; ``cells`` > 1 applies Bonferroni to the one-cell exact test, a lower bound
+    on maxT's power (which gains from correlated cells)."""
+    rng = np.random.default_rng(seed)
+    base = rng.random((reps, n)) < baseline
+    steered = rng.random((reps, n)) < baseline + gain
+    wins, losses = (steered & ~base).sum(1), (~steered & base).sum(1)
+    p = np.array([_binomial_tail(int(w), int(w + l)) for w, l in zip(wins, losses)])
+    return float((p <= alpha / cells).mean())
+
+
+def _binomial_tail(k: int, n: int) -> float:
+    """P(X ≥ k) for X ~ Binomial(n, 1/2): the exact sign test on the discordant prompts."""
+    return sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n if n else 1.0
+
+
+def prompts_needed(gain: float, baseline: float = 0.0, cells: int = 8, alpha: float = ALPHA, power: float = 0.8) -> int:
+    """The fewest validation prompts with which a real ``gain`` is selected with ``power``
+    (conservative: Bonferroni over ``cells``)."""
+    for n in range(2, 201):
+        if sign_test_power(gain, baseline, n, cells, alpha) >= power:
+            return n
+    return 201
