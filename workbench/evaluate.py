@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import random
+import zlib
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -11,11 +13,17 @@ import torch
 
 from workbench.batching import left_pad, positions
 from workbench.checkers import Check, check
+from workbench.errors import WorkbenchError
 from workbench.models import Model
 
-# A response is degenerate when any of these holds (documented in the README):
-MIN_LOGPROB = -2.5  # mean token log-prob under the unsteered model, given the plain query
+# A response is degenerate when any of these holds (rule v2; documented in the README, measured on
+# the hand-labelled replies in tests/data/degenerate_labels.jsonl):
+MIN_LOGPROB = -2.5  # mean token log-prob under the unsteered model (v2: given the plain query or the prompt as asked, the higher)
+OPENING_ALLOWANCE = 4.0  # nats (v2): how a reply opens is a free choice that an instruction or a vector moves; it costs
+# a few nats once, which a mean over a short reply ("My answer is yes.") cannot absorb: n tokens need MIN_LOGPROB - 4/n
 MAX_REPETITION = 0.5  # share of word 4-grams that repeat an earlier one
+TAIL_BYTES = 128  # v2: the window of the reply's end that compression looks at
+MIN_COMPRESSION = 0.4  # v2: deflated/raw size of that window; prose keeps about 0.6-0.8, a collapse (<<<<, abcdabcd) far less
 
 
 def repetition(text: str, n: int = 4) -> float:
@@ -47,24 +55,100 @@ def response_logprob(model: Model, queries: Sequence[str], responses: Sequence[s
     return out
 
 
+def compression(text: str, tail: int = TAIL_BYTES) -> float:
+    """Deflated size over raw size of the text's last ``tail`` bytes (UTF-8). A reply collapsed into one
+    character or a short unit (``<<<<‹<<<``, ``abcdabcd``, ``Q=Q=Q=``) is one long "word" with no repeated
+    word 4-gram, and repeating is easy for the model, so only a character-level measure sees it. The end,
+    because a collapse does not recover; a fixed window, so the value does not drift with length."""
+    raw = text.encode()[-tail:]
+    if not raw:
+        return 1.0
+    packer = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate: no header to inflate short texts
+    return len(packer.compress(raw) + packer.flush()) / len(raw)
+
+
+@dataclass(frozen=True)
+class Measures:
+    """What a degeneracy rule sees of one reply."""
+
+    text: str
+    n_tokens: int
+    logprob: float  # mean token log-prob under the unsteered model, given the plain query
+    logprob_prompt: float  # the same given the prompt as asked (instruction included); = logprob when that was the query
+    repetition: float
+    compression: float
+
+    @classmethod
+    def of(cls, text: str, n_tokens: int, logprob: float, logprob_prompt: float | None = None) -> "Measures":
+        lp_prompt = logprob if logprob_prompt is None else logprob_prompt
+        return cls(text, n_tokens, logprob, lp_prompt, repetition(text), compression(text))
+
+
+DegeneracyRule = Callable[[Measures], bool]
+
+
 def is_degenerate(logprob: float, rep: float, n_tokens: int) -> bool:
+    """Rule v1 on its three measures."""
     return n_tokens == 0 or not np.isfinite(logprob) or logprob < MIN_LOGPROB or rep > MAX_REPETITION
+
+
+def degenerate_v1(m: Measures) -> bool:
+    """Empty, log-prob given the plain query below MIN_LOGPROB, or more than MAX_REPETITION of 4-grams
+    repeat. Blind to character collapse; flags correct short formulaic answers."""
+    return is_degenerate(m.logprob, m.repetition, m.n_tokens)
+
+
+def degenerate_v2(m: Measures) -> bool:
+    """Empty (or blank); not fluent: the better of the two log-probs (plain query, prompt as asked)
+    below MIN_LOGPROB - OPENING_ALLOWANCE / n_tokens; looping: repetition above MAX_REPETITION; or
+    collapsed: compression of the last TAIL_BYTES below MIN_COMPRESSION."""
+    if m.n_tokens == 0 or not m.text.strip():
+        return True
+    lp = float(np.fmax(m.logprob, m.logprob_prompt))  # NaN only when both are
+    return (not np.isfinite(lp) or lp < MIN_LOGPROB - OPENING_ALLOWANCE / m.n_tokens
+            or m.repetition > MAX_REPETITION or m.compression < MIN_COMPRESSION)
+
+
+# name -> rule; the name is what a results folder records. Old results stay reproducible under "v1".
+DEGENERACY_RULES: dict[str, DegeneracyRule] = {"v1": degenerate_v1, "v2": degenerate_v2}
+DEGENERACY_RULE = "v2"
+
+
+def degeneracy_rule(name: str) -> DegeneracyRule:
+    if name not in DEGENERACY_RULES:
+        raise WorkbenchError(f"unknown degeneracy rule {name!r}: known rules are {', '.join(DEGENERACY_RULES)}")
+    return DEGENERACY_RULES[name]
 
 
 Judge = Callable[[str, str], float]  # (prompt, response) -> score; e.g. a call to an LLM endpoint
 
 
-def quality(model: Model, queries: Sequence[str], responses: Sequence[str], token_counts: Sequence[int], judge: Judge | None = None) -> list[dict]:
-    """Quality fields for each response: logprob, repetition, n_tokens, degenerate (+ judge).
+def quality(model: Model, queries: Sequence[str], responses: Sequence[str], token_counts: Sequence[int], judge: Judge | None = None,
+            prompts: Sequence[str] | None = None, rule: str = DEGENERACY_RULE) -> list[dict]:
+    """Quality fields for each response: logprob, logprob_prompt, repetition, compression, n_tokens,
+    degenerate (under ``rule``, a name in ``DEGENERACY_RULES``) (+ judge).
 
-    ``queries`` are the instruction-free prompts: the score asks whether the reply is a fluent,
-    relevant answer to the question, whatever steering or instruction produced it.
+    ``queries`` are the instruction-free prompts: ``logprob`` asks whether the reply is a fluent,
+    relevant answer to the question, whatever steering or instruction produced it. ``prompts``, the
+    user messages as sent (instruction included), add ``logprob_prompt``: a reply the instruction asked
+    for ("My answer is yes.") is fluent given it, though unlikely given the bare question. It costs a
+    second scoring pass over the rows whose prompt differs from the query; without ``prompts`` it
+    equals ``logprob``.
     """
+    decide = degeneracy_rule(rule)
+    if prompts is not None and len(prompts) != len(queries):
+        raise WorkbenchError(f"quality: {len(prompts)} prompts for {len(queries)} queries; give one prompt per reply")
     lps = response_logprob(model, queries, responses)
+    lps_prompt = list(lps)
+    differ = [i for i, (q, p) in enumerate(zip(queries, prompts or queries)) if p != q]
+    if prompts is not None and differ:
+        for i, lp in zip(differ, response_logprob(model, [prompts[i] for i in differ], [responses[i] for i in differ])):
+            lps_prompt[i] = lp
     rows = []
-    for q, r, lp, n in zip(queries, responses, lps, token_counts):
-        rep = repetition(r)
-        row = {"logprob": lp, "repetition": rep, "n_tokens": n, "degenerate": is_degenerate(lp, rep, n)}
+    for q, r, lp, lp_prompt, n in zip(queries, responses, lps, lps_prompt, token_counts):
+        m = Measures.of(r, int(n), float(lp), float(lp_prompt))
+        row = {"logprob": lp, "logprob_prompt": lp_prompt, "repetition": m.repetition, "compression": m.compression,
+               "n_tokens": n, "degenerate": decide(m)}
         if judge is not None:
             row["judge"] = float(judge(q, r))
         rows.append(row)

@@ -121,6 +121,13 @@ def _setting(choice: Choice | None) -> dict:
             "validation_degenerate": choice.degenerate, "p_value": choice.p_value, "n_tested": choice.n_tested}
 
 
+def _stopped(table: pd.DataFrame | None) -> list[str]:
+    """Groups whose halving stopped after the first round: no cell beat no steering there."""
+    if table is None or "round" not in table:
+        return []
+    return sorted(set(table["instruction"]) - set(table.loc[table["round"] == 2, "instruction"]))
+
+
 def evaluate_file(
     model: Model, data: str | Path, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
     n_train: int = 64, sweep_prompts: int = 8, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
@@ -223,7 +230,7 @@ def evaluate_plan(
     scores = ifeval_scores(rows)
     result = {
         "model": model.name, "model_fingerprint": model.fingerprint(), "data": str(plan.data), "data_sha256": file_hash(plan.data),
-        "selection_rule": selection_rule(), "pairs": plan.pairs, "search": search, "n_examples": len(plan.examples) or len(plan.items),
+        "selection_rule": selection_rule(), "pairs": plan.pairs, "search": search, "stopped_early": _stopped(table), "n_examples": len(plan.examples) or len(plan.items),
         "n_evaluated": len({r["prompt_id"] for r in rows}), "skipped": skipped,
         "groups": {
             g.name: {

@@ -59,7 +59,8 @@ def drift_lines(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> list[
              "|---|---|---|---|---|---|---|---|"]
     for name, g in result["groups"].items():
         s = g["without_instruction"]
-        setting = "none selected" if s["layer"] is None else f"layer {s['layer']}, " + ("projection z̄" if s["mode"] == "project" else f"add {s['coefficient']:g}×")
+        none = "none (stopped after round 1)" if name in result.get("stopped_early", ()) else "none selected"
+        setting = none if s["layer"] is None else f"layer {s['layer']}, " + ("projection z̄" if s["mode"] == "project" else f"add {s['coefficient']:g}×")
         acc = {c: scores[(scores["scope"] == name) & (scores["level"] == "instruction") & (scores["metric"] == "loose") & (scores["condition"] == c)]["accuracy"]
                for c in ("no_instruction", "steer")} if len(scores) else {}
         test = {c: float(v.iloc[0]) for c, v in acc.items() if len(v)}

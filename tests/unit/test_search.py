@@ -30,7 +30,7 @@ def test_best_cells_rank_by_compliance_then_degeneracy_then_size_then_layer():
 def test_halving_rows_equal_the_full_grids_on_the_same_prompts(tmp_path, tiny):
     config = SweepConfig(**CONFIG)
     full = run_sweep(tiny, config, tmp_path / "full", progress=False).table
-    halved = run_halving(tiny, config, tmp_path / "halved", first=2, keep=3, progress=False).table
+    halved = run_halving(tiny, config, tmp_path / "halved", first=2, keep=3, progress=False, stop_early=False).table
     steered = halved[halved["layer"] != NO_STEERING]
     assert (steered.groupby("instruction").apply(lambda g: len(g[["layer", "mode"]].drop_duplicates())) == 3).all()
     key = ["instruction", "layer", "mode", "coefficient", "prompt_id"]
@@ -44,3 +44,22 @@ def test_halving_rows_equal_the_full_grids_on_the_same_prompts(tmp_path, tiny):
 def test_halving_needs_room_for_two_rounds(tmp_path, tiny):
     with pytest.raises(WorkbenchError, match="first"):
         run_halving(tiny, SweepConfig(**CONFIG), tmp_path, first=5, progress=False)
+
+
+def test_a_group_where_nothing_beats_no_steering_stops_after_the_first_round(tmp_path, tiny):
+    """The random tiny model follows nothing, so no cell beats no steering: no second round is spent,
+    and selection, which may only use the second round's prompts, selects no steering."""
+    from workbench.sweep import select
+
+    result = run_halving(tiny, SweepConfig(**CONFIG), tmp_path, first=2, keep=3, progress=False)
+    assert set(result.table["round"]) == {1} and set(result.table["layer"]) == {NO_STEERING}
+    assert not (tmp_path / "round2").exists()
+    assert all(not c.steers for c in select(result.table).values())
+
+
+def test_promising_keeps_only_cells_that_beat_no_steering():
+    from workbench.sweep.search import promising
+
+    rows = [_row("a", NO_STEERING, "none", 0.5), _row("a", 1, "add", 1), _row("a", 2, "add", 0.5), _row("b", NO_STEERING, "none", 1), _row("b", 1, "add", 1)]
+    table = pd.DataFrame(rows)
+    assert promising(table, best_cells(table, keep=3)) == {"a": [(1, "add", 1.0)]}

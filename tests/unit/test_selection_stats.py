@@ -93,3 +93,18 @@ def test_false_positive_rate_on_null_data_is_at_most_alpha(base_rate):
 def test_rule_names_and_power_table():
     assert selection_rule().startswith("maxT-v1") and selection_rule(None).startswith("best-v1")
     assert prompts_needed(0.75, 0.0, cells=8) <= 12 < prompts_needed(0.25, 0.0, cells=8)
+
+
+def test_the_evaluate_report_puts_validation_beside_test():
+    from workbench.file_report import drift_lines
+
+    result = {"selection_rule": "maxT-v1", "stopped_early": ["b"], "groups": {
+        "a": {"without_instruction": {"layer": 3, "mode": "add", "coefficient": 1.0, "validation": 0.75, "validation_baseline": 0.0,
+                                      "validation_degenerate": 0.125, "p_value": 0.0156, "n_tested": 6}},
+        "b": {"without_instruction": {"layer": None, "mode": "none", "coefficient": None}}}}
+    scores = pd.DataFrame([{"scope": "a", "level": "instruction", "metric": "loose", "condition": c, "accuracy": v}
+                           for c, v in (("no_instruction", 0.1), ("steer", 0.4))])
+    rows = pd.DataFrame([{"condition": "steer", "groups": ["a"], "degenerate": d, "logprob": -1.0} for d in (True, False, False, False)])
+    table = "\n".join(drift_lines(result, scores, rows))
+    assert "| a | layer 3, add 1× | 0.75 vs 0.00 | 0.0156 (6) | 0.40 vs 0.10 | +0.75 → +0.30 | 0.12 / 0.25 | -1.00 |" in table
+    assert "| b | none (stopped after round 1) |" in table and "maxT-v1" in table

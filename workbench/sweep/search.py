@@ -16,6 +16,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from workbench.errors import WorkbenchError
+from workbench.io import log
 from workbench.models import Model
 from workbench.instructions import Pair, make_pairs
 from workbench.sweep.grid import NO_STEERING, SweepConfig
@@ -45,12 +46,32 @@ def best_cells(table: pd.DataFrame, keep: int, max_degenerate: float = MAX_DEGEN
     return out
 
 
+def promising(table: pd.DataFrame, cells: dict[str, list[Cell]]) -> dict[str, list[Cell]]:
+    """The cells that beat no steering on the first round's prompts; a group with none stops early
+    (no second round: it would spend prompts where nothing can be selected). The choice uses only
+    the first round, so the second round's test stays valid."""
+    summary = cell_summary(table)
+    out = {}
+    for name, kept in cells.items():
+        g = summary[summary["instruction"] == name]
+        base = g.loc[g["layer"] == NO_STEERING, "compliance"]
+        baseline = float(base.iloc[0]) if len(base) else 0.0
+        score = {(int(r.layer), str(r.mode), None if r.mode == "project" else float(r.coefficient)): r.compliance for r in g.itertuples()}
+        better = [c for c in kept if score.get(c, 0.0) > baseline]
+        if better:
+            out[name] = better
+    return out
+
+
 def run_halving(
     model: Model, config: SweepConfig, out: str | Path, first: int = 4, keep: int = 3, progress: bool = True,
     pairs: Mapping[str, Sequence[Pair]] | None = None, train_pairs: Mapping[str, Sequence[Pair]] | None = None, executor: Executor | None = None,
+    stop_early: bool = True,
 ) -> SweepResult:
     """Two rounds: every cell on the first ``first`` validation prompts, then the ``keep`` best cells
-    per instruction and the baseline on the other ``config.n_prompts - first``. Returns the rows
+    per instruction that beat no steering there (``promising``) and the baseline on the other
+    ``config.n_prompts - first``; an instruction with none stops after the first round (``stop_early=False``:
+    the ``keep`` best go on regardless). Returns the rows
     selection should see (survivors and baseline, on all prompts), with a ``round`` column."""
     if not 0 < first < config.n_prompts:
         raise WorkbenchError(f"successive halving needs 0 < first ({first}) < n_prompts ({config.n_prompts})")
@@ -67,6 +88,11 @@ def run_halving(
         one = run_sweep(model, replace(config, n_prompts=first), out / "round1", progress, pairs={n: p[:first] for n, p in every.items()},
                         train_pairs=train_pairs, vectors=out, bar=bar, executor=executor).table
         survivors = best_cells(one, keep)
+        survivors = promising(one, survivors) if stop_early else survivors
+        stopped = [g.name for g in config.groups if g.name not in survivors]
+        if stopped:
+            log(f"stopped early (no cell beat no steering on the first {first} prompts): {', '.join(stopped)}")
+        rest = tuple(g for g in rest if g.name in survivors)
         two = pd.DataFrame()
         if rest:
             two = run_sweep(model, replace(config, instructions=rest, n_prompts=config.n_prompts - first), out / "round2", progress,

@@ -91,7 +91,7 @@ def cell_summary(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
 def _pvalues(rows: pd.DataFrame, metric: str) -> dict[tuple, tuple[float, int]]:
     """maxT p-value and prompt count per steered cell of one instruction and condition. Halving's
     survivors are tested on the second round's prompts only: the first round chose them."""
-    if "round" in rows and (rows["round"] == 2).any():
+    if "round" in rows:  # chosen on round 1: only round 2 is evidence (none: no valid test, no steering)
         rows = rows[rows["round"] == 2]
     rows = rows.assign(coefficient=rows["coefficient"].fillna(0.0))
     scores = rows.pivot_table(index="prompt_id", columns=CELL, values=metric, aggfunc="mean")
