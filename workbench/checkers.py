@@ -41,6 +41,16 @@ def _write_punkt_tab(root: Path) -> None:
         os.replace(tmp, target / name)
 
 
+def checkers_version() -> str:
+    """Which IFEval checkers judge replies (lm-eval's version): part of every results folder's identity."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"lm-eval {version('lm_eval')}"
+    except PackageNotFoundError:
+        return "lm-eval (version unknown)"
+
+
 @lru_cache
 def ifeval_registry() -> dict:
     """lm-eval's IFEval instruction registry (id -> checker class), importable with the network off."""

@@ -180,7 +180,8 @@ def score_rows(model: Model, rows: list[dict], judge: Judge | None = None, check
     for row, c in zip(rows, checks):
         row["strict"], row["loose"] = c.strict, c.loose
         row["strict_each"], row["loose_each"] = list(c.strict_each), list(c.loose_each)
-    q = quality(model, [r["query"] for r in rows], [r["text"] for r in rows], [r["n_tokens"] for r in rows], judge)
+    q = quality(model, [r["query"] for r in rows], [r["text"] for r in rows], [r["n_tokens"] for r in rows], judge,
+                prompts=[r.get("prompt", r["query"]) for r in rows])
     for row, fields in zip(rows, q):
         row.update(fields)
     return rows

@@ -27,11 +27,11 @@ from typing import Mapping, Sequence
 
 import pandas as pd
 
-from workbench.checkers import unknown_ids
+from workbench.checkers import checkers_version, unknown_ids
 from workbench.errors import WorkbenchError
 from workbench.evaluation import Evaluation
 from workbench.file_report import report_markdown
-from workbench.evaluate import bootstrap_ci
+from workbench.evaluate import DEGENERACY_RULE, bootstrap_ci
 from workbench.instructions import Group, Instruction, as_group, generic, group_name
 from workbench.io import file_hash, write_atomic, write_jsonl
 from workbench.models import Model
@@ -230,7 +230,7 @@ def evaluate_plan(
     scores = ifeval_scores(rows)
     result = {
         "model": model.name, "model_fingerprint": model.fingerprint(), "data": str(plan.data), "data_sha256": file_hash(plan.data),
-        "selection_rule": selection_rule(), "pairs": plan.pairs, "search": search, "stopped_early": _stopped(table), "n_examples": len(plan.examples) or len(plan.items),
+        "selection_rule": selection_rule(), "degeneracy_rule": DEGENERACY_RULE, "checkers": checkers_version(), "pairs": plan.pairs, "search": search, "stopped_early": _stopped(table), "n_examples": len(plan.examples) or len(plan.items),
         "n_evaluated": len({r["prompt_id"] for r in rows}), "skipped": skipped,
         "groups": {
             g.name: {

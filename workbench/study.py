@@ -21,7 +21,7 @@ from workbench.generate import Generation, generate
 from workbench.models import Model, dtype_name, native_bf16
 from workbench.instructions import IFEVAL_IDS, catalog, get_instruction
 from workbench.instructions import instantiate, make_pairs
-from workbench.evaluate import score_rows
+from workbench.evaluate import DEGENERACY_RULE, score_rows
 from workbench.store import vector_for
 from workbench.sweep import MAX_DEGENERATE, Choice, Executor, SweepConfig, catalog_examples, cell_summary, conditional_conditions, four_conditions, run_sweep, select, selection_rule, summarize
 from workbench.io import atomic_path, claim_dir, log, read_jsonl, write_atomic, write_jsonl
@@ -234,7 +234,7 @@ def separability_all(model: Model, names: list[str], cfg: StudyConfig, out: Path
 def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = True, static: bool = True, executor: Executor | None = None) -> dict:
     out = Path(out)
     claim_dir(out, asdict(cfg) | {"layers": list(cfg.layers), "coefficients": list(cfg.coefficients), "instructions": list(cfg.instructions),
-                                  "selection_rule": selection_rule(), "model_fingerprint": model.fingerprint()}, "study")
+                                  "selection_rule": selection_rule(), "degeneracy_rule": DEGENERACY_RULE, "model_fingerprint": model.fingerprint()}, "study")
     t0 = time.time()
     log(f"{model.name} in {cfg.dtype}; results in {out}")
     log(f"1/7 which instructions does {model.name} follow when told? ({len(screen_instructions(cfg.instructions))} instructions × {cfg.screen_prompts} prompts)")
@@ -292,7 +292,7 @@ def run_study(model: Model, out: str | Path, cfg: StudyConfig, figures: bool = T
     write_atomic(out / "logit_lens.csv", analysis.logit_lens(model, vectors).to_csv(index=False))
     earlier = json.loads((out / "result.json").read_text()).get("seconds", 0.0) if (out / "result.json").exists() else 0.0
     this_run = round(time.time() - t0, 1)
-    result = {"model": model.name, "dtype": cfg.dtype, "selection_rule": selection_rule(), "sweep_with_instruction": True in cfg.conditions, "followed": names, "n_pairs": cfg.n_train, "seconds": round(earlier + this_run, 1), "this_run_seconds": this_run}
+    result = {"model": model.name, "dtype": cfg.dtype, "selection_rule": selection_rule(), "degeneracy_rule": DEGENERACY_RULE, "sweep_with_instruction": True in cfg.conditions, "followed": names, "n_pairs": cfg.n_train, "seconds": round(earlier + this_run, 1), "this_run_seconds": this_run}
     write_atomic(out / "result.json", json.dumps(result, indent=2))
     if figures:
         log("7/7 figures and report")

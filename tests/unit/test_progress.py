@@ -100,7 +100,7 @@ def test_the_halving_bar_ends_at_the_budget_it_ran(tiny, tmp_path, monkeypatch):
     import workbench.sweep.search as search
 
     monkeypatch.setattr(search, "tqdm", Recorder)
-    run_halving(tiny, SweepConfig(**{**SWEEP, "n_prompts": 4}), tmp_path, first=2, keep=1)
+    run_halving(tiny, SweepConfig(**{**SWEEP, "n_prompts": 4}), tmp_path, first=2, keep=1, stop_early=False)  # the random model beats nothing: both rounds only without the early stop
     bar = Recorder.last
     generated = len(load_table(tmp_path / "round1")) + len(load_table(tmp_path / "round2"))
     assert bar.n == bar.total == generated * 5 and len(bar.updates) > 2 * 5

@@ -14,7 +14,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from workbench.errors import WorkbenchError
-from workbench.evaluate import Judge
+from workbench.checkers import checkers_version
+from workbench.evaluate import DEGENERACY_RULE, Judge
 from workbench.instructions import Pair, make_pairs
 from workbench.io import claim_dir, read_jsonl, write_atomic, write_jsonl
 from workbench.models import Model, check_layer
@@ -48,7 +49,7 @@ def run_sweep(
         raise WorkbenchError(f"the sweep is configured for {config.model} but the model is {model.name}")
     for layer in config.layers:
         check_layer(model, layer)
-    claim_dir(out, config.to_json() | {"model_fingerprint": model.fingerprint()}, "sweep")
+    claim_dir(out, config.to_json() | {"model_fingerprint": model.fingerprint(), "degeneracy_rule": DEGENERACY_RULE, "checkers": checkers_version()}, "sweep")
     for stale in (out / "units").glob(".*.tmp"):  # left by a process killed mid-write
         stale.unlink()
     groups = {g.slug: g for g in config.groups}
