@@ -101,13 +101,6 @@ def across_layers(vec) -> Float[Tensor, "n_layers n_layers"]:
     return cosine_matrix(vec.mean_diff)
 
 
-def across_instructions(vectors: dict, layer: int) -> pd.DataFrame:
-    """Cosine similarity of different instructions' vectors at one layer."""
-    names = list(vectors)
-    m = cosine_matrix(torch.stack([vectors[n].mean_diff[layer] for n in names]))
-    return pd.DataFrame(m.numpy(), index=names, columns=names)
-
-
 def per_query_consistency(with_acts, without_acts) -> Float[Tensor, "n_layers"]:
     """Mean cosine between each pair's own difference and the mean vector, per layer: is the
     instruction direction shared across base queries or query-specific?"""

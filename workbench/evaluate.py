@@ -166,12 +166,6 @@ def bootstrap_ci(values: Sequence[float | int], n_boot: int = 2000, seed: int = 
     return float(x.mean()), float(lo), float(hi)
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def score_rows(model: Model, rows: list[dict], judge: Judge | None = None, checks: Sequence[Check] | None = None) -> list[dict]:
     """Add compliance (strict/loose, prompt level and per instruction) and quality fields to
     generation rows, in place. Without ``checks``, IFEval checks each row's instruction ids."""

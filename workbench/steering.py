@@ -44,7 +44,6 @@ def ablate(x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, "d_model"], c
 
 
 OPERATORS: dict[str, Operator] = {"add": add, "project": project, "ablate": ablate}
-MODES = tuple(OPERATORS)
 
 
 @dataclass(frozen=True, repr=False)

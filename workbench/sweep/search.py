@@ -23,7 +23,7 @@ from workbench.sweep.grid import NO_STEERING, SweepConfig
 from workbench.sweep.executors import Executor
 from workbench.sweep.result import SweepResult
 from workbench.sweep.run import run_sweep
-from workbench.sweep.selection import MAX_DEGENERATE, cell_summary
+from workbench.sweep.selection import MAX_DEGENERATE, PROJECTION_SIZE, cell_summary
 
 
 Cell = tuple[int, str, "float | None"]  # (layer, mode, coefficient)
@@ -37,7 +37,7 @@ def best_cells(table: pd.DataFrame, keep: int, max_degenerate: float = MAX_DEGEN
     cells = cells[cells["layer"] != NO_STEERING]
     cells = cells.assign(
         score=cells["compliance"].where(cells["degenerate"] <= max_degenerate, -1.0),
-        size=cells["coefficient"].abs().where(cells["mode"] == "add", 0.75),
+        size=cells["coefficient"].abs().where(cells["mode"] == "add", PROJECTION_SIZE),
     )
     out = {}
     for name, g in cells.groupby("instruction"):

@@ -17,6 +17,7 @@ from workbench.vectors import InstructionVector
 
 MAX_DEGENERATE = 0.2  # a setting whose outputs are degenerate more often than this is never selected
 CELL = ["layer", "mode", "coefficient"]
+PROJECTION_SIZE = 0.75  # in ties a projection ranks as a coefficient of 0.75×: before 1×, after 0.5×
 
 
 def selection_rule(alpha: float | None = ALPHA) -> str:
@@ -125,7 +126,7 @@ def select(table: pd.DataFrame, metric: str = "loose", max_degenerate: float = M
             keep = [tests.get(tuple(r), (1.0, 0))[0] <= alpha for r in eligible[CELL].itertuples(index=False)]
             eligible = eligible[np.array(keep, dtype=bool)] if len(eligible) else eligible
         if len(eligible):
-            eligible = eligible.assign(size=eligible["coefficient"].abs().where(eligible["mode"] == "add", 0.75))
+            eligible = eligible.assign(size=eligible["coefficient"].abs().where(eligible["mode"] == "add", PROJECTION_SIZE))
             top = eligible.sort_values(["compliance", "size", "layer"], ascending=[False, True, True]).iloc[0]
             p, n = tests.get((top["layer"], top["mode"], top["coefficient"]), (None, 0))
             coef = None if top["mode"] == "project" else float(top["coefficient"])
