@@ -373,3 +373,15 @@ def test_random_vector_files_give_only_workbench_errors(tmp_path, case):
 def test_spellings_lm_eval_would_silently_replace_are_refused(spelling, message, capsys):
     """lm-eval swaps these for random values: the text said 'the letter e' while checking 'zz'."""
     refused(["vectors", spelling, *TINY], capsys, message)
+
+
+@pytest.mark.parametrize("n", [0, -1, -3])
+def test_python_sizes_are_refused_not_sliced(tiny, n):
+    """``[:limit]`` with -1 kept all pairs but one; -3 ran on 'everything but three'."""
+    from workbench.extract import compute_vector
+    from workbench.instructions import make_pairs
+
+    with pytest.raises(WorkbenchError, match="at least 1"):
+        make_pairs("one_sentence", limit=n)
+    with pytest.raises(WorkbenchError, match="at least 1"):
+        compute_vector(tiny, "one_sentence", n_pairs=n)

@@ -57,6 +57,8 @@ def queries(split: str | None = None, seed: int = 0, limit: int | None = None) -
     """The neutral base queries (no instructions inside), optionally one split of them."""
     if split is not None and split not in SPLITS:
         raise WorkbenchError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
+    if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
+        raise WorkbenchError(f"a number of queries or pairs is a whole number of at least 1, not {limit!r}")  # [:-1] would drop one silently
     out = []
     for i, text in enumerate(_query_texts()):
         s = split_of(text, seed)
