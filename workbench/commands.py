@@ -132,8 +132,9 @@ def cmd_evaluate(args) -> None:
     print(f"{len(plan.items)} records to evaluate in {len(plan.groups)} vector groups; {len(plan.skipped)} skipped", file=sys.stderr)
     executor = _executor(args)
     model = _load(args)
-    evaluate_file(model, args.data, args.out, args.sweep, args.max_new_tokens, args.n_train, args.sweep_prompts, group_by,
-                  args.pairs, args.search, args.layers, args.skip_unknown, args.seed, plan=plan, conditional=args.conditional, executor=executor)
+    evaluate_file(model, args.data, args.out, sweep_dir=args.sweep, max_new_tokens=args.max_new_tokens, n_train=args.n_train,
+                  sweep_prompts=args.sweep_prompts, group_by=group_by, pairs=args.pairs, search=args.search, layers=args.layers,
+                  skip_unknown=args.skip_unknown, seed=args.seed, plan=plan, conditional=args.conditional, executor=executor)
     _report(executor)
     print((Path(args.out) / "report.md").read_text())
 

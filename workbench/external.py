@@ -129,7 +129,7 @@ def _stopped(table: pd.DataFrame | None) -> list[str]:
 
 
 def evaluate_file(
-    model: Model, data: str | Path, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
+    model: Model, data: str | Path, out: str | Path, *, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
     n_train: int = 64, sweep_prompts: int = 8, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
     search: str = "halving", layers: Sequence[int] | None = None, skip_unknown: bool = False, seed: int = 0, plan: Plan | None = None,
     settings: Mapping[str, Choice] | None = None, conditional: bool = False, executor: Executor | None = None,
@@ -140,7 +140,8 @@ def evaluate_file(
     ``Choice.manual(...)``) fixes a group's steering instead of selecting it; ``executor`` runs the
     selection sweep (e.g. on Ray; the held-out conditions run here)."""
     plan = plan or plan_file(data, group_by, pairs, skip_unknown, seed)
-    return evaluate_plan(model, plan, out, sweep_dir, max_new_tokens, n_train, sweep_prompts, search, layers, seed, settings, conditional, executor)
+    return evaluate_plan(model, plan, out, sweep_dir=sweep_dir, max_new_tokens=max_new_tokens, n_train=n_train, sweep_prompts=sweep_prompts,
+                         search=search, layers=layers, seed=seed, settings=settings, conditional=conditional, executor=executor)
 
 
 def plan_instructions(instructions: Sequence[str | Instruction | Group], test_prompts: int = 12, seed: int = 0) -> Plan:
@@ -161,7 +162,7 @@ def evaluate_instructions(model: Model, instructions: Sequence[str | Instruction
 
 
 def evaluate_plan(
-    model: Model, plan: Plan, out: str | Path, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
+    model: Model, plan: Plan, out: str | Path, *, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
     n_train: int = 64, sweep_prompts: int = 8, search: str = "halving", layers: Sequence[int] | None = None, seed: int = 0,
     settings: Mapping[str, Choice] | None = None, conditional: bool = False, executor: Executor | None = None,
 ) -> Evaluation:
