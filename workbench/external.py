@@ -38,7 +38,7 @@ from workbench.models import Model
 from workbench.instructions import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, make_pairs, record_instructions, split_of
 from workbench.io import log
 from workbench.store import vectors_for
-from workbench.sweep import CONDITIONS, Executor, Choice, Example, SweepConfig, conditional_conditions, four_conditions, load_table, pair_example, run_halving, run_sweep, select, selection_rule
+from workbench.sweep import CONDITIONS, Executor, Choice, Example, SweepConfig, conditional_conditions, four_conditions, load_table, pair_example, run_halving, run_sweep, select, selection_rule, ALPHA
 
 SEARCHES = ("halving", "reuse", "exhaustive")
 PAIR_SOURCES = ("queries", "file")
@@ -121,6 +121,18 @@ def _setting(choice: Choice | None) -> dict:
             "validation_degenerate": choice.degenerate, "p_value": choice.p_value, "n_tested": choice.n_tested}
 
 
+def _warn_underpowered(groups: Sequence[Group], plan: Plan, sweep_prompts: int, chosen_on: int) -> None:
+    """Say up front which groups cannot be selected: with n prompts tested the smallest p-value is 2^-n."""
+    few = {}
+    for g in groups:
+        n = min(sweep_prompts, len(plan.validation.get(g.name) or [None] * sweep_prompts)) - chosen_on
+        if 0.5 ** max(n, 0) > ALPHA:
+            few[g.name] = max(n, 0)
+    if few:
+        log(f"warning: too few validation prompts for selection to find an effect (p >= 2^-n > {ALPHA:g}; n = prompts tested): "
+            + ", ".join(f"{k} (n = {v})" for k, v in few.items()) + "; these stay unsteered: give more validation records or --pairs queries")
+
+
 def _stopped(table: pd.DataFrame | None) -> list[str]:
     """Groups whose halving stopped after the first round: no cell beat no steering there."""
     if table is None or "round" not in table:
@@ -194,8 +206,9 @@ def evaluate_plan(
             data="" if not plan.train else data_hash([p.with_instruction for ps in plan.train.values() for p in ps]),
         )
         log(f"selecting layer and setting on validation prompts for {len(to_select)} groups ({search} search)")
+        first = max(1, min(4, sweep_prompts // 3))
+        _warn_underpowered(to_select, plan, sweep_prompts, first if search == "halving" else 0)
         if search == "halving":
-            first = max(1, min(4, sweep_prompts // 3))
             table = run_halving(model, config, sweep_dir, first=first, pairs=plan.validation, train_pairs=plan.train, executor=executor).table
         else:
             table = run_sweep(model, config, sweep_dir, pairs=plan.validation, train_pairs=plan.train, executor=executor).table

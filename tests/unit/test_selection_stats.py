@@ -108,3 +108,17 @@ def test_the_evaluate_report_puts_validation_beside_test():
     table = "\n".join(drift_lines(result, scores, rows))
     assert "| a | layer 3, add 1× | 0.75 vs 0.00 | 0.0156 (6) | 0.40 vs 0.10 | +0.75 → +0.30 | 0.12 / 0.25 | -1.00 |" in table
     assert "| b | none (stopped after round 1) |" in table and "maxT-v1" in table
+
+
+def test_evaluate_warns_where_too_few_prompts_can_be_tested(capsys):
+    """Halving chooses on the first 2 of 5 validation prompts and tests on 3: p >= 1/8, never below 0.05."""
+    from types import SimpleNamespace
+
+    from workbench.external import _warn_underpowered
+    from workbench.instructions import as_group
+
+    few, many = as_group("json"), as_group("title")
+    plan = SimpleNamespace(validation={few.name: [object()] * 5})  # "title" uses the project's 8 validation queries
+    _warn_underpowered([few, many], plan, sweep_prompts=8, chosen_on=2)
+    out = capsys.readouterr().out
+    assert f"{few.name} (n = 3)" in out and many.name not in out
