@@ -112,13 +112,11 @@ def test_the_evaluate_report_puts_validation_beside_test():
 
 def test_evaluate_warns_where_too_few_prompts_can_be_tested(capsys):
     """Halving chooses on the first 2 of 5 validation prompts and tests on 3: p >= 1/8, never below 0.05."""
-    from types import SimpleNamespace
-
-    from workbench.external import _warn_underpowered
+    from workbench.external import Plan, _warn_underpowered
     from workbench.instructions import as_group
 
     few, many = as_group("json"), as_group("title")
-    plan = SimpleNamespace(validation={few.name: [object()] * 5})  # "title" uses the project's 8 validation queries
+    plan = Plan("file.jsonl", [], [], {}, validation={few.name: [object()] * 5})  # "title" uses the project's 8 validation queries
     _warn_underpowered([few, many], plan, sweep_prompts=8, chosen_on=2)
     out = capsys.readouterr().out
     assert f"{few.name} (n = 3)" in out and many.name not in out
