@@ -91,7 +91,7 @@ def _drift(summary: pd.DataFrame, choices: dict) -> pd.DataFrame:
             continue
         steer, none = test.loc[(name, "steer")], test.loc[(name, "no_instruction")]
         rows.append({"instruction": name, "layer": c.layer, "mode": c.mode, "validation": c.score, "val_baseline": c.baseline,
-                     "p": c.p_value if c.p_value is not None else float("nan"), "n_val": c.n_tested, "val_gain": c.score - c.baseline,
+                     "p": "–" if c.p_value is None else f"{c.p_value:.3g}", "n_val": c.n_tested, "val_gain": c.score - c.baseline,
                      "test_gain": float(steer["compliance"] - none["compliance"]), "val_degenerate": c.degenerate, "test_degenerate": float(steer["degenerate"])})
     return pd.DataFrame(rows, columns=["instruction", "layer", "mode", "validation", "val_baseline", "p", "n_val", "val_gain", "test_gain",
                                        "val_degenerate", "test_degenerate"])
