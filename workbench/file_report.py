@@ -38,11 +38,26 @@ def report_markdown(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> s
             continue
         name = f"**{level}-level, all**" if scope == "all" else scope
         lines.append(f"| {name} | " + " | ".join(_cell(sel[sel["condition"] == c]) for c in conds) + f" | {int(sel['n'].iloc[0])} | {gap_closed(sel)} |")
+    lines += cut_lines(rows)
     lines += ["", f"Gap closed: the share of the instruction's gain that steering alone reaches, where the instruction lifts accuracy by ≥ {FOLLOW_GAP}. "
               "Strict accuracy and every value: `scores.csv`.", "", *drift_lines(result, scores, rows)]
     if result["skipped"]:
         lines += ["", f"Skipped records: {len(result['skipped'])} (see summary.json)."]
     return "\n".join(lines) + "\n"
+
+
+def cut_lines(rows: pd.DataFrame) -> list[str]:
+    """Replies that ran out of tokens (no end of turn) and failed their check: with a larger budget
+    some might have passed, so their condition's accuracy is a lower bound."""
+    if not len(rows) or "stopped" not in rows:
+        return []
+    cut = rows[~rows["stopped"].astype(bool) & ~rows["loose"].astype(bool)].groupby("condition").size()
+    if cut.empty:
+        return []
+    total = rows.groupby("condition").size()
+    shown = ", ".join(f"{c} {int(cut.get(c, 0))}/{int(total[c])}" for c in CONDITIONS if c in total)
+    return ["", f"Cut at the token budget before their check could pass (no end of turn, check failed): {shown}. "
+                "Those conditions' accuracies are lower bounds; a larger `--max-new-tokens` may raise them."]
 
 
 def _fmt(value, spec: str = ".2f") -> str:

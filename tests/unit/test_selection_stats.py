@@ -120,3 +120,13 @@ def test_evaluate_warns_where_too_few_prompts_can_be_tested(capsys):
     _warn_underpowered([few, many], plan, sweep_prompts=8, chosen_on=2)
     out = capsys.readouterr().out
     assert f"{few.name} (n = 3)" in out and many.name not in out
+
+
+def test_the_evaluate_report_says_which_replies_were_cut_before_their_check():
+    from workbench.file_report import cut_lines
+
+    rows = pd.DataFrame([{"condition": "steer", "stopped": s, "loose": l} for s, l in ((False, False), (False, True), (True, False))]
+                        + [{"condition": "no_instruction", "stopped": True, "loose": False}])
+    text = "".join(cut_lines(rows))
+    assert "no_instruction 0/1, steer 1/3" in text
+    assert cut_lines(rows.assign(stopped=True)) == []
