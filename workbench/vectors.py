@@ -35,8 +35,8 @@ def _check_size(coefficient, unit: float, layer: int) -> None:
     c = torch.as_tensor(coefficient, dtype=torch.float64)
     if c.ndim == 0 and torch.isnan(c) or torch.isinf(c).any():
         raise WorkbenchError(f"steering coefficient {coefficient if c.ndim == 0 else 'per row'} at layer {layer} is not a finite number")
-    if float(c.abs().nan_to_num(0).max()) > MAX_MULTIPLE * unit:
-        raise WorkbenchError(f"steering coefficient {float(c.abs().nan_to_num(0).max()):.3g} at layer {layer} exceeds {MAX_MULTIPLE:g}× the layer's "
+    if (largest := float(c.abs().nan_to_num(0).max())) > MAX_MULTIPLE * unit:
+        raise WorkbenchError(f"steering coefficient {largest:.3g} at layer {layer} exceeds {MAX_MULTIPLE:g}× the layer's "
                              "mean-difference norm: it would only swamp the residual stream")
 
 

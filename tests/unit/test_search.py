@@ -57,9 +57,7 @@ def test_a_group_where_nothing_beats_no_steering_stops_after_the_first_round(tmp
     assert all(not c.steers for c in select(result.table).values())
 
 
-def test_promising_keeps_only_cells_that_beat_no_steering():
-    from workbench.sweep.search import promising
-
+def test_best_cells_can_keep_only_cells_that_beat_no_steering():
     rows = [_row("a", NO_STEERING, "none", 0.5), _row("a", 1, "add", 1), _row("a", 2, "add", 0.5), _row("b", NO_STEERING, "none", 1), _row("b", 1, "add", 1)]
     table = pd.DataFrame(rows)
-    assert promising(table, best_cells(table, keep=3)) == {"a": [(1, "add", 1.0)]}
+    assert best_cells(table, keep=3, beat_baseline=True) == {"a": [(1, "add", 1.0)]}

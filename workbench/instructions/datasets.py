@@ -11,7 +11,7 @@ from typing import Callable, Iterator, Mapping, Sequence
 
 from workbench.errors import WorkbenchError
 from workbench.instructions.groups import group_name
-from workbench.instructions.ifeval import checked_kwargs, full_kwargs
+from workbench.instructions.ifeval import checked_kwargs
 from workbench.instructions.instruction import Instruction
 from workbench.instructions.pairs import SPLITS, Pair, instantiate, queries, split_of
 
@@ -62,10 +62,6 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield n, line
 
 
-def _kwargs(where: str, ifeval_id: str, given: dict | None) -> dict:
-    return checked_kwargs(ifeval_id, given or {}, where)
-
-
 def _text(where: str, name: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise WorkbenchError(f"{where}: {name} must be a non-empty string, not {_kind(value)}")
@@ -99,7 +95,7 @@ def parse_record(where: str, line: str, n: int = 0) -> IFEvalExample:
     key = n if key is None else key
     if isinstance(key, bool) or not isinstance(key, (int, str)) or not str(key).strip():
         raise WorkbenchError(f"{where}: key must be a number or a non-empty string, not {_kind(key)}")
-    kwargs = [_kwargs(where, iid, kw) for iid, kw in zip(ids, kwargs)]
+    kwargs = [checked_kwargs(iid, kw or {}, where) for iid, kw in zip(ids, kwargs)]
     prompt = _text(where, "prompt", row.get("prompt"))
     without = row.get("prompt_without_instruction")  # optional: a record without it is skipped, with the reason
     without = None if without is None else _text(where, "prompt_without_instruction", without)
@@ -127,9 +123,7 @@ def load_ifeval_jsonl(path: str | Path) -> list[IFEvalExample]:
 
 def record_instructions(example: IFEvalExample) -> list[Instruction]:
     """A record's instructions as IFEval instructions with the record's own kwargs (names and values
-    checked by the registry first, so a kwarg named like a parameter is an error, not a TypeError)."""
-    for iid, kw in zip(example.instruction_id_list, example.kwargs):
-        full_kwargs(iid, kw)
+    checked by the registry: ``ifeval_id`` is positional-only, so a kwarg named like it is refused too)."""
     return [Instruction.ifeval(iid, **kw) for iid, kw in zip(example.instruction_id_list, example.kwargs)]
 
 

@@ -131,7 +131,6 @@ STRING_KWARGS = ("capital_relation", "end_phrase", "first_word", "keyword", "lan
                  "prompt_to_repeat", "relation", "section_spliter")
 
 
-
 def _count(value: object) -> object:
     """A count as an int: 5.0 (how pandas writes an integer column with nulls) is 5."""
     return int(value) if isinstance(value, float) and value.is_integer() else value

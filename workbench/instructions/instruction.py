@@ -57,7 +57,7 @@ class Instruction:
 
     # --- the three sources -------------------------------------------------------------------
     @classmethod
-    def ifeval(cls, ifeval_id: str, **kwargs) -> "Instruction":
+    def ifeval(cls, ifeval_id: str, /, **kwargs) -> "Instruction":
         """An IFEval instruction; its text is the registry's own description for these kwargs."""
         full, text = full_kwargs(ifeval_id, kwargs)
         given = {k: v for k, v in kwargs.items() if v is not None}

@@ -29,12 +29,15 @@ from workbench.sweep.selection import MAX_DEGENERATE, PROJECTION_SIZE, cell_summ
 Cell = tuple[int, str, "float | None"]  # (layer, mode, coefficient)
 
 
-def best_cells(table: pd.DataFrame, keep: int, max_degenerate: float = MAX_DEGENERATE) -> dict[str, list[Cell]]:
+def best_cells(table: pd.DataFrame, keep: int, max_degenerate: float = MAX_DEGENERATE, beat_baseline: bool = False) -> dict[str, list[Cell]]:
     """Per instruction, the ``keep`` steered cells that comply most; degenerate cells (more than
     ``max_degenerate`` of outputs) come last. Ties: fewer degenerate outputs, the projection before
-    larger coefficients (as ``select`` breaks them), then the shallower layer."""
-    cells = cell_summary(table)
-    cells = cells[cells["layer"] != NO_STEERING]
+    larger coefficients (as ``select`` breaks them), then the shallower layer. ``beat_baseline``: of
+    those, only the cells that comply more than no steering; an instruction with none is left out
+    (halving stops it early: its second round could select nothing)."""
+    summary = cell_summary(table)
+    baseline = summary[summary["layer"] == NO_STEERING].groupby("instruction")["compliance"].first()
+    cells = summary[summary["layer"] != NO_STEERING]
     cells = cells.assign(
         score=cells["compliance"].where(cells["degenerate"] <= max_degenerate, -1.0),
         size=cells["coefficient"].abs().where(cells["mode"] == "add", PROJECTION_SIZE),
@@ -42,24 +45,10 @@ def best_cells(table: pd.DataFrame, keep: int, max_degenerate: float = MAX_DEGEN
     out = {}
     for name, g in cells.groupby("instruction"):
         ranked = g.sort_values(["score", "degenerate", "size", "layer"], ascending=[False, True, True, True]).head(keep)
-        out[name] = sorted((int(r.layer), str(r.mode), None if r.mode == "project" else float(r.coefficient)) for r in ranked.itertuples())
-    return out
-
-
-def promising(table: pd.DataFrame, cells: dict[str, list[Cell]]) -> dict[str, list[Cell]]:
-    """The cells that beat no steering on the first round's prompts; a group with none stops early
-    (no second round: it would spend prompts where nothing can be selected). The choice uses only
-    the first round, so the second round's test stays valid."""
-    summary = cell_summary(table)
-    out = {}
-    for name, kept in cells.items():
-        g = summary[summary["instruction"] == name]
-        base = g.loc[g["layer"] == NO_STEERING, "compliance"]
-        baseline = float(base.iloc[0]) if len(base) else 0.0
-        score = {(int(r.layer), str(r.mode), None if r.mode == "project" else float(r.coefficient)): r.compliance for r in g.itertuples()}
-        better = [c for c in kept if score.get(c, 0.0) > baseline]
-        if better:
-            out[name] = better
+        if beat_baseline:
+            ranked = ranked[ranked["compliance"] > baseline.get(name, 0.0)]
+        if len(ranked) or not beat_baseline:
+            out[name] = sorted((int(r.layer), str(r.mode), None if r.mode == "project" else float(r.coefficient)) for r in ranked.itertuples())
     return out
 
 
@@ -69,7 +58,7 @@ def run_halving(
     stop_early: bool = True,
 ) -> SweepResult:
     """Two rounds: every cell on the first ``first`` validation prompts, then the ``keep`` best cells
-    per instruction that beat no steering there (``promising``) and the baseline on the other
+    per instruction that beat no steering there (``best_cells(beat_baseline=True)``) and the baseline on the other
     ``config.n_prompts - first``; an instruction with none stops after the first round (``stop_early=False``:
     the ``keep`` best go on regardless). Returns the rows
     selection should see (survivors and baseline, on all prompts), with a ``round`` column."""
@@ -87,8 +76,7 @@ def run_halving(
     with tqdm(total=total, desc="sweep (halving)", unit="tok", unit_scale=True, disable=not progress) as bar:
         one = run_sweep(model, replace(config, n_prompts=first), out / "round1", progress, pairs={n: p[:first] for n, p in every.items()},
                         train_pairs=train_pairs, vectors=out, bar=bar, executor=executor).table
-        survivors = best_cells(one, keep)
-        survivors = promising(one, survivors) if stop_early else survivors
+        survivors = best_cells(one, keep, beat_baseline=stop_early)
         stopped = [g.name for g in config.groups if g.name not in survivors]
         if stopped:
             log(f"stopped early (no cell beat no steering on the first {first} prompts): {', '.join(stopped)}")
