@@ -27,7 +27,7 @@ from workbench.errors import WorkbenchError
 from workbench.io import atomic_path
 from workbench.models import Model
 from workbench.steering import Steer
-from workbench.vectors import MAX_MULTIPLE, InstructionVector
+from workbench.vectors import InstructionVector, check_multiples
 
 ARCH = "controlvector"
 
@@ -37,8 +37,7 @@ def export_control_vector(vec: InstructionVector, path: str | Path, coefficient:
     import gguf
 
     path = Path(path)
-    if not np.isfinite(coefficient) or abs(coefficient) > MAX_MULTIPLE:
-        raise WorkbenchError(f"coefficient {coefficient} must be a finite number of at most {MAX_MULTIPLE:g} (× the layer's mean-difference norm)")
+    check_multiples([coefficient], f"coefficient {coefficient}")
     layers = sorted(layers) if layers else list(range(1, vec.n_layers))
     if any(not 1 <= l < vec.n_layers for l in layers):
         raise WorkbenchError(f"control vectors cover layers 1..{vec.n_layers - 1} (llama.cpp has no direction.0)")

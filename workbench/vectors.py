@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +29,13 @@ def _warn_if_tiny(coefficient, norm: float, layer: int) -> None:
     if 0 < float(c) < TINY_SHARE * norm:
         warnings.warn(f"an absolute coefficient of {float(c):.3g} is under {TINY_SHARE:.0%} of layer {layer}'s mean-difference norm "
                       f"({norm:.3g}) and will barely change anything; drop absolute=True to give multiples of the norm", stacklevel=3)
+
+
+def check_multiples(coefficients, what: str = "coefficients") -> None:
+    """Refuse coefficients (multiples of a layer's norm, e.g. a sweep's grid or an exported file's)
+    that are not finite or beyond ``MAX_MULTIPLE``."""
+    if any(not math.isfinite(c) or abs(c) > MAX_MULTIPLE for c in coefficients):
+        raise WorkbenchError(f"{what} must be finite numbers of at most {MAX_MULTIPLE:g} (× the layer's mean-difference norm)")
 
 
 def _check_size(coefficient, unit: float, layer: int) -> None:

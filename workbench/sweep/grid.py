@@ -4,14 +4,13 @@ prompt condition × layer, all settings × prompts as batch rows), and how units
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
 from workbench.errors import WorkbenchError
 from workbench.instructions import Group, Instruction, as_group
 from workbench.steering import Steer, pack
-from workbench.vectors import MAX_MULTIPLE, InstructionVector
+from workbench.vectors import InstructionVector, check_multiples
 
 NO_STEERING = -1  # the layer recorded for unsteered rows
 
@@ -43,8 +42,7 @@ class SweepConfig:
             raise WorkbenchError("no instructions to sweep: name at least one")
         if not self.coefficients and not self.project:
             raise WorkbenchError("the coefficient grid is empty: give coefficients or keep the projection mode")
-        if any(not math.isfinite(c) or abs(c) > MAX_MULTIPLE for c in self.coefficients):
-            raise WorkbenchError(f"coefficients must be finite numbers of at most {MAX_MULTIPLE:g} (× the layer's mean-difference norm)")
+        check_multiples(self.coefficients)
         for name in ("n_train", "n_prompts"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise WorkbenchError(f"{name} must be a whole number of at least 1, not {getattr(self, name)!r}")
