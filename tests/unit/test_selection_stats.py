@@ -130,3 +130,12 @@ def test_the_evaluate_report_says_which_replies_were_cut_before_their_check():
     text = "".join(cut_lines(rows))
     assert "no_instruction 0/1, steer 1/3" in text
     assert cut_lines(rows.assign(stopped=True)) == []
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1.0, 5.0, -0.1, float("nan")])
+def test_an_alpha_outside_zero_to_one_is_refused(alpha):
+    """alpha = 5 would let every cell through: a silently wrong selection."""
+    from workbench import WorkbenchError
+
+    with pytest.raises(WorkbenchError, match="between 0 and 1"):
+        select(_table([0] * 8, {CELLS[0]: [1] * 8}), alpha=alpha)

@@ -114,6 +114,8 @@ def select(table: pd.DataFrame, metric: str = "loose", max_degenerate: float = M
     is at most ``alpha`` (``significance``): with no real effect anywhere, a group selects steering
     at most ``alpha`` of the time. Ties go to no steering; among equals the smaller coefficient wins.
     """
+    if alpha is not None and not 0 < alpha < 1:
+        raise WorkbenchError(f"alpha is a family-wise error rate between 0 and 1 (or None: the untested rule best-v1), not {alpha!r}")
     cells = cell_summary(table, metric)
     out = {}
     for (name, cond), group in cells.groupby(["instruction", "with_instruction"]):
