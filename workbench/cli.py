@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     _ray_options(s)
 
     s = add("evaluate", cmd_evaluate, "four-condition IFEval report on an IFEval-format JSONL file, every record of it", "results/evaluate",
-            epilog="Each instruction id gets one vector (one per language); --group-by changes that. A record with several instructions "
+            epilog="Each instruction id gets one vector (one per language, one per keyword); --group-by changes that. A record with several instructions "
                    "composes their vectors, each at its own selected layer. IFEval ids: " + ", ".join(IFEVAL_IDS) + ".")
     s.add_argument("--data", help="IFEval-format JSONL with prompt_without_instruction")
     s.add_argument("--sweep", help="take layer and coefficient from this sweep folder")
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "over layers x {1x, projection}: halving (default) = every layer on 4 prompts, the 3 best on the rest; reuse = every cell on every prompt; "
                         "exhaustive = both prompt conditions x {0.5x,1x,2x,projection} on every prompt")
     s.add_argument("--group-by", action="append", default=[], metavar="ID=KEY[+KEY]",
-                   help="one vector per value of these kwargs for this id (ID=* for every kwarg, ID= for one per id); default language:response_language=language")
+                   help="one vector per value of these kwargs for this id (ID=* for every kwarg, ID= for one per id); default language:response_language=language, keywords:existence=keywords, keywords:frequency=keyword, keywords:forbidden_words=forbidden_words (one per word)")
     s.add_argument("--layers", type=_layers, default=None, help="layers to sweep (default: every ~10%% of depth)")
     s.add_argument("--sweep-prompts", type=_count, default=8, help="validation prompts per group (default 8)")
     s.add_argument("--skip-unknown", action="store_true", help="leave out records with ids lm-eval does not know (listed in the summary) instead of failing")

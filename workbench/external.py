@@ -1,7 +1,8 @@
 """Evaluate steering on an IFEval-format JSONL file, every record of it, as the paper reports it.
 
 1. **Plan** (no model needed, so bad input fails before loading): every record's ids must be known
-   to lm-eval's IFEval registry; each instruction joins a vector group (``instructions.group_name``).
+   to lm-eval's IFEval registry; each instruction joins its vector groups (``instructions.vector_groups``: one per
+   id, language or keyword word).
 2. **Vectors and selection.** ``pairs="queries"`` (default): each group's vector comes from the
    project's training queries with the group's instructions appended (the file's own kwargs, per-query
    ones refilled per query), the layer and setting from the project's validation queries, and every
@@ -32,7 +33,7 @@ from workbench.errors import WorkbenchError
 from workbench.evaluation import Evaluation
 from workbench.file_report import report_markdown
 from workbench.evaluate import DEGENERACY_RULE, bootstrap_ci
-from workbench.instructions import Group, Instruction, as_group, generic, group_name
+from workbench.instructions import Group, Instruction, as_group, vector_groups
 from workbench.io import file_hash, write_atomic, write_jsonl
 from workbench.models import Model
 from workbench.instructions import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, make_pairs, record_instructions, split_of
@@ -56,7 +57,7 @@ class Plan:
 
     data: str
     examples: list[IFEvalExample]
-    items: list[tuple[Example, tuple[str, ...]]]  # test items with their groups (one per instruction)
+    items: list[tuple[Example, tuple[tuple[str, ...], ...]]]  # test items with each instruction's vector groups
     groups: dict[str, Group]
     skipped: dict[str, str] = field(default_factory=dict)
     pairs: str = "queries"
@@ -98,11 +99,10 @@ def plan_file(
             continue
         if pairs == "file" and split_of(ex.prompt_without_instruction, seed) != "test":
             continue  # a training or validation record
-        names = tuple(group_name(i.ifeval_id, i.kwargs, group_by) for i in insts)
-        for name, inst in zip(names, insts):
-            g = generic(inst)
-            members[name][g.id] = g
-        items.append((Example(ex.key, ex.prompt_without_instruction, ex.prompt, insts), names))
+        each = [vector_groups(i, group_by) for i in insts]
+        for name, member in (g for groups in each for g in groups):
+            members[name][member.id] = member
+        items.append((Example(ex.key, ex.prompt_without_instruction, ex.prompt, insts), tuple(tuple(n for n, _ in groups) for groups in each)))
     groups = {name: Group(name, tuple(ms[k] for k in sorted(ms))) for name, ms in sorted(members.items())}
     plan = Plan(str(data), examples, items, groups, skipped, pairs)
     if pairs == "file":
@@ -163,7 +163,7 @@ def plan_instructions(instructions: Sequence[str | Instruction | Group], test_pr
     for g in groups.values():
         if not g.checkable:
             raise WorkbenchError(f"instruction {g.name!r} has no checker, and an evaluation scores compliance: give it check=<callable or IFEval id>")
-    items = [(pair_example(p), (g.name,)) for g in groups.values() for p in make_pairs(g, "test", limit=test_prompts, seed=seed)]
+    items = [(pair_example(p), ((g.name,),)) for g in groups.values() for p in make_pairs(g, "test", limit=test_prompts, seed=seed)]
     return Plan("instructions: " + ", ".join(groups), [], items, groups)
 
 
@@ -216,14 +216,15 @@ def evaluate_plan(
     choices.update({(name, cond): replace(c, instruction=name, with_instruction=cond) for name, c in settings.items() for cond in (False, True)})
     missing = {g.name for g in groups if (g.name, False) not in choices}
     vectors = vectors_for(model, [g for g in groups if g.name not in missing], sweep_dir, n_train, plan.train)
-    buckets: dict[tuple, list[tuple[Example, tuple[str, ...]]]] = defaultdict(list)
+    buckets: dict[tuple, list[tuple[Example, tuple[tuple[str, ...], ...]]]] = defaultdict(list)
     skipped = dict(plan.skipped)
-    for example, names in plan.items:
+    for example, each in plan.items:
+        names = tuple(dict.fromkeys(n for groups in each for n in groups))
         if set(names) & missing:
             skipped[example.key] = f"the sweep in {sweep_dir} does not cover {', '.join(sorted(set(names) & missing))}"
             continue
         tokens = max_new_tokens or max(i.budget for i in example.instructions)
-        buckets[(tuple(dict.fromkeys(names)), tokens)].append((example, names))
+        buckets[(names, tokens)].append((example, each))
     rows = []
     log(f"held-out test: {sum(map(len, buckets.values()))} records in {len(buckets)} batches, each generated and scored in four conditions")
     for (names, tokens), entries in buckets.items():
@@ -233,12 +234,12 @@ def evaluate_plan(
         label = " + ".join(names)
         log(f"{label}: {len(examples)} records × 4 conditions, {tokens} new tokens")
         for i, r in enumerate(four_conditions(model, examples, without, with_, label, max_new_tokens=tokens)):
-            r["groups"] = list(entries[i % len(entries)][1])  # rows come condition by condition, examples in order
+            r["groups"] = [list(g) for g in entries[i % len(entries)][1]]  # per instruction; rows come condition by condition, examples in order
             rows.append(r)
         if conditional and without:
             gated = [replace(s, when=vectors[n].condition()) for n in names for s in choices[(n, False)].spec(vectors[n])]
             for i, r in enumerate(conditional_conditions(model, examples, gated, label, max_new_tokens=tokens)):
-                r["groups"] = list(entries[i % len(entries)][1])
+                r["groups"] = [list(g) for g in entries[i % len(entries)][1]]
                 rows.append(r)
     log(f"scoring {len(rows)} rows: IFEval's accuracies, strict and loose, with bootstrap CIs")
     scores = ifeval_scores(rows)
@@ -274,8 +275,9 @@ def ifeval_scores(rows: Sequence[dict]) -> pd.DataFrame:
     for cond in [c for c in CONDITIONS if c in by_cond]:
         group = by_cond[cond]
         each = [(iid, s, l) for r in group for iid, s, l in zip(r["instruction_ids"], r["strict_each"], r["loose_each"])]
-        # a vector group narrower than its id (one language of several) is reported on its own too
-        by_group = [(g, s, l) for r in group for g, iid, s, l in zip(r.get("groups", ()), r["instruction_ids"], r["strict_each"], r["loose_each"]) if g != iid]
+        # a vector group narrower than its id (one language, one keyword) is reported on its own too
+        by_group = [(g, s, l) for r in group for gs, iid, s, l in zip(r.get("groups", ()), r["instruction_ids"], r["strict_each"], r["loose_each"])
+                    for g in gs if g != iid]
         series = {("all", "prompt"): [(r["strict"], r["loose"]) for r in group], ("all", "instruction"): [(s, l) for _, s, l in each]}
         for iid in sorted({i for i, _, _ in each}):
             series[(iid, "instruction")] = [(s, l) for i, s, l in each if i == iid]

@@ -79,7 +79,7 @@ def drift_lines(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> list[
         acc = {c: scores[(scores["scope"] == name) & (scores["level"] == "instruction") & (scores["metric"] == "loose") & (scores["condition"] == c)]["accuracy"]
                for c in ("no_instruction", "steer")} if len(scores) else {}
         test = {c: float(v.iloc[0]) for c, v in acc.items() if len(v)}
-        q = rows[(rows["condition"] == "steer") & rows["groups"].apply(lambda gs: name in gs)] if len(rows) else rows
+        q = rows[(rows["condition"] == "steer") & rows["groups"].apply(lambda each: any(name in gs for gs in each))] if len(rows) else rows
         val_gain = None if s["layer"] is None else s["validation"] - s["validation_baseline"]
         test_gain = test["steer"] - test["no_instruction"] if len(test) == 2 else None
         validation = "–" if s["layer"] is None else f"{_fmt(s['validation'])} vs {_fmt(s['validation_baseline'])}"

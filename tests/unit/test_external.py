@@ -71,12 +71,12 @@ def test_a_multi_instruction_record_composes_each_groups_vector_at_its_own_layer
     plan = plan_file(synthetic[0])
     vec = {name: vector_for(tiny, plan.groups[name], tmp_path / "sweep", FAST["n_train"]) for name in (lower, comma)}
     both = [vec[lower].steer(1, 8.0), vec[comma].steer(2, mode="project")]
-    multi = [r for r in rows if r["groups"] == [comma, lower]]
+    multi = [r for r in rows if r["groups"] == [[comma], [lower]]]
     by_cond = {r["condition"]: r for r in multi}
     alone = generate(tiny, [by_cond["steer"]["query"], by_cond["instruction_steer"]["prompt"]], steer=both, max_new_tokens=FAST["max_new_tokens"])
     assert [g.text for g in alone] == [by_cond["steer"]["text"], by_cond["instruction_steer"]["text"]]
     assert by_cond["steer"]["text"] != by_cond["no_instruction"]["text"]  # the vectors did act
-    single = next(r for r in rows if r["groups"] == [lower] and r["condition"] == "steer")
+    single = next(r for r in rows if r["groups"] == [[lower]] and r["condition"] == "steer")
     assert generate(tiny, [single["query"]], steer=both[:1], max_new_tokens=FAST["max_new_tokens"])[0].text == single["text"]
 
 
@@ -156,7 +156,7 @@ def test_conditional_rows_use_each_groups_own_condition(tiny, synthetic, tmp_pat
     plan = plan_file(synthetic[0])
     vec = {name: vector_for(tiny, plan.groups[name], tmp_path / "sweep", FAST["n_train"]) for name in (lower, comma)}
     gated = [replace(vec[lower].steer(1, 8.0), when=vec[lower].condition()), replace(vec[comma].steer(2, mode="project"), when=vec[comma].condition())]
-    multi = {r["condition"]: r for r in rows if r["groups"] == [comma, lower]}
+    multi = {r["condition"]: r for r in rows if r["groups"] == [[comma], [lower]]}
     alone = generate(tiny, [multi["conditional"]["query"], multi["instruction_conditional"]["prompt"]], steer=gated, max_new_tokens=FAST["max_new_tokens"])
     assert [g.text for g in alone] == [multi["conditional"]["text"], multi["instruction_conditional"]["text"]]
     scores = pd.read_csv(tmp_path / "scores.csv")
@@ -171,3 +171,23 @@ def test_an_evaluation_shows_the_four_conditions_with_cis(evaluated):
     overall = result.overall()
     assert set(overall.index) >= {"no_instruction", "steer", "instruction", "instruction_steer"}
     assert len(result.table) == len(read_jsonl(out / "rows.jsonl")) and result.bars().data
+
+
+def test_keyword_records_get_one_vector_per_word_and_compose_them(tmp_path):
+    """The paper's keyword setup: each word its own vector group (its pairs name that word), and a
+    record naming two words steers with both; ``--group-by keywords:existence=`` gives one group again."""
+    records = [
+        {"key": "a", "prompt": "Describe a farm. Include keywords apple, river in the response.", "instruction_id_list": ["keywords:existence"],
+         "kwargs": [{"keywords": ["apple", "river"]}], "prompt_without_instruction": "Describe a farm."},
+        {"key": "b", "prompt": "Describe a town. Include keywords apple in the response.", "instruction_id_list": ["keywords:existence"],
+         "kwargs": [{"keywords": ["apple"]}], "prompt_without_instruction": "Describe a town."},
+    ]
+    write_jsonl(tmp_path / "kw.jsonl", records)
+    plan = plan_file(tmp_path / "kw.jsonl")
+    apple, river = "keywords:existence[keywords=apple]", "keywords:existence[keywords=river]"
+    assert set(plan.groups) == {apple, river}
+    assert [m.kwargs["keywords"] for m in plan.groups[apple].members] == [["apple"]]
+    assert [names for _, names in plan.items] == [((apple, river),), ((apple,),)]
+    assert [e.instructions[0].kwargs["keywords"] for e, _ in plan.items] == [["apple", "river"], ["apple"]]  # checked on the record's own words
+    one = plan_file(tmp_path / "kw.jsonl", group_by={"keywords:existence": ()})
+    assert list(one.groups) == ["keywords:existence"] and one.groups["keywords:existence"].members[0].per_query

@@ -7,7 +7,7 @@ import pytest
 from workbench import WorkbenchError
 from workbench.checkers import ifeval_registry
 from workbench.instructions import (
-    DEFAULT_BUDGET, IFEVAL_IDS, Group, Instruction, budget, catalog, describe, get_instruction, group_name,
+    DEFAULT_BUDGET, IFEVAL_IDS, Group, Instruction, budget, catalog, describe, get_instruction, vector_groups,
     parse_group_by, parse_spelling, spelling,
 )
 from workbench.instructions import SPLITS, IFEvalExample, file_pairs, ifeval_records, instantiate, make_pairs, split_of
@@ -90,13 +90,36 @@ def test_custom_instruction_with_a_python_checker_scores_like_ifeval():
         Instruction.custom("Be brief.", language="de")
 
 
+def _names(ifeval_id, group_by=None, **kwargs):
+    return [name for name, _ in vector_groups(Instruction.ifeval(ifeval_id, **kwargs), group_by)]
+
+
 def test_grouping_rule_and_override():
-    assert group_name("language:response_language", {"language": "de"}) == "language:response_language[language=de]"
-    assert group_name("startend:end_checker", {"end_phrase": "Peace!"}) == "startend:end_checker"
+    assert _names("language:response_language", language="de") == ["language:response_language[language=de]"]
+    assert _names("startend:end_checker", end_phrase="Peace!") == ["startend:end_checker"]
     by_phrase = parse_group_by(["startend:end_checker=end_phrase"])
-    assert group_name("startend:end_checker", {"end_phrase": "Peace!"}, by_phrase) == "startend:end_checker[end_phrase=Peace!]"
-    assert group_name("language:response_language", {"language": "de"}, parse_group_by(["language:response_language="])) == "language:response_language"
-    assert group_name("keywords:frequency", {"keyword": "a", "frequency": 2}, {"keywords:frequency": ("*",)}) == "keywords:frequency[frequency=2,keyword=a]"
+    assert _names("startend:end_checker", by_phrase, end_phrase="Peace!") == ["startend:end_checker[end_phrase=Peace!]"]
+    assert _names("language:response_language", parse_group_by(["language:response_language="]), language="de") == ["language:response_language"]
+    assert _names("keywords:frequency", {"keywords:frequency": ("*",)}, keyword="a", frequency=2) == [
+        "keywords:frequency[frequency=2,keyword=a,relation=at least]"]
+
+
+def test_keywords_get_one_vector_per_word_by_default():
+    """The paper's keyword vectors: a word list names one group per word, each member fixed to its word
+    (not the query's topic word), and ``ID=`` restores one vector per id over the queries' own words."""
+    groups = vector_groups(Instruction.ifeval("keywords:existence", keywords=["apple", "river", "apple"]))
+    assert [n for n, _ in groups] == ["keywords:existence[keywords=apple]", "keywords:existence[keywords=river]"]
+    member = groups[0][1]
+    assert member.kwargs["keywords"] == ["apple"] and not member.per_query and "apple" in member.phrasing(0)
+    assert member.check("I like apple pie.").strict and not member.check("I like pears.").strict
+    (forbidden,) = vector_groups(Instruction.ifeval("keywords:forbidden_words", forbidden_words=["cake"]))
+    assert forbidden[0] == "keywords:forbidden_words[forbidden_words=cake]" and forbidden[1].check("no sweets").strict and not forbidden[1].check("cake!").strict
+    (frequency,) = vector_groups(Instruction.ifeval("keywords:frequency", keyword="sun", frequency=2, relation="at least"))
+    assert frequency[0] == "keywords:frequency[keyword=sun]" and frequency[1].kwargs["frequency"] == 2
+    ((name, generic_member),) = vector_groups(Instruction.ifeval("keywords:existence", keywords=["apple"]), parse_group_by(["keywords:existence="]))
+    assert name == "keywords:existence" and generic_member.per_query
+
+
     with pytest.raises(WorkbenchError, match="bad --group-by"):
         parse_group_by(["end_phrase"])
 

@@ -104,7 +104,7 @@ def test_the_evaluate_report_puts_validation_beside_test():
         "b": {"without_instruction": {"layer": None, "mode": "none", "coefficient": None}}}}
     scores = pd.DataFrame([{"scope": "a", "level": "instruction", "metric": "loose", "condition": c, "accuracy": v}
                            for c, v in (("no_instruction", 0.1), ("steer", 0.4))])
-    rows = pd.DataFrame([{"condition": "steer", "groups": ["a"], "degenerate": d, "logprob": -1.0} for d in (True, False, False, False)])
+    rows = pd.DataFrame([{"condition": "steer", "groups": [["a"]], "degenerate": d, "logprob": -1.0} for d in (True, False, False, False)])
     table = "\n".join(drift_lines(result, scores, rows))
     assert "| a | layer 3, add 1× | 0.75 vs 0.00 | 0.0156 (6) | 0.40 vs 0.10 | +0.75 → +0.30 | 0.12 / 0.25 | -1.00 |" in table
     assert "| b | none (stopped after round 1) |" in table and "maxT-v1" in table

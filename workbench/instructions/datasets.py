@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Mapping, Sequence
 
 from workbench.errors import WorkbenchError
-from workbench.instructions.groups import group_name
+from workbench.instructions.groups import vector_groups
 from workbench.instructions.ifeval import checked_kwargs
 from workbench.instructions.instruction import Instruction
 from workbench.instructions.pairs import SPLITS, Pair, instantiate, queries, split_of
@@ -131,14 +131,17 @@ def file_pairs(
     examples: Sequence[IFEvalExample], group_by: Mapping[str, Sequence[str]] | None = None, seed: int = 0
 ) -> dict[str, dict[str, list[Pair]]]:
     """A file's own with/without pairs: group -> split -> pairs, from its single-instruction records
-    with ``prompt_without_instruction``. The split hashes that base query (seeded), so one query never
+    with ``prompt_without_instruction`` (one vector group: one word, for a per-word id). The split hashes that base query (seeded), so one query never
     sits in two splits, whatever instruction it carries."""
     out: dict[str, dict[str, list[Pair]]] = defaultdict(lambda: {s: [] for s in SPLITS})
     for ex in examples:
         if len(ex.instruction_id_list) != 1 or not ex.prompt_without_instruction:
             continue
         (inst,) = record_instructions(ex)
-        name = group_name(inst.ifeval_id, inst.kwargs, group_by)
+        groups = vector_groups(inst, group_by)
+        if len(groups) != 1:
+            continue  # a record naming two words trains neither word's vector
+        name = groups[0][0]
         split = split_of(ex.prompt_without_instruction, seed)
         out[name][split].append(Pair(ex.key, ex.prompt_without_instruction, inst, "", ex.prompt, ex.prompt_without_instruction))
     return dict(out)

@@ -1,20 +1,29 @@
 """Groups: the instructions that share one vector (pairs rotate over the members), and the rule that
-forms them from IFEval records: one vector per id, except one per language (``DEFAULT_GROUP_BY``)."""
+forms them from IFEval records: one vector per id, except one per language and one per keyword
+(``DEFAULT_GROUP_BY``)."""
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from workbench.checkers import ifeval_registry
 from workbench.errors import WorkbenchError
 from workbench.instructions.ifeval import spelling
-from workbench.instructions.instruction import Instruction, slug
+from workbench.instructions.instruction import Instruction, generic, slug
 from workbench.instructions.lookup import get_instruction
 
-# One vector per IFEval id, except where a kwarg changes the behaviour itself: one per language.
-# Override per call (``group_by={"startend:end_checker": ("end_phrase",)}``; ``("*",)`` = every kwarg).
-DEFAULT_GROUP_BY: dict[str, tuple[str, ...]] = {"language:response_language": ("language",)}
+# One vector per IFEval id, except where a kwarg changes the behaviour itself: one per language, and
+# one per word for the keyword ids (the paper's keyword vectors: a word list names one vector per word,
+# and a record naming two words composes two). Override per call (``group_by={"startend:end_checker":
+# ("end_phrase",)}``; ``("*",)`` = every kwarg; ``()`` = one vector per id).
+DEFAULT_GROUP_BY: dict[str, tuple[str, ...]] = {
+    "language:response_language": ("language",),
+    "keywords:existence": ("keywords",),
+    "keywords:frequency": ("keyword",),
+    "keywords:forbidden_words": ("forbidden_words",),
+}
 
 
 @dataclass(frozen=True)
@@ -55,12 +64,18 @@ def as_group(instruction: "str | Instruction | Group") -> Group:
     return Group(inst.id, (inst,))
 
 
-def group_name(ifeval_id: str, kwargs: Mapping, group_by: Mapping[str, Sequence[str]] | None = None) -> str:
-    """Which vector an IFEval instruction uses: its id, plus the kwargs ``group_by`` names for that id."""
-    keys = (DEFAULT_GROUP_BY if group_by is None else group_by).get(ifeval_id, ())
+def vector_groups(inst: Instruction, group_by: Mapping[str, Sequence[str]] | None = None) -> tuple[tuple[str, Instruction], ...]:
+    """The vector groups an IFEval instruction steers with, each with the member it adds to that group:
+    one group named by its id plus the kwargs ``group_by`` names for that id; a word list among them
+    gives one group per word (``keywords=[a, b]``: groups ``[keywords=a]`` and ``[keywords=b]``, whose
+    vectors compose). Members keep the named kwargs; other per-query kwargs are left to each query."""
+    keys = (DEFAULT_GROUP_BY if group_by is None else group_by).get(inst.ifeval_id, ())
     if "*" in keys:
-        keys = sorted(kwargs)
-    return spelling(ifeval_id, {k: kwargs[k] for k in keys if k in kwargs})
+        keys = sorted(inst.kwargs)
+    named = {k: inst.kwargs[k] for k in keys if inst.kwargs.get(k) is not None}
+    choices = [[[w] for w in dict.fromkeys(v)] if isinstance(v, list) else [v] for v in named.values()]
+    variants = [dict(zip(named, values)) for values in itertools.product(*choices)]
+    return tuple((spelling(inst.ifeval_id, v), generic(inst, keep=v)) for v in variants)
 
 
 def parse_group_by(items: Sequence[str]) -> dict[str, tuple[str, ...]]:

@@ -200,14 +200,15 @@ def _has_contents(cell) -> bool:
     return True
 
 
-def generic(inst: Instruction) -> Instruction:
+def generic(inst: Instruction, keep: Mapping | None = None) -> Instruction:
     """The same IFEval instruction with its per-query kwargs left to each query (a record's own
-    keyword means nothing for another query)."""
+    keyword means nothing for another query), except those ``keep`` fixes (a per-word vector's word)."""
     if inst.ifeval_id is None or inst.source != "ifeval":
         return inst
-    kwargs = {k: (PER_QUERY[k] if k in PER_QUERY else v) for k, v in inst.kwargs.items()}
+    keep = dict(keep or {})
+    kwargs = {k: (keep[k] if k in keep else PER_QUERY[k] if k in PER_QUERY else v) for k, v in inst.kwargs.items()}
     kwargs = {k: ([v] if k in LIST_KWARGS and isinstance(v, str) else v) for k, v in kwargs.items()}
-    given = {k: v for k, v in kwargs.items() if k not in PER_QUERY}
+    given = {k: v for k, v in kwargs.items() if k not in PER_QUERY or k in keep}
     return replace(Instruction.ifeval(inst.ifeval_id, **kwargs), id=spelling(inst.ifeval_id, given))
 
 
