@@ -10,8 +10,9 @@
    seeded hash of the base query into train (vectors) / validation (selection) / test (the report).
 3. **Selection**, without the instruction in the prompt and reused for "instruction + steering" as
    the paper does, over layers every ~10 % of depth × {1×, projection z̄}. ``search="halving"``
-   (default): successive halving, every layer on 4 validation prompts (a third of them, when fewer than 12), the 3 best layers per group on
-   the rest (``workbench.search``); ``"reuse"``: every cell on every prompt; ``"exhaustive"``: both
+   (default): successive halving, every layer on 4 validation prompts (a third of them, when fewer than 12), the 3 best cells per group
+   that beat no steering, and 0.5×/1×/1.5×/2×/projection at the best one's layer, on the rest, which alone
+   scores them (``sweep.search``); ``"reuse"``: every cell on every prompt; ``"exhaustive"``: both
    prompt conditions × {0.5×, 1×, 2×, projection} on every prompt.
 4. **Report**: four conditions per record (a record with several instructions composes their vectors,
    each at its own selected layer), each record with its instructions' largest token budget; IFEval's

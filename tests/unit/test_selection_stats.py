@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from workbench.sweep import select
+from workbench.sweep import evidence, select
 from workbench.sweep.grid import NO_STEERING
 from workbench.sweep.selection import selection_rule
 from workbench.sweep.significance import ALPHA, maxt_pvalues, prompts_needed
@@ -91,7 +91,7 @@ def test_false_positive_rate_on_null_data_is_at_most_alpha(base_rate):
 
 
 def test_rule_names_and_power_table():
-    assert selection_rule().startswith("maxT-v1") and selection_rule(None).startswith("best-v1")
+    assert selection_rule().startswith("maxT-v2") and selection_rule(None).startswith("best-v1")
     assert prompts_needed(0.75, 0.0, cells=8) <= 12 < prompts_needed(0.25, 0.0, cells=8)
 
 
@@ -139,3 +139,20 @@ def test_an_alpha_outside_zero_to_one_is_refused(alpha):
 
     with pytest.raises(WorkbenchError, match="between 0 and 1"):
         select(_table([0] * 8, {CELLS[0]: [1] * 8}), alpha=alpha)
+
+
+def test_halving_finalists_are_scored_on_the_second_round_only():
+    """The first round chose the finalists, so its prompts flatter them (the winner's curse): a cell
+    that led there but ties on round 2 loses the tie to the smaller coefficient (best-v1 reads all rows)."""
+    def row(layer, coefficient, prompt, loose, rnd):
+        mode = "none" if layer == NO_STEERING else "add"
+        return {"instruction": "a", "with_instruction": False, "layer": layer, "mode": mode, "coefficient": coefficient, "prompt_id": prompt,
+                "loose": loose, "strict": loose, "logprob": -1.0, "degenerate": False, "text": "x", "round": rnd}
+    rows = [row(NO_STEERING, 0.0, p, 0, 1) for p in range(4)] + [row(3, 1.0, p, 1, 1) for p in range(4)]
+    for p in range(4, 12):
+        rows += [row(NO_STEERING, 0.0, p, 0, 2), row(3, 1.0, p, int(p < 11), 2), row(3, 0.5, p, int(p < 11), 2)]
+    table = pd.DataFrame(rows)
+    chosen = select(table)[("a", False)]
+    assert (chosen.layer, chosen.coefficient, chosen.score, chosen.n_tested) == (3, 0.5, 7 / 8, 8) and chosen.p_value <= 1 / 64
+    assert select(table, alpha=None)[("a", False)].coefficient == 1.0
+    assert len(evidence(table)) == 24 and len(evidence(table[table["round"] == 1])) == 8  # stopped after round 1: rows kept, no test

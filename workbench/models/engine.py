@@ -147,12 +147,7 @@ class Model:
 
     def chat(self, user_message: str) -> str:
         """The user message in the model's chat template, ending with the generation prompt."""
-        messages = [{"role": "user", "content": user_message}]
-        if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-        # Base models without a template: plain continuation, after BOS if the model has one
-        # (Gemma degenerates into repetition without it).
-        return f"{self.tokenizer.bos_token or ''}{user_message}\n"
+        return chat_text(self.tokenizer, user_message)
 
     def encode(self, text: str) -> list[int]:
         """Token ids of an already templated prompt; the template carries its own special tokens."""
@@ -160,6 +155,17 @@ class Model:
 
     def decode(self, ids: list[int]) -> str:
         return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
+def chat_text(tokenizer, user_message: str) -> str:
+    """``user_message`` in the tokenizer's chat template, ending with the generation prompt (every
+    engine templates prompts this one way, so their token ids agree)."""
+    messages = [{"role": "user", "content": user_message}]
+    if getattr(tokenizer, "chat_template", None):
+        return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    # Base models without a template: plain continuation, after BOS if the model has one
+    # (Gemma degenerates into repetition without it).
+    return f"{tokenizer.bos_token or ''}{user_message}\n"
 
 
 def check_layer(model: Model, layer: int) -> None:
@@ -192,7 +198,7 @@ def wrap(hf_model, tokenizer, name: str, bridge_name: str) -> Model:
     first = next(hf_model.parameters())
     bridge = TransformerBridge.boot_transformers(bridge_name, hf_model=hf_model, tokenizer=tokenizer, dtype=first.dtype, device=first.device)
     bridge.eval()
-    model = Model(bridge=bridge, tokenizer=tokenizer, name=name, stop_token_ids=_stop_ids(tokenizer, hf_model))
+    model = Model(bridge=bridge, tokenizer=tokenizer, name=name, stop_token_ids=stop_token_ids(tokenizer, hf_model.generation_config))
     model.twin = _attach_twin(twin, bridge)
     model.bridge_cache_ok = _probed(model, hf_model)
     return model
@@ -271,9 +277,11 @@ def _fire(point):
     return hook
 
 
-def _stop_ids(tokenizer, hf_model) -> list[int]:
+def stop_token_ids(tokenizer, generation_config) -> list[int]:
+    """The end-of-turn tokens generation stops at: the generation config's and tokenizer's EOS and
+    the chat templates' end-of-turn tokens (the one rule every engine stops by)."""
     ids: list[int] = []
-    eos = hf_model.generation_config.eos_token_id if hf_model.generation_config else None
+    eos = generation_config.eos_token_id if generation_config else None
     for value in (eos, tokenizer.eos_token_id):
         ids += value if isinstance(value, list) else [value]
     for token in ("<|im_end|>", "<|endoftext|>", "<end_of_turn>", "<|eot_id|>"):

@@ -24,7 +24,8 @@ def selection_rule(alpha: float | None = ALPHA) -> str:
     """The rule's name, as results folders record it."""
     if alpha is None:
         return f"best-v1: best validation compliance above no steering, degenerate <= {MAX_DEGENERATE:g}"
-    return f"maxT-v1: best validation compliance among cells beating no steering at family-wise alpha {alpha:g} (sign-flip maxT), degenerate <= {MAX_DEGENERATE:g}"
+    return (f"maxT-v2: best validation compliance among cells beating no steering at family-wise alpha {alpha:g} (sign-flip maxT), "
+            f"degenerate <= {MAX_DEGENERATE:g}; successive halving scores its finalists on the second round's prompts only")
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,20 @@ def cell_summary(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
     )
 
 
+def evidence(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows that may score and test a cell. Successive halving's first round chose the finalists,
+    so where a group (instruction and condition) has a second round only that round counts; a group
+    that stopped after the first keeps its rows, which hold no test (and so select no steering)."""
+    if "round" not in table:
+        return table
+    second = table.groupby(["instruction", "with_instruction"])["round"].transform("max") == 2
+    return table[~second | (table["round"] == 2)]
+
+
 def _pvalues(rows: pd.DataFrame, metric: str) -> dict[tuple, tuple[float, int]]:
-    """maxT p-value and prompt count per steered cell of one instruction and condition. Halving's
-    survivors are tested on the second round's prompts only: the first round chose them."""
-    if "round" in rows:  # chosen on round 1: only round 2 is evidence (none: no valid test, no steering)
+    """maxT p-value and prompt count per steered cell of one instruction and condition (rows that are
+    ``evidence``: none from a halving's first round)."""
+    if "round" in rows:
         rows = rows[rows["round"] == 2]
     rows = rows.assign(coefficient=rows["coefficient"].fillna(0.0))
     scores = rows.pivot_table(index="prompt_id", columns=CELL, values=metric, aggfunc="mean")
@@ -112,10 +123,13 @@ def select(table: pd.DataFrame, metric: str = "loose", max_degenerate: float = M
     A setting is eligible when at most ``max_degenerate`` of its outputs are degenerate and, unless
     ``alpha`` is None (the earlier rule, ``best-v1``), its maxT-adjusted p-value against no steering
     is at most ``alpha`` (``significance``): with no real effect anywhere, a group selects steering
-    at most ``alpha`` of the time. Ties go to no steering; among equals the smaller coefficient wins.
+    at most ``alpha`` of the time. A halving's cells are scored and tested on its second round only
+    (``evidence``), so the round that chose them does not inflate their score. Ties go to no steering; among equals the smaller coefficient wins.
     """
     if alpha is not None and not 0 < alpha < 1:
         raise WorkbenchError(f"alpha is a family-wise error rate between 0 and 1 (or None: the untested rule best-v1), not {alpha!r}")
+    if alpha is not None:
+        table = evidence(table)
     cells = cell_summary(table, metric)
     out = {}
     for (name, cond), group in cells.groupby(["instruction", "with_instruction"]):
