@@ -112,6 +112,7 @@ def degenerate_v2(m: Measures) -> bool:
 # name -> rule; the name is what a results folder records. Old results stay reproducible under "v1".
 DEGENERACY_RULES: dict[str, DegeneracyRule] = {"v1": degenerate_v1, "v2": degenerate_v2}
 DEGENERACY_RULE = "v2"
+MAX_DEGENERATE = 0.2  # a setting whose outputs are degenerate more often than this is never selected (figures mark it)
 
 
 def degeneracy_rule(name: str) -> DegeneracyRule:

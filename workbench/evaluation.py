@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.plots import CONDITION_NAMES, four_condition_bars
+from workbench.file_report import drift_frame
+from workbench.plots import CONDITION_NAMES, four_condition_bars, selection_drift
 
 @dataclass(repr=False)
 class Evaluation:
@@ -34,6 +35,14 @@ class Evaluation:
         s = self.scores[(self.scores["scope"] != "all") & (self.scores["level"] == "instruction") & (self.scores["metric"] == "loose")]
         frame = s.rename(columns={"scope": "instruction", "accuracy": "compliance"})[["instruction", "condition", "compliance", "ci_low", "ci_high", "n"]]
         return four_condition_bars(frame, self.summary.get("model", ""))
+
+    def drift(self) -> pd.DataFrame:
+        """Per vector group: the chosen setting's validation gain beside its test gain, and both degenerate shares."""
+        return drift_frame(self.summary, self.scores, self.table)
+
+    def drift_figure(self):
+        """``drift()`` as a figure: validation gain against test gain, one point per group that steers (Plotly)."""
+        return selection_drift(self.drift(), self.summary.get("model", ""))
 
     def __repr__(self) -> str:
         s = self.summary

@@ -37,6 +37,7 @@ from workbench.evaluate import DEGENERACY_RULE, bootstrap_ci
 from workbench.instructions import Group, Instruction, as_group, vector_groups
 from workbench.io import file_hash, write_atomic, write_jsonl
 from workbench.models import Model
+from workbench.plots import export
 from workbench.instructions import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, make_pairs, record_instructions, split_of
 from workbench.io import log
 from workbench.store import vectors_for
@@ -148,7 +149,7 @@ def evaluate_file(
     settings: Mapping[str, Choice] | None = None, conditional: bool = False, executor: Executor | None = None,
 ) -> Evaluation:
     """Vectors, layer/setting selection on validation prompts (or ``sweep_dir``), then the four
-    conditions on every test record; writes ``rows.jsonl``, ``scores.csv``, ``summary.json``, ``report.md`` and returns an ``Evaluation``.
+    conditions on every test record; writes ``rows.jsonl``, ``scores.csv``, ``summary.json``, ``report.md``, ``drift.html`` and returns an ``Evaluation``.
     ``max_new_tokens=None`` gives each record its instructions' budget. ``settings`` (group name ->
     ``Choice.manual(...)``) fixes a group's steering instead of selecting it; ``executor`` runs the
     selection sweep (e.g. on Ray; the held-out conditions run here)."""
@@ -261,9 +262,11 @@ def evaluate_plan(
     write_jsonl(out / "rows.jsonl", rows)
     write_atomic(out / "scores.csv", scores.to_csv(index=False))
     write_atomic(out / "summary.json", json.dumps(result, indent=2, default=float))
-    write_atomic(out / "report.md", report_markdown(result, scores, pd.DataFrame(rows)))
-    log(f"report: {out / 'report.md'}")
-    return Evaluation(result, scores, pd.DataFrame(rows), out)
+    evaluation = Evaluation(result, scores, pd.DataFrame(rows), out)
+    write_atomic(out / "report.md", report_markdown(result, scores, evaluation.table))
+    export(evaluation.drift_figure(), out, "drift", static=False)
+    log(f"report: {out / 'report.md'} (validation against test: {out / 'drift.html'})")
+    return evaluation
 
 
 def ifeval_scores(rows: Sequence[dict]) -> pd.DataFrame:

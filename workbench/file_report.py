@@ -64,28 +64,44 @@ def _fmt(value, spec: str = ".2f") -> str:
     return "–" if value is None or value != value else format(value, spec)
 
 
-def drift_lines(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
-    """Validation beside test for every group's chosen setting (without the instruction): what
-    selection saw (steered vs no steering, the maxT p-value, degenerate share) and what held out
-    (steering vs no instruction on the test records, degenerate share). A gain that shrinks from
-    validation to test is the winner's curse."""
-    lines = [f"Selection: {result.get('selection_rule', 'best-v1')}. Validation beside test, without the instruction:", "",
-             "| group | setting | validation: steered vs none | p (prompts) | test: steering vs none | gain val → test | degenerate val / test | steered log-prob |",
-             "|---|---|---|---|---|---|---|---|"]
+def drift_frame(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """One row per vector group, without the instruction: the chosen setting (none: layer missing),
+    what selection saw (validation compliance, its baseline, the maxT p-value and prompts tested, the
+    degenerate share) and what held out (steering and no instruction on the test records, the steered
+    replies' degenerate share and log-prob); ``val_gain`` and ``test_gain`` are steered − unsteered."""
+    out = []
     for name, g in result["groups"].items():
         s = g["without_instruction"]
-        none = "none (stopped after round 1)" if name in result.get("stopped_early", ()) else "none selected"
-        setting = none if s["layer"] is None else f"layer {s['layer']}, " + ("projection z̄" if s["mode"] == "project" else f"add {s['coefficient']:g}×")
         acc = {c: scores[(scores["scope"] == name) & (scores["level"] == "instruction") & (scores["metric"] == "loose") & (scores["condition"] == c)]["accuracy"]
                for c in ("no_instruction", "steer")} if len(scores) else {}
         test = {c: float(v.iloc[0]) for c, v in acc.items() if len(v)}
         q = rows[(rows["condition"] == "steer") & rows["groups"].apply(lambda each: any(name in gs for gs in each))] if len(rows) else rows
-        val_gain = None if s["layer"] is None else s["validation"] - s["validation_baseline"]
-        test_gain = test["steer"] - test["no_instruction"] if len(test) == 2 else None
-        validation = "–" if s["layer"] is None else f"{_fmt(s['validation'])} vs {_fmt(s['validation_baseline'])}"
-        p = "–" if s.get("p_value") is None else f"{s['p_value']:.3g} ({s.get('n_tested', 0)})"
-        tested = f"{_fmt(test.get('steer'))} vs {_fmt(test.get('no_instruction'))}" if test else "–"
-        gains = "–" if val_gain is None else f"{val_gain:+.2f} → {_fmt(test_gain, '+.2f')}"
-        degenerate = f"{_fmt(s.get('validation_degenerate'))} / {_fmt(q['degenerate'].mean() if len(q) else None)}"
-        lines.append(f"| {name} | {setting} | {validation} | {p} | {tested} | {gains} | {degenerate} | {_fmt(q['logprob'].mean() if len(q) else None)} |")
+        chosen = s["layer"] is not None
+        out.append({
+            "instruction": name, "layer": s["layer"], "mode": s["mode"], "coefficient": s["coefficient"], "stopped_early": name in result.get("stopped_early", ()),
+            "validation": s.get("validation"), "val_baseline": s.get("validation_baseline"), "p": s.get("p_value"), "n_val": s.get("n_tested"),
+            "val_gain": s["validation"] - s["validation_baseline"] if chosen else None, "test_steer": test.get("steer"), "test_none": test.get("no_instruction"),
+            "test_gain": test["steer"] - test["no_instruction"] if len(test) == 2 else None, "val_degenerate": s.get("validation_degenerate"),
+            "test_degenerate": q["degenerate"].mean() if len(q) else None, "test_logprob": q["logprob"].mean() if len(q) else None,
+        })
+    return pd.DataFrame(out, columns=["instruction", "layer", "mode", "coefficient", "stopped_early", "validation", "val_baseline", "p", "n_val", "val_gain",
+                                      "test_steer", "test_none", "test_gain", "val_degenerate", "test_degenerate", "test_logprob"]).astype({"val_gain": float, "test_gain": float})
+
+
+def drift_lines(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
+    """Validation beside test for every group's chosen setting (``drift_frame``) as a Markdown table.
+    A gain that shrinks from validation to test is the winner's curse."""
+    lines = [f"Selection: {result.get('selection_rule', 'best-v1')}. Validation beside test, without the instruction (as a figure: `drift.html`):", "",
+             "| group | setting | validation: steered vs none | p (prompts) | test: steering vs none | gain val → test | degenerate val / test | steered log-prob |",
+             "|---|---|---|---|---|---|---|---|"]
+    for d in drift_frame(result, scores, rows).to_dict("records"):
+        none = "none (stopped after round 1)" if d["stopped_early"] else "none selected"
+        chosen = d["layer"] is not None and d["layer"] == d["layer"]
+        setting = none if not chosen else f"layer {int(d['layer'])}, " + ("projection z̄" if d["mode"] == "project" else f"add {d['coefficient']:g}×")
+        validation = "–" if not chosen else f"{_fmt(d['validation'])} vs {_fmt(d['val_baseline'])}"
+        p = "–" if d["p"] is None or d["p"] != d["p"] else f"{d['p']:.3g} ({int(d['n_val'] or 0)})"
+        tested = "–" if d["test_steer"] is None else f"{_fmt(d['test_steer'])} vs {_fmt(d['test_none'])}"
+        gains = "–" if not chosen else f"{d['val_gain']:+.2f} → {_fmt(d['test_gain'], '+.2f')}"
+        lines.append(f"| {d['instruction']} | {setting} | {validation} | {p} | {tested} | {gains} | {_fmt(d['val_degenerate'])} / {_fmt(d['test_degenerate'])} "
+                     f"| {_fmt(d['test_logprob'])} |")
     return lines

@@ -53,7 +53,10 @@ def make_figures(results: str | Path, dest: str | Path, static: bool = True) -> 
         for name, z in torch.load(results / "proj_with.pt", weights_only=True).items():
             zbar.update({(name, layer): float(v) for layer, v in enumerate(z)})
     written += plots.export(plots.projection_histograms(proj, zbar, model), dest, "projections", static)
-    written += plots.export(plots.four_condition_bars(pd.read_csv(results / "summary.csv"), model), dest, "four_conditions", static)
+    summary = pd.read_csv(results / "summary.csv")
+    written += plots.export(plots.four_condition_bars(summary, model), dest, "four_conditions", static)
+    if choices:
+        written += plots.export(plots.selection_drift(_drift(summary, choices), model), dest, "selection_drift", static)
     if (results / "composition.csv").exists():
         comp = pd.read_csv(results / "composition.csv")
         layers = (int(comp["layer_a"].iloc[0]), int(comp["layer_b"].iloc[0])) if "layer_a" in comp else None
@@ -83,7 +86,8 @@ def _md_table(frame: pd.DataFrame, floatfmt: str = ".2f") -> str:
 
 
 def _drift(summary: pd.DataFrame, choices: dict) -> pd.DataFrame:
-    """One row per instruction: the chosen setting's validation gain and degenerate share beside the test's."""
+    """One row per instruction: the chosen setting's validation gain and degenerate share beside the test's
+    (no setting chosen: no validation gain)."""
     test = summary.set_index(["instruction", "condition"])
     rows = []
     for (name, cond), c in sorted(choices.items()):
@@ -91,7 +95,7 @@ def _drift(summary: pd.DataFrame, choices: dict) -> pd.DataFrame:
             continue
         steer, none = test.loc[(name, "steer")], test.loc[(name, "no_instruction")]
         rows.append({"instruction": name, "layer": c.layer, "mode": c.mode, "validation": c.score, "val_baseline": c.baseline,
-                     "p": "–" if c.p_value is None else f"{c.p_value:.3g}", "n_val": c.n_tested, "val_gain": c.score - c.baseline,
+                     "p": "–" if c.p_value is None else f"{c.p_value:.3g}", "n_val": c.n_tested, "val_gain": c.score - c.baseline if c.steers else float("nan"),
                      "test_gain": float(steer["compliance"] - none["compliance"]), "val_degenerate": c.degenerate, "test_degenerate": float(steer["degenerate"])})
     return pd.DataFrame(rows, columns=["instruction", "layer", "mode", "validation", "val_baseline", "p", "n_val", "val_gain", "test_gain",
                                        "val_degenerate", "test_degenerate"])
@@ -132,6 +136,7 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
         "(the chosen cell vs no steering, its maxT-adjusted p-value and prompts tested, its degenerate share) and what held on the test "
         "prompts. A gain that shrinks from validation to test is the winner's curse.",
         _md_table(_drift(summary, choices)),
+        "![selection drift](figures/selection_drift.png)",
         "## Sweep (validation, without the instruction)",
         "![heatmap](figures/heatmap_compliance_without.png)",
         "## Separability",

@@ -38,6 +38,8 @@ def evaluated(tiny, synthetic, tmp_path_factory):
 
 def test_every_record_of_a_25_id_file_is_evaluated(evaluated, synthetic):
     out, result = evaluated
+    drift = result.drift()
+    assert set(drift["instruction"]) == set(result["groups"]) and (out / "drift.html").exists()  # validation against test, every group
     records = synthetic[1]
     assert result["skipped"] == {} and result["n_evaluated"] == len(records)
     scores = {(r["scope"], r["condition"], r["level"], r["metric"]): r for r in result["scores"]}

@@ -146,6 +146,18 @@ def test_notebook_renderer_without_chromium_keeps_the_json_only(monkeypatch, cap
     import plotly.io as pio
 
     monkeypatch.setattr(pio.renderers, "default", pio.renderers.default)
-    monkeypatch.setattr(plots, "chromium_path", lambda: None)
+    monkeypatch.setattr(plots.theme, "chromium_path", lambda: None)  # where notebook_renderer looks it up
     assert plots.notebook_renderer() == "plotly_mimetype"
     assert "no Chromium" in capsys.readouterr().out
+
+
+def test_selection_drift_draws_each_group_that_steers_and_counts_the_held_gains():
+    drift = pd.DataFrame([
+        {"instruction": "a", "val_gain": 0.5, "test_gain": 0.25, "val_degenerate": 0.0, "test_degenerate": 0.1},
+        {"instruction": "b", "val_gain": 0.4, "test_gain": -0.1, "val_degenerate": 0.1, "test_degenerate": 0.3},
+        {"instruction": "c", "val_gain": float("nan"), "test_gain": 0.0, "val_degenerate": None, "test_degenerate": None},  # selected no steering
+    ])
+    fig = plots.selection_drift(drift, "m")
+    (points,) = [t for t in fig.data if t.type == "scatter"]
+    assert list(points.x) == [0.5, 0.4] and list(points.y) == [0.25, -0.1] and list(points.text) == ["a", "b"]
+    assert "1 of 2 test gains ≥ 0" in fig.layout.title.text and "2 of 3 groups selected steering" in fig.layout.title.text

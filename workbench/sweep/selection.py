@@ -10,12 +10,12 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import WorkbenchError
+from workbench.evaluate import MAX_DEGENERATE
 from workbench.steering import Steer
 from workbench.sweep.grid import NO_STEERING
 from workbench.sweep.significance import ALPHA, maxt_pvalues
 from workbench.vectors import InstructionVector
 
-MAX_DEGENERATE = 0.2  # a setting whose outputs are degenerate more often than this is never selected
 CELL = ["layer", "mode", "coefficient"]
 PROJECTION_SIZE = 0.75  # in ties a projection ranks as a coefficient of 0.75×: before 1×, after 0.5×
 
