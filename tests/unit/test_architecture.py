@@ -102,3 +102,70 @@ def test_readme_architecture_lists_every_module():
     listed = set(re.findall(r"^\| `(workbench[\w./]*)`", section, flags=re.M))
     files = {str(p.relative_to(ROOT).with_suffix("")).removesuffix("/__init__") for p in MODULES.values()}
     assert listed == files, f"missing from README: {sorted(files - listed)}; not in the tree: {sorted(listed - files)}"
+
+
+def may_import() -> dict[str, str]:
+    """module -> the README's "may import" cell for it."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Architecture"):]
+    rows = re.findall(r"^\| `(workbench[\w./]*)` \|.*\| ([^|]*) \|$", section, flags=re.M)
+    return {path.replace("/", "."): cell.strip() for path, cell in rows}
+
+
+def allowed(module: str, cell: str) -> set[str] | None:
+    """The modules a "may import" cell names (None: any module). Names resolve to the module of that
+    name, nearest the importing module's package first; a package's name covers its submodules."""
+    if cell.startswith("everything"):
+        return None
+    if cell.startswith("nothing"):
+        return set()
+    if cell == "the modules below":
+        return {m for m in MODULES if m.startswith(module + ".")}
+    out = set()
+    for name in (n.strip() for n in cell.split(",")):
+        dotted = name.replace("/", ".")
+        here = module.rsplit(".", 1)[0] if "." in module else module
+        candidates = [m for m in MODULES if m == f"workbench.{dotted}" or m.endswith("." + dotted)]
+        near = [m for m in candidates if m.startswith(here + ".")] or candidates
+        assert near, f"README: {module} may import {name!r}, which names no module"
+        target = min(near, key=len)
+        out |= {m for m in MODULES if m == target or m.startswith(target + ".")}
+    return out
+
+
+def reach(rules: dict[str, str]) -> dict[str, set[str] | None]:
+    """What each module may import: the modules its cell names and, downward, what those may
+    import (None: any)."""
+    direct = {m: allowed(m, cell) for m, cell in rules.items()}
+    out: dict[str, set[str] | None] = {}
+
+    def visit(m: str) -> set[str] | None:
+        if m not in out:
+            out[m] = set()  # a circle in the README's rules adds nothing
+            names = direct.get(m, set())
+            if names is None:
+                out[m] = None
+            else:
+                below = [visit(n) for n in names if n != m]
+                out[m] = None if any(b is None for b in below) else names.union(*below)
+        return out[m]
+
+    for m in rules:
+        visit(m)
+    return out
+
+
+def test_readme_may_import_column_matches_the_imports():
+    """The README's "may import" column, read downward (a module may import what it names and what
+    those may import), covers every import in the tree."""
+    edges, rules = graph(), may_import()
+    may = reach(rules)
+    wrong = [f"{m} imports {t}" for m, targets in sorted(edges.items()) if may[m] is not None for t in sorted(targets - may[m])]
+    assert not wrong, "the README's may-import column omits: " + "; ".join(wrong)
+
+
+def test_the_may_import_check_sees_an_import_the_readme_does_not_allow():
+    rules = may_import() | {"workbench.models.engine": "nothing"}
+    may = reach(rules)
+    assert "workbench.models.dtypes" in graph()["workbench.models.engine"] and "workbench.models.dtypes" not in may["workbench.models.engine"]
+    assert may["workbench.cli"] is None and "workbench.errors" in may["workbench.steering"]  # "everything below it"; errors via models
