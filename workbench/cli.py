@@ -25,6 +25,8 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+ENGINES = ("workbench", "vllm")  # --engine: where replies are generated
+
 def _numbers(kind: type, what: str, allow_empty: bool = True, minimum: int | None = None):
     def parse(text: str) -> tuple:
         try:
@@ -127,8 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="workbench", description="Steer instruction following with activation vectors (Stolfo et al., ICLR 2025).")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
-    def add(name, func, help, out=None, model=DEFAULT_MODEL, dtype="float32", epilog=None):
+    def add(name, func, help, out=None, model=DEFAULT_MODEL, dtype="float32", epilog=None, engine=False):
         s = sub.add_parser(name, help=help, description=help, epilog=epilog)
+        if engine:
+            s.add_argument("--engine", choices=ENGINES, default="workbench",
+                           help="where replies are generated: the workbench's own decode loop (default, the reference) or vLLM, with the same "
+                                "steering and greedy tokens (needs `make vllm`); vectors and scores are computed by the workbench either way")
         s.add_argument("--model", default=model, help=f"embedded name, .gguf path, HF folder or hub id (default {model})")
         s.add_argument("--dtype", default=dtype, choices=["auto", *DTYPES],
                        help=f"compute precision; auto = bfloat16 where the hardware has it, else float32 (default {dtype})")
@@ -146,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("instructions", type=_names, help="comma-separated instructions, e.g. one_sentence,language:response_language[language=de]")
     s.add_argument("--n-train", type=_count, default=64)
 
-    s = add("steer", cmd_steer, "one prompt: unsteered vs steered text side by side", epilog=sources)
+    s = add("steer", cmd_steer, "one prompt: unsteered vs steered text side by side", epilog=sources, engine=True)
     s.add_argument("prompt")
     s.add_argument("--vector", action="append", required=True, help="NAME@LAYER[:COEF|:project]; NAME is an instruction or a .safetensors file; repeat to compose. "
                    "Vectors computed from an instruction are cached on disk")
@@ -157,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=_count, default=64)
     s.add_argument("--n-train", type=_count, default=64)
 
-    s = add("sweep", cmd_sweep, "layer × coefficient grid on validation prompts (resumable)", "results/sweep", epilog=sources)
+    s = add("sweep", cmd_sweep, "layer × coefficient grid on validation prompts (resumable)", "results/sweep", epilog=sources, engine=True)
     s.add_argument("instructions", type=_names)
     s.add_argument("--layers", type=_layers, default=None, help="comma-separated layers (default: every ~10%% of depth)")
     s.add_argument("--coefficients", type=_floats, default=(0.5, 1.0, 2.0), help="× mean-difference norm (default 0.5,1,2)")
@@ -167,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-new-tokens", type=_count, default=None, help="default: each instruction's own budget (64 for most; more for JSON, sections, end phrases)")
     _ray_options(s)
 
-    s = add("evaluate", cmd_evaluate, "four-condition IFEval report on an IFEval-format JSONL file, every record of it", "results/evaluate",
+    s = add("evaluate", cmd_evaluate, "four-condition IFEval report on an IFEval-format JSONL file, every record of it", "results/evaluate", engine=True,
             epilog="Each instruction id gets one vector (one per language, one per keyword); --group-by changes that. A record with several instructions "
                    "composes their vectors, each at its own selected layer. IFEval ids: " + ", ".join(IFEVAL_IDS) + ".")
     s.add_argument("--data", help="IFEval-format JSONL with prompt_without_instruction")
@@ -202,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     _debug_option(s)
     s.set_defaults(func=cmd_figures)
 
-    s = add("demo", cmd_demo, "the whole study on one model: follow check, vectors, sweep, report, figures", "results/demo", model=DEMO_MODEL, dtype="auto", epilog=sources)
+    s = add("demo", cmd_demo, "the whole study on one model: follow check, vectors, sweep, report, figures", "results/demo", model=DEMO_MODEL, dtype="auto", epilog=sources, engine=True)
     s.add_argument("--quick", action="store_true", help="a ~3-minute version")
     s.add_argument("--layers", type=_layers, default=None)
     s.add_argument("--instructions", type=_names, default=None, help="screen these (default: every IFEval id, French and German for language; 'catalog': the curated catalog)")
@@ -239,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if getattr(args, "engine", None) == "vllm" and (args.compile or getattr(args, "ray", None) is not None):
+        parser.error(f"--engine vllm runs in this process, eagerly: drop {'--compile' if args.compile else '--ray'}")
     if getattr(args, "compile", False):
         os.environ["WORKBENCH_COMPILE"] = "1"  # read by generate, here and in Ray workers started from here
     try:

@@ -19,9 +19,16 @@ def parse_instructions(names):
 
 
 def _load(args):
+    """The model; with ``--engine vllm`` its generation runs in vLLM (``vllm_engine.use_vllm``)."""
     from workbench.models import load_model
 
-    return load_model(args.model, device=args.device, dtype=args.dtype)
+    vllm = getattr(args, "engine", "workbench") == "vllm"
+    if vllm:
+        from workbench.vllm_engine import import_vllm, use_vllm
+
+        import_vllm()  # not installed: one line, before any loading
+    model = load_model(args.model, device=args.device, dtype=args.dtype)
+    return use_vllm(model) if vllm else model
 
 
 def _executor(args):

@@ -256,11 +256,19 @@ def generate(
     still generating, plus what a row that ended no longer needs): the calls sum to len(prompts) ×
     max_new_tokens, an honest total for a progress bar (``progress`` draws one). Logits that break
     down (NaN, inf: a coefficient too large or not finite) raise ``WorkbenchError``.
+    A model with a ``backend`` (``vllm_engine.use_vllm``) generates there, with the same steering
+    and the same greedy tokens; ``batch_size``, ``use_cache`` and ``compile`` are then the backend's.
     """
     if not prompts:
         raise WorkbenchError("no prompts given: pass at least one prompt")
     if max_new_tokens < 1:
         raise WorkbenchError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
+    if model.backend is not None:
+        gens = model.backend.generate(prompts, steer, max_new_tokens=max_new_tokens, chat=chat, stop_at_eos=stop_at_eos, do_sample=do_sample,
+                                      temperature=temperature, seed=seed, progress=progress)
+        if on_step is not None:  # one batch: its whole budget at once
+            on_step(len(prompts) * max_new_tokens)
+        return gens
     texts = [model.chat(p) if chat else p for p in prompts]
     seqs = [model.encode(t) for t in texts]
     longest = max(len(s) for s in seqs)

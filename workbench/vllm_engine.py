@@ -30,7 +30,7 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.generate import Generation
-from workbench.models import EMBEDDED, chat_text, dequantized_folder, stop_token_ids
+from workbench.models import EMBEDDED, Model, chat_text, dequantized_folder, dtype_name, stop_token_ids
 from workbench.steering import OPERATORS, Steer
 
 ROW_KEY = "workbench_row"  # the SamplingParams.extra_args key holding a request's prompt index
@@ -39,6 +39,7 @@ EXTENSION = "workbench.vllm_engine.SteeringWorker"
 
 def import_vllm():
     """vLLM, or a one-line error saying how to install it."""
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM's INFO lines would bury the workbench's progress log
     try:
         import vllm
 
@@ -268,3 +269,17 @@ class VLLMEngine:
                 tokens.pop()
             results.append(Generation(prompt, self.decode(tokens), tuple(tokens), stopped))
         return results
+
+
+def use_vllm(model: Model, **options) -> Model:
+    """Hand ``model``'s generation to vLLM: every ``workbench.generate`` call on it (steer, sweeps,
+    evaluate, the demo) then generates in one ``VLLMEngine`` of the same weights and precision, with
+    the same steering; vectors, detection and quality scores stay on the workbench engine. ``options``
+    go to ``VLLMEngine`` (e.g. ``gpu_memory_utilization``). Returns the model."""
+    if model.name.endswith(".gguf"):
+        raise WorkbenchError(f"vLLM reads an embedded model's name, a HF folder or a hub id, not a .gguf file ({model.name})")
+    engine = VLLMEngine(model.name, dtype=dtype_name(model.dtype), **options)
+    if (engine.n_layers, engine.d_model) != (model.n_layers, model.d_model):
+        raise WorkbenchError(f"vLLM loaded {engine.n_layers} layers × {engine.d_model} for {model.name}, the workbench {model.n_layers} × {model.d_model}")
+    model.backend = engine
+    return model

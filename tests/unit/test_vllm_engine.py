@@ -64,3 +64,45 @@ def test_without_vllm_the_error_is_one_line(monkeypatch):
         with pytest.raises(WorkbenchError, match="make vllm") as error:
             attempt()
         assert "\n" not in str(error.value)
+
+
+class FakeBackend:
+    """Stands in for a VLLMEngine: records what generate hands it."""
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, prompts, steer=(), **options):
+        from workbench.generate import Generation
+
+        self.calls.append((list(prompts), steer, options))
+        return [Generation(p, "from the backend", (1,), True) for p in prompts]
+
+
+def test_generate_hands_a_model_with_a_backend_to_it(tiny, monkeypatch):
+    """``--engine vllm`` attaches a backend; generate (and so sweeps, evaluate, the demo) then
+    generates there with the same specs and options, and the progress bar gets the whole budget."""
+    from workbench.generate import generate
+    from workbench.steering import Steer
+
+    backend, steps = FakeBackend(), []
+    monkeypatch.setattr(tiny, "backend", backend)
+    spec = Steer(torch.ones(tiny.d_model), 1, 2.0)
+    gens = generate(tiny, ["a", "b"], steer=spec, max_new_tokens=5, on_step=steps.append)
+    assert [g.text for g in gens] == ["from the backend"] * 2 and steps == [10]
+    (prompts, steer, options), = backend.calls
+    assert prompts == ["a", "b"] and steer is spec and options["max_new_tokens"] == 5 and options["do_sample"] is False
+    assert "generation in" in repr(tiny)
+
+
+def test_the_cli_refuses_engine_vllm_without_vllm_before_loading(monkeypatch, capsys):
+    from workbench.cli import main
+
+    monkeypatch.setitem(sys.modules, "vllm", None)  # as if not installed
+    monkeypatch.setattr("workbench.models.load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert main(["steer", "Hello", "--vector", "french@3:1", "--engine", "vllm"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "make vllm" in err[0]
+    with pytest.raises(SystemExit) as stop:  # argparse's one-line error, exit 2
+        main(["sweep", "french", "--engine", "vllm", "--ray"])
+    assert stop.value.code == 2 and "drop --ray" in capsys.readouterr().err

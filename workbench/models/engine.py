@@ -44,9 +44,11 @@ class Model:
     use_twin: bool = True  # False: always run through the bridge (the reference path)
     bridge_cache_ok: bool = True  # the bridge's own modules honour a KV cache (probed at load)
     decoder: object | None = None  # the compiled decode step (workbench.compiled), made on first use
+    backend: object | None = None  # another engine ``generate`` hands generation to (``vllm_engine.VLLMEngine``); vectors and scores stay here
 
     def __repr__(self) -> str:
         engine = "twin" if self.twin is not None and self.use_twin else "bridge"
+        engine = f"generation in {self.backend!r}, the rest on the {engine}" if self.backend is not None else engine
         return f"Model({self.name!r}: {self.n_layers} layers × d_model {self.d_model}, {dtype_name(self.dtype)} on {self.device}, {engine} engine)"
 
     @property
