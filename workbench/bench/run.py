@@ -17,6 +17,7 @@ import torch
 
 from workbench import compiled, roofline
 from workbench.batching import auto_batch_size, left_pad, positions
+from workbench.bench.engines import vllm_rows, vllm_vs_workbench
 from workbench.bench.memory import extraction_peak
 from workbench.bench.scaling import ray_scaling
 from workbench.bench.timing import best, best_each, laps
@@ -157,7 +158,11 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
 
     lap("ray")
 
-    # 6. extraction peak memory as N grows
+    # 6. vLLM against this engine, steered and unsteered, batch 1 and 64 (skipped without vLLM)
+    raw.update(vllm_vs_workbench(model, spec, qs, new, repeats_batched))
+    lap("vllm")
+
+    # 7. extraction peak memory as N grows
     peaks = {n: extraction_peak(model_name, n, device, dtype_name(model.dtype)) for n in ((8, 32) if quick else (16, 128))}
     lap("extraction memory")
     result_mb = {n: n * model.n_layers * model.d_model * 4 / 1e6 for n in peaks}
@@ -178,6 +183,8 @@ def run_bench(model_name: str, quick: bool = False, json_path: str | None = None
         "compiled_vs_eager_ratio": {bs: raw[f"compiled_tok_s_b{bs}"] / raw[f"steered_tok_s_b{bs}"] for bs in (1, 16)} if not quick else None,
         "sweep_auto_vs_cap64_ratio": raw["sweep_engine_cap64_s"] / raw["sweep_engine_s"],
         "ray_speedup_2v1": raw["ray_wall_s_w1"] / raw["ray_wall_s_w2"] if "ray_wall_s_w2" in raw else None,
+        "vllm_vs_workbench_steered": {bs: raw[f"vllm_steered_tok_s_b{bs}"] / raw[f"wb_steered_tok_s_b{bs}"] for bs in (1, 64)} if "vllm_load_s" in raw else None,
+        "vllm_steer_overhead_ratio": {bs: raw[f"vllm_steered_tok_s_b{bs}"] / raw[f"vllm_unsteered_tok_s_b{bs}"] for bs in (1, 64)} if "vllm_load_s" in raw else None,
         "extraction_peak_mb": {str(k): v for k, v in peaks.items()},
         "extraction_result_mb": {str(k): v for k, v in result_mb.items()},
         "raw": raw,
@@ -218,10 +225,13 @@ def _print_table(r: dict) -> None:
         rows.append((f"Ray, 2 workers / 1 ({raw['ray_jobs']} batches, {raw['ray_rows']} gens, start-up included)", r["ray_speedup_2v1"], "",
                      f"{raw['ray_wall_s_w2']:.1f} s vs {raw['ray_wall_s_w1']:.1f} s; this process alone {raw['ray_local_s']:.1f} s; "
                      f"worker start-up {raw['ray_startup_s_w1']:.1f} s; dispatch {raw['ray_dispatch_ms_w1']:.0f} ms/batch"))
+    rows += vllm_rows(raw)
     m = r["machine"]
     print(f"\nworkbench bench — {r['model']} ({m['dtype']} on {m['gpu'] or m['device']}), {r['new_tokens']} new tokens, {m['cpus']} CPUs, torch {m['torch']}")
     print(f"{'measure':<58} {'ratio':>8}  {'target':<8} raw")
     for name, ratio, target, detail in rows:
         print(f"{name:<58} {ratio:>8.2f}  {target:<8} {detail}")
+    if "vllm_missing" in raw:
+        print(f"vLLM rows left out: {raw['vllm_missing']}")
     print("bench sections (s): " + ", ".join(f"{name} {s:.0f}" for name, s in r["section_s"].items()))
     print("extraction peak RSS growth (MB) by N prompts: " + ", ".join(f"N={n}: {mb:.1f} (result tensor {r['extraction_result_mb'][n]:.1f})" for n, mb in r["extraction_peak_mb"].items()))

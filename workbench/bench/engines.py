@@ -1,0 +1,50 @@
+"""vLLM against the workbench's eager engine: the same greedy generations, steered and unsteered,
+at batch 1 and a large batch, sides alternated; and what steering costs inside vLLM."""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from workbench.bench.timing import best_each
+from workbench.errors import WorkbenchError
+from workbench.generate import generate
+from workbench.models import Model, dtype_name
+from workbench.steering import Steer
+
+LARGE = 64  # rows in the large batch
+
+
+def vllm_vs_workbench(model: Model, spec: Steer, prompts: Sequence[str], new: int, repeats: int) -> dict:
+    """tok/s of both engines (``vllm_*`` / ``wb_*``, unsteered and steered, ``_b1`` and ``_b64``) and
+    vLLM's load time; ``{"vllm_missing": why}`` where vLLM is not usable or cannot load the model."""
+    from workbench.vllm_engine import VLLMEngine, import_vllm
+
+    start = time.perf_counter()
+    try:
+        import_vllm()
+        engine = VLLMEngine(model.name, dtype=dtype_name(model.dtype))
+    except WorkbenchError as exc:  # not installed, or a model vLLM cannot load (the tiny random one)
+        return {"vllm_missing": str(exc)}
+    raw: dict = {"vllm_load_s": time.perf_counter() - start}
+    for bs in (1, LARGE):
+        rows = [prompts[i % len(prompts)] for i in range(bs)]
+        ours = lambda steer=(): generate(model, rows, steer=steer, max_new_tokens=new, stop_at_eos=False)  # noqa: E731
+        theirs = lambda steer=(): engine.generate(rows, steer=steer, max_new_tokens=new, stop_at_eos=False)  # noqa: E731
+        times = best_each(ours, lambda: ours(spec), theirs, lambda: theirs(spec), repeats=repeats)
+        for name, t in zip(("wb_unsteered", "wb_steered", "vllm_unsteered", "vllm_steered"), times):
+            raw[f"{name}_tok_s_b{bs}"] = bs * new / t
+    return raw
+
+
+def vllm_rows(raw: dict) -> list[tuple[str, float, str, str]]:
+    """The bench table's rows: (measure, ratio, target, detail)."""
+    if "vllm_missing" in raw or "vllm_load_s" not in raw:
+        return []
+    rows = []
+    for bs in (1, LARGE):
+        t = {k: raw[f"{k}_tok_s_b{bs}"] for k in ("wb_unsteered", "wb_steered", "vllm_unsteered", "vllm_steered")}
+        rows += [(f"vLLM / workbench eager, steered, batch {bs}", t["vllm_steered"] / t["wb_steered"], "", f"{t['vllm_steered']:.1f} vs {t['wb_steered']:.1f} tok/s"),
+                 (f"  vLLM / workbench eager, unsteered, batch {bs}", t["vllm_unsteered"] / t["wb_unsteered"], "", f"{t['vllm_unsteered']:.1f} vs {t['wb_unsteered']:.1f} tok/s"),
+                 (f"  vLLM steered / unsteered, batch {bs}", t["vllm_steered"] / t["vllm_unsteered"], "≥ 0.97", f"vLLM loaded in {raw['vllm_load_s']:.0f} s")]
+    return rows
