@@ -193,3 +193,24 @@ def test_keyword_records_get_one_vector_per_word_and_compose_them(tmp_path):
     assert [e.instructions[0].kwargs["keywords"] for e, _ in plan.items] == [["apple", "river"], ["apple"]]  # checked on the record's own words
     one = plan_file(tmp_path / "kw.jsonl", group_by={"keywords:existence": ()})
     assert list(one.groups) == ["keywords:existence"] and one.groups["keywords:existence"].members[0].per_query
+
+
+def test_unsteered_conditions_are_generated_once_and_equal_their_own_generation(tiny, tiny_vector, monkeypatch):
+    """Where no steering was selected, "steering" is the no-instruction reply and "instruction +
+    steering" the instruction's: each is generated once and the rows equal a separate generation."""
+    from workbench.sweep import conditions
+
+    examples = catalog_examples("one_sentence", "test", limit=3)
+    sizes = []
+    real = conditions.generate
+    monkeypatch.setattr(conditions, "generate", lambda model, prompts, **kw: sizes.append(len(prompts)) or real(model, prompts, **kw))
+    rows = four_conditions(tiny, examples, [], [], "one_sentence", max_new_tokens=6)
+    assert sizes == [2 * 3] and [r["condition"] for r in rows] == [c for c in ("no_instruction", "steer", "instruction", "instruction_steer") for _ in range(3)]
+    by = {(r["condition"], r["prompt_id"]): r for r in rows}
+    alone = generate(tiny, [e.query for e in examples], max_new_tokens=6)
+    for e, g in zip(examples, alone):
+        assert by[("steer", e.key)]["text"] == by[("no_instruction", e.key)]["text"] == g.text
+        assert by[("steer", e.key)]["logprob"] == by[("no_instruction", e.key)]["logprob"] and by[("steer", e.key)]["layer"] == -1
+    spec = [tiny_vector.steer(2, 4.0)]
+    steered = four_conditions(tiny, examples, spec, [], "one_sentence", max_new_tokens=6)
+    assert sizes[-1] == 3 * 3 and any(r["text"] != by[("steer", r["prompt_id"])]["text"] for r in steered if r["condition"] == "steer")

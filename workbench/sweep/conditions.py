@@ -71,16 +71,22 @@ def run_conditions(
     model: Model, examples: Sequence[Example], plan: Plan, label: str, max_new_tokens: int = 64, judge: Judge | None = None, progress: bool = True,
 ) -> list[dict]:
     """Generate and score each planned condition on every example, all in one packed batch; rows.
+    Unsteered conditions on the same prompts (no instruction, and steering where none was selected)
+    are generated and scored once and share their rows (greedy: they are the same replies).
     ``progress``: a bar in token budget (rows × max_new_tokens) that moves every decode step."""
     n = len(examples)
-    prompts = [e.prompt if with_inst else e.query for _, with_inst, _, _ in plan for e in examples]
+    firsts: dict[tuple, int] = {}
+    source = [firsts.setdefault((with_inst,) if not steer else (with_inst, b), b) for b, (_, with_inst, steer, _) in enumerate(plan)]
+    unique = sorted(set(source))
+    prompts = [e.prompt if plan[b][1] else e.query for b in unique for e in examples]
     # each condition's specs act on its own rows only
-    specs = pack([list(steer) for _, _, steer, _ in plan for _ in examples])
+    specs = pack([list(plan[b][2]) for b in unique for _ in examples])
     with tqdm(total=len(prompts) * max_new_tokens, desc=label, unit="tok", unit_scale=True, disable=not progress, leave=False) as bar:
         gens = generate(model, prompts, steer=specs, max_new_tokens=max_new_tokens, on_step=bar.update)
     rows, checks = [], []
-    for block, (cond, with_inst, steer, choice) in enumerate(plan):
-        for e, p, g in zip(examples, prompts[block * n : (block + 1) * n], gens[block * n : (block + 1) * n]):
+    for k, b in enumerate(unique):
+        cond, with_inst, steer, choice = plan[b]
+        for e, p, g in zip(examples, prompts[k * n : (k + 1) * n], gens[k * n : (k + 1) * n]):
             rows.append({
                 "instruction": label, "condition": cond, "with_instruction": with_inst, "prompt_id": e.key,
                 "layer": choice.layer if choice and steer else NO_STEERING,
@@ -90,7 +96,9 @@ def run_conditions(
                 "text": g.text, "stopped": g.stopped, "n_tokens": len(g.token_ids),
             })
             checks.append(e.check(g.text, p))
-    return score_rows(model, rows, judge, checks)
+    scored = score_rows(model, rows, judge, checks)
+    at = {b: k for k, b in enumerate(unique)}
+    return [dict(scored[at[src] * n + i], condition=plan[b][0]) for b, src in enumerate(source) for i in range(n)]
 
 
 def four_conditions(
