@@ -30,7 +30,7 @@ import torch
 
 from workbench.errors import WorkbenchError
 from workbench.generate import Generation
-from workbench.models import EMBEDDED, Model, chat_text, dequantized_folder, dtype_name, stop_token_ids
+from workbench.models import EMBEDDED, Model, Tokenized, dequantized_folder, dtype_name, stop_token_ids
 from workbench.steering import OPERATORS, Steer
 
 ROW_KEY = "workbench_row"  # the SamplingParams.extra_args key holding a request's prompt index
@@ -136,7 +136,7 @@ class SteeringWorker:
         return [p.tolist() for p in self.workbench_steering.probed]
 
 
-class VLLMEngine:
+class VLLMEngine(Tokenized):
     """A model loaded once in vLLM; ``generate`` as ``workbench.generate.generate`` with steering.
 
     ``model``: an embedded model's name (its cached float32 HF folder, the one ``workbench
@@ -179,16 +179,6 @@ class VLLMEngine:
     def __repr__(self) -> str:
         return f"VLLMEngine({self.name!r}: {self.n_layers} layers × d_model {self.d_model}, vLLM, eager)"
 
-    def chat(self, user_message: str) -> str:
-        return chat_text(self.tokenizer, user_message)
-
-    def encode(self, text: str) -> list[int]:
-        """As ``Model.encode``: the template carries its own special tokens."""
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
-
     def _load(self, specs: list[dict], probes: list[dict], n_prompts: int) -> None:
         self.llm.collective_rpc("workbench_load", args=(specs, probes, n_prompts))
 
@@ -209,7 +199,7 @@ class VLLMEngine:
         return self.llm.generate([TokensPrompt(prompt_token_ids=s) for s in seqs], params, use_tqdm=progress)
 
     def _gates(self, seqs: list[list[int]], specs: list[Steer]) -> dict:
-        """The detection pass of conditional steering (as ``workbench.generate.detect``): per condition,
+        """The detection pass of conditional steering (as ``workbench.detection.detect``): per condition,
         whether each prompt's last token's unsteered projection is below the threshold."""
         from vllm import SamplingParams
 

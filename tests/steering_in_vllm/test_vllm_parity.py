@@ -16,7 +16,8 @@ try:
 except WorkbenchError as exc:
     pytest.skip(str(exc), allow_module_level=True)
 
-from workbench.generate import detect, generate  # noqa: E402
+from workbench.detection import detect  # noqa: E402
+from workbench.generate import generate  # noqa: E402
 from workbench.steering import Steer, pack  # noqa: E402
 
 PROMPTS = ["What is the capital of France?", "Describe the tides in two sentences.", "Answer in French: give me a tip for learning to cook."]

@@ -32,8 +32,26 @@ from workbench.models.dtypes import dtype_name
 HOOK_TEMPLATE = "blocks.{layer}.hook_resid_post"
 
 
+class Tokenized:
+    """Prompts to token ids and back, one way for every engine (the workbench's, vLLM's), so their
+    token ids agree: needs a ``tokenizer``."""
+
+    tokenizer: object
+
+    def chat(self, user_message: str) -> str:
+        """The user message in the model's chat template, ending with the generation prompt."""
+        return chat_text(self.tokenizer, user_message)
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of an already templated prompt; the template carries its own special tokens."""
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
+
+
 @dataclass(repr=False)
-class Model:
+class Model(Tokenized):
     """A hooked model, its tokenizer and the facts generation needs."""
 
     bridge: torch.nn.Module
@@ -147,16 +165,6 @@ class Model:
         check_layer(self, layer)
         return HOOK_TEMPLATE.format(layer=layer)
 
-    def chat(self, user_message: str) -> str:
-        """The user message in the model's chat template, ending with the generation prompt."""
-        return chat_text(self.tokenizer, user_message)
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of an already templated prompt; the template carries its own special tokens."""
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
-
-    def decode(self, ids: list[int]) -> str:
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
 
 def chat_text(tokenizer, user_message: str) -> str:
