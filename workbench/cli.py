@@ -245,8 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    if getattr(args, "engine", None) == "vllm" and (args.compile or getattr(args, "ray", None) is not None):
-        parser.error(f"--engine vllm runs in this process, eagerly: drop {'--compile' if args.compile else '--ray'}")
+    if getattr(args, "engine", None) == "vllm" and args.compile:
+        parser.error("--engine vllm decodes in vLLM, eagerly: drop --compile")
     if getattr(args, "compile", False):
         os.environ["WORKBENCH_COMPILE"] = "1"  # read by generate, here and in Ray workers started from here
     try:

@@ -104,5 +104,5 @@ def test_the_cli_refuses_engine_vllm_without_vllm_before_loading(monkeypatch, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "make vllm" in err[0]
     with pytest.raises(SystemExit) as stop:  # argparse's one-line error, exit 2
-        main(["sweep", "french", "--engine", "vllm", "--ray"])
-    assert stop.value.code == 2 and "drop --ray" in capsys.readouterr().err
+        main(["sweep", "french", "--engine", "vllm", "--compile"])
+    assert stop.value.code == 2 and "drop --compile" in capsys.readouterr().err

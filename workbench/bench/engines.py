@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from typing import Sequence
 
+import torch
+
 from workbench.bench.timing import best_each
 from workbench.errors import WorkbenchError
 from workbench.generate import generate
@@ -26,7 +28,7 @@ def vllm_vs_workbench(model: Model, spec: Steer, prompts: Sequence[str], new: in
         engine = VLLMEngine(model.name, dtype=dtype_name(model.dtype))
     except WorkbenchError as exc:  # not installed, or a model vLLM cannot load (the tiny random one)
         return {"vllm_missing": str(exc)}
-    raw: dict = {"vllm_load_s": time.perf_counter() - start}
+    raw: dict = {"vllm_load_s": time.perf_counter() - start, "vllm_torch_threads": torch.get_num_threads()}  # in-process vLLM binds this process's threads: both sides share them
     for bs in (1, LARGE):
         rows = [prompts[i % len(prompts)] for i in range(bs)]
         ours = lambda steer=(): generate(model, rows, steer=steer, max_new_tokens=new, stop_at_eos=False)  # noqa: E731

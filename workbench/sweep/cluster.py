@@ -38,6 +38,17 @@ def require_ray():
     return ray
 
 
+def load_replica(name: str, device: str | None, dtype: str, vllm: bool = False) -> Model:
+    """A worker's replica: the driver's model by name and precision, generating in vLLM where the
+    driver's does (``vllm_engine.use_vllm``: one vLLM engine per worker, e.g. one per GPU)."""
+    model = load_model(name, device=device, dtype=dtype)
+    if vllm:
+        from workbench.vllm_engine import use_vllm
+
+        use_vllm(model)
+    return model
+
+
 class Replica:
     """One worker: its own model, loaded once on the worker's device."""
 
@@ -46,17 +57,17 @@ class Replica:
 
         self.model = load("cuda" if ray.get_gpu_ids() else None)
 
-    def run(self, units, budget: int, judge: Judge | None) -> tuple[list[list[dict]], float, int]:
+    def run(self, units, budget: int, judge: Judge | None) -> tuple[list[list[dict]], float, int, str]:
         start = time.perf_counter()
         rows = run_units(self.model, units, budget, judge)
-        return rows, time.perf_counter() - start, os.getpid()
+        return rows, time.perf_counter() - start, os.getpid(), repr(self.model)
 
 
 @dataclass
 class RayExecutor:
     """Batches on Ray actors. ``address``: a running cluster (``"auto"``, ``"ray://host:10001"``) or
-    None for a Ray instance on this machine; ``load``: how a worker builds its replica (default: the
-    driver's model by name and dtype)."""
+    None for a Ray instance on this machine; ``load``: how a worker builds its replica (default:
+    ``load_replica``, the driver's model by name and dtype, in vLLM where the driver's generates there)."""
 
     address: str | None = None
     workers: int | None = None
@@ -83,12 +94,12 @@ class RayExecutor:
         from ray.exceptions import RayActorError
 
         n, options = self._start(ray)
-        load = self.load or functools.partial(load_model, model.name, dtype=dtype_name(model.dtype))
+        load = self.load or functools.partial(load_replica, model.name, dtype=dtype_name(model.dtype), vllm=model.backend is not None)
         actor = ray.remote(Replica).options(**options, max_restarts=0)
         n = min(n, len(jobs)) or 1
         idle = deque(actor.remote(load) for _ in range(n))
         queue, pending, tries = deque(range(len(jobs))), {}, [0] * len(jobs)
-        self.stats = {"workers": n, "jobs": len(jobs), "retries": 0, "busy_s": 0.0, "pids": set(), "startup_s": [], "dispatch_s": []}
+        self.stats = {"workers": n, "jobs": len(jobs), "retries": 0, "busy_s": 0.0, "pids": set(), "replicas": set(), "startup_s": [], "dispatch_s": []}
         start, warm = time.perf_counter(), set()
         try:
             while queue or pending:
@@ -98,7 +109,7 @@ class RayExecutor:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
                 i, worker, sent = pending.pop(ref)
                 try:
-                    rows, busy, pid = ray.get(ref)
+                    rows, busy, pid, replica = ray.get(ref)
                 except RayActorError as exc:
                     if exc.actor_init_failed:  # loading fails the same way on every worker: say why, now
                         raise WorkbenchError(f"a Ray worker could not load its model: {_last_line(exc)}") from None
@@ -112,6 +123,7 @@ class RayExecutor:
                 idle.append(worker)
                 self.stats["busy_s"] += busy
                 self.stats["pids"].add(pid)
+                self.stats["replicas"].add(replica)
                 # round trip less the batch itself: start-up (a worker's first job) or dispatch
                 self.stats["dispatch_s" if pid in warm else "startup_s"].append(time.perf_counter() - sent - busy)
                 warm.add(pid)
