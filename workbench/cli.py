@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--group-by", action="append", default=[], metavar="ID=KEY[+KEY]",
                    help="one vector per value of these kwargs for this id (ID=* for every kwarg, ID= for one per id); default language:response_language=language, keywords:existence=keywords, keywords:frequency=keyword, keywords:forbidden_words=forbidden_words (one per word)")
     s.add_argument("--layers", type=_layers, default=None, help="layers to sweep (default: every ~10%% of depth)")
-    s.add_argument("--sweep-prompts", type=_count, default=8, help="validation prompts per group (default 8)")
+    s.add_argument("--sweep-prompts", type=_count, default=12, help="validation prompts per group (default 12: halving screens every cell on 2, the finalists get 10)")
     s.add_argument("--skip-unknown", action="store_true", help="leave out records with ids lm-eval does not know (listed in the summary) instead of failing")
     s.add_argument("--seed", type=int, default=0, help="seed of the train/validation/test split")
     s.add_argument("--conditional", action="store_true", help="also report the selected steering made conditional (steer only prompts "

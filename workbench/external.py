@@ -10,9 +10,9 @@
    seeded hash of the base query into train (vectors) / validation (selection) / test (the report).
 3. **Selection**, without the instruction in the prompt and reused for "instruction + steering" as
    the paper does, over layers every ~10 % of depth × {1×, projection z̄}. ``search="halving"``
-   (default): successive halving, every layer on 4 validation prompts (a third of them, when fewer than 12), the 3 best cells per group
-   that beat no steering, and 0.5×/1×/1.5×/2×/projection at the best one's layer, on the rest, which alone
-   scores them (``sweep.search``); ``"reuse"``: every cell on every prompt; ``"exhaustive"``: both
+   (default): successive halving, every cell on 2 validation prompts (a screen: ``HALVING_FIRST``), the 3 best
+   cells per group that beat no steering there, and 0.5×/1×/1.5×/2×/projection at the best one's layer, on
+   the other 10 of the default 12, which alone score them (``sweep.search``); ``"reuse"``: every cell on every prompt; ``"exhaustive"``: both
    prompt conditions × {0.5×, 1×, 2×, projection} on every prompt.
 4. **Report**: four conditions per record (a record with several instructions composes their vectors,
    each at its own selected layer), each record with its instructions' largest token budget; IFEval's
@@ -46,6 +46,7 @@ from workbench.sweep import CONDITIONS, Executor, Choice, Example, SweepConfig, 
 SEARCHES = ("halving", "reuse", "exhaustive")
 PAIR_SOURCES = ("queries", "file")
 MIN_FILE_PAIRS = 4  # a group with fewer training pairs in the file takes the project's queries
+HALVING_FIRST = 2  # halving's first round is a cheap screen of every cell; the finalists get the other prompts
 
 
 def default_layers(model: Model) -> tuple[int, ...]:
@@ -144,7 +145,7 @@ def _stopped(table: pd.DataFrame | None) -> list[str]:
 
 def evaluate_file(
     model: Model, data: str | Path, out: str | Path, *, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
-    n_train: int = 64, sweep_prompts: int = 8, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
+    n_train: int = 64, sweep_prompts: int = 12, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
     search: str = "halving", layers: Sequence[int] | None = None, skip_unknown: bool = False, seed: int = 0, plan: Plan | None = None,
     settings: Mapping[str, Choice] | None = None, conditional: bool = False, executor: Executor | None = None,
 ) -> Evaluation:
@@ -177,7 +178,7 @@ def evaluate_instructions(model: Model, instructions: Sequence[str | Instruction
 
 def evaluate_plan(
     model: Model, plan: Plan, out: str | Path, *, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
-    n_train: int = 64, sweep_prompts: int = 8, search: str = "halving", layers: Sequence[int] | None = None, seed: int = 0,
+    n_train: int = 64, sweep_prompts: int = 12, search: str = "halving", layers: Sequence[int] | None = None, seed: int = 0,
     settings: Mapping[str, Choice] | None = None, conditional: bool = False, executor: Executor | None = None,
 ) -> Evaluation:
     """Run a plan: select each group's setting, then the four conditions on its items (see the module doc);
@@ -208,7 +209,7 @@ def evaluate_plan(
             data="" if not plan.train else data_hash([p.with_instruction for ps in plan.train.values() for p in ps]),
         )
         log(f"selecting layer and setting on validation prompts for {len(to_select)} groups ({search} search)")
-        first = max(1, min(4, sweep_prompts // 3))
+        first = max(1, min(HALVING_FIRST, sweep_prompts // 3))
         _warn_underpowered(to_select, plan, sweep_prompts, first if search == "halving" else 0)
         if search == "halving":
             table = run_halving(model, config, sweep_dir, first=first, pairs=plan.validation, train_pairs=plan.train, executor=executor).table
