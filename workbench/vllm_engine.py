@@ -68,7 +68,7 @@ class WorkerSteering:
         self.tokens: tuple | None = None  # this step's (prompt index, is prompt, is last prompt token) per token
         layers[0].register_forward_pre_hook(self._map_tokens, with_kwargs=True)
         for i, layer in enumerate(layers):
-            layer.register_forward_hook(self._hook(i))
+            layer.register_forward_hook(self._hook(i, final=i == len(layers) - 1))
 
     def load(self, specs: list[dict], probes: list[dict], n_prompts: int) -> None:
         """Replace the tables (lists of floats: they cross process borders as plain data)."""
@@ -81,6 +81,7 @@ class WorkerSteering:
         for i, p in enumerate(probes):
             self.probes.setdefault(p["layer"], []).append((i, tensor(p["unit"], torch.float32)))
         self.probed = [torch.full((n_prompts,), float("nan")) for _ in probes]
+        self.broken = torch.zeros((), dtype=torch.bool, device=self.device)  # set (without a sync) when steering makes a non-finite value
 
     def _map_tokens(self, module, args, kwargs):
         if not self.specs and not self.probes:
@@ -100,9 +101,12 @@ class WorkerSteering:
         self.tokens = (row, positions < length, (positions == length - 1) & (row >= 0))
         return None
 
-    def _hook(self, layer: int):
+    def _hook(self, layer: int, final: bool):
         def hook(module, args, output):
             specs, probes = self.specs.get(layer), self.probes.get(layer)
+            if final and self.specs and not specs:  # steered somewhere: the stream must still be finite at the end
+                hidden, residual = output if isinstance(output, tuple) else (output, None)
+                self.broken.logical_or_(~torch.isfinite(hidden if residual is None else hidden + residual).all())
             if not specs and not probes:
                 return None
             hidden, residual = output if isinstance(output, tuple) else (output, None)
@@ -117,6 +121,7 @@ class WorkerSteering:
                 on = (row >= 0) & ~torch.isnan(c)
                 on = on & prompt if positions == "prompt" else on & ~prompt if positions == "generated" else on
                 x = x + OPERATORS[mode](x[:, None], u, torch.where(on, c, torch.zeros_like(c)))[:, 0] * on[:, None]
+            self.broken.logical_or_(~torch.isfinite(x).all())
             # the steered stream as the hidden part, a zero residual: the next layer's sum is exactly x
             return x if residual is None else (x, torch.zeros_like(residual))
 
@@ -134,6 +139,10 @@ class SteeringWorker:
 
     def workbench_probed(self) -> list[list[float]]:
         return [p.tolist() for p in self.workbench_steering.probed]
+
+    def workbench_broken(self) -> bool:
+        """Whether steering made a NaN or infinite activation since the tables were loaded."""
+        return bool(self.workbench_steering.broken)
 
 
 class VLLMEngine(Tokenized):
@@ -250,6 +259,8 @@ class VLLMEngine(Tokenized):
         self._load(tables, [], len(seqs))
         try:
             outputs = self._run(seqs, params, progress)
+            if tables and any(self.llm.collective_rpc("workbench_broken")):  # as the workbench's engine refuses NaN/inf logits
+                raise WorkbenchError("steering made NaN or infinite activations in vLLM (a coefficient too large for this precision): lower it")
         finally:
             self._load([], [], 0)  # a later call without steering is not steered
         results = []

@@ -58,6 +58,21 @@ def test_a_nan_row_is_unsteered_and_the_last_prompt_token_is_probed():
     assert steering.probed[0][1] == 6 and steering.probed[0][0].isnan()  # a's last prompt token (position 2); b has none here
 
 
+def test_steering_that_overflows_is_flagged_not_silent():
+    """As the workbench's engine refuses NaN/inf logits: a stream that steering makes non-finite, at
+    the steered layer or later (here the last layer doubles it past float32's range), sets the flag
+    that ``VLLMEngine.generate`` reads after the batch; a finite one leaves it clear."""
+    runner = fake_runner()
+    layers = runner.get_model().model.layers
+    steering = WorkerSteering(runner)
+    u = torch.nn.functional.one_hot(torch.tensor(0), D).float()
+    pos, x = torch.tensor([0, 1, 2, 4, 0, 0]), torch.ones(6, D)
+    for coefficient, broken in ((5.0, False), (3e38, True)):
+        steering.load([{"layer": 0, "unit": u.tolist(), "coefficients": [coefficient, coefficient], "mode": "add", "positions": "all"}], [], 2)
+        layers[1](pos, *layers[0](pos, x, None))
+        assert bool(steering.broken) is broken
+
+
 def test_without_vllm_the_error_is_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", None)
     for attempt in (import_vllm, lambda: VLLMEngine("smollm2-135m-instruct")):
