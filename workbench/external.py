@@ -41,7 +41,7 @@ from workbench.plots import export
 from workbench.instructions import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, make_pairs, record_instructions, split_of
 from workbench.io import log
 from workbench.store import vectors_for
-from workbench.sweep import CONDITIONS, Executor, Choice, Example, SweepConfig, conditional_conditions, four_conditions, load_table, pair_example, run_halving, run_sweep, select, selection_rule, ALPHA
+from workbench.sweep import CONDITIONS, Executor, Choice, Example, SweepConfig, conditional_conditions, four_conditions, load_table, pair_example, run_halving, run_sweep, select, selection_rule, fewest_prompts
 
 SEARCHES = ("halving", "reuse", "exhaustive")
 PAIR_SOURCES = ("queries", "file")
@@ -125,14 +125,15 @@ def _setting(choice: Choice | None) -> dict:
 
 
 def _warn_underpowered(groups: Sequence[Group], plan: Plan, sweep_prompts: int, chosen_on: int) -> None:
-    """Say up front which groups cannot be selected: with n prompts tested the smallest p-value is 2^-n."""
-    few = {}
+    """Say up front which groups cannot be selected: maxT needs ``fewest_prompts()`` tested prompts
+    (a p-value of 2^-n at best, and a degenerate share bounded under the cut-off)."""
+    few, need = {}, fewest_prompts()
     for g in groups:
         n = min(sweep_prompts, len(plan.validation.get(g.name) or [None] * sweep_prompts)) - chosen_on
-        if 0.5 ** max(n, 0) > ALPHA:
+        if max(n, 0) < need:
             few[g.name] = max(n, 0)
     if few:
-        log(f"warning: too few validation prompts for selection to find an effect (p >= 2^-n > {ALPHA:g}; n = prompts tested): "
+        log(f"warning: too few validation prompts for selection to find an effect (it needs {need} tested; n = prompts tested): "
             + ", ".join(f"{k} (n = {v})" for k, v in few.items()) + "; these stay unsteered: give more validation records or --pairs queries")
 
 

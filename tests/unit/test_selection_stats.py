@@ -59,20 +59,22 @@ def test_a_significant_cell_that_is_degenerate_is_not_selected():
     base = [0] * 8
     steered = {c: [0] * 8 for c in CELLS}
     steered[CELLS[0]] = [1] * 8
-    assert select(_table(base, steered, degenerate={CELLS[0]: [1, 0, 0, 0, 0, 0, 0, 0]}))[("x", False)].layer == 3  # 1/8 <= 0.2
-    choice = select(_table(base, steered, degenerate={CELLS[0]: [1, 1, 0, 0, 0, 0, 0, 0]}))[("x", False)]  # 2/8 > 0.2
+    assert select(_table(base, steered))[("x", False)].layer == 3
+    one = _table(base, steered, degenerate={CELLS[0]: [1, 0, 0, 0, 0, 0, 0, 0]})  # 1/8 <= 0.2, but its 80 % upper bound is 0.33
+    assert select(one)[("x", False)].layer == NO_STEERING and select(one, alpha=None)[("x", False)].layer == 3
+    choice = select(_table(base, steered, degenerate={CELLS[0]: [1, 1, 0, 0, 0, 0, 0, 0]}), alpha=None)[("x", False)]  # 2/8 > 0.2
     assert choice.layer == NO_STEERING
 
 
 def test_halving_tests_survivors_on_the_second_round_only():
     """Round 1 chose the cell, so its round-1 wins cannot count as evidence."""
-    base = [0] * 8
-    steered = {CELLS[0]: [1, 1, 0, 0, 0, 0, 0, 0], CELLS[1]: [0] * 8}
-    rounds = [1, 1, 2, 2, 2, 2, 2, 2]
+    base = [0] * 10
+    steered = {CELLS[0]: [1, 1] + [0] * 8, CELLS[1]: [0] * 10}
+    rounds = [1, 1] + [2] * 8
     assert select(_table(base, steered, rounds=rounds))[("x", False)].layer == NO_STEERING
-    steered[CELLS[0]] = [1] * 8
+    steered[CELLS[0]] = [1] * 10
     choice = select(_table(base, steered, rounds=rounds))[("x", False)]
-    assert choice.layer == 3 and choice.n_tested == 6
+    assert choice.layer == 3 and choice.n_tested == 8
 
 
 @pytest.mark.parametrize("base_rate", [0.1, 0.5])
@@ -111,15 +113,20 @@ def test_the_evaluate_report_puts_validation_beside_test():
 
 
 def test_evaluate_warns_where_too_few_prompts_can_be_tested(capsys):
-    """Halving chooses on the first 2 of 5 validation prompts and tests on 3: p >= 1/8, never below 0.05."""
+    """Halving chooses on the first 2 of 5 validation prompts and tests on 3: p >= 1/8, never below 0.05;
+    maxT needs 8 tested prompts (2^-5 < 0.05, and 0 degenerate of 8 bounds the share under 0.2)."""
     from workbench.external import Plan, _warn_underpowered
     from workbench.instructions import as_group
+    from workbench.sweep import fewest_prompts
 
+    assert fewest_prompts() == 8
     few, many = as_group("json"), as_group("title")
-    plan = Plan("file.jsonl", [], [], {}, validation={few.name: [object()] * 5})  # "title" uses the project's 8 validation queries
-    _warn_underpowered([few, many], plan, sweep_prompts=8, chosen_on=2)
+    plan = Plan("file.jsonl", [], [], {}, validation={few.name: [object()] * 5})  # "title" uses the project's 12 validation queries
+    _warn_underpowered([few, many], plan, sweep_prompts=12, chosen_on=2)
     out = capsys.readouterr().out
     assert f"{few.name} (n = 3)" in out and many.name not in out
+    _warn_underpowered([many], plan, sweep_prompts=8, chosen_on=2)  # 6 tested: significant at best, but 0 of 6 degenerate bounds only to 0.24
+    assert f"{many.name} (n = 6)" in capsys.readouterr().out
 
 
 def test_the_evaluate_report_says_which_replies_were_cut_before_their_check():
@@ -156,3 +163,23 @@ def test_halving_finalists_are_scored_on_the_second_round_only():
     assert (chosen.layer, chosen.coefficient, chosen.score, chosen.n_tested) == (3, 0.5, 7 / 8, 8) and chosen.p_value <= 1 / 64
     assert select(table, alpha=None)[("a", False)].coefficient == 1.0
     assert len(evidence(table)) == 24 and len(evidence(table[table["round"] == 1])) == 8  # stopped after round 1: rows kept, no test
+
+
+def test_upper_bound_is_clopper_pearsons_and_selection_wants_it_under_the_cut_off():
+    from workbench.sweep.significance import upper_bound
+
+    assert upper_bound(0, 8, 0.8) == pytest.approx(1 - 0.2 ** (1 / 8), abs=1e-9)  # (1 - p)^8 = 0.2
+    assert upper_bound(3, 3, 0.8) == 1.0 and upper_bound(0, 0, 0.8) == 1.0
+    assert upper_bound(1, 10, 0.8) > 0.2 > upper_bound(0, 10, 0.8)
+
+    def table(degenerate_prompts):
+        rows = []
+        for p in range(10):
+            rows += [{"instruction": "a", "with_instruction": False, "layer": layer, "mode": mode, "coefficient": 1.0 if layer >= 0 else 0.0,
+                      "prompt_id": p, "loose": int(layer >= 0), "strict": int(layer >= 0), "logprob": -1.0, "text": "x",
+                      "degenerate": layer >= 0 and p < degenerate_prompts} for layer, mode in ((NO_STEERING, "none"), (3, "add"))]
+        return pd.DataFrame(rows)
+
+    assert select(table(0))[("a", False)].layer == 3
+    chosen = select(table(1))[("a", False)]  # 1 of 10 degenerate: under the cut-off, but its 80 % bound (0.27) is not
+    assert not chosen.steers and select(table(1), alpha=None)[("a", False)].layer == 3

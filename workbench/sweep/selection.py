@@ -13,11 +13,12 @@ from workbench.errors import WorkbenchError
 from workbench.evaluate import MAX_DEGENERATE
 from workbench.steering import Steer
 from workbench.sweep.grid import NO_STEERING
-from workbench.sweep.significance import ALPHA, maxt_pvalues
+from workbench.sweep.significance import ALPHA, maxt_pvalues, upper_bound
 from workbench.vectors import InstructionVector
 
 CELL = ["layer", "mode", "coefficient"]
 PROJECTION_SIZE = 0.75  # in ties a projection ranks as a coefficient of 0.75×: before 1×, after 0.5×
+DEGENERATE_CONFIDENCE = 0.8  # maxT's eligibility: the degenerate share's 80 % upper bound is under the cut-off (0 of 8 passes, 1 of 10 does not)
 
 
 def selection_rule(alpha: float | None = ALPHA) -> str:
@@ -25,7 +26,14 @@ def selection_rule(alpha: float | None = ALPHA) -> str:
     if alpha is None:
         return f"best-v1: best validation compliance above no steering, degenerate <= {MAX_DEGENERATE:g}"
     return (f"maxT-v2: best validation compliance among cells beating no steering at family-wise alpha {alpha:g} (sign-flip maxT), "
-            f"degenerate <= {MAX_DEGENERATE:g}; successive halving scores its finalists on the second round's prompts only")
+            f"degenerate share's {DEGENERATE_CONFIDENCE:.0%} upper bound <= {MAX_DEGENERATE:g}; successive halving scores its finalists "
+            "on the second round's prompts only")
+
+
+def fewest_prompts(alpha: float = ALPHA, max_degenerate: float = MAX_DEGENERATE) -> int:
+    """The fewest tested prompts with which maxT can select anything: a p-value of 2^-n ≤ ``alpha``
+    and, with no degenerate reply, a degenerate share whose upper bound is under the cut-off (8)."""
+    return next(n for n in range(1, 1000) if 0.5**n <= alpha and upper_bound(0, n, DEGENERATE_CONFIDENCE) <= max_degenerate)
 
 
 @dataclass(frozen=True)
@@ -121,8 +129,8 @@ def select(table: pd.DataFrame, metric: str = "loose", max_degenerate: float = M
     more than noise.
 
     A setting is eligible when at most ``max_degenerate`` of its outputs are degenerate and, unless
-    ``alpha`` is None (the earlier rule, ``best-v1``), its maxT-adjusted p-value against no steering
-    is at most ``alpha`` (``significance``): with no real effect anywhere, a group selects steering
+    ``alpha`` is None (the earlier rule, ``best-v1``), the share's ``DEGENERATE_CONFIDENCE`` upper
+    bound is too, and its maxT-adjusted p-value against no steering is at most ``alpha`` (``significance``): with no real effect anywhere, a group selects steering
     at most ``alpha`` of the time. A halving's cells are scored and tested on its second round only
     (``evidence``), so the round that chose them does not inflate their score. Ties go to no steering; among equals the smaller coefficient wins.
     """
@@ -139,7 +147,8 @@ def select(table: pd.DataFrame, metric: str = "loose", max_degenerate: float = M
         best = Choice(name, bool(cond), NO_STEERING, "none", None, baseline, baseline, float(base["degenerate"].iloc[0]) if len(base) else 0.0)
         tests = _pvalues(table[(table["instruction"] == name) & (table["with_instruction"] == cond)], metric) if alpha is not None else {}
         if alpha is not None:
-            keep = [tests.get(tuple(r), (1.0, 0))[0] <= alpha for r in eligible[CELL].itertuples(index=False)]
+            keep = [tests.get(tuple(r[:3]), (1.0, 0))[0] <= alpha and upper_bound(round(r[3] * r[4]), int(r[4]), DEGENERATE_CONFIDENCE) <= max_degenerate
+                    for r in eligible[[*CELL, "degenerate", "n"]].itertuples(index=False)]
             eligible = eligible[np.array(keep, dtype=bool)] if len(eligible) else eligible
         if len(eligible):
             eligible = eligible.assign(size=eligible["coefficient"].abs().where(eligible["mode"] == "add", PROJECTION_SIZE))

@@ -69,3 +69,16 @@ def prompts_needed(gain: float, baseline: float = 0.0, cells: int = 8, alpha: fl
         if sign_test_power(gain, baseline, n, cells, alpha) >= power:
             return n
     return 201
+
+
+def upper_bound(k: int, n: int, confidence: float) -> float:
+    """One-sided Clopper-Pearson upper bound on a rate seen ``k`` times in ``n``: the largest rate
+    under which seeing at most ``k`` still has probability ≥ 1 − ``confidence`` (n = 0: 1)."""
+    if n == 0 or k >= n:
+        return 1.0
+    at_most_k = lambda p: sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))  # noqa: E731
+    lo, hi = k / n, 1.0
+    for _ in range(60):  # bisection: at_most_k falls as the rate grows
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if at_most_k(mid) > 1 - confidence else (lo, mid)
+    return hi
