@@ -9,9 +9,11 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def engine():
-    """The embedded SmolLM2 in vLLM, float32, loaded once per module (~20 s on a CPU). Small steps
+    """The embedded SmolLM2 in vLLM, float32, loaded once for every test here (~20 s on a CPU; each
+    engine holds a quarter of the host's RAM for its KV cache, so one is all a 24 GB machine affords
+    beside a Ray worker's). Small steps
     (48 tokens, 4 requests) make vLLM chunk prefills, queue requests and mix one request's prompt
     tokens with another's generated ones in a step: the token map is tested where it is hardest."""
     from workbench.vllm_engine import VLLMEngine

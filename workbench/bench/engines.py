@@ -17,15 +17,16 @@ from workbench.steering import Steer
 LARGE = 64  # rows in the large batch
 
 
-def vllm_vs_workbench(model: Model, spec: Steer, prompts: Sequence[str], new: int, repeats: int) -> dict:
+def vllm_vs_workbench(model: Model, spec: Steer, prompts: Sequence[str], new: int, repeats: int, engine=None) -> dict:
     """tok/s of both engines (``vllm_*`` / ``wb_*``, unsteered and steered, ``_b1`` and ``_b64``) and
-    vLLM's load time; ``{"vllm_missing": why}`` where vLLM is not usable or cannot load the model."""
+    vLLM's load time; ``{"vllm_missing": why}`` where vLLM is not usable or cannot load the model.
+    ``engine``: a ``VLLMEngine`` of the same model already loaded (default: one made here)."""
     from workbench.vllm_engine import VLLMEngine, import_vllm
 
     start = time.perf_counter()
     try:
         import_vllm()
-        engine = VLLMEngine(model.name, dtype=dtype_name(model.dtype))
+        engine = engine or VLLMEngine(model.name, dtype=dtype_name(model.dtype))
     except WorkbenchError as exc:  # not installed, or a model vLLM cannot load (the tiny random one)
         return {"vllm_missing": str(exc)}
     raw: dict = {"vllm_load_s": time.perf_counter() - start, "vllm_torch_threads": torch.get_num_threads()}  # in-process vLLM binds this process's threads: both sides share them
