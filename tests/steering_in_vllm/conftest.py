@@ -1,10 +1,13 @@
+from pathlib import Path
+
 import pytest
 
 
 def pytest_collection_modifyitems(items):
     """Everything under tests/steering_in_vllm loads vLLM and the embedded model: marked vllm and slow."""
+    here = Path(__file__).parent
     for item in items:
-        if "vllm" in item.path.parts:
+        if here in item.path.parents:
             item.add_marker(pytest.mark.vllm)
             item.add_marker(pytest.mark.slow)
 
