@@ -29,7 +29,10 @@ def cohens_d(pos: np.ndarray, neg: np.ndarray) -> float:
 
 
 def heldout_projections(
-    with_acts: Float[Tensor, "n n_layers d_model"], without_acts: Float[Tensor, "n n_layers d_model"], folds: int = 5, seed: int = 0
+    with_acts: Float[Tensor, "n n_layers d_model"],
+    without_acts: Float[Tensor, "n n_layers d_model"],
+    folds: int = 5,
+    seed: int = 0,
 ) -> tuple[Float[Tensor, "n n_layers"], Float[Tensor, "n n_layers"]]:
     """Each pair's projection on the unit instruction vector computed from the other folds."""
     n = with_acts.shape[0]
@@ -54,8 +57,16 @@ def separability(with_acts, without_acts, instruction: str = "", folds: int = 5,
     rows = []
     for layer in range(pw.shape[1]):
         a, b = pw[:, layer].numpy(), pwo[:, layer].numpy()
-        rows.append({"instruction": instruction, "layer": layer, "auroc": auroc(a, b), "cohens_d": cohens_d(a, b),
-                     "mean_with": float(a.mean()), "mean_without": float(b.mean())})
+        rows.append(
+            {
+                "instruction": instruction,
+                "layer": layer,
+                "auroc": auroc(a, b),
+                "cohens_d": cohens_d(a, b),
+                "mean_with": float(a.mean()),
+                "mean_without": float(b.mean()),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -64,8 +75,14 @@ def projections_frame(with_acts, without_acts, layers, instruction: str = "", fo
     pw, pwo = heldout_projections(with_acts, without_acts, folds)
     rows = []
     for layer in layers:
-        rows += [{"instruction": instruction, "layer": layer, "with_instruction": True, "projection": float(v)} for v in pw[:, layer]]
-        rows += [{"instruction": instruction, "layer": layer, "with_instruction": False, "projection": float(v)} for v in pwo[:, layer]]
+        rows += [
+            {"instruction": instruction, "layer": layer, "with_instruction": True, "projection": float(v)}
+            for v in pw[:, layer]
+        ]
+        rows += [
+            {"instruction": instruction, "layer": layer, "with_instruction": False, "projection": float(v)}
+            for v in pwo[:, layer]
+        ]
     return pd.DataFrame(rows)
 
 
@@ -83,7 +100,8 @@ def gain_vs_separability(gain: pd.DataFrame, sep: pd.DataFrame) -> pd.DataFrame:
     joined = gain.merge(sep, on=["instruction", "layer"])
     for column, measure in (("correlation", "auroc"), ("correlation_d", "cohens_d")):
         corr = joined.groupby("instruction").apply(
-            lambda g: g["gain"].corr(g[measure]) if len(g) > 2 and g[measure].std() > 0 else float("nan"), include_groups=False
+            lambda g: g["gain"].corr(g[measure]) if len(g) > 2 and g[measure].std() > 0 else float("nan"),
+            include_groups=False,
         )
         joined[column] = joined["instruction"].map(corr)
     return joined
@@ -101,7 +119,7 @@ def across_layers(vec) -> Float[Tensor, "n_layers n_layers"]:
     return cosine_matrix(vec.mean_diff)
 
 
-def per_query_consistency(with_acts, without_acts) -> Float[Tensor, "n_layers"]:
+def per_query_consistency(with_acts, without_acts) -> Float[Tensor, n_layers]:
     """Mean cosine between each pair's own difference and the mean vector, per layer: is the
     instruction direction shared across base queries or query-specific?"""
     diffs = with_acts - without_acts  # [n, layers, d]
@@ -125,6 +143,14 @@ def logit_lens(model, vectors: dict, k: int = 5) -> pd.DataFrame:
         top = logits.topk(k, dim=-1)
         for layer in range(u.shape[0]):
             for rank, (tid, value) in enumerate(zip(top.indices[layer].tolist(), top.values[layer].tolist())):
-                rows.append({"instruction": name, "layer": layer, "norm": float(vec.norms[layer]), "rank": rank,
-                             "token": model.tokenizer.decode([tid]), "logit": value})
+                rows.append(
+                    {
+                        "instruction": name,
+                        "layer": layer,
+                        "norm": float(vec.norms[layer]),
+                        "rank": rank,
+                        "token": model.tokenizer.decode([tid]),
+                        "logit": value,
+                    }
+                )
     return pd.DataFrame(rows)

@@ -7,7 +7,7 @@ where instruction vectors are read.
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from jaxtyping import Int
@@ -17,14 +17,16 @@ from workbench.errors import WorkbenchError
 from workbench.models import Model
 
 
-def left_pad(seqs: Sequence[Sequence[int]], pad: int, device: torch.device | str | None = None) -> tuple[Int[Tensor, "batch width"], Int[Tensor, "batch width"]]:
+def left_pad(
+    seqs: Sequence[Sequence[int]], pad: int, device: torch.device | str | None = None
+) -> tuple[Int[Tensor, "batch width"], Int[Tensor, "batch width"]]:
     """Token ids and attention mask (1 = real token), padded on the left to the longest sequence."""
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad, dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
     for i, s in enumerate(seqs):
-        ids[i, width - len(s):] = torch.tensor(list(s), dtype=torch.long)
-        mask[i, width - len(s):] = 1
+        ids[i, width - len(s) :] = torch.tensor(list(s), dtype=torch.long)
+        mask[i, width - len(s) :] = 1
     return ids.to(device), mask.to(device)
 
 
@@ -76,7 +78,9 @@ def auto_batch_size(model: Model, max_len: int, rows: int | None = None) -> int:
         except ValueError:
             fixed = 0
         if fixed < 1:
-            raise WorkbenchError(f"WORKBENCH_BATCH_SIZE must be a positive whole number, got {os.environ['WORKBENCH_BATCH_SIZE']!r}")
+            raise WorkbenchError(
+                f"WORKBENCH_BATCH_SIZE must be a positive whole number, got {os.environ['WORKBENCH_BATCH_SIZE']!r}"
+            )
         return max(1, min(fixed, rows or fixed))
     fit = int(free_bytes(model.device) * MEMORY_FRACTION // row_bytes(model, max_len))
     return max(1, min(fit, rows or fit))

@@ -8,10 +8,10 @@ files and put that folder on nltk's path first, so nothing is ever downloaded.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -106,7 +106,9 @@ def _verdict(value: object, checker: str) -> bool:
     """A checker's answer, which must be a bool: ``bool("no")`` would count a reply as following."""
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
-    raise WorkbenchError(f"{checker} returned {type(value).__name__} {_start(repr(value), 40)}, not True or False: a checker must return a bool")
+    raise WorkbenchError(
+        f"{checker} returned {type(value).__name__} {_start(repr(value), 40)}, not True or False: a checker must return a bool"
+    )
 
 
 def check(response: str, instruction_ids: Sequence[str], kwargs: Sequence[dict], prompt: str = "") -> Check:
@@ -114,16 +116,23 @@ def check(response: str, instruction_ids: Sequence[str], kwargs: Sequence[dict],
     (one instruction at a time, as lm-eval does, so an error names the one that failed)."""
     bad = unknown_ids(instruction_ids)
     if bad:
-        raise WorkbenchError(f"unknown IFEval instruction id {bad[0]!r}: see `workbench evaluate --help` for the known ids")
+        raise WorkbenchError(
+            f"unknown IFEval instruction id {bad[0]!r}: see `workbench evaluate --help` for the known ids"
+        )
     if len(kwargs) != len(instruction_ids):
-        raise WorkbenchError(f"{len(kwargs)} kwargs for {len(instruction_ids)} instruction ids ({', '.join(instruction_ids)}): give one per id")
+        raise WorkbenchError(
+            f"{len(kwargs)} kwargs for {len(instruction_ids)} instruction ids ({', '.join(instruction_ids)}): give one per id"
+        )
     utils = _ifeval_utils()
     strict, loose = [], []
     for iid, kw in zip(instruction_ids, kwargs):
         name = f"IFEval's checker for {iid}"
         inp = utils.InputExample(key=0, instruction_id_list=[iid], prompt=prompt, kwargs=[dict(kw)])
         try:
-            verdicts = [test(inp, response).follow_instruction_list[0] for test in (utils.test_instruction_following_strict, utils.test_instruction_following_loose)]
+            verdicts = [
+                test(inp, response).follow_instruction_list[0]
+                for test in (utils.test_instruction_following_strict, utils.test_instruction_following_loose)
+            ]
         except Exception as exc:  # lm-eval's code on a model's reply: say which id, reply and prompt
             raise _failed(name, exc, response, prompt) from exc
         strict.append(_verdict(verdicts[0], name))

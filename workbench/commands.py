@@ -55,7 +55,9 @@ def cmd_vectors(args) -> None:
     for inst in instructions:
         vec = compute_vector(model, inst, n_pairs=args.n_train, progress=True)
         path = vec.save(Path(args.out) / f"{inst.slug}.safetensors")
-        print(f"{inst.id}: {vec.n_pairs} pairs, norm at middle layer {float(vec.norms[model.n_layers // 2]):.2f} -> {path}")
+        print(
+            f"{inst.id}: {vec.n_pairs} pairs, norm at middle layer {float(vec.norms[model.n_layers // 2]):.2f} -> {path}"
+        )
 
 
 def _parse_spec(text: str) -> tuple[str, int, float | str]:
@@ -65,9 +67,13 @@ def _parse_spec(text: str) -> tuple[str, int, float | str]:
         layer_text, _, coef_text = rest.partition(":")
         layer = int(layer_text)
     except ValueError:
-        raise WorkbenchError(f"bad --vector {text!r}: use NAME@LAYER[:COEF] (e.g. one_sentence@15:1.5 or french@19:project)") from None
+        raise WorkbenchError(
+            f"bad --vector {text!r}: use NAME@LAYER[:COEF] (e.g. one_sentence@15:1.5 or french@19:project)"
+        ) from None
     if not name or layer < 0:
-        raise WorkbenchError(f"bad --vector {text!r}: use NAME@LAYER[:COEF] with a layer from 0 (e.g. one_sentence@15:1.5)")
+        raise WorkbenchError(
+            f"bad --vector {text!r}: use NAME@LAYER[:COEF] with a layer from 0 (e.g. one_sentence@15:1.5)"
+        )
     if coef_text == "project":
         return name, layer, "project"
     try:
@@ -106,8 +112,16 @@ def cmd_steer(args) -> None:
             specs.append(vec.steer(layer, mode="project", positions=args.positions, when=when))
         else:
             specs.append(vec.steer(layer, coef, absolute=args.absolute, positions=args.positions, when=when))
-    plain, steered = (generate(model, [args.prompt], steer=s, max_new_tokens=args.max_new_tokens)[0] for s in ([], specs))
-    print(json.dumps({"prompt": args.prompt, "unsteered": plain.text, "steered": steered.text, "vectors": args.vector}, indent=2, ensure_ascii=False))
+    plain, steered = (
+        generate(model, [args.prompt], steer=s, max_new_tokens=args.max_new_tokens)[0] for s in ([], specs)
+    )
+    print(
+        json.dumps(
+            {"prompt": args.prompt, "unsteered": plain.text, "steered": steered.text, "vectors": args.vector},
+            indent=2,
+            ensure_ascii=False,
+        )
+    )
 
 
 def cmd_sweep(args) -> None:
@@ -118,13 +132,23 @@ def cmd_sweep(args) -> None:
     check_writable_dir(args.out)
     executor = _executor(args)
     model = _load(args)
-    config = SweepConfig(model=model.name, instructions=instructions, layers=args.layers or default_layers(model), coefficients=args.coefficients,
-                         project=not args.no_project, n_train=args.n_train, n_prompts=args.n_prompts, max_new_tokens=args.max_new_tokens)
+    config = SweepConfig(
+        model=model.name,
+        instructions=instructions,
+        layers=args.layers or default_layers(model),
+        coefficients=args.coefficients,
+        project=not args.no_project,
+        n_train=args.n_train,
+        n_prompts=args.n_prompts,
+        max_new_tokens=args.max_new_tokens,
+    )
     table = run_sweep(model, config, args.out, executor=executor).table
     _report(executor)
     cell_summary(table).to_csv(Path(args.out) / "cells.csv", index=False)
     for (name, cond), c in select(table).items():
-        print(f"{name} ({'with' if cond else 'without'} instruction): layer {c.layer} {c.mode} {c.coefficient} -> {c.score:.2f} (baseline {c.baseline:.2f})")
+        print(
+            f"{name} ({'with' if cond else 'without'} instruction): layer {c.layer} {c.mode} {c.coefficient} -> {c.score:.2f} (baseline {c.baseline:.2f})"
+        )
 
 
 def cmd_evaluate(args) -> None:
@@ -132,16 +156,36 @@ def cmd_evaluate(args) -> None:
     from workbench.instructions import parse_group_by
 
     if not args.data:
-        raise WorkbenchError("give --data FILE.jsonl (IFEval format with prompt_without_instruction); `workbench demo` evaluates the catalog")
+        raise WorkbenchError(
+            "give --data FILE.jsonl (IFEval format with prompt_without_instruction); `workbench demo` evaluates the catalog"
+        )
     group_by = parse_group_by(args.group_by)
     plan = plan_file(args.data, group_by, args.pairs, args.skip_unknown, args.seed)
     check_writable_dir(args.out)
-    print(f"{len(plan.items)} records to evaluate in {len(plan.groups)} vector groups; {len(plan.skipped)} skipped", file=sys.stderr)
+    print(
+        f"{len(plan.items)} records to evaluate in {len(plan.groups)} vector groups; {len(plan.skipped)} skipped",
+        file=sys.stderr,
+    )
     executor = _executor(args)
     model = _load(args)
-    evaluate_file(model, args.data, args.out, sweep_dir=args.sweep, max_new_tokens=args.max_new_tokens, n_train=args.n_train,
-                  sweep_prompts=args.sweep_prompts, group_by=group_by, pairs=args.pairs, search=args.search, layers=args.layers,
-                  skip_unknown=args.skip_unknown, seed=args.seed, plan=plan, conditional=args.conditional, executor=executor)
+    evaluate_file(
+        model,
+        args.data,
+        args.out,
+        sweep_dir=args.sweep,
+        max_new_tokens=args.max_new_tokens,
+        n_train=args.n_train,
+        sweep_prompts=args.sweep_prompts,
+        group_by=group_by,
+        pairs=args.pairs,
+        search=args.search,
+        layers=args.layers,
+        skip_unknown=args.skip_unknown,
+        seed=args.seed,
+        plan=plan,
+        conditional=args.conditional,
+        executor=executor,
+    )
     _report(executor)
     print((Path(args.out) / "report.md").read_text())
 
@@ -180,9 +224,20 @@ def cmd_demo(args) -> None:
     check_writable_dir(args.out)
     executor = _executor(args)
     model = _load(args)
-    tokens = {} if args.max_new_tokens is None else {"max_new_tokens": None if args.max_new_tokens == "auto" else int(args.max_new_tokens)}
-    cfg = StudyConfig.for_model(model, quick=args.quick, layers=args.layers, instructions=args.instructions,
-                                follow_threshold=args.follow_threshold, min_gap=args.min_gap, **tokens)
+    tokens = (
+        {}
+        if args.max_new_tokens is None
+        else {"max_new_tokens": None if args.max_new_tokens == "auto" else int(args.max_new_tokens)}
+    )
+    cfg = StudyConfig.for_model(
+        model,
+        quick=args.quick,
+        layers=args.layers,
+        instructions=args.instructions,
+        follow_threshold=args.follow_threshold,
+        min_gap=args.min_gap,
+        **tokens,
+    )
     run_study(model, args.out, cfg, static=not args.html_only, executor=executor)
     _report(executor)
 
@@ -204,7 +259,9 @@ def cmd_export(args) -> None:
             raise WorkbenchError("--format lm-eval needs --layers L (one or more layers to steer)")
         specs = [vec.steer(l, mode="project") if args.project else vec.steer(l, args.coefficient) for l in args.layers]
         path = export_lm_eval(specs, args.out)
-        print(f"wrote lm-eval steering file {path}: lm_eval --model steered --model_args pretrained=DIR,steer_path={path}")
+        print(
+            f"wrote lm-eval steering file {path}: lm_eval --model steered --model_args pretrained=DIR,steer_path={path}"
+        )
         return
     path = export_control_vector(vec, args.out, coefficient=args.coefficient, layers=args.layers)
     print(f"wrote llama.cpp control vector {path}")
@@ -214,4 +271,6 @@ def cmd_export_model(args) -> None:
     from workbench.interop import export_model
 
     check_writable_dir(args.out)
-    print(f"wrote {export_model(args.name, args.out)}: a plain Hugging Face folder (float32) that lm-eval and transformers load offline")
+    print(
+        f"wrote {export_model(args.name, args.out)}: a plain Hugging Face folder (float32) that lm-eval and transformers load offline"
+    )

@@ -9,8 +9,8 @@ The explorer shows one prompt this way; ``side_by_side`` does it for many at onc
 from __future__ import annotations
 
 import html
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pandas as pd
 
@@ -20,7 +20,16 @@ from workbench.instructions import Instruction, get_instruction, instantiate
 from workbench.models import Model
 from workbench.steering import Steer
 
-COLUMNS = ["prompt", "unsteered", "unsteered_follows", "steered", "steered_follows", "logprob", "repetition", "degenerate"]
+COLUMNS = [
+    "prompt",
+    "unsteered",
+    "unsteered_follows",
+    "steered",
+    "steered_follows",
+    "logprob",
+    "repetition",
+    "degenerate",
+]
 
 
 def follows(instruction: str | Instruction, text: str, prompt: str) -> bool | None:
@@ -39,8 +48,10 @@ def reply_card(model: Model, instruction: str | Instruction, prompt: str, gen: G
     """One reply as HTML: its text, the verdict, log-prob and repetition (the explorer's panes)."""
     q = quality(model, [prompt], [gen.text], [len(gen.token_ids)])[0]
     flag = " · <b style='color:#b2182b'>degenerate</b>" if q["degenerate"] else ""
-    return (f"<div style='white-space:pre-wrap;font-family:monospace;border:1px solid #ddd;padding:6px'>{html.escape(gen.text)}</div>"
-            f"<small>{verdict(follows(instruction, gen.text, prompt))} · log-prob {q['logprob']:.2f} · repetition {q['repetition']:.2f}{flag}</small>")
+    return (
+        f"<div style='white-space:pre-wrap;font-family:monospace;border:1px solid #ddd;padding:6px'>{html.escape(gen.text)}</div>"
+        f"<small>{verdict(follows(instruction, gen.text, prompt))} · log-prob {q['logprob']:.2f} · repetition {q['repetition']:.2f}{flag}</small>"
+    )
 
 
 @dataclass(repr=False)
@@ -56,8 +67,10 @@ class SideBySide:
         return sum(_flag(v) is True for v in self.table[column])
 
     def __repr__(self) -> str:
-        return (f"SideBySide({self.instruction!r}, {self.steer}: {len(self.table)} prompts, follows {self.count('unsteered_follows')} unsteered → "
-                f"{self.count('steered_follows')} steered, {self.count('degenerate')} degenerate)")
+        return (
+            f"SideBySide({self.instruction!r}, {self.steer}: {len(self.table)} prompts, follows {self.count('unsteered_follows')} unsteered → "
+            f"{self.count('steered_follows')} steered, {self.count('degenerate')} degenerate)"
+        )
 
     def _repr_html_(self) -> str:
         mark = {True: "<span style='color:#1a9850'>✓</span>", False: "<span style='color:#b2182b'>✗</span>", None: "–"}
@@ -71,23 +84,43 @@ class SideBySide:
         )
         head = "<tr><th>prompt</th><th></th><th>unsteered</th><th></th><th>steered</th><th>log-prob</th><th>repetition</th><th>degenerate</th></tr>"
         n = len(self.table)
-        return (f"<b>SideBySide</b> <code>{html.escape(self.instruction)}</code>, {html.escape(self.steer)}: follows "
-                f"{self.count('unsteered_follows')}/{n} unsteered → {self.count('steered_follows')}/{n} steered "
-                f"<small>(IFEval loose; quality of the steered reply under the unsteered model)</small><table>{head}{rows}</table>")
+        return (
+            f"<b>SideBySide</b> <code>{html.escape(self.instruction)}</code>, {html.escape(self.steer)}: follows "
+            f"{self.count('unsteered_follows')}/{n} unsteered → {self.count('steered_follows')}/{n} steered "
+            f"<small>(IFEval loose; quality of the steered reply under the unsteered model)</small><table>{head}{rows}</table>"
+        )
 
 
 def _flag(value) -> bool | None:
     return None if value is None or pd.isna(value) else bool(value)
 
 
-def side_by_side(model: Model, prompts: Sequence[str], instruction: str | Instruction, steer: Steer | Sequence[Steer],
-                 max_new_tokens: int = 64) -> SideBySide:
+def side_by_side(
+    model: Model,
+    prompts: Sequence[str],
+    instruction: str | Instruction,
+    steer: Steer | Sequence[Steer],
+    max_new_tokens: int = 64,
+) -> SideBySide:
     """Generate each prompt unsteered and with ``steer`` (several specs apply together), check both
     replies against ``instruction`` and score the steered one."""
     plain = generate(model, prompts, max_new_tokens=max_new_tokens)
     steered = generate(model, prompts, steer=steer, max_new_tokens=max_new_tokens)
     q = quality(model, prompts, [g.text for g in steered], [len(g.token_ids) for g in steered])
-    rows = [(p, a.text, follows(instruction, a.text, p), b.text, follows(instruction, b.text, p), s["logprob"], s["repetition"], s["degenerate"])
-            for p, a, b, s in zip(prompts, plain, steered, q)]
+    rows = [
+        (
+            p,
+            a.text,
+            follows(instruction, a.text, p),
+            b.text,
+            follows(instruction, b.text, p),
+            s["logprob"],
+            s["repetition"],
+            s["degenerate"],
+        )
+        for p, a, b, s in zip(prompts, plain, steered, q)
+    ]
     specs = [steer] if isinstance(steer, Steer) else list(steer)
-    return SideBySide(get_instruction(instruction).id, " + ".join(map(repr, specs)), pd.DataFrame(rows, columns=COLUMNS))
+    return SideBySide(
+        get_instruction(instruction).id, " + ".join(map(repr, specs)), pd.DataFrame(rows, columns=COLUMNS)
+    )

@@ -15,7 +15,7 @@ are dropped. The eager engine (``Model.forward``) stays the reference; tests pro
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -123,17 +123,44 @@ class Decoder:
         cache.reset()
         return cache
 
-    def prefill(self, ids: Int[Tensor, "batch width"], mask: Int[Tensor, "batch length"], positions: Int[Tensor, "batch width"], cache) -> Float[Tensor, "batch vocab"]:
+    def prefill(
+        self,
+        ids: Int[Tensor, "batch width"],
+        mask: Int[Tensor, "batch length"],
+        positions: Int[Tensor, "batch width"],
+        cache,
+    ) -> Float[Tensor, "batch vocab"]:
         """The prompt, eagerly, into ``cache`` (``mask`` spans the cache: prompt columns, then ones)."""
         kv = {self.cache_kw: cache}
-        return self.model.twin(input_ids=ids, attention_mask=mask, position_ids=positions, cache_position=torch.arange(ids.shape[1], device=ids.device),
-                  use_cache=True, logits_to_keep=1, **kv).logits[:, -1]
+        return self.model.twin(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache_position=torch.arange(ids.shape[1], device=ids.device),
+            use_cache=True,
+            logits_to_keep=1,
+            **kv,
+        ).logits[:, -1]
 
-    def step(self, token: Int[Tensor, "batch"], mask: Int[Tensor, "batch length"], position: Int[Tensor, "batch"], column: int, cache) -> Float[Tensor, "batch vocab"]:
+    def step(
+        self,
+        token: Int[Tensor, batch],
+        mask: Int[Tensor, "batch length"],
+        position: Int[Tensor, batch],
+        column: int,
+        cache,
+    ) -> Float[Tensor, "batch vocab"]:
         """One new token per row at cache column ``column``, through the compiled step."""
         kv = {self.cache_kw: cache}
-        out = self.step_fn(input_ids=token[:, None], attention_mask=mask, position_ids=position[:, None],
-                           cache_position=torch.tensor([column], device=token.device), use_cache=True, logits_to_keep=1, **kv)
+        out = self.step_fn(
+            input_ids=token[:, None],
+            attention_mask=mask,
+            position_ids=position[:, None],
+            cache_position=torch.tensor([column], device=token.device),
+            use_cache=True,
+            logits_to_keep=1,
+            **kv,
+        )
         return out.logits[:, -1].clone()  # CUDA graphs reuse their output buffer at the next step
 
 

@@ -3,7 +3,7 @@ prompt from one unsteered forward, before any steering hook is in place."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -13,7 +13,9 @@ from workbench.steering import Condition
 
 
 @torch.inference_mode()
-def detect(model: Model, seqs: Sequence[Sequence[int]], conditions: Sequence[Condition], batch_size: int) -> dict[tuple, torch.Tensor]:
+def detect(
+    model: Model, seqs: Sequence[Sequence[int]], conditions: Sequence[Condition], batch_size: int
+) -> dict[tuple, torch.Tensor]:
     """The detection pass of conditional steering: per condition, whether each prompt is steered,
     i.e. its last token's projection on the condition's direction at its layer, with no steering
     applied, is below the threshold. One forward per batch of prompts; bool per prompt."""
@@ -28,7 +30,9 @@ def detect(model: Model, seqs: Sequence[Sequence[int]], conditions: Sequence[Con
         return hook
 
     projections = {c.key(): torch.empty(len(seqs)) for c in conditions}
-    units = {c.key(): (c.direction / c.direction.norm()).to(device=model.device, dtype=torch.float32) for c in conditions}
+    units = {
+        c.key(): (c.direction / c.direction.norm()).to(device=model.device, dtype=torch.float32) for c in conditions
+    }
     with model.bridge.hooks(fwd_hooks=[(model.hook_name(l), record(l)) for l in layers]):
         for start in range(0, len(seqs), batch_size):
             rows = list(range(start, min(start + batch_size, len(seqs))))

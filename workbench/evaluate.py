@@ -3,10 +3,9 @@
 
 from __future__ import annotations
 
-import random
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -18,12 +17,16 @@ from workbench.models import Model
 
 # A response is degenerate when any of these holds (rule v2; documented in the README, measured on
 # the hand-labelled replies in tests/data/degenerate_labels.jsonl):
-MIN_LOGPROB = -2.5  # mean token log-prob under the unsteered model (v2: given the plain query or the prompt as asked, the higher)
+MIN_LOGPROB = (
+    -2.5
+)  # mean token log-prob under the unsteered model (v2: given the plain query or the prompt as asked, the higher)
 OPENING_ALLOWANCE = 4.0  # nats (v2): how a reply opens is a free choice that an instruction or a vector moves; it costs
 # a few nats once, which a mean over a short reply ("My answer is yes.") cannot absorb: n tokens need MIN_LOGPROB - 4/n
 MAX_REPETITION = 0.5  # share of word 4-grams that repeat an earlier one
 TAIL_BYTES = 128  # v2: the window of the reply's end that compression looks at
-MIN_COMPRESSION = 0.4  # v2: deflated/raw size of that window; prose keeps about 0.6-0.8, a collapse (<<<<, abcdabcd) far less
+MIN_COMPRESSION = (
+    0.4  # v2: deflated/raw size of that window; prose keeps about 0.6-0.8, a collapse (<<<<, abcdabcd) far less
+)
 
 
 def repetition(text: str, n: int = 4) -> float:
@@ -36,7 +39,9 @@ def repetition(text: str, n: int = 4) -> float:
 
 
 @torch.inference_mode()
-def response_logprob(model: Model, queries: Sequence[str], responses: Sequence[str], batch_size: int = 16) -> list[float]:
+def response_logprob(
+    model: Model, queries: Sequence[str], responses: Sequence[str], batch_size: int = 16
+) -> list[float]:
     """Mean token log-prob of each response under the (unsteered) model, given ``queries``."""
     out: list[float] = []
     for start in range(0, len(queries), batch_size):
@@ -74,12 +79,14 @@ class Measures:
     text: str
     n_tokens: int
     logprob: float  # mean token log-prob under the unsteered model, given the plain query
-    logprob_prompt: float  # the same given the prompt as asked (instruction included); = logprob when that was the query
+    logprob_prompt: (
+        float  # the same given the prompt as asked (instruction included); = logprob when that was the query
+    )
     repetition: float
     compression: float
 
     @classmethod
-    def of(cls, text: str, n_tokens: int, logprob: float, logprob_prompt: float | None = None) -> "Measures":
+    def of(cls, text: str, n_tokens: int, logprob: float, logprob_prompt: float | None = None) -> Measures:
         lp_prompt = logprob if logprob_prompt is None else logprob_prompt
         return cls(text, n_tokens, logprob, lp_prompt, repetition(text), compression(text))
 
@@ -105,8 +112,12 @@ def degenerate_v2(m: Measures) -> bool:
     if m.n_tokens == 0 or not m.text.strip():
         return True
     lp = float(np.fmax(m.logprob, m.logprob_prompt))  # NaN only when both are
-    return (not np.isfinite(lp) or lp < MIN_LOGPROB - OPENING_ALLOWANCE / m.n_tokens
-            or m.repetition > MAX_REPETITION or m.compression < MIN_COMPRESSION)
+    return (
+        not np.isfinite(lp)
+        or lp < MIN_LOGPROB - OPENING_ALLOWANCE / m.n_tokens
+        or m.repetition > MAX_REPETITION
+        or m.compression < MIN_COMPRESSION
+    )
 
 
 # name -> rule; the name is what a results folder records. Old results stay reproducible under "v1".
@@ -124,8 +135,15 @@ def degeneracy_rule(name: str) -> DegeneracyRule:
 Judge = Callable[[str, str], float]  # (prompt, response) -> score; e.g. a call to an LLM endpoint
 
 
-def quality(model: Model, queries: Sequence[str], responses: Sequence[str], token_counts: Sequence[int], judge: Judge | None = None,
-            prompts: Sequence[str] | None = None, rule: str = DEGENERACY_RULE) -> list[dict]:
+def quality(
+    model: Model,
+    queries: Sequence[str],
+    responses: Sequence[str],
+    token_counts: Sequence[int],
+    judge: Judge | None = None,
+    prompts: Sequence[str] | None = None,
+    rule: str = DEGENERACY_RULE,
+) -> list[dict]:
     """Quality fields for each response: logprob, logprob_prompt, repetition, compression, n_tokens,
     degenerate (under ``rule``, a name in ``DEGENERACY_RULES``) (+ judge).
 
@@ -148,15 +166,23 @@ def quality(model: Model, queries: Sequence[str], responses: Sequence[str], toke
     rows = []
     for q, r, lp, lp_prompt, n in zip(queries, responses, lps, lps_prompt, token_counts):
         m = Measures.of(r, int(n), float(lp), float(lp_prompt))
-        row = {"logprob": lp, "logprob_prompt": lp_prompt, "repetition": m.repetition, "compression": m.compression,
-               "n_tokens": n, "degenerate": decide(m)}
+        row = {
+            "logprob": lp,
+            "logprob_prompt": lp_prompt,
+            "repetition": m.repetition,
+            "compression": m.compression,
+            "n_tokens": n,
+            "degenerate": decide(m),
+        }
         if judge is not None:
             row["judge"] = float(judge(q, r))
         rows.append(row)
     return rows
 
 
-def bootstrap_ci(values: Sequence[float | int], n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
+def bootstrap_ci(
+    values: Sequence[float | int], n_boot: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float, float]:
     """Mean and percentile bootstrap interval."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:
@@ -167,7 +193,9 @@ def bootstrap_ci(values: Sequence[float | int], n_boot: int = 2000, seed: int = 
     return float(x.mean()), float(lo), float(hi)
 
 
-def score_rows(model: Model, rows: list[dict], judge: Judge | None = None, checks: Sequence[Check] | None = None) -> list[dict]:
+def score_rows(
+    model: Model, rows: list[dict], judge: Judge | None = None, checks: Sequence[Check] | None = None
+) -> list[dict]:
     """Add compliance (strict/loose, prompt level and per instruction) and quality fields to
     generation rows, in place. Without ``checks``, IFEval checks each row's instruction ids."""
     if checks is None:
@@ -175,8 +203,14 @@ def score_rows(model: Model, rows: list[dict], judge: Judge | None = None, check
     for row, c in zip(rows, checks):
         row["strict"], row["loose"] = c.strict, c.loose
         row["strict_each"], row["loose_each"] = list(c.strict_each), list(c.loose_each)
-    q = quality(model, [r["query"] for r in rows], [r["text"] for r in rows], [r["n_tokens"] for r in rows], judge,
-                prompts=[r.get("prompt", r["query"]) for r in rows])
+    q = quality(
+        model,
+        [r["query"] for r in rows],
+        [r["text"] for r in rows],
+        [r["n_tokens"] for r in rows],
+        judge,
+        prompts=[r.get("prompt", r["query"]) for r in rows],
+    )
     for row, fields in zip(rows, q):
         row.update(fields)
     return rows

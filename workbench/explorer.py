@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass
 from typing import Literal
 
-from workbench.errors import WorkbenchError
 from workbench.compare import reply_card
+from workbench.errors import WorkbenchError
 from workbench.generate import Generation, generate
 from workbench.instructions import IFEVAL_IDS, catalog
 from workbench.models import HOOK_TEMPLATE, Model
@@ -56,12 +56,35 @@ class Explorer:
     ``timings`` holds the seconds from each request to its text on screen.
     """
 
-    def __init__(self, model: Model, instruction: str = "french", prompt: str = "Explain how tides work.", layer: int | None = None,
-                 coefficient: float = 1.0, max_new_tokens: int = 48, n_pairs: int = 32, debounce_s: float = 0.3, background: bool = True):
+    def __init__(
+        self,
+        model: Model,
+        instruction: str = "french",
+        prompt: str = "Explain how tides work.",
+        layer: int | None = None,
+        coefficient: float = 1.0,
+        max_new_tokens: int = 48,
+        n_pairs: int = 32,
+        debounce_s: float = 0.3,
+        background: bool = True,
+    ):
         w = widgets()
-        self.model, self.max_new_tokens, self.n_pairs, self.debounce_s, self.background = model, max_new_tokens, n_pairs, debounce_s, background
-        self.instruction = w.Combobox(value=instruction, options=sorted(catalog()) + list(IFEVAL_IDS), description="instruction", ensure_option=False)
-        self.layer = w.IntSlider(value=model.n_layers // 2 if layer is None else layer, min=0, max=model.n_layers - 1, description="layer")
+        self.model, self.max_new_tokens, self.n_pairs, self.debounce_s, self.background = (
+            model,
+            max_new_tokens,
+            n_pairs,
+            debounce_s,
+            background,
+        )
+        self.instruction = w.Combobox(
+            value=instruction,
+            options=sorted(catalog()) + list(IFEVAL_IDS),
+            description="instruction",
+            ensure_option=False,
+        )
+        self.layer = w.IntSlider(
+            value=model.n_layers // 2 if layer is None else layer, min=0, max=model.n_layers - 1, description="layer"
+        )
         self.coefficient = w.FloatSlider(value=coefficient, min=-4.0, max=4.0, step=0.25, description="× ‖Δ‖")
         self.mode = w.ToggleButtons(options=["add", "project"], value="add", description="mode")
         self.positions = w.ToggleButtons(options=["all", "prompt", "generated"], value="all", description="positions")
@@ -69,12 +92,26 @@ class Explorer:
         self.plain_out, self.steered_out, self.status = w.HTML(), w.HTML(), w.HTML()
         for control in (self.instruction, self.layer, self.coefficient, self.mode, self.positions, self.prompt):
             control.observe(lambda change: self.request(), names="value")
-        panes = w.HBox([w.VBox([w.HTML("<b>unsteered</b>"), self.plain_out], layout=w.Layout(width="50%")),
-                        w.VBox([w.HTML("<b>steered</b>"), self.steered_out], layout=w.Layout(width="50%"))])
-        self.widget = w.VBox([w.HBox([self.instruction, self.mode, self.positions]), w.HBox([self.layer, self.coefficient]), self.prompt, self.status, panes])
+        panes = w.HBox(
+            [
+                w.VBox([w.HTML("<b>unsteered</b>"), self.plain_out], layout=w.Layout(width="50%")),
+                w.VBox([w.HTML("<b>steered</b>"), self.steered_out], layout=w.Layout(width="50%")),
+            ]
+        )
+        self.widget = w.VBox(
+            [
+                w.HBox([self.instruction, self.mode, self.positions]),
+                w.HBox([self.layer, self.coefficient]),
+                self.prompt,
+                self.status,
+                panes,
+            ]
+        )
         self.timings: list[float] = []
         self._plain: dict[str, Generation] = {}
-        self._plain_cards: dict[tuple[str, str], str] = {}  # (prompt, instruction): the unsteered card, checked and scored once
+        self._plain_cards: dict[
+            tuple[str, str], str
+        ] = {}  # (prompt, instruction): the unsteered card, checked and scored once
         self._latest, self._wake = 0, threading.Condition()
         if background:
             threading.Thread(target=self._worker, daemon=True).start()
@@ -86,7 +123,14 @@ class Explorer:
         display(self.widget)
 
     def setting(self) -> Setting:
-        return Setting(self.instruction.value.strip(), self.layer.value, self.coefficient.value, self.mode.value, self.positions.value, self.prompt.value)
+        return Setting(
+            self.instruction.value.strip(),
+            self.layer.value,
+            self.coefficient.value,
+            self.mode.value,
+            self.positions.value,
+            self.prompt.value,
+        )
 
     def request(self) -> None:
         """Ask for the current setting's replies (what every control does when it moves)."""
@@ -118,7 +162,10 @@ class Explorer:
                 return
             if key not in self._plain_cards:
                 self._plain_cards[key] = self._card(setting, plain)
-            cards = self._plain_cards[key], self._card(setting, steered)  # a failing checker is shown, not a dead thread
+            cards = (
+                self._plain_cards[key],
+                self._card(setting, steered),
+            )  # a failing checker is shown, not a dead thread
         except _Superseded:
             return
         except WorkbenchError as exc:

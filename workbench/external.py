@@ -23,25 +23,50 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import pandas as pd
 
 from workbench.checkers import checkers_version, unknown_ids
 from workbench.errors import WorkbenchError
+from workbench.evaluate import DEGENERACY_RULE, bootstrap_ci
 from workbench.evaluation import Evaluation
 from workbench.file_report import report_markdown
-from workbench.evaluate import DEGENERACY_RULE, bootstrap_ci
-from workbench.instructions import Group, Instruction, as_group, vector_groups
-from workbench.io import file_hash, write_atomic, write_jsonl
+from workbench.instructions import (
+    Group,
+    IFEvalExample,
+    Instruction,
+    as_group,
+    data_hash,
+    file_pairs,
+    load_ifeval_jsonl,
+    make_pairs,
+    record_instructions,
+    split_of,
+    vector_groups,
+)
+from workbench.io import file_hash, log, write_atomic, write_jsonl
 from workbench.models import Model
 from workbench.plots import export
-from workbench.instructions import IFEvalExample, data_hash, file_pairs, load_ifeval_jsonl, make_pairs, record_instructions, split_of
-from workbench.io import log
 from workbench.store import vectors_for
-from workbench.sweep import CONDITIONS, Executor, Choice, Example, SweepConfig, conditional_conditions, four_conditions, load_table, pair_example, run_halving, run_sweep, select, selection_rule, fewest_prompts
+from workbench.sweep import (
+    CONDITIONS,
+    Choice,
+    Example,
+    Executor,
+    SweepConfig,
+    conditional_conditions,
+    fewest_prompts,
+    four_conditions,
+    load_table,
+    pair_example,
+    run_halving,
+    run_sweep,
+    select,
+    selection_rule,
+)
 
 SEARCHES = ("halving", "reuse", "exhaustive")
 PAIR_SOURCES = ("queries", "file")
@@ -74,8 +99,11 @@ def _one_line(text: str) -> str:
 
 
 def plan_file(
-    data: str | Path, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
-    skip_unknown: bool = False, seed: int = 0,
+    data: str | Path,
+    group_by: Mapping[str, Sequence[str]] | None = None,
+    pairs: str = "queries",
+    skip_unknown: bool = False,
+    seed: int = 0,
 ) -> Plan:
     """Read and check the file; group its instructions. Unknown ids are an error unless skipped."""
     if pairs not in PAIR_SOURCES:
@@ -83,7 +111,11 @@ def plan_file(
     examples = load_ifeval_jsonl(data)
     bad = unknown_ids([i for ex in examples for i in ex.instruction_id_list])
     if bad and not skip_unknown:
-        raise WorkbenchError(_one_line(f"{data} uses ids lm-eval's IFEval does not know: {', '.join(bad)} (pass --skip-unknown to leave those records out)"))
+        raise WorkbenchError(
+            _one_line(
+                f"{data} uses ids lm-eval's IFEval does not know: {', '.join(bad)} (pass --skip-unknown to leave those records out)"
+            )
+        )
     skipped: dict[str, str] = {}
     members: dict[str, dict] = defaultdict(dict)
     items = []
@@ -105,7 +137,12 @@ def plan_file(
         each = [vector_groups(i, group_by) for i in insts]
         for name, member in (g for groups in each for g in groups):
             members[name][member.id] = member
-        items.append((Example(ex.key, ex.prompt_without_instruction, ex.prompt, insts), tuple(tuple(n for n, _ in groups) for groups in each)))
+        items.append(
+            (
+                Example(ex.key, ex.prompt_without_instruction, ex.prompt, insts),
+                tuple(tuple(n for n, _ in groups) for groups in each),
+            )
+        )
     groups = {name: Group(name, tuple(ms[k] for k in sorted(ms))) for name, ms in sorted(members.items())}
     plan = Plan(str(data), examples, items, groups, skipped, pairs)
     if pairs == "file":
@@ -120,8 +157,16 @@ def plan_file(
 def _setting(choice: Choice | None) -> dict:
     if choice is None or not choice.steers:
         return {"layer": None, "mode": "none", "coefficient": None}
-    return {"layer": choice.layer, "mode": choice.mode, "coefficient": choice.coefficient, "validation": choice.score, "validation_baseline": choice.baseline,
-            "validation_degenerate": choice.degenerate, "p_value": choice.p_value, "n_tested": choice.n_tested}
+    return {
+        "layer": choice.layer,
+        "mode": choice.mode,
+        "coefficient": choice.coefficient,
+        "validation": choice.score,
+        "validation_baseline": choice.baseline,
+        "validation_degenerate": choice.degenerate,
+        "p_value": choice.p_value,
+        "n_tested": choice.n_tested,
+    }
 
 
 def _warn_underpowered(groups: Sequence[Group], plan: Plan, sweep_prompts: int, chosen_on: int) -> None:
@@ -133,8 +178,11 @@ def _warn_underpowered(groups: Sequence[Group], plan: Plan, sweep_prompts: int, 
         if max(n, 0) < need:
             few[g.name] = max(n, 0)
     if few:
-        log(f"warning: too few validation prompts for selection to find an effect (it needs {need} tested; n = prompts tested): "
-            + ", ".join(f"{k} (n = {v})" for k, v in few.items()) + "; these stay unsteered: give more validation records or --pairs queries")
+        log(
+            f"warning: too few validation prompts for selection to find an effect (it needs {need} tested; n = prompts tested): "
+            + ", ".join(f"{k} (n = {v})" for k, v in few.items())
+            + "; these stay unsteered: give more validation records or --pairs queries"
+        )
 
 
 def _stopped(table: pd.DataFrame | None) -> list[str]:
@@ -145,10 +193,24 @@ def _stopped(table: pd.DataFrame | None) -> list[str]:
 
 
 def evaluate_file(
-    model: Model, data: str | Path, out: str | Path, *, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
-    n_train: int = 64, sweep_prompts: int = 12, group_by: Mapping[str, Sequence[str]] | None = None, pairs: str = "queries",
-    search: str = "halving", layers: Sequence[int] | None = None, skip_unknown: bool = False, seed: int = 0, plan: Plan | None = None,
-    settings: Mapping[str, Choice] | None = None, conditional: bool = False, executor: Executor | None = None,
+    model: Model,
+    data: str | Path,
+    out: str | Path,
+    *,
+    sweep_dir: str | Path | None = None,
+    max_new_tokens: int | None = None,
+    n_train: int = 64,
+    sweep_prompts: int = 12,
+    group_by: Mapping[str, Sequence[str]] | None = None,
+    pairs: str = "queries",
+    search: str = "halving",
+    layers: Sequence[int] | None = None,
+    skip_unknown: bool = False,
+    seed: int = 0,
+    plan: Plan | None = None,
+    settings: Mapping[str, Choice] | None = None,
+    conditional: bool = False,
+    executor: Executor | None = None,
 ) -> Evaluation:
     """Vectors, layer/setting selection on validation prompts (or ``sweep_dir``), then the four
     conditions on every test record; writes ``rows.jsonl``, ``scores.csv``, ``summary.json``, ``report.md``, ``drift.html`` and returns an ``Evaluation``.
@@ -156,8 +218,21 @@ def evaluate_file(
     ``Choice.manual(...)``) fixes a group's steering instead of selecting it; ``executor`` runs the
     selection sweep (e.g. on Ray; the held-out conditions run here)."""
     plan = plan or plan_file(data, group_by, pairs, skip_unknown, seed)
-    return evaluate_plan(model, plan, out, sweep_dir=sweep_dir, max_new_tokens=max_new_tokens, n_train=n_train, sweep_prompts=sweep_prompts,
-                         search=search, layers=layers, seed=seed, settings=settings, conditional=conditional, executor=executor)
+    return evaluate_plan(
+        model,
+        plan,
+        out,
+        sweep_dir=sweep_dir,
+        max_new_tokens=max_new_tokens,
+        n_train=n_train,
+        sweep_prompts=sweep_prompts,
+        search=search,
+        layers=layers,
+        seed=seed,
+        settings=settings,
+        conditional=conditional,
+        executor=executor,
+    )
 
 
 def plan_instructions(instructions: Sequence[str | Instruction | Group], test_prompts: int = 12, seed: int = 0) -> Plan:
@@ -166,21 +241,40 @@ def plan_instructions(instructions: Sequence[str | Instruction | Group], test_pr
     groups = {g.name: g for g in map(as_group, instructions)}
     for g in groups.values():
         if not g.checkable:
-            raise WorkbenchError(f"instruction {g.name!r} has no checker, and an evaluation scores compliance: give it check=<callable or IFEval id>")
-    items = [(pair_example(p), ((g.name,),)) for g in groups.values() for p in make_pairs(g, "test", limit=test_prompts, seed=seed)]
+            raise WorkbenchError(
+                f"instruction {g.name!r} has no checker, and an evaluation scores compliance: give it check=<callable or IFEval id>"
+            )
+    items = [
+        (pair_example(p), ((g.name,),))
+        for g in groups.values()
+        for p in make_pairs(g, "test", limit=test_prompts, seed=seed)
+    ]
     return Plan("instructions: " + ", ".join(groups), [], items, groups)
 
 
-def evaluate_instructions(model: Model, instructions: Sequence[str | Instruction | Group], out: str | Path, test_prompts: int = 12, **options) -> Evaluation:
+def evaluate_instructions(
+    model: Model, instructions: Sequence[str | Instruction | Group], out: str | Path, test_prompts: int = 12, **options
+) -> Evaluation:
     """``evaluate_file`` for instructions rather than a file: vectors, selection, four-condition report.
     ``options`` are ``evaluate_plan``'s (sweep_prompts, layers, search, max_new_tokens, n_train, ...)."""
     return evaluate_plan(model, plan_instructions(instructions, test_prompts, options.get("seed", 0)), out, **options)
 
 
 def evaluate_plan(
-    model: Model, plan: Plan, out: str | Path, *, sweep_dir: str | Path | None = None, max_new_tokens: int | None = None,
-    n_train: int = 64, sweep_prompts: int = 12, search: str = "halving", layers: Sequence[int] | None = None, seed: int = 0,
-    settings: Mapping[str, Choice] | None = None, conditional: bool = False, executor: Executor | None = None,
+    model: Model,
+    plan: Plan,
+    out: str | Path,
+    *,
+    sweep_dir: str | Path | None = None,
+    max_new_tokens: int | None = None,
+    n_train: int = 64,
+    sweep_prompts: int = 12,
+    search: str = "halving",
+    layers: Sequence[int] | None = None,
+    seed: int = 0,
+    settings: Mapping[str, Choice] | None = None,
+    conditional: bool = False,
+    executor: Executor | None = None,
 ) -> Evaluation:
     """Run a plan: select each group's setting, then the four conditions on its items (see the module doc);
     ``conditional`` adds the same steering made conditional (``InstructionVector.condition``), on prompts
@@ -194,9 +288,13 @@ def evaluate_plan(
     settings = dict(settings or {})
     unknown = sorted(set(settings) - set(plan.groups))
     if unknown:
-        raise WorkbenchError(f"settings name groups the file does not have: {', '.join(unknown)}; its groups are {', '.join(plan.groups)}")
+        raise WorkbenchError(
+            f"settings name groups the file does not have: {', '.join(unknown)}; its groups are {', '.join(plan.groups)}"
+        )
     to_select = [g for g in groups if g.name not in settings]
-    log(f"instruction vectors for {len(groups)} groups ({n_train} training pairs each): recorded once, kept in {sweep_dir / 'vectors'}")
+    log(
+        f"instruction vectors for {len(groups)} groups ({n_train} training pairs each): recorded once, kept in {sweep_dir / 'vectors'}"
+    )
     if not to_select:
         table = None
     elif given_sweep:
@@ -204,20 +302,36 @@ def evaluate_plan(
     else:
         exhaustive = search == "exhaustive"
         config = SweepConfig(
-            model=model.name, instructions=tuple(to_select), layers=tuple(layers or default_layers(model)),
-            coefficients=(0.5, 1.0, 2.0) if exhaustive else (1.0,), n_train=n_train, n_prompts=sweep_prompts,
-            max_new_tokens=max_new_tokens, conditions=(False, True) if exhaustive else (False,), seed=seed,
+            model=model.name,
+            instructions=tuple(to_select),
+            layers=tuple(layers or default_layers(model)),
+            coefficients=(0.5, 1.0, 2.0) if exhaustive else (1.0,),
+            n_train=n_train,
+            n_prompts=sweep_prompts,
+            max_new_tokens=max_new_tokens,
+            conditions=(False, True) if exhaustive else (False,),
+            seed=seed,
             data="" if not plan.train else data_hash([p.with_instruction for ps in plan.train.values() for p in ps]),
         )
         log(f"selecting layer and setting on validation prompts for {len(to_select)} groups ({search} search)")
         first = max(1, min(HALVING_FIRST, sweep_prompts // 3))
         _warn_underpowered(to_select, plan, sweep_prompts, first if search == "halving" else 0)
         if search == "halving":
-            table = run_halving(model, config, sweep_dir, first=first, pairs=plan.validation, train_pairs=plan.train, executor=executor).table
+            table = run_halving(
+                model, config, sweep_dir, first=first, pairs=plan.validation, train_pairs=plan.train, executor=executor
+            ).table
         else:
-            table = run_sweep(model, config, sweep_dir, pairs=plan.validation, train_pairs=plan.train, executor=executor).table
+            table = run_sweep(
+                model, config, sweep_dir, pairs=plan.validation, train_pairs=plan.train, executor=executor
+            ).table
     choices = select(table) if table is not None else {}
-    choices.update({(name, cond): replace(c, instruction=name, with_instruction=cond) for name, c in settings.items() for cond in (False, True)})
+    choices.update(
+        {
+            (name, cond): replace(c, instruction=name, with_instruction=cond)
+            for name, c in settings.items()
+            for cond in (False, True)
+        }
+    )
     missing = {g.name for g in groups if (g.name, False) not in choices}
     vectors = vectors_for(model, [g for g in groups if g.name not in missing], sweep_dir, n_train, plan.train)
     buckets: dict[tuple, list[tuple[Example, tuple[tuple[str, ...], ...]]]] = defaultdict(list)
@@ -230,7 +344,9 @@ def evaluate_plan(
         tokens = max_new_tokens or max(i.budget for i in example.instructions)
         buckets[(names, tokens)].append((example, each))
     rows = []
-    log(f"held-out test: {sum(map(len, buckets.values()))} records in {len(buckets)} batches, each generated and scored in four conditions")
+    log(
+        f"held-out test: {sum(map(len, buckets.values()))} records in {len(buckets)} batches, each generated and scored in four conditions"
+    )
     for (names, tokens), entries in buckets.items():
         examples = [e for e, _ in entries]
         without = [s for n in names for s in choices[(n, False)].spec(vectors[n])]
@@ -238,26 +354,41 @@ def evaluate_plan(
         label = " + ".join(names)
         log(f"{label}: {len(examples)} records × 4 conditions, {tokens} new tokens")
         for i, r in enumerate(four_conditions(model, examples, without, with_, label, max_new_tokens=tokens)):
-            r["groups"] = [list(g) for g in entries[i % len(entries)][1]]  # per instruction; rows come condition by condition, examples in order
+            r["groups"] = [
+                list(g) for g in entries[i % len(entries)][1]
+            ]  # per instruction; rows come condition by condition, examples in order
             rows.append(r)
         if conditional and without:
-            gated = [replace(s, when=vectors[n].condition()) for n in names for s in choices[(n, False)].spec(vectors[n])]
+            gated = [
+                replace(s, when=vectors[n].condition()) for n in names for s in choices[(n, False)].spec(vectors[n])
+            ]
             for i, r in enumerate(conditional_conditions(model, examples, gated, label, max_new_tokens=tokens)):
                 r["groups"] = [list(g) for g in entries[i % len(entries)][1]]
                 rows.append(r)
     log(f"scoring {len(rows)} rows: IFEval's accuracies, strict and loose, with bootstrap CIs")
     scores = ifeval_scores(rows)
     result = {
-        "model": model.name, "model_fingerprint": model.fingerprint(), "data": str(plan.data), "data_sha256": file_hash(plan.data),
-        "selection_rule": selection_rule(), "degeneracy_rule": DEGENERACY_RULE, "checkers": checkers_version(), "pairs": plan.pairs, "search": search, "stopped_early": _stopped(table), "n_examples": len(plan.examples) or len(plan.items),
-        "n_evaluated": len({r["prompt_id"] for r in rows}), "skipped": skipped,
+        "model": model.name,
+        "model_fingerprint": model.fingerprint(),
+        "data": str(plan.data),
+        "data_sha256": file_hash(plan.data),
+        "selection_rule": selection_rule(),
+        "degeneracy_rule": DEGENERACY_RULE,
+        "checkers": checkers_version(),
+        "pairs": plan.pairs,
+        "search": search,
+        "stopped_early": _stopped(table),
+        "n_examples": len(plan.examples) or len(plan.items),
+        "n_evaluated": len({r["prompt_id"] for r in rows}),
+        "skipped": skipped,
         "groups": {
             g.name: {
                 "members": [m.id for m in g.members],
                 "vector_pairs": "file" if g.name in plan.train else "queries",
                 "without_instruction": _setting(choices.get((g.name, False))),
                 "with_instruction": _setting(choices.get((g.name, True), choices.get((g.name, False)))),
-            } for g in groups
+            }
+            for g in groups
         },
         "scores": scores.to_dict("records"),
     }
@@ -280,11 +411,21 @@ def ifeval_scores(rows: Sequence[dict]) -> pd.DataFrame:
         by_cond[r["condition"]].append(r)
     for cond in [c for c in CONDITIONS if c in by_cond]:
         group = by_cond[cond]
-        each = [(iid, s, l) for r in group for iid, s, l in zip(r["instruction_ids"], r["strict_each"], r["loose_each"])]
+        each = [
+            (iid, s, l) for r in group for iid, s, l in zip(r["instruction_ids"], r["strict_each"], r["loose_each"])
+        ]
         # a vector group narrower than its id (one language, one keyword) is reported on its own too
-        by_group = [(g, s, l) for r in group for gs, iid, s, l in zip(r.get("groups", ()), r["instruction_ids"], r["strict_each"], r["loose_each"])
-                    for g in gs if g != iid]
-        series = {("all", "prompt"): [(r["strict"], r["loose"]) for r in group], ("all", "instruction"): [(s, l) for _, s, l in each]}
+        by_group = [
+            (g, s, l)
+            for r in group
+            for gs, iid, s, l in zip(r.get("groups", ()), r["instruction_ids"], r["strict_each"], r["loose_each"])
+            for g in gs
+            if g != iid
+        ]
+        series = {
+            ("all", "prompt"): [(r["strict"], r["loose"]) for r in group],
+            ("all", "instruction"): [(s, l) for _, s, l in each],
+        }
         for iid in sorted({i for i, _, _ in each}):
             series[(iid, "instruction")] = [(s, l) for i, s, l in each if i == iid]
         for name in sorted({g for g, _, _ in by_group}):
@@ -292,5 +433,16 @@ def ifeval_scores(rows: Sequence[dict]) -> pd.DataFrame:
         for (scope, level), values in series.items():
             for k, metric in enumerate(("strict", "loose")):
                 mean, lo, hi = bootstrap_ci([float(v[k]) for v in values])
-                out.append({"scope": scope, "condition": cond, "level": level, "metric": metric, "accuracy": mean, "ci_low": lo, "ci_high": hi, "n": len(values)})
+                out.append(
+                    {
+                        "scope": scope,
+                        "condition": cond,
+                        "level": level,
+                        "metric": metric,
+                        "accuracy": mean,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "n": len(values),
+                    }
+                )
     return pd.DataFrame(out, columns=["scope", "condition", "level", "metric", "accuracy", "ci_low", "ci_high", "n"])

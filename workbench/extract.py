@@ -4,7 +4,7 @@ difference by default; the first principal component of the differences as an al
 
 from __future__ import annotations
 
-from typing import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 from jaxtyping import Float
@@ -17,7 +17,9 @@ from workbench.instructions import Group, Instruction, Pair, as_group, data_hash
 from workbench.models import HOOK_TEMPLATE, Model
 from workbench.vectors import InstructionVector
 
-RECORD_ROWS = 64  # prompts a recording batch holds at most (unless told): a progress bar moves every batch, memory stays flat
+RECORD_ROWS = (
+    64  # prompts a recording batch holds at most (unless told): a progress bar moves every batch, memory stays flat
+)
 
 
 @torch.inference_mode()
@@ -31,7 +33,9 @@ def record_last_token(
     seqs = [model.encode(model.chat(p) if chat else p) for p in prompts]
     longest = max(len(s) for s in seqs)
     if longest > model.n_ctx:
-        raise WorkbenchError(f"a prompt of {longest} tokens exceeds {model.name}'s context of {model.n_ctx}: shorten it")
+        raise WorkbenchError(
+            f"a prompt of {longest} tokens exceeds {model.name}'s context of {model.n_ctx}: shorten it"
+        )
     batch_size = batch_size or min(RECORD_ROWS, auto_batch_size(model, longest, rows=len(seqs)))
     out = torch.empty(len(seqs), model.n_layers, model.d_model)
     current: dict[int, Tensor] = {}
@@ -54,23 +58,31 @@ def record_last_token(
     return out
 
 
-Aggregator = Callable[[Float[Tensor, "n n_layers d_model"], Float[Tensor, "n n_layers d_model"]], Float[Tensor, "n_layers d_model"]]
+Aggregator = Callable[
+    [Float[Tensor, "n n_layers d_model"], Float[Tensor, "n n_layers d_model"]], Float[Tensor, "n_layers d_model"]
+]
 """(with-instruction activations, paired without-instruction activations) -> one vector per layer."""
 
 
-def mean_difference(with_acts: Float[Tensor, "n n_layers d_model"], without_acts: Float[Tensor, "n n_layers d_model"]) -> Float[Tensor, "n_layers d_model"]:
+def mean_difference(
+    with_acts: Float[Tensor, "n n_layers d_model"], without_acts: Float[Tensor, "n n_layers d_model"]
+) -> Float[Tensor, "n_layers d_model"]:
     """The paper's instruction vector: the mean over pairs of (with − without)."""
     return with_acts.mean(0) - without_acts.mean(0)
 
 
-def first_component(with_acts: Float[Tensor, "n n_layers d_model"], without_acts: Float[Tensor, "n n_layers d_model"]) -> Float[Tensor, "n_layers d_model"]:
+def first_component(
+    with_acts: Float[Tensor, "n n_layers d_model"], without_acts: Float[Tensor, "n n_layers d_model"]
+) -> Float[Tensor, "n_layers d_model"]:
     """The first principal direction of the paired differences (as repeng does), signed and scaled
     so that it points like the mean difference and has its projection: comparable norms, so the
     same coefficients mean the same strength."""
     diffs = (with_acts - without_acts).double()
     mean = diffs.mean(0)
     centered = diffs - mean
-    _, _, v = torch.linalg.svd(centered.transpose(0, 1), full_matrices=False)  # per layer: [n, d] -> right singular vectors
+    _, _, v = torch.linalg.svd(
+        centered.transpose(0, 1), full_matrices=False
+    )  # per layer: [n, d] -> right singular vectors
     u = v[:, 0]
     scale = (mean * u).sum(-1)
     return (u * scale[:, None]).to(with_acts.dtype)
@@ -90,7 +102,9 @@ def aggregate(
     """The vector per layer (``aggregator``, default the mean difference), and the mean projections
     of both conditions on its unit direction."""
     if with_acts.shape != without_acts.shape:
-        raise WorkbenchError(f"paired activations differ in shape: {tuple(with_acts.shape)} vs {tuple(without_acts.shape)}")
+        raise WorkbenchError(
+            f"paired activations differ in shape: {tuple(with_acts.shape)} vs {tuple(without_acts.shape)}"
+        )
     mean_with, mean_without = with_acts.mean(0), without_acts.mean(0)
     diff = aggregator(with_acts, without_acts)
     u = diff / diff.norm(dim=-1, keepdim=True).clamp_min(1e-12)
@@ -143,7 +157,9 @@ def compute_vectors(
         if len({p.with_instruction for p in ps}) != len(ps):
             raise WorkbenchError("duplicate pairs: each base query should appear once")
         chosen[g.name] = ps
-    texts = list(dict.fromkeys(t for ps in chosen.values() for p in ps for t in (p.with_instruction, p.without_instruction)))
+    texts = list(
+        dict.fromkeys(t for ps in chosen.values() for p in ps for t in (p.with_instruction, p.without_instruction))
+    )
     acts = record_last_token(model, texts, batch_size=batch_size, progress=progress)
     row = {t: i for i, t in enumerate(texts)}
     versions = library_versions()
@@ -153,9 +169,15 @@ def compute_vectors(
         with_acts = acts[[row[p.with_instruction] for p in ps]]
         without_acts = acts[[row[p.without_instruction] for p in ps]]
         vec = aggregate(
-            with_acts, without_acts, instruction_id=g.name, model_name=model.name, aggregator=aggregator,
-            phrasings=sorted({p.phrasing for p in ps}), instructions=[m.spec() for m in g.members],
-            data_hash=data_hash([p.with_instruction for p in ps] + [p.without_instruction for p in ps]), versions=versions,
+            with_acts,
+            without_acts,
+            instruction_id=g.name,
+            model_name=model.name,
+            aggregator=aggregator,
+            phrasings=sorted({p.phrasing for p in ps}),
+            instructions=[m.spec() for m in g.members],
+            data_hash=data_hash([p.with_instruction for p in ps] + [p.without_instruction for p in ps]),
+            versions=versions,
         )
         out[g.name] = (vec, with_acts, without_acts)
     return out
@@ -182,5 +204,7 @@ def compute_vector(
         members = list({p.instruction.id: p.instruction for p in pairs}.values())
         instruction = Group(members[0].id if len(members) == 1 else "custom", tuple(members))
     group = as_group(instruction)
-    vec, with_acts, without_acts = compute_vectors(model, [group], {group.name: pairs} if pairs else None, n_pairs, batch_size, progress, aggregator)[group.name]
+    vec, with_acts, without_acts = compute_vectors(
+        model, [group], {group.name: pairs} if pairs else None, n_pairs, batch_size, progress, aggregator
+    )[group.name]
     return (vec, with_acts, without_acts) if return_activations else vec

@@ -11,8 +11,8 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from jaxtyping import Float, Int
@@ -34,7 +34,7 @@ class Generation:
     token_ids: tuple[int, ...]
     stopped: bool  # ended with an end-of-turn token (False: hit max_new_tokens)
 
-    def first(self, n: int, model: Model) -> "Generation":
+    def first(self, n: int, model: Model) -> Generation:
         """The generation a budget of ``n`` new tokens gives (greedy decoding is prefix-consistent)."""
         if len(self.token_ids) <= n:
             return self
@@ -46,16 +46,24 @@ def _warn_no_cache() -> None:
     warnings.warn(
         "TransformerLens's bridge ignores the KV cache with this transformers version: generation through the "
         "bridge's own modules (a TL hook other than resid_post, or Model.through_bridge()) recomputes without a cache "
-        "(correct, slower)", stacklevel=3)
+        "(correct, slower)",
+        stacklevel=3,
+    )
 
 
-def sample(logits: Float[Tensor, "batch vocab"], temperature: float, generator: torch.Generator | None) -> Int[Tensor, " batch"]:
+def sample(
+    logits: Float[Tensor, "batch vocab"], temperature: float, generator: torch.Generator | None
+) -> Int[Tensor, " batch"]:
     """One token per row from softmax(logits / temperature), on the logits' device, by inverting the
     cumulative distribution at one uniform draw per row: the distribution of ``torch.multinomial``,
     about 7× cheaper on a CPU (whose multinomial costs as much as a 135M model's decode step)."""
     cdf = torch.softmax(logits.float() / max(temperature, 1e-6), dim=-1).cumsum(-1)
-    u = torch.rand(cdf.shape[0], 1, device=cdf.device, generator=generator) * cdf[:, -1:]  # the cdf's own total: no rounding gap at the top
-    return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_max(cdf.shape[-1] - 1)  # right: a zero-probability token is never drawn
+    u = (
+        torch.rand(cdf.shape[0], 1, device=cdf.device, generator=generator) * cdf[:, -1:]
+    )  # the cdf's own total: no rounding gap at the top
+    return (
+        torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_max(cdf.shape[-1] - 1)
+    )  # right: a zero-probability token is never drawn
 
 
 def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, generator) -> torch.Tensor:
@@ -65,15 +73,26 @@ def _pick(logits: torch.Tensor, do_sample: bool, temperature: float, generator) 
 def _halved(model: Model, rows: int) -> int:
     """The batch size after ``rows`` rows ran out of memory: half, with a warning; at one row, an error."""
     if rows == 1:
-        raise WorkbenchError(f"one row does not fit in {model.device}'s memory: shorten the prompt or max_new_tokens, or use a smaller model")
+        raise WorkbenchError(
+            f"one row does not fit in {model.device}'s memory: shorten the prompt or max_new_tokens, or use a smaller model"
+        )
     if model.device.type == "cuda":
         torch.cuda.empty_cache()
-    warnings.warn(f"out of memory at {rows} rows a batch: retrying with {rows // 2} (WORKBENCH_BATCH_SIZE sets it)", stacklevel=3)
+    warnings.warn(
+        f"out of memory at {rows} rows a batch: retrying with {rows // 2} (WORKBENCH_BATCH_SIZE sets it)", stacklevel=3
+    )
     return rows // 2
 
 
 def _record(
-    replies: Sequence[int], token: Tensor, logits: Tensor, stops: Tensor, out: list[list[int]], stopped: list[bool], step: int, rows: Tensor
+    replies: Sequence[int],
+    token: Tensor,
+    logits: Tensor,
+    stops: Tensor,
+    out: list[list[int]],
+    stopped: list[bool],
+    step: int,
+    rows: Tensor,
 ) -> list[int]:
     """One decode step's bookkeeping, with the step's one host sync: batch row i's token extends
     reply ``replies[i]`` (prompt ``rows[replies[i]]``), or an end-of-turn token marks it stopped; a
@@ -84,9 +103,13 @@ def _record(
     sane = torch.isfinite(low) & torch.isfinite(high) & (high > low)  # a NaN anywhere makes low and high NaN
     tokens, done, ok = torch.stack([token, torch.isin(token, stops).long(), sane.long()]).tolist()
     if broken := [reply for reply, k in zip(replies, ok) if not k and not stopped[reply]]:
-        named = ", ".join(map(str, rows[broken[:8]].tolist())) + (f" and {len(broken) - 8} more" if len(broken) > 8 else "")
-        raise WorkbenchError(f"generation produced non-finite logits at new token {step + 1} (prompts {named}): NaN, infinite or all equal, "
-                             "as when the residual stream overflows; a steering coefficient too large or not finite?")
+        named = ", ".join(map(str, rows[broken[:8]].tolist())) + (
+            f" and {len(broken) - 8} more" if len(broken) > 8 else ""
+        )
+        raise WorkbenchError(
+            f"generation produced non-finite logits at new token {step + 1} (prompts {named}): NaN, infinite or all equal, "
+            "as when the residual stream overflows; a steering coefficient too large or not finite?"
+        )
     for reply, t, d in zip(replies, tokens, done):
         if stopped[reply]:
             continue
@@ -130,14 +153,16 @@ def _generate_batch(
         if use_cache:
             new = step_ids if step == 0 else step_ids[:, -1:]
             state.offset = step_mask.shape[1] - new.shape[1]
-            logits = model.forward(new, step_mask, positions(step_mask)[:, -new.shape[1]:], cache)[:, -1]
+            logits = model.forward(new, step_mask, positions(step_mask)[:, -new.shape[1] :], cache)[:, -1]
         else:
             state.offset = 0
             logits = model.forward(step_ids, step_mask, positions(step_mask))[:, -1]
         token = _pick(logits, do_sample, temperature, generator)
         live = stopped.count(False)
         done = _record(alive, token, logits, stops, out, stopped, step, rows)
-        on_step(live + (live - stopped.count(False)) * (max_new_tokens - 1 - step))  # a token each, and what a row that ended no longer needs
+        on_step(
+            live + (live - stopped.count(False)) * (max_new_tokens - 1 - step)
+        )  # a token each, and what a row that ended no longer needs
         if all(done) or step == max_new_tokens - 1:
             break
         step_ids = torch.cat([step_ids, token[:, None]], dim=1)
@@ -186,7 +211,9 @@ def _generate_batch_compiled(
         for step in range(max_new_tokens):
             token = _pick(logits, do_sample, temperature, generator)
             live = stopped.count(False)
-            _record(range(n), token, logits, stops, out, stopped, step, rows)  # finished rows stay in the batch: fixed shapes
+            _record(
+                range(n), token, logits, stops, out, stopped, step, rows
+            )  # finished rows stay in the batch: fixed shapes
             on_step(live + (live - stopped.count(False)) * (max_new_tokens - 1 - step))
             if all(stopped) or step == max_new_tokens - 1:
                 break
@@ -238,8 +265,17 @@ def generate(
     if max_new_tokens < 1:
         raise WorkbenchError(f"max_new_tokens must be ≥ 1, got {max_new_tokens}")
     if model.backend is not None:
-        gens = model.backend.generate(prompts, steer, max_new_tokens=max_new_tokens, chat=chat, stop_at_eos=stop_at_eos, do_sample=do_sample,
-                                      temperature=temperature, seed=seed, progress=progress)
+        gens = model.backend.generate(
+            prompts,
+            steer,
+            max_new_tokens=max_new_tokens,
+            chat=chat,
+            stop_at_eos=stop_at_eos,
+            do_sample=do_sample,
+            temperature=temperature,
+            seed=seed,
+            progress=progress,
+        )
         if on_step is not None:  # one batch: its whole budget at once
             on_step(len(prompts) * max_new_tokens)
         return gens
@@ -273,19 +309,47 @@ def generate(
     if compile and (why := compiled.supported(model, specs) or (None if use_cache else "use_cache=False")):
         warnings.warn(f"generating eagerly: {why}", stacklevel=2)
         compile = False
-    with steering(model, specs if not compile else [], state), tqdm(
-        total=len(seqs) * max_new_tokens, desc="generate", unit="tok", unit_scale=True, disable=not progress, leave=False
-    ) as bar:
+    with (
+        steering(model, specs if not compile else [], state),
+        tqdm(
+            total=len(seqs) * max_new_tokens,
+            desc="generate",
+            unit="tok",
+            unit_scale=True,
+            disable=not progress,
+            leave=False,
+        ) as bar,
+    ):
         while start < len(order):
             chunk, spent[0] = order[start : start + batch_size], 0
             try:
                 if compile:
                     outs = _generate_batch_compiled(
-                        model, [seqs[i] for i in chunk], torch.tensor(chunk), specs, state.gates, max_new_tokens, do_sample, temperature, generator, stop_at_eos, stepped
+                        model,
+                        [seqs[i] for i in chunk],
+                        torch.tensor(chunk),
+                        specs,
+                        state.gates,
+                        max_new_tokens,
+                        do_sample,
+                        temperature,
+                        generator,
+                        stop_at_eos,
+                        stepped,
                     )
                 else:
                     outs = _generate_batch(
-                        model, [seqs[i] for i in chunk], torch.tensor(chunk), state, max_new_tokens, use_cache, do_sample, temperature, generator, stop_at_eos, stepped
+                        model,
+                        [seqs[i] for i in chunk],
+                        torch.tensor(chunk),
+                        state,
+                        max_new_tokens,
+                        use_cache,
+                        do_sample,
+                        temperature,
+                        generator,
+                        stop_at_eos,
+                        stepped,
                     )
             except torch.OutOfMemoryError:
                 stepped(-spent[0])

@@ -32,7 +32,9 @@ from workbench.vectors import InstructionVector, check_multiples
 ARCH = "controlvector"
 
 
-def export_control_vector(vec: InstructionVector, path: str | Path, coefficient: float = 1.0, layers=None, model_hint: str = "llama") -> Path:
+def export_control_vector(
+    vec: InstructionVector, path: str | Path, coefficient: float = 1.0, layers=None, model_hint: str = "llama"
+) -> Path:
     """Write ``vec`` as a llama.cpp control vector (atomically)."""
     import gguf
 
@@ -103,7 +105,9 @@ def control_vector_data(path: str | Path, strength: float = 1.0, n_layers: int |
     return data, n_embd
 
 
-def apply_control_vector(llm, path: str | Path | None, strength: float = 1.0, layer_range: tuple[int, int] | None = None) -> None:
+def apply_control_vector(
+    llm, path: str | Path | None, strength: float = 1.0, layer_range: tuple[int, int] | None = None
+) -> None:
     """Steer a llama-cpp-python ``Llama`` with a control-vector file, as llama.cpp's
     ``--control-vector-scaled PATH STRENGTH [--control-vector-layer-range A B]`` does; ``path=None``
     removes it. Resets the ``Llama``'s token cache, whose keys and values were computed unsteered.
@@ -123,7 +127,9 @@ def apply_control_vector(llm, path: str | Path | None, strength: float = 1.0, la
     start, end = layer_range or (1, n_layer)
     buffer = data.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
     if llama_cpp.llama_set_adapter_cvec(llm.ctx, buffer, len(data), n_embd, start, end):
-        raise WorkbenchError(f"llama.cpp refused the control vector {path} (width {n_embd}, model {llama_cpp.llama_model_n_embd(llm.model)})")
+        raise WorkbenchError(
+            f"llama.cpp refused the control vector {path} (width {n_embd}, model {llama_cpp.llama_model_n_embd(llm.model)})"
+        )
 
 
 def transfer(vec: InstructionVector, target: Model, source: Model | None = None) -> InstructionVector:
@@ -169,22 +175,40 @@ def export_lm_eval(specs: Steer | list[Steer], path: str | Path, model: Model | 
     entries: dict[str, dict] = {}
     for spec in specs:
         if spec.positions != "all" or (torch.is_tensor(spec.coefficient) and spec.coefficient.ndim > 0):
-            raise WorkbenchError("lm-eval steers every position with one coefficient: export specs with positions='all' and a single coefficient")
+            raise WorkbenchError(
+                "lm-eval steers every position with one coefficient: export specs with positions='all' and a single coefficient"
+            )
         if spec.mode not in ("add", "project"):
             raise WorkbenchError(f"lm-eval has no {spec.mode!r} action: export 'add' or 'project' specs")
         name = lm_eval_module(model, spec.layer)
         u = (spec.direction / spec.direction.norm()).float().cpu()
         if spec.mode == "project":
             if name in entries:
-                raise WorkbenchError(f"layer {spec.layer} holds two specs and one is a projection: lm-eval takes one clamp per module")
-            entries[name] = {"steering_vector": u, "steering_coefficient": float(spec.coefficient), "action": "clamp", "bias": None, "head_index": None}
+                raise WorkbenchError(
+                    f"layer {spec.layer} holds two specs and one is a projection: lm-eval takes one clamp per module"
+                )
+            entries[name] = {
+                "steering_vector": u,
+                "steering_coefficient": float(spec.coefficient),
+                "action": "clamp",
+                "bias": None,
+                "head_index": None,
+            }
             continue
         added = float(spec.coefficient) * u
         if name in entries:
             if entries[name]["action"] != "add":
-                raise WorkbenchError(f"layer {spec.layer} holds two specs and one is a projection: lm-eval takes one clamp per module")
+                raise WorkbenchError(
+                    f"layer {spec.layer} holds two specs and one is a projection: lm-eval takes one clamp per module"
+                )
             added = added + entries[name]["steering_vector"]
-        entries[name] = {"steering_vector": added, "steering_coefficient": 1.0, "action": "add", "bias": None, "head_index": None}
+        entries[name] = {
+            "steering_vector": added,
+            "steering_coefficient": 1.0,
+            "action": "add",
+            "bias": None,
+            "head_index": None,
+        }
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save(entries, tmp)
@@ -225,7 +249,9 @@ metadata:
 """
 
 
-def write_ifeval_task(folder: str | Path, data: str | Path, name: str = "ifeval_offline", max_gen_toks: int = 1280) -> Path:
+def write_ifeval_task(
+    folder: str | Path, data: str | Path, name: str = "ifeval_offline", max_gen_toks: int = 1280
+) -> Path:
     """An lm-eval task folder (``--include_path FOLDER --tasks NAME``) that runs lm-eval's own IFEval
     on a local IFEval-format JSONL instead of the hub's ``google/IFEval``: same prompts field, same
     scoring functions, same four metrics; ``max_gen_toks`` as given (IFEval's is 1280)."""
@@ -235,7 +261,9 @@ def write_ifeval_task(folder: str | Path, data: str | Path, name: str = "ifeval_
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_path(folder / "utils.py") as tmp:
-        Path(tmp).write_text("from lm_eval.tasks.ifeval.utils import agg_inst_level_acc, process_results  # noqa: F401\n")
+        Path(tmp).write_text(
+            "from lm_eval.tasks.ifeval.utils import agg_inst_level_acc, process_results  # noqa: F401\n"
+        )
     with atomic_path(folder / f"{name}.yaml") as tmp:
         Path(tmp).write_text(_IFEVAL_TASK.format(name=name, data=data, max_gen_toks=max_gen_toks))
     return folder / f"{name}.yaml"

@@ -8,9 +8,9 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from workbench.errors import WorkbenchError
 
@@ -53,7 +53,9 @@ def read_jsonl(path: str | Path) -> list[dict]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError:
-            raise WorkbenchError(f"{path} line {n} is not JSON (a damaged or truncated file?): delete it to recompute it") from None
+            raise WorkbenchError(
+                f"{path} line {n} is not JSON (a damaged or truncated file?): delete it to recompute it"
+            ) from None
         if not isinstance(row, dict):
             raise WorkbenchError(f"{path} line {n} is not a JSON object: delete the file to recompute it")
         rows.append(row)
@@ -130,7 +132,11 @@ def cache_dir() -> Path:
 def _differences(old, new, at: str = "") -> list[str]:
     """Where two JSON values differ, as paths (``instructions[0].checker``)."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return [d for k in sorted(set(old) | set(new), key=str) for d in _differences(old.get(k), new.get(k), f"{at}.{k}" if at else str(k))]
+        return [
+            d
+            for k in sorted(set(old) | set(new), key=str)
+            for d in _differences(old.get(k), new.get(k), f"{at}.{k}" if at else str(k))
+        ]
     if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
         return [d for i, (a, b) in enumerate(zip(old, new)) for d in _differences(a, b, f"{at}[{i}]")]
     return [] if old == new else [at or "(the whole configuration)"]
@@ -165,7 +171,9 @@ def claim_dir(out: Path, config: dict, kind: str) -> None:
     if old != mine:
         diff = _differences(old, mine)
         shown = ", ".join(diff[:6]) + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")
-        raise WorkbenchError(f"{out} holds results of another configuration (differs in {shown}): use a new output folder or delete it")
+        raise WorkbenchError(
+            f"{out} holds results of another configuration (differs in {shown}): use a new output folder or delete it"
+        )
 
 
 def log(msg: str) -> None:

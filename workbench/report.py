@@ -39,8 +39,15 @@ def make_figures(results: str | Path, dest: str | Path, static: bool = True) -> 
     written = []
     for cond in sorted(cells["with_instruction"].unique()):
         tag = "with" if cond else "without"
-        written += plots.export(plots.sweep_heatmap(cells, "compliance", bool(cond), choices, model), dest, f"heatmap_compliance_{tag}", static)
-        written += plots.export(plots.sweep_heatmap(cells, "logprob", bool(cond), choices, model), dest, f"heatmap_quality_{tag}", static)
+        written += plots.export(
+            plots.sweep_heatmap(cells, "compliance", bool(cond), choices, model),
+            dest,
+            f"heatmap_compliance_{tag}",
+            static,
+        )
+        written += plots.export(
+            plots.sweep_heatmap(cells, "logprob", bool(cond), choices, model), dest, f"heatmap_quality_{tag}", static
+        )
     sep = pd.read_csv(results / "separability.csv")
     joined = pd.read_csv(results / "gain_vs_separability.csv")
     n_pairs = meta.get("n_pairs")
@@ -61,18 +68,50 @@ def make_figures(results: str | Path, dest: str | Path, static: bool = True) -> 
         comp = pd.read_csv(results / "composition.csv")
         layers = (int(comp["layer_a"].iloc[0]), int(comp["layer_b"].iloc[0])) if "layer_a" in comp else None
         n = int(comp["n"].iloc[0]) if "n" in comp else None
-        written += plots.export(plots.composition_grid(comp, comp["a_name"].iloc[0], comp["b_name"].iloc[0], layers=layers, n=n, model=model), dest, "composition", static)
+        written += plots.export(
+            plots.composition_grid(
+                comp, comp["a_name"].iloc[0], comp["b_name"].iloc[0], layers=layers, n=n, model=model
+            ),
+            dest,
+            "composition",
+            static,
+        )
     if (results / "logit_lens.csv").exists():
-        written += plots.export(plots.logit_lens(pd.read_csv(results / "logit_lens.csv", keep_default_na=False), model), dest, "logit_lens", static)
+        written += plots.export(
+            plots.logit_lens(pd.read_csv(results / "logit_lens.csv", keep_default_na=False), model),
+            dest,
+            "logit_lens",
+            static,
+        )
     names = list(diffs)
     first = diffs[names[0]]
-    written += plots.export(plots.cosine_heatmap(analysis.cosine_matrix(first).numpy(), list(range(first.shape[0])), f"{plots.short(names[0])}: cosine of its vector across layers",
-                                                 "layer", plots.caption(model, None, "mean difference per layer")), dest, "cosine_layers", static)
+    written += plots.export(
+        plots.cosine_heatmap(
+            analysis.cosine_matrix(first).numpy(),
+            list(range(first.shape[0])),
+            f"{plots.short(names[0])}: cosine of its vector across layers",
+            "layer",
+            plots.caption(model, None, "mean difference per layer"),
+        ),
+        dest,
+        "cosine_layers",
+        static,
+    )
     if len(names) > 1:
         mid = first.shape[0] // 2
         m = analysis.cosine_matrix(torch.stack([diffs[n][mid] for n in names])).numpy()
-        written += plots.export(plots.cosine_heatmap(m, [plots.short(n) for n in names], f"Cosine between instruction vectors at layer {mid}", "instruction",
-                                                     plots.caption(model, None, f"layer {mid} = the middle layer; each vector from its own training pairs")), dest, "cosine_instructions", static)
+        written += plots.export(
+            plots.cosine_heatmap(
+                m,
+                [plots.short(n) for n in names],
+                f"Cosine between instruction vectors at layer {mid}",
+                "instruction",
+                plots.caption(model, None, f"layer {mid} = the middle layer; each vector from its own training pairs"),
+            ),
+            dest,
+            "cosine_instructions",
+            static,
+        )
     return written
 
 
@@ -94,16 +133,58 @@ def _drift(summary: pd.DataFrame, choices: dict) -> pd.DataFrame:
         if cond or (name, "steer") not in test.index:
             continue
         steer, none = test.loc[(name, "steer")], test.loc[(name, "no_instruction")]
-        rows.append({"instruction": name, "layer": c.layer, "mode": c.mode, "validation": c.score, "val_baseline": c.baseline,
-                     "p": "–" if c.p_value is None else f"{c.p_value:.3g}", "n_val": c.n_tested, "val_gain": c.score - c.baseline if c.steers else float("nan"),
-                     "test_gain": float(steer["compliance"] - none["compliance"]), "val_degenerate": c.degenerate, "test_degenerate": float(steer["degenerate"])})
-    return pd.DataFrame(rows, columns=["instruction", "layer", "mode", "validation", "val_baseline", "p", "n_val", "val_gain", "test_gain",
-                                       "val_degenerate", "test_degenerate"])
+        rows.append(
+            {
+                "instruction": name,
+                "layer": c.layer,
+                "mode": c.mode,
+                "validation": c.score,
+                "val_baseline": c.baseline,
+                "p": "–" if c.p_value is None else f"{c.p_value:.3g}",
+                "n_val": c.n_tested,
+                "val_gain": c.score - c.baseline if c.steers else float("nan"),
+                "test_gain": float(steer["compliance"] - none["compliance"]),
+                "val_degenerate": c.degenerate,
+                "test_degenerate": float(steer["degenerate"]),
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "instruction",
+            "layer",
+            "mode",
+            "validation",
+            "val_baseline",
+            "p",
+            "n_val",
+            "val_gain",
+            "test_gain",
+            "val_degenerate",
+            "test_degenerate",
+        ],
+    )
 
 
 def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choice, result) -> None:
-    table = summary[["instruction", "condition", "compliance", "ci_low", "ci_high", "n", "layer", "mode", "coefficient", "logprob", "degenerate"]]
-    best_layers = sep.loc[sep.groupby("instruction")["cohens_d"].idxmax(), ["instruction", "layer", "auroc", "cohens_d"]]
+    table = summary[
+        [
+            "instruction",
+            "condition",
+            "compliance",
+            "ci_low",
+            "ci_high",
+            "n",
+            "layer",
+            "mode",
+            "coefficient",
+            "logprob",
+            "degenerate",
+        ]
+    ]
+    best_layers = sep.loc[
+        sep.groupby("instruction")["cohens_d"].idxmax(), ["instruction", "layer", "auroc", "cohens_d"]
+    ]
     corr = joined.groupby("instruction")[["correlation", "correlation_d"]].first().reset_index()
     examples = []
     for name in result["followed"][:3]:
@@ -123,8 +204,11 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
         "## Held-out test prompts: four conditions (loose compliance, 95% bootstrap CI)",
         "Layer −1 means no steering was selected (ties go to no steering). Coefficients are × the layer's mean-difference norm; "
         "`project` sets the projection to the mean with-instruction value z̄."
-        + ("" if result.get("sweep_with_instruction", True) else
-           " The sweep ran without the instruction only; \"instruction + steering\" reuses that setting.")
+        + (
+            ""
+            if result.get("sweep_with_instruction", True)
+            else ' The sweep ran without the instruction only; "instruction + steering" reuses that setting.'
+        )
         + " `conditional` / `instruction_conditional`: the same steering, applied only to prompts whose last-token projection (unsteered, at the "
         "layer where the training projections separate most) is below the midpoint of the training means with and without the instruction; "
         "the same rule on prompts without and with the instruction, as when nobody knows whether the user asked.",
@@ -149,10 +233,16 @@ def write_report(out: Path, follow, summary, comp, sep, joined, choices, ex_choi
         "![logit lens](figures/logit_lens.png)",
     ]
     if comp is not None:
-        parts += ["## Composition (test prompts, no instruction in the prompt)", _md_table(comp), "![composition](figures/composition.png)"]
+        parts += [
+            "## Composition (test prompts, no instruction in the prompt)",
+            _md_table(comp),
+            "![composition](figures/composition.png)",
+        ]
     parts.append("## Example generations (test prompt, no instruction)")
     for name, plain, steered in examples:
-        parts.append(f"**{name}** — *{plain['query']}*\n\n- unsteered: {plain['text'][:300]!r}\n- steered: {steered['text'][:300]!r}")
+        parts.append(
+            f"**{name}** — *{plain['query']}*\n\n- unsteered: {plain['text'][:300]!r}\n- steered: {steered['text'][:300]!r}"
+        )
     md = "\n\n".join(parts) + "\n"
     write_atomic(out / "report.md", md)
     _write_html(out / "report.html", md)
@@ -162,7 +252,10 @@ def _write_html(path: Path, md: str) -> None:
     """The report as HTML. Raw HTML in the Markdown is shown as text, never run: the report quotes
     model replies and instruction names, which are anyone's text."""
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(md)
-    write_atomic(path, f"<!doctype html><meta charset='utf-8'><title>workbench report</title><style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style>{body}")
+    write_atomic(
+        path,
+        f"<!doctype html><meta charset='utf-8'><title>workbench report</title><style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:2px 6px}}img{{max-width:100%}}</style>{body}",
+    )
 
 
 def copy_report(results: str | Path, dest: str | Path) -> list[Path]:

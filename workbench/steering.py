@@ -9,9 +9,10 @@ and uncached generation steer exactly the same tokens.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Literal
 
 import torch
 from jaxtyping import Bool, Float
@@ -24,21 +25,30 @@ Mode = Literal["add", "project", "ablate"]
 Positions = Literal["all", "prompt", "generated"]
 POSITIONS = ("all", "prompt", "generated")
 
-Operator = Callable[[Float[Tensor, "batch pos d_model"], Float[Tensor, "d_model"], Float[Tensor, "batch"]], Float[Tensor, "batch pos d_model"]]
+Operator = Callable[
+    [Float[Tensor, "batch pos d_model"], Float[Tensor, "d_model"], Float[Tensor, "batch"]],
+    Float[Tensor, "batch pos d_model"],
+]
 """(x, u, c) -> the change to x; ``u`` is a unit vector, ``c`` one coefficient per row."""
 
 
-def add(x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, "d_model"], c: Float[Tensor, "batch"]) -> Float[Tensor, "batch pos d_model"]:
+def add(
+    x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, d_model], c: Float[Tensor, batch]
+) -> Float[Tensor, "batch pos d_model"]:
     """x ← x + c·u (the paper's fixed-coefficient steering)."""
     return (c[:, None, None] * u).expand_as(x)
 
 
-def project(x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, "d_model"], c: Float[Tensor, "batch"]) -> Float[Tensor, "batch pos d_model"]:
+def project(
+    x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, d_model], c: Float[Tensor, batch]
+) -> Float[Tensor, "batch pos d_model"]:
     """x ← x + (c − x·u)·u: the projection on u becomes c (the paper's projection matching, c = z̄)."""
     return (c[:, None] - x @ u)[..., None] * u
 
 
-def ablate(x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, "d_model"], c: Float[Tensor, "batch"]) -> Float[Tensor, "batch pos d_model"]:
+def ablate(
+    x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, d_model], c: Float[Tensor, batch]
+) -> Float[Tensor, "batch pos d_model"]:
     """x ← x − (x·u)·u: the direction removed (the coefficient is ignored)."""
     return -(x @ u)[..., None] * u
 
@@ -53,7 +63,7 @@ class Condition:
     not already carry the instruction. Decided once per prompt, from the unsteered prompt, before
     generation (``generate`` runs the detection pass), so batching and the KV cache cannot change it."""
 
-    direction: Float[Tensor, "d_model"]
+    direction: Float[Tensor, d_model]
     layer: int
     threshold: float
 
@@ -74,9 +84,9 @@ class Steer:
     unsteered.
     """
 
-    direction: Float[Tensor, "d_model"]
+    direction: Float[Tensor, d_model]
     layer: int
-    coefficient: float | Float[Tensor, "prompts"]
+    coefficient: float | Float[Tensor, prompts]
     mode: str = "add"  # a Mode: a name in OPERATORS (checked here, so bad input gets a one-line error)
     positions: str = "all"  # a Positions
     label: str = ""
@@ -88,7 +98,9 @@ class Steer:
         if self.positions not in POSITIONS:
             raise WorkbenchError(f"unknown positions {self.positions!r}: use one of {', '.join(POSITIONS)}")
         if self.direction.ndim != 1:
-            raise WorkbenchError(f"a steering direction is one vector [d_model], got shape {tuple(self.direction.shape)}")
+            raise WorkbenchError(
+                f"a steering direction is one vector [d_model], got shape {tuple(self.direction.shape)}"
+            )
         if not torch.isfinite(self.direction).all():
             raise WorkbenchError("the steering direction holds NaN or infinite values: recompute the vector")
         c = torch.as_tensor(self.coefficient, dtype=torch.float64)
@@ -108,13 +120,20 @@ class Steer:
     def operator(self) -> Operator:
         return OPERATORS[self.mode]
 
-    def scaled(self, coefficient) -> "Steer":
+    def scaled(self, coefficient) -> Steer:
         return replace(self, coefficient=coefficient)
 
     def key(self) -> tuple:
         """What makes two specs the same intervention up to their coefficient."""
         when = None if self.when is None else self.when.key()
-        return (self.layer, self.mode, self.positions, self.label, self.direction.detach().cpu().numpy().tobytes(), when)
+        return (
+            self.layer,
+            self.mode,
+            self.positions,
+            self.label,
+            self.direction.detach().cpu().numpy().tobytes(),
+            when,
+        )
 
 
 def pack(row_specs: Sequence[Sequence[Steer]]) -> list[Steer]:
@@ -153,7 +172,7 @@ class StepState:
     gates: dict = field(default_factory=dict)
 
 
-def position_mask(positions: Positions, n_new: int, offset: int, prompt_width: int | None) -> Bool[Tensor, "n_new"]:
+def position_mask(positions: Positions, n_new: int, offset: int, prompt_width: int | None) -> Bool[Tensor, n_new]:
     """Which of this call's ``n_new`` columns to steer, from the cache offset and prompt width."""
     cols = torch.arange(offset, offset + n_new)
     width = prompt_width if prompt_width is not None else offset + n_new
@@ -180,7 +199,9 @@ def make_hook(spec: Steer, state: StepState, device, dtype):
     per_row = torch.is_tensor(spec.coefficient) and spec.coefficient.ndim > 0
     c_add = float(spec.coefficient) * u if spec.mode == "add" and not per_row else None
     operator = spec.operator
-    gate_key = None if spec.when is None else spec.when.key()  # once, not per step: the key copies the direction to the host
+    gate_key = (
+        None if spec.when is None else spec.when.key()
+    )  # once, not per step: the key copies the direction to the host
 
     def hook(x: Float[Tensor, "batch pos d_model"], hook=None):
         mask = None
@@ -198,7 +219,9 @@ def make_hook(spec: Steer, state: StepState, device, dtype):
             if spec.when is not None:
                 gate = state.gates.get(gate_key)
                 if gate is None:
-                    raise WorkbenchError("a conditional Steer needs its detection pass: generate with workbench.generate, which runs it")
+                    raise WorkbenchError(
+                        "a conditional Steer needs its detection pass: generate with workbench.generate, which runs it"
+                    )
                 on = on & _row_values(gate, state.rows, x.shape[0], gate).to(on.device)
             delta = operator(x, u, torch.where(on, c, torch.zeros_like(c))) * on[:, None, None]
         return x + (delta if mask is None else delta * mask)

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 
@@ -19,8 +19,13 @@ from workbench.vectors import InstructionVector
 
 
 def vectors_for(
-    model: Model, instructions: Sequence[str | Instruction | Group], out: Path | None, n_train: int,
-    pairs: Mapping[str, Sequence[Pair]] | None = None, return_activations: bool = False, progress: bool = True,
+    model: Model,
+    instructions: Sequence[str | Instruction | Group],
+    out: Path | None,
+    n_train: int,
+    pairs: Mapping[str, Sequence[Pair]] | None = None,
+    return_activations: bool = False,
+    progress: bool = True,
 ) -> dict:
     """Instruction vectors by name, cached in ``out/vectors`` so reruns reuse them; the missing ones
     are computed together (``compute_vectors``: shared prompts recorded once, with a bar unless
@@ -57,16 +62,27 @@ def vectors_for(
 
 
 def vector_for(
-    model: Model, instruction: str | Instruction | Group, out: Path | None, n_train: int, return_activations: bool = False,
-    pairs: Sequence[Pair] | None = None, progress: bool = True,
+    model: Model,
+    instruction: str | Instruction | Group,
+    out: Path | None,
+    n_train: int,
+    return_activations: bool = False,
+    pairs: Sequence[Pair] | None = None,
+    progress: bool = True,
 ):
     """One instruction's vector (``vectors_for`` for one)."""
     group = as_group(instruction)
-    return vectors_for(model, [group], out, n_train, {group.name: pairs} if pairs else None, return_activations, progress)[group.name]
+    return vectors_for(
+        model, [group], out, n_train, {group.name: pairs} if pairs else None, return_activations, progress
+    )[group.name]
 
 
 def cached_vector(
-    model: Model, instruction: str | Instruction | Group, n_pairs: int = 64, root: str | Path | None = None, progress: bool | None = None,
+    model: Model,
+    instruction: str | Instruction | Group,
+    n_pairs: int = 64,
+    root: str | Path | None = None,
+    progress: bool | None = None,
 ) -> InstructionVector:
     """``compute_vector`` on the training queries, cached on disk (``$WORKBENCH_CACHE/vectors``) under
     a key of the model, its precision, the instruction's definition and the pairs' text. ``progress``:
@@ -74,7 +90,10 @@ def cached_vector(
     where the explorer records from a background thread."""
     group = as_group(instruction)
     pairs = make_pairs(group, "train", limit=n_pairs)
-    key = data_hash([model.name, dtype_name(model.dtype), json.dumps(group.spec(), sort_keys=True)] + [p.with_instruction + "\0" + p.without_instruction for p in pairs])
+    key = data_hash(
+        [model.name, dtype_name(model.dtype), json.dumps(group.spec(), sort_keys=True)]
+        + [p.with_instruction + "\0" + p.without_instruction for p in pairs]
+    )
     path = Path(root or cache_dir() / "vectors") / model.name.replace("/", "--") / f"{group.slug}-{key}.safetensors"
     if path.exists():
         vec = InstructionVector.load(path, model)

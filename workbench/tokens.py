@@ -34,14 +34,14 @@ class TokenProjections:
     tokens: list[str]
     n_prompt: int  # the first n_prompt tokens are the (templated) prompt, the rest the reply
     values: Float[Tensor, "pos n_layers"]
-    center: Float[Tensor, "n_layers"]  # mean projection without the instruction (white)
-    unit: Float[Tensor, "n_layers"]  # |with − without| mean projections: one full shade
+    center: Float[Tensor, n_layers]  # mean projection without the instruction (white)
+    unit: Float[Tensor, n_layers]  # |with − without| mean projections: one full shade
     layer: int  # the layer shown first
 
     def __repr__(self) -> str:
         return f"TokenProjections({self.instruction_id!r}: {len(self.tokens)} tokens ({self.n_prompt} prompt) × {self.values.shape[1]} layers, showing layer {self.layer})"
 
-    def scaled(self, layer: int) -> Float[Tensor, "pos"]:
+    def scaled(self, layer: int) -> Float[Tensor, pos]:
         """Projections at ``layer`` in shades: 0 = the without-instruction mean, 1 = the with-instruction one."""
         return (self.values[:, layer] - self.center[layer]) / self.unit[layer].clamp_min(1e-6)
 
@@ -49,12 +49,16 @@ class TokenProjections:
         """The text at one layer, as coloured spans (the value on hover)."""
         layer = self.layer if layer is None else layer
         spans = []
-        for i, (token, shade, raw) in enumerate(zip(self.tokens, self.scaled(layer).tolist(), self.values[:, layer].tolist())):
+        for i, (token, shade, raw) in enumerate(
+            zip(self.tokens, self.scaled(layer).tolist(), self.values[:, layer].tolist())
+        ):
             rgb = _NEG if shade < 0 else _POS
             alpha = min(abs(shade), 1.0)
             border = "border-left:2px solid #888;" if i == self.n_prompt else ""
             text = html.escape(token).replace("\n", "↵<br>")
-            spans.append(f"<span title='{raw:.3g} ({shade:+.2f})' style='background:rgba({rgb[0]},{rgb[1]},{rgb[2]},{alpha:.2f});{border}'>{text}</span>")
+            spans.append(
+                f"<span title='{raw:.3g} ({shade:+.2f})' style='background:rgba({rgb[0]},{rgb[1]},{rgb[2]},{alpha:.2f});{border}'>{text}</span>"
+            )
         return f"<div style='font-family:monospace;white-space:pre-wrap;line-height:1.6'>{''.join(spans)}</div>"
 
     def _repr_html_(self) -> str:
@@ -64,29 +68,51 @@ class TokenProjections:
             f"<div class='{key}' data-layer='{l}' style='display:{'block' if l == self.layer else 'none'}'>{self.html(l)}</div>"
             for l in range(self.values.shape[1])
         )
-        script = (f"document.querySelectorAll('.{key}').forEach(d=>d.style.display=d.dataset.layer==this.value?'block':'none');"
-                  f"this.nextElementSibling.textContent='layer '+this.value")
-        head = (f"<b>{html.escape(self.instruction_id)}</b>: projection on the instruction direction "
-                f"(<span style='color:rgb{_NEG}'>away</span> · without-instruction mean · <span style='color:rgb{_POS}'>toward</span>); "
-                f"the bar marks where the reply starts<br><input type='range' min='0' max='{self.values.shape[1] - 1}' value='{self.layer}' "
-                f"oninput=\"{script}\"> <span>layer {self.layer}</span>")
+        script = (
+            f"document.querySelectorAll('.{key}').forEach(d=>d.style.display=d.dataset.layer==this.value?'block':'none');"
+            f"this.nextElementSibling.textContent='layer '+this.value"
+        )
+        head = (
+            f"<b>{html.escape(self.instruction_id)}</b>: projection on the instruction direction "
+            f"(<span style='color:rgb{_NEG}'>away</span> · without-instruction mean · <span style='color:rgb{_POS}'>toward</span>); "
+            f"the bar marks where the reply starts<br><input type='range' min='0' max='{self.values.shape[1] - 1}' value='{self.layer}' "
+            f'oninput="{script}"> <span>layer {self.layer}</span>'
+        )
         return f"<div>{head}{layers}</div>"
 
     def heatmap(self) -> go.Figure:
         """Tokens × layers, in shades (0 = the without-instruction mean, ±1 = the gap to the with-instruction mean)."""
         shades = torch.stack([self.scaled(l) for l in range(self.values.shape[1])], dim=0)
         labels = [f"{i}:{t!r}"[:24] for i, t in enumerate(self.tokens)]
-        fig = go.Figure(go.Heatmap(z=shades.tolist(), x=labels, y=list(range(shades.shape[0])), zmid=0, zmin=-1.5, zmax=1.5,
-                                   colorscale=DIVERGING, reversescale=True, colorbar=dict(title="shade")))
+        fig = go.Figure(
+            go.Heatmap(
+                z=shades.tolist(),
+                x=labels,
+                y=list(range(shades.shape[0])),
+                zmid=0,
+                zmin=-1.5,
+                zmax=1.5,
+                colorscale=DIVERGING,
+                reversescale=True,
+                colorbar=dict(title="shade"),
+            )
+        )
         fig.add_vline(x=self.n_prompt - 0.5, line=dict(color="#444", dash="dot"))
         fig.update_xaxes(title="token (prompt | reply)", tickangle=-60)
         fig.update_yaxes(title="layer")
-        return style(fig, f"Projection on the {self.instruction_id} direction, token by layer",
-                     "0 = mean without the instruction; +1 = mean with it", width=max(600, 14 * len(self.tokens)), height=520)
+        return style(
+            fig,
+            f"Projection on the {self.instruction_id} direction, token by layer",
+            "0 = mean without the instruction; +1 = mean with it",
+            width=max(600, 14 * len(self.tokens)),
+            height=520,
+        )
 
 
 @torch.inference_mode()
-def token_projections(model: Model, vec: InstructionVector, prompt: str, reply: str = "", chat: bool = True, layer: int | None = None) -> TokenProjections:
+def token_projections(
+    model: Model, vec: InstructionVector, prompt: str, reply: str = "", chat: bool = True, layer: int | None = None
+) -> TokenProjections:
     """Project every token of ``prompt`` (in the chat template when ``chat``) followed by ``reply`` onto
     ``vec``'s direction at every layer, in one forward. ``layer``: the one shown first (default: where
     the training projections separate best, else the largest mean difference)."""
@@ -112,5 +138,12 @@ def token_projections(model: Model, vec: InstructionVector, prompt: str, reply: 
         layer = int(vec.separation().argmax()) if vec.proj_with_std is not None else int(vec.norms.argmax())
     if not 0 <= layer < model.n_layers:
         raise WorkbenchError(f"layer {layer} is out of range: use 0..{model.n_layers - 1}")
-    return TokenProjections(vec.instruction_id, [model.decode([i]) for i in ids], len(prompt_ids), values.cpu(),
-                            vec.proj_without.float(), (vec.proj_with - vec.proj_without).abs().float(), layer)
+    return TokenProjections(
+        vec.instruction_id,
+        [model.decode([i]) for i in ids],
+        len(prompt_ids),
+        values.cpu(),
+        vec.proj_without.float(),
+        (vec.proj_with - vec.proj_without).abs().float(),
+        layer,
+    )

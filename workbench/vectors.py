@@ -27,25 +27,34 @@ MAX_MULTIPLE = 1000.0  # a coefficient beyond this many times the layer's norm o
 def _warn_if_tiny(coefficient, norm: float, layer: int) -> None:
     c = coefficient.abs().nan_to_num(0).max() if torch.is_tensor(coefficient) else abs(coefficient)
     if 0 < float(c) < TINY_SHARE * norm:
-        warnings.warn(f"an absolute coefficient of {float(c):.3g} is under {TINY_SHARE:.0%} of layer {layer}'s mean-difference norm "
-                      f"({norm:.3g}) and will barely change anything; drop absolute=True to give multiples of the norm", stacklevel=3)
+        warnings.warn(
+            f"an absolute coefficient of {float(c):.3g} is under {TINY_SHARE:.0%} of layer {layer}'s mean-difference norm "
+            f"({norm:.3g}) and will barely change anything; drop absolute=True to give multiples of the norm",
+            stacklevel=3,
+        )
 
 
 def check_multiples(coefficients, what: str = "coefficients") -> None:
     """Refuse coefficients (multiples of a layer's norm, e.g. a sweep's grid or an exported file's)
     that are not finite or beyond ``MAX_MULTIPLE``."""
     if any(not math.isfinite(c) or abs(c) > MAX_MULTIPLE for c in coefficients):
-        raise WorkbenchError(f"{what} must be finite numbers of at most {MAX_MULTIPLE:g} (× the layer's mean-difference norm)")
+        raise WorkbenchError(
+            f"{what} must be finite numbers of at most {MAX_MULTIPLE:g} (× the layer's mean-difference norm)"
+        )
 
 
 def _check_size(coefficient, unit: float, layer: int) -> None:
     """Refuse a coefficient that is not finite or beyond ``MAX_MULTIPLE`` norms (``unit``: one norm in its units)."""
     c = torch.as_tensor(coefficient, dtype=torch.float64)
     if c.ndim == 0 and torch.isnan(c) or torch.isinf(c).any():
-        raise WorkbenchError(f"steering coefficient {coefficient if c.ndim == 0 else 'per row'} at layer {layer} is not a finite number")
+        raise WorkbenchError(
+            f"steering coefficient {coefficient if c.ndim == 0 else 'per row'} at layer {layer} is not a finite number"
+        )
     if (largest := float(c.abs().nan_to_num(0).max())) > MAX_MULTIPLE * unit:
-        raise WorkbenchError(f"steering coefficient {largest:.3g} at layer {layer} exceeds {MAX_MULTIPLE:g}× the layer's "
-                             "mean-difference norm: it would only swamp the residual stream")
+        raise WorkbenchError(
+            f"steering coefficient {largest:.3g} at layer {layer} exceeds {MAX_MULTIPLE:g}× the layer's "
+            "mean-difference norm: it would only swamp the residual stream"
+        )
 
 
 @dataclass(repr=False)
@@ -57,18 +66,22 @@ class InstructionVector:
     mean_diff: Float[Tensor, "n_layers d_model"]
     mean_with: Float[Tensor, "n_layers d_model"]
     mean_without: Float[Tensor, "n_layers d_model"]
-    proj_with: Float[Tensor, "n_layers"]  # mean projection of with-instruction activations on u (z̄)
-    proj_without: Float[Tensor, "n_layers"]
+    proj_with: Float[Tensor, n_layers]  # mean projection of with-instruction activations on u (z̄)
+    proj_without: Float[Tensor, n_layers]
     n_pairs: int
     hook: str = HOOK_TEMPLATE
     position: str = "last prompt token"
     phrasings: list[str] = field(default_factory=list)
     instructions: list[dict] = field(default_factory=list)  # what each instruction was (source, IFEval id, kwargs)
     data_hash: str = ""
-    aggregator: str = "mean_difference"  # how the direction was formed from the paired activations (extract.AGGREGATORS)
+    aggregator: str = (
+        "mean_difference"  # how the direction was formed from the paired activations (extract.AGGREGATORS)
+    )
     versions: dict = field(default_factory=dict)
-    proj_with_std: Float[Tensor, "n_layers"] | None = None  # spread of the training projections (conditional steering's default layer)
-    proj_without_std: Float[Tensor, "n_layers"] | None = None
+    proj_with_std: Float[Tensor, n_layers] | None = (
+        None  # spread of the training projections (conditional steering's default layer)
+    )
+    proj_without_std: Float[Tensor, n_layers] | None = None
 
     @property
     def n_layers(self) -> int:
@@ -79,17 +92,19 @@ class InstructionVector:
         return self.mean_diff.shape[1]
 
     @property
-    def norms(self) -> Float[Tensor, "n_layers"]:
+    def norms(self) -> Float[Tensor, n_layers]:
         return self.mean_diff.norm(dim=-1)
 
     @property
     def directions(self) -> Float[Tensor, "n_layers d_model"]:
         return self.mean_diff / self.norms[:, None].clamp_min(1e-12)
 
-    def separation(self) -> Float[Tensor, "n_layers"]:
+    def separation(self) -> Float[Tensor, n_layers]:
         """Cohen's d per layer of the training projections on u, with vs without the instruction."""
         if self.proj_with_std is None or self.proj_without_std is None:
-            raise WorkbenchError(f"vector {self.instruction_id} has no projection spreads (an older file): recompute it, or give the layer")
+            raise WorkbenchError(
+                f"vector {self.instruction_id} has no projection spreads (an older file): recompute it, or give the layer"
+            )
         pooled = ((self.proj_with_std**2 + self.proj_without_std**2) / 2).sqrt().clamp_min(1e-12)
         return (self.proj_with - self.proj_without) / pooled
 
@@ -105,8 +120,15 @@ class InstructionVector:
             threshold = float((self.proj_with[layer] + self.proj_without[layer]) / 2)
         return Condition(self.directions[layer], layer, float(threshold))
 
-    def steer(self, layer: int, coefficient: float | Tensor | None = None, mode: Mode = "add", positions: Positions = "all", absolute: bool = False,
-              when: Condition | None = None) -> Steer:
+    def steer(
+        self,
+        layer: int,
+        coefficient: float | Tensor | None = None,
+        mode: Mode = "add",
+        positions: Positions = "all",
+        absolute: bool = False,
+        when: Condition | None = None,
+    ) -> Steer:
         """A steering spec at ``layer``. ``add``: x ← x + c·‖Δ_layer‖·u, i.e. the coefficient is in
         units of this layer's mean-difference norm, as on the CLI and in every sweep (``absolute=True``:
         c itself). ``project``: the coefficient is the target projection, default z̄ (``proj_with``).
@@ -130,8 +152,10 @@ class InstructionVector:
 
     def __repr__(self) -> str:
         peak = int(self.norms.argmax())
-        return (f"InstructionVector({self.instruction_id!r} on {self.model_name}: {self.n_layers} layers × {self.d_model}, "
-                f"{self.n_pairs} pairs, ‖Δ‖ peaks at layer {peak} ({float(self.norms[peak]):.3g}))")
+        return (
+            f"InstructionVector({self.instruction_id!r} on {self.model_name}: {self.n_layers} layers × {self.d_model}, "
+            f"{self.n_pairs} pairs, ‖Δ‖ peaks at layer {peak} ({float(self.norms[peak]):.3g}))"
+        )
 
     def _repr_html_(self) -> str:
         """A notebook card: provenance and the norm per layer as a sparkline. Every field is escaped:
@@ -142,10 +166,19 @@ class InstructionVector:
         points = " ".join(f"{4 * i + 2},{h - 2 - (h - 4) * v / top:.1f}" for i, v in enumerate(norms))
         spark = f"<svg width='{w}' height='{h}'><polyline fill='none' stroke='#3366cc' stroke-width='1.5' points='{points}'/></svg>"
         esc = lambda v: html.escape(str(v))
-        rows = {"model": esc(self.model_name), "pairs": esc(self.n_pairs), "hook": esc(self.hook), "position": esc(self.position),
-                "‖Δ‖ per layer": spark + f" max {top:.3g} at layer {int(self.norms.argmax())}", "data hash": esc(self.data_hash),
-                "phrasings": esc("; ".join(self.phrasings[:3]) + (" …" if len(self.phrasings) > 3 else ""))}
-        body = "".join(f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>" for k, v in rows.items())
+        rows = {
+            "model": esc(self.model_name),
+            "pairs": esc(self.n_pairs),
+            "hook": esc(self.hook),
+            "position": esc(self.position),
+            "‖Δ‖ per layer": spark + f" max {top:.3g} at layer {int(self.norms.argmax())}",
+            "data hash": esc(self.data_hash),
+            "phrasings": esc("; ".join(self.phrasings[:3]) + (" …" if len(self.phrasings) > 3 else "")),
+        }
+        body = "".join(
+            f"<tr><th style='text-align:left'>{k}</th><td style='text-align:left'>{v}</td></tr>"
+            for k, v in rows.items()
+        )
         return f"<b>InstructionVector</b> <code>{html.escape(self.instruction_id)}</code><table>{body}</table>"
 
     def check_compatible(self, model: Model, allow_other_model: bool = False) -> None:
@@ -174,7 +207,7 @@ class InstructionVector:
         return path
 
     @classmethod
-    def load(cls, path: str | Path, model: Model | None = None, allow_other_model: bool = False) -> "InstructionVector":
+    def load(cls, path: str | Path, model: Model | None = None, allow_other_model: bool = False) -> InstructionVector:
         """Read a vector file; with ``model``, refuse one of another width or model."""
         from safetensors import safe_open
 
@@ -186,7 +219,9 @@ class InstructionVector:
                 meta = json.loads((f.metadata() or {})["workbench"])
                 tensors = {k: f.get_tensor(k) for k in _TENSORS + tuple(k for k in _OPTIONAL if k in f.keys())}
         except Exception as exc:  # safetensors raises several types for corrupt files
-            raise WorkbenchError(f"{path} is not a workbench vector file ({type(exc).__name__}): recompute it with `workbench vectors`") from None
+            raise WorkbenchError(
+                f"{path} is not a workbench vector file ({type(exc).__name__}): recompute it with `workbench vectors`"
+            ) from None
         if not isinstance(meta, dict) or meta.pop("format", None) != FORMAT_VERSION:
             raise WorkbenchError(f"{path} has an unknown format version: recompute it with this workbench")
         _check_file(path, meta, tensors)
@@ -198,8 +233,18 @@ class InstructionVector:
 
 _TENSORS = ("mean_diff", "mean_with", "mean_without", "proj_with", "proj_without")
 _OPTIONAL = ("proj_with_std", "proj_without_std")
-_META = {"instruction_id": str, "model_name": str, "n_pairs": int, "hook": str, "position": str, "phrasings": list,
-         "instructions": list, "data_hash": str, "aggregator": str, "versions": dict}
+_META = {
+    "instruction_id": str,
+    "model_name": str,
+    "n_pairs": int,
+    "hook": str,
+    "position": str,
+    "phrasings": list,
+    "instructions": list,
+    "data_hash": str,
+    "aggregator": str,
+    "versions": dict,
+}
 _REQUIRED_META = ("instruction_id", "model_name", "n_pairs")
 
 
@@ -220,6 +265,8 @@ def _check_file(path: Path, meta: dict, tensors: dict) -> None:
     for name, t in tensors.items():
         want = (layers, width) if name in ("mean_diff", "mean_with", "mean_without") else (layers,)
         if not t.is_floating_point() or tuple(t.shape) != want or layers < 1 or width < 1:
-            raise WorkbenchError(f"{bad}: tensor {name} is {t.dtype} {tuple(t.shape)}, expected float {want if layers else '[n_layers, d_model]'}")
+            raise WorkbenchError(
+                f"{bad}: tensor {name} is {t.dtype} {tuple(t.shape)}, expected float {want if layers else '[n_layers, d_model]'}"
+            )
         if not torch.isfinite(t).all():
             raise WorkbenchError(f"{path} holds NaN or infinite values in {name}: recompute the vector")

@@ -24,7 +24,7 @@ set), no prefix caching (a cached prompt would carry another request's steering)
 from __future__ import annotations
 
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -46,7 +46,9 @@ def import_vllm():
         if getattr(vllm, "__file__", None) is None:  # a folder named vllm on sys.path (a checkout, say) is not vLLM
             raise ImportError("no module named 'vllm' (only a namespace package)")
     except Exception as exc:  # ImportError, or a broken install (a CUDA torchvision beside a CPU torch)
-        raise WorkbenchError(f"vLLM is not usable here ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}): run `make vllm`") from None
+        raise WorkbenchError(
+            f"vLLM is not usable here ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}): run `make vllm`"
+        ) from None
     return vllm
 
 
@@ -55,11 +57,15 @@ class WorkerSteering:
 
     def __init__(self, runner):
         if not all(hasattr(runner, a) for a in ("input_batch", "requests", "query_start_loc")):
-            raise RuntimeError(f"workbench steering needs vLLM's V1 model runner, not {type(runner).__name__}: set VLLM_USE_V2_MODEL_RUNNER=0")
+            raise RuntimeError(
+                f"workbench steering needs vLLM's V1 model runner, not {type(runner).__name__}: set VLLM_USE_V2_MODEL_RUNNER=0"
+            )
         model = runner.get_model()
         layers = getattr(getattr(model, "model", None), "layers", None)
         if layers is None:
-            raise RuntimeError(f"{type(model).__name__} has no model.layers: workbench steering cannot find its decoder layers")
+            raise RuntimeError(
+                f"{type(model).__name__} has no model.layers: workbench steering cannot find its decoder layers"
+            )
         first = next(model.parameters())
         self.runner, self.device, self.dtype = runner, first.device, first.dtype
         self.specs: dict[int, list[tuple]] = {}  # layer -> [(unit direction, coefficient per prompt, mode, positions)]
@@ -72,16 +78,21 @@ class WorkerSteering:
 
     def load(self, specs: list[dict], probes: list[dict], n_prompts: int) -> None:
         """Replace the tables (lists of floats: they cross process borders as plain data)."""
+
         def tensor(values, dtype):
             return torch.tensor(values, dtype=dtype, device=self.device)
 
         self.specs, self.probes = {}, {}
         for s in specs:
-            self.specs.setdefault(s["layer"], []).append((tensor(s["unit"], self.dtype), tensor(s["coefficients"], self.dtype), s["mode"], s["positions"]))
+            self.specs.setdefault(s["layer"], []).append(
+                (tensor(s["unit"], self.dtype), tensor(s["coefficients"], self.dtype), s["mode"], s["positions"])
+            )
         for i, p in enumerate(probes):
             self.probes.setdefault(p["layer"], []).append((i, tensor(p["unit"], torch.float32)))
         self.probed = [torch.full((n_prompts,), float("nan")) for _ in probes]
-        self.broken = torch.zeros((), dtype=torch.bool, device=self.device)  # set (without a sync) when steering makes a non-finite value
+        self.broken = torch.zeros(
+            (), dtype=torch.bool, device=self.device
+        )  # set (without a sync) when steering makes a non-finite value
 
     def _map_tokens(self, module, args, kwargs):
         if not self.specs and not self.probes:
@@ -96,8 +107,12 @@ class WorkerSteering:
             rows.append(int(extra.get(ROW_KEY, -1)))  # -1: not ours, never steered
             lengths.append(req.num_prompt_tokens)
         counts, pad = starts.diff(), positions.shape[0] - int(starts[-1])  # pad: tokens past the last request
-        row = torch.cat([torch.tensor(rows, dtype=torch.long).repeat_interleave(counts), torch.full((pad,), -1)]).to(self.device)
-        length = torch.cat([torch.tensor(lengths, dtype=torch.long).repeat_interleave(counts), torch.zeros(pad, dtype=torch.long)]).to(self.device)
+        row = torch.cat([torch.tensor(rows, dtype=torch.long).repeat_interleave(counts), torch.full((pad,), -1)]).to(
+            self.device
+        )
+        length = torch.cat(
+            [torch.tensor(lengths, dtype=torch.long).repeat_interleave(counts), torch.zeros(pad, dtype=torch.long)]
+        ).to(self.device)
         self.tokens = (row, positions < length, (positions == length - 1) & (row >= 0))
         return None
 
@@ -154,14 +169,23 @@ class VLLMEngine(Tokenized):
     steering works either way. Other keywords go to ``vllm.LLM`` (e.g. ``tensor_parallel_size``).
     """
 
-    def __init__(self, model: str, dtype: str = "float32", gpu_memory_utilization: float = 0.25, max_model_len: int | None = None,
-                 in_process: bool = True, **llm_kwargs):
+    def __init__(
+        self,
+        model: str,
+        dtype: str = "float32",
+        gpu_memory_utilization: float = 0.25,
+        max_model_len: int | None = None,
+        in_process: bool = True,
+        **llm_kwargs,
+    ):
         vllm = import_vllm()
         from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
         for key, refused in (("enforce_eager", False), ("enable_prefix_caching", True)):
             if llm_kwargs.pop(key, not refused) == refused:
-                raise WorkbenchError(f"{key}={refused} is refused: steering needs eager layers and no prefix cache (see workbench.vllm_engine)")
+                raise WorkbenchError(
+                    f"{key}={refused} is refused: steering needs eager layers and no prefix cache (see workbench.vllm_engine)"
+                )
         if llm_kwargs.get("pipeline_parallel_size", 1) != 1:
             raise WorkbenchError("steering in vLLM runs on one pipeline stage: use tensor_parallel_size instead")
         self.name = model
@@ -170,7 +194,9 @@ class VLLMEngine(Tokenized):
             self.tokenizer = AutoTokenizer.from_pretrained(folder)
             config = AutoConfig.from_pretrained(folder)
         except OSError as exc:
-            raise WorkbenchError(f"cannot load {model!r} for vLLM: give an embedded model's name, a HF folder or a hub id ({str(exc).splitlines()[0]})") from None
+            raise WorkbenchError(
+                f"cannot load {model!r} for vLLM: give an embedded model's name, a HF folder or a hub id ({str(exc).splitlines()[0]})"
+            ) from None
         try:
             generation = GenerationConfig.from_pretrained(folder)
         except OSError:
@@ -180,8 +206,16 @@ class VLLMEngine(Tokenized):
         self.stop_token_ids = stop_token_ids(self.tokenizer, generation)
         os.environ["VLLM_USE_V2_MODEL_RUNNER"] = "0"  # the token map reads the V1 runner's batch
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if in_process else "1"
-        self.llm = vllm.LLM(model=folder, dtype=dtype, gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len, enforce_eager=True,
-                            enable_prefix_caching=False, worker_extension_cls=EXTENSION, **llm_kwargs)
+        self.llm = vllm.LLM(
+            model=folder,
+            dtype=dtype,
+            gpu_memory_utilization=gpu_memory_utilization,
+            max_model_len=max_model_len,
+            enforce_eager=True,
+            enable_prefix_caching=False,
+            worker_extension_cls=EXTENSION,
+            **llm_kwargs,
+        )
         self.n_ctx = self.llm.llm_engine.model_config.max_model_len
         self._load([], [], 0)  # installs the hooks now, so a broken set-up fails here, not mid-sweep
 
@@ -197,7 +231,9 @@ class VLLMEngine(Tokenized):
         if not isinstance(spec.layer, int) or not 0 <= spec.layer < self.n_layers:
             raise WorkbenchError(f"layer {spec.layer!r} is out of range for {self.name}: use 0..{self.n_layers - 1}")
         if spec.direction.shape[0] != self.d_model:
-            raise WorkbenchError(f"steering vector has width {spec.direction.shape[0]} but {self.name} has d_model={self.d_model}: compute the vector on this model")
+            raise WorkbenchError(
+                f"steering vector has width {spec.direction.shape[0]} but {self.name} has d_model={self.d_model}: compute the vector on this model"
+            )
         c = torch.as_tensor(spec.coefficient)
         if c.ndim == 1 and c.shape[0] < n_prompts:
             raise WorkbenchError(f"per-prompt coefficients have {c.shape[0]} values for {n_prompts} prompts")
@@ -218,14 +254,30 @@ class VLLMEngine(Tokenized):
         probes = [{"layer": c.layer, "unit": (c.direction / c.direction.norm()).float().tolist()} for c in conditions]
         self._load([], probes, len(seqs))
         try:
-            self._run(seqs, [SamplingParams(temperature=0.0, max_tokens=1, detokenize=False, extra_args={ROW_KEY: i}) for i in range(len(seqs))])
+            self._run(
+                seqs,
+                [
+                    SamplingParams(temperature=0.0, max_tokens=1, detokenize=False, extra_args={ROW_KEY: i})
+                    for i in range(len(seqs))
+                ],
+            )
             probed = self.llm.collective_rpc("workbench_probed")[0]
         finally:
             self._load([], [], 0)
         return {c.key(): torch.tensor(p) < c.threshold for c, p in zip(conditions, probed)}
 
-    def generate(self, prompts: Sequence[str], steer: Steer | Sequence[Steer] = (), max_new_tokens: int = 64, chat: bool = True,
-                 stop_at_eos: bool = True, do_sample: bool = False, temperature: float = 1.0, seed: int = 0, progress: bool = False) -> list[Generation]:
+    def generate(
+        self,
+        prompts: Sequence[str],
+        steer: Steer | Sequence[Steer] = (),
+        max_new_tokens: int = 64,
+        chat: bool = True,
+        stop_at_eos: bool = True,
+        do_sample: bool = False,
+        temperature: float = 1.0,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> list[Generation]:
         """A reply to each prompt, all in one vLLM batch, each request steered with its own
         coefficients; greedy replies equal ``workbench.generate.generate``'s (sampled ones draw
         from vLLM's own generator, seeded ``seed`` + the prompt's index)."""
@@ -239,8 +291,10 @@ class VLLMEngine(Tokenized):
         if any(len(s) == 0 for s in seqs):
             raise WorkbenchError("an empty prompt has no tokens: remove it or use chat=True")
         if (longest := max(map(len, seqs))) + max_new_tokens > self.n_ctx:
-            raise WorkbenchError(f"a prompt of {longest} tokens plus {max_new_tokens} new tokens exceeds {self.name}'s context of {self.n_ctx} in vLLM: "
-                                 "shorten it or lower max_new_tokens")
+            raise WorkbenchError(
+                f"a prompt of {longest} tokens plus {max_new_tokens} new tokens exceeds {self.name}'s context of {self.n_ctx} in vLLM: "
+                "shorten it or lower max_new_tokens"
+            )
         specs = [steer] if isinstance(steer, Steer) else list(steer)
         for spec in specs:
             self._check(spec, len(seqs))
@@ -251,16 +305,37 @@ class VLLMEngine(Tokenized):
             c = c.expand(len(seqs)).clone() if c.ndim == 0 else c[: len(seqs)].clone()
             if spec.when is not None:
                 c[~gates[spec.when.key()]] = float("nan")
-            tables.append({"layer": spec.layer, "unit": (spec.direction / spec.direction.norm()).float().tolist(), "coefficients": c.tolist(),
-                           "mode": spec.mode, "positions": spec.positions})
+            tables.append(
+                {
+                    "layer": spec.layer,
+                    "unit": (spec.direction / spec.direction.norm()).float().tolist(),
+                    "coefficients": c.tolist(),
+                    "mode": spec.mode,
+                    "positions": spec.positions,
+                }
+            )
         stops = self.stop_token_ids if stop_at_eos else []
-        params = [SamplingParams(temperature=temperature if do_sample else 0.0, seed=seed + i if do_sample else None, max_tokens=max_new_tokens,
-                                 stop_token_ids=stops, ignore_eos=not stop_at_eos, detokenize=False, extra_args={ROW_KEY: i}) for i in range(len(seqs))]
+        params = [
+            SamplingParams(
+                temperature=temperature if do_sample else 0.0,
+                seed=seed + i if do_sample else None,
+                max_tokens=max_new_tokens,
+                stop_token_ids=stops,
+                ignore_eos=not stop_at_eos,
+                detokenize=False,
+                extra_args={ROW_KEY: i},
+            )
+            for i in range(len(seqs))
+        ]
         self._load(tables, [], len(seqs))
         try:
             outputs = self._run(seqs, params, progress)
-            if tables and any(self.llm.collective_rpc("workbench_broken")):  # as the workbench's engine refuses NaN/inf logits
-                raise WorkbenchError("steering made NaN or infinite activations in vLLM (a coefficient too large for this precision): lower it")
+            if tables and any(
+                self.llm.collective_rpc("workbench_broken")
+            ):  # as the workbench's engine refuses NaN/inf logits
+                raise WorkbenchError(
+                    "steering made NaN or infinite activations in vLLM (a coefficient too large for this precision): lower it"
+                )
         finally:
             self._load([], [], 0)  # a later call without steering is not steered
         results = []
@@ -278,9 +353,13 @@ def use_vllm(model: Model, **options) -> Model:
     the same steering; vectors, detection and quality scores stay on the workbench engine. ``options``
     go to ``VLLMEngine`` (e.g. ``gpu_memory_utilization``). Returns the model."""
     if model.name.endswith(".gguf"):
-        raise WorkbenchError(f"vLLM reads an embedded model's name, a HF folder or a hub id, not a .gguf file ({model.name})")
+        raise WorkbenchError(
+            f"vLLM reads an embedded model's name, a HF folder or a hub id, not a .gguf file ({model.name})"
+        )
     engine = VLLMEngine(model.name, dtype=dtype_name(model.dtype), **options)
     if (engine.n_layers, engine.d_model) != (model.n_layers, model.d_model):
-        raise WorkbenchError(f"vLLM loaded {engine.n_layers} layers × {engine.d_model} for {model.name}, the workbench {model.n_layers} × {model.d_model}")
+        raise WorkbenchError(
+            f"vLLM loaded {engine.n_layers} layers × {engine.d_model} for {model.name}, the workbench {model.n_layers} × {model.d_model}"
+        )
     model.backend = engine
     return model

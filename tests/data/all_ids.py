@@ -4,9 +4,8 @@ the project's test queries and the registry's own descriptions. `python tests/da
 
 from pathlib import Path
 
-from workbench.instructions import IFEVAL_IDS, Instruction
+from workbench.instructions import IFEVAL_IDS, Instruction, ifeval_records
 from workbench.io import write_jsonl
-from workbench.instructions import ifeval_records
 
 PER_ID = 4
 
@@ -24,7 +23,9 @@ def entries() -> list:
 
 
 def records() -> list[dict]:
-    return [{**r, "key": f"{i:03d}"} for i, r in enumerate(ifeval_records(entries(), split="test", per_instruction=PER_ID))]
+    return [
+        {**r, "key": f"{i:03d}"} for i, r in enumerate(ifeval_records(entries(), split="test", per_instruction=PER_ID))
+    ]
 
 
 if __name__ == "__main__":

@@ -4,9 +4,8 @@ the registry's own descriptions. `python tests/data/format13.py` rewrites it; a 
 
 from pathlib import Path
 
-from workbench.instructions import Instruction
+from workbench.instructions import Instruction, ifeval_records
 from workbench.io import write_jsonl
-from workbench.instructions import ifeval_records
 
 PER_ID = 12
 
@@ -19,13 +18,22 @@ def variants() -> list[list[Instruction]]:
         [I("detectable_format:title")],
         [I("detectable_format:number_bullet_lists", num_bullets=n) for n in (2, 3, 4)],
         [I("detectable_format:number_highlighted_sections", num_highlights=n) for n in (1, 2, 3)],
-        [I("detectable_format:multiple_sections", section_spliter=s, num_sections=n) for s, n in (("Section", 2), ("SECTION", 3))],
+        [
+            I("detectable_format:multiple_sections", section_spliter=s, num_sections=n)
+            for s, n in (("Section", 2), ("SECTION", 3))
+        ],
         [I("detectable_format:constrained_response")],
         [I("change_case:english_lowercase")],
         [I("change_case:english_capital")],
-        [I("change_case:capital_word_frequency", capital_frequency=n, capital_relation=r) for n, r in ((3, "at least"), (5, "less than"))],
+        [
+            I("change_case:capital_word_frequency", capital_frequency=n, capital_relation=r)
+            for n, r in ((3, "at least"), (5, "less than"))
+        ],
         [I("punctuation:no_comma")],
-        [I("startend:end_checker", end_phrase=p) for p in ("Is there anything else I can help with?", "Any other questions?", "Peace!")],
+        [
+            I("startend:end_checker", end_phrase=p)
+            for p in ("Is there anything else I can help with?", "Any other questions?", "Peace!")
+        ],
         [I("startend:quotation")],
         [I("language:response_language", language=l) for l in ("de", "fr", "es")],
     ]

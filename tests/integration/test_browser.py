@@ -44,13 +44,18 @@ def _needs(tool: str | None, what: str):
 def widget_js() -> dict[str, Path]:
     """``embed-amd.js`` and ``require.js`` on disk, from the npm registry once."""
     folder = cache_dir() / "widget-js"
-    files = {"html-manager": folder / "html-manager" / "dist" / "embed-amd.js", "requirejs": folder / "requirejs" / "require.js"}
+    files = {
+        "html-manager": folder / "html-manager" / "dist" / "embed-amd.js",
+        "requirejs": folder / "requirejs" / "require.js",
+    }
     for name, spec in NPM_PACKAGES.items():
         if files[name].exists():
             continue
         npm = _needs(shutil.which("npm"), "npm (to fetch the widget manager's JavaScript)")
         (folder / name).mkdir(parents=True, exist_ok=True)
-        packed = subprocess.run([npm, "pack", spec, "--silent"], cwd=folder, capture_output=True, text=True, timeout=300, check=True)
+        packed = subprocess.run(
+            [npm, "pack", spec, "--silent"], cwd=folder, capture_output=True, text=True, timeout=300, check=True
+        )
         tarball = folder / packed.stdout.strip().splitlines()[-1]
         shutil.unpack_archive(tarball, folder / name)
         for item in (folder / name / "package").iterdir():
@@ -61,8 +66,17 @@ def widget_js() -> dict[str, Path]:
 
 def _chromium(*args: str, html: Path) -> str:
     browser = _needs(chromium_path(), "Chromium")
-    command = [browser, "--headless=new", "--no-sandbox", "--disable-gpu", "--allow-file-access-from-files",
-               "--virtual-time-budget=20000", "--window-size=1300,900", *args, html.as_uri()]
+    command = [
+        browser,
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--allow-file-access-from-files",
+        "--virtual-time-budget=20000",
+        "--window-size=1300,900",
+        *args,
+        html.as_uri(),
+    ]
     return subprocess.run(command, capture_output=True, text=True, timeout=180, check=True).stdout
 
 
@@ -83,15 +97,18 @@ def test_explorer_renders_in_chromium(widget_js, tmp_path):
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in EXPLORER_NOTEBOOK])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    NotebookClient(nb, timeout=600, kernel_name="python3", store_widget_state=True,
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", store_widget_state=True, resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     errors = [o for c in nb.cells for o in c.outputs if o.output_type == "error"]
     assert not errors, errors[0]["evalue"]
     shown = json.loads(nb.cells[2].outputs[0]["text"])
     assert "layer 18" in shown["status"]
     assert "application/vnd.jupyter.widget-state+json" in nb.metadata["widgets"]
 
-    exporter = HTMLExporter(widget_renderer_url=widget_js["html-manager"].as_uri(), require_js_url=widget_js["requirejs"].as_uri())
+    exporter = HTMLExporter(
+        widget_renderer_url=widget_js["html-manager"].as_uri(), require_js_url=widget_js["requirejs"].as_uri()
+    )
     page = tmp_path / "explorer.html"
     page.write_text(exporter.from_notebook_node(nb)[0])
     dom = _chromium("--dump-dom", html=page)
@@ -125,9 +142,11 @@ def test_token_view_renders_in_chromium(tmp_path):
     reply = generate(model, [prompt], steer=vec.steer(18, 1.0), max_new_tokens=32)[0].text
     view = token_projections(model, vec, prompt, reply, layer=18)
     page = tmp_path / "token_view.html"
-    page.write_text(f"<!doctype html><meta charset='utf-8'><body style='font-family:sans-serif;max-width:1200px'>{view._repr_html_()}</body>")
+    page.write_text(
+        f"<!doctype html><meta charset='utf-8'><body style='font-family:sans-serif;max-width:1200px'>{view._repr_html_()}</body>"
+    )
     dom = _chromium("--dump-dom", html=page)
-    assert "type=\"range\"" in dom and reply.split()[0] in _dom_text(dom)
+    assert 'type="range"' in dom and reply.split()[0] in _dom_text(dom)
     screenshot = tmp_path / "token_view.png"
     _chromium(f"--screenshot={screenshot}", "--window-size=1100,520", html=page)
     assert screenshot.stat().st_size > 10_000

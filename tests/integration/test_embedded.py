@@ -3,13 +3,11 @@
 import pytest
 import torch
 
-from workbench import generate
+from workbench import WorkbenchError, generate
 from workbench.checkers import check
-from workbench import WorkbenchError
-from workbench.models import dequantized_folder, tiny_model
-from workbench.instructions import get_instruction
-from workbench.instructions import queries
 from workbench.extract import compute_vector
+from workbench.instructions import get_instruction, queries
+from workbench.models import dequantized_folder, tiny_model
 from workbench.vectors import InstructionVector
 
 pytestmark = pytest.mark.slow
@@ -18,7 +16,9 @@ pytestmark = pytest.mark.slow
 def test_bridge_logits_equal_plain_transformers(smol):
     from transformers import AutoModelForCausalLM
 
-    plain = AutoModelForCausalLM.from_pretrained(dequantized_folder(smol.name), attn_implementation="eager", dtype=torch.float32).eval()
+    plain = AutoModelForCausalLM.from_pretrained(
+        dequantized_folder(smol.name), attn_implementation="eager", dtype=torch.float32
+    ).eval()
     ids = torch.tensor([smol.encode(smol.chat("What is the capital of France?"))])
     with torch.inference_mode():
         ours = smol.bridge(ids)
@@ -75,15 +75,21 @@ def test_fast_twin_tokens_equal_bridge_path(smol):
 def test_a_25_id_ifeval_file_is_evaluated_with_nothing_skipped(smol, tmp_path):
     """Every IFEval id (single records) and two multi-instruction records, on the real model."""
     from workbench.external import evaluate_file
-    from workbench.instructions import IFEVAL_IDS, Instruction
+    from workbench.instructions import IFEVAL_IDS, Instruction, ifeval_records
     from workbench.io import write_jsonl
-    from workbench.instructions import ifeval_records
 
-    each = [Instruction.ifeval(i, **({"language": "fr"} if i == "language:response_language" else {})) for i in IFEVAL_IDS]
-    multi = [[get_instruction("no_commas"), get_instruction("lowercase")], [get_instruction("title"), get_instruction("french")]]
+    each = [
+        Instruction.ifeval(i, **({"language": "fr"} if i == "language:response_language" else {})) for i in IFEVAL_IDS
+    ]
+    multi = [
+        [get_instruction("no_commas"), get_instruction("lowercase")],
+        [get_instruction("title"), get_instruction("french")],
+    ]
     records = ifeval_records(each + multi, per_instruction=1)
     write_jsonl(tmp_path / "all.jsonl", records)
-    result = evaluate_file(smol, tmp_path / "all.jsonl", tmp_path / "out", layers=(15,), sweep_prompts=2, n_train=16, max_new_tokens=16)
+    result = evaluate_file(
+        smol, tmp_path / "all.jsonl", tmp_path / "out", layers=(15,), sweep_prompts=2, n_train=16, max_new_tokens=16
+    )
     assert result["skipped"] == {} and result["n_evaluated"] == len(records) == 27
     scored = {r["scope"] for r in result["scores"]}
     assert scored >= set(IFEVAL_IDS)

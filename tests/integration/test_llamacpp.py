@@ -14,7 +14,9 @@ import numpy as np
 import pytest
 import torch
 
-llama_cpp = pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed: `make llamacpp-check` builds it")
+llama_cpp = pytest.importorskip(
+    "llama_cpp", reason="llama-cpp-python is not installed: `make llamacpp-check` builds it"
+)
 
 from workbench.checkers import check  # noqa: E402
 from workbench.extract import compute_vector  # noqa: E402
@@ -33,7 +35,9 @@ LAYER, COEFFICIENT, NEW_TOKENS = 15, 1.0, 32
 def setting(smol):
     vec = compute_vector(smol, "french", n_pairs=32)
     prompts = [q.text for q in queries("test", limit=8)]
-    llm = llama_cpp.Llama(str(embedded_gguf_path(smol.name)), n_ctx=512, n_threads=2, seed=0, verbose=False, logits_all=True)
+    llm = llama_cpp.Llama(
+        str(embedded_gguf_path(smol.name)), n_ctx=512, n_threads=2, seed=0, verbose=False, logits_all=True
+    )
     yield vec, prompts, llm
     llm.close()
 
@@ -92,7 +96,9 @@ def _logit_change_fit(smol, vec, llm, prompts, path, strength=1.0) -> list[tuple
         ids = smol.encode(smol.chat(prompt))
         ours = _ours_logits(smol, ids, vec.steer(LAYER, COEFFICIENT)) - _ours_logits(smol, ids)
         theirs = _their_logits(llm, ids, path, strength) - _their_logits(llm, ids)
-        fits.append((float(np.corrcoef(ours.ravel(), theirs.ravel())[0, 1]), float((ours * theirs).sum() / (ours * ours).sum())))
+        fits.append(
+            (float(np.corrcoef(ours.ravel(), theirs.ravel())[0, 1]), float((ours * theirs).sum() / (ours * ours).sum()))
+        )
     return fits
 
 
@@ -108,7 +114,11 @@ def test_llama_cpp_changes_the_logits_as_the_workbench_does(smol, setting, tmp_p
     assert _exact(fits)
 
 
-@pytest.mark.parametrize("layer, strength", [(LAYER - 1, 1.0), (LAYER + 1, 1.0), (LAYER, -1.0), (LAYER, 1.5)], ids=["layer-1", "layer+1", "sign", "scale"])
+@pytest.mark.parametrize(
+    "layer, strength",
+    [(LAYER - 1, 1.0), (LAYER + 1, 1.0), (LAYER, -1.0), (LAYER, 1.5)],
+    ids=["layer-1", "layer+1", "sign", "scale"],
+)
 def test_a_layer_sign_or_scale_mistake_fails_the_comparison(smol, setting, tmp_path, layer, strength):
     vec, prompts, llm = setting
     wrong = export_control_vector(vec, tmp_path / "wrong.gguf", COEFFICIENT, layers=[layer])
@@ -133,8 +143,10 @@ def test_exported_vector_steers_llama_cpp_as_the_workbench_does(smol, setting, t
     plain = _llama_texts(smol, llm, prompts, None)
     agree = sum(a == b for a, b in zip(_passes(ours), _passes(theirs)))
     starts = [_common_start(a, b) for a, b in zip(ours, theirs)]
-    print(f"llama.cpp vs workbench at layer {LAYER}: checker agrees on {agree}/{len(prompts)}; "
-          f"passes {sum(_passes(theirs))} vs {sum(_passes(ours))} (unsteered llama.cpp {sum(_passes(plain))}); common start {starts} chars")
+    print(
+        f"llama.cpp vs workbench at layer {LAYER}: checker agrees on {agree}/{len(prompts)}; "
+        f"passes {sum(_passes(theirs))} vs {sum(_passes(ours))} (unsteered llama.cpp {sum(_passes(plain))}); common start {starts} chars"
+    )
     assert sum(_passes(ours)) >= 2 and not any(_passes(plain))  # the model responds to this vector
     assert sum(_passes(theirs)) >= 1 and agree >= len(prompts) - 1
 

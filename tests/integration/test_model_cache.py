@@ -16,7 +16,12 @@ def test_two_first_loads_at_once_share_one_folder(tmp_path):
     stale = models / ".smollm2-135m-instruct.killed"
     stale.mkdir()
     (stale / "model.safetensors").write_bytes(b"half a file")
-    procs = [subprocess.Popen([sys.executable, "-c", BUILD], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", BUILD], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=600) for p in procs]
     for p, (out, err) in zip(procs, results):
         assert p.returncode == 0, err[-2000:]

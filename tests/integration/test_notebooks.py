@@ -28,7 +28,9 @@ def displays(source: str) -> bool:
 def test_the_five_notebooks_are_stored_executed():
     assert [p.name[:2] for p in NOTEBOOKS] == ["01", "02", "03", "04", "05"]
     for path in NOTEBOOKS:
-        assert path.stat().st_size < MAX_BYTES, f"{path.name}: {path.stat().st_size} bytes (embedded plotly.js? PNG at scale 2?)"
+        assert path.stat().st_size < MAX_BYTES, (
+            f"{path.name}: {path.stat().st_size} bytes (embedded plotly.js? PNG at scale 2?)"
+        )
         nb = nbformat.read(path, as_version=4)
         for i, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
             where = f"{path.name}, code cell {i + 1}"
@@ -38,9 +40,13 @@ def test_the_five_notebooks_are_stored_executed():
             assert not [o for o in outputs if o.get("output_type") == "error"], where
             for o in outputs:
                 if PLOTLY in o.get("data", {}):
-                    assert "image/png" in o["data"], f"{where}: a Plotly figure without its PNG (plots.notebook_renderer())"
+                    assert "image/png" in o["data"], (
+                        f"{where}: a Plotly figure without its PNG (plots.notebook_renderer())"
+                    )
             text = json.dumps(outputs)
-            assert not ABSOLUTE.search(text), f"{where}: an absolute path in the output: {ABSOLUTE.search(text).group(0)}"
+            assert not ABSOLUTE.search(text), (
+                f"{where}: an absolute path in the output: {ABSOLUTE.search(text).group(0)}"
+            )
 
 
 @pytest.mark.slow
@@ -48,5 +54,7 @@ def test_the_five_notebooks_are_stored_executed():
 def test_notebook_runs(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert not errors

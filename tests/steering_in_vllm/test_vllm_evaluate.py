@@ -25,10 +25,19 @@ FRENCH = "language:response_language[language=fr]"
 
 
 def test_evaluate_through_vllm_equals_the_workbench(engine, smol, tmp_path):
-    records = ifeval_records([Instruction.ifeval("language:response_language", language="fr"), get_instruction("lowercase")], per_instruction=3)
+    records = ifeval_records(
+        [Instruction.ifeval("language:response_language", language="fr"), get_instruction("lowercase")],
+        per_instruction=3,
+    )
     write_jsonl(tmp_path / "two.jsonl", records)
-    options = dict(layers=(12, 15), sweep_prompts=4, n_train=16, max_new_tokens=24, search="reuse",
-                   settings={FRENCH: Choice.manual(FRENCH, 15, "add", 1.0)})  # French steered for sure; lowercase selected on validation
+    options = dict(
+        layers=(12, 15),
+        sweep_prompts=4,
+        n_train=16,
+        max_new_tokens=24,
+        search="reuse",
+        settings={FRENCH: Choice.manual(FRENCH, 15, "add", 1.0)},
+    )  # French steered for sure; lowercase selected on validation
     ours = evaluate_file(smol, tmp_path / "two.jsonl", tmp_path / "workbench", **options)
     theirs = evaluate_file(replace(smol, backend=engine), tmp_path / "two.jsonl", tmp_path / "vllm", **options)
     assert theirs["groups"] == ours["groups"]
@@ -36,6 +45,10 @@ def test_evaluate_through_vllm_equals_the_workbench(engine, smol, tmp_path):
     key = ["prompt_id", "condition"]
     a, b = ours.table.sort_values(key).reset_index(drop=True), theirs.table.sort_values(key).reset_index(drop=True)
     assert (a["text"] == b["text"]).all() and (a["loose"] == b["loose"]).all()
-    steered, plain = (a[(a["condition"] == c) & a["instruction_ids"].apply(lambda ids: ids == ["language:response_language"])]["text"].tolist()
-                      for c in ("steer", "no_instruction"))
+    steered, plain = (
+        a[(a["condition"] == c) & a["instruction_ids"].apply(lambda ids: ids == ["language:response_language"])][
+            "text"
+        ].tolist()
+        for c in ("steer", "no_instruction")
+    )
     assert steered != plain  # the guard: steering changed the French records' replies, so the comparison could fail

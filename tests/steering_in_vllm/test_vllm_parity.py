@@ -20,7 +20,11 @@ from workbench.detection import detect  # noqa: E402
 from workbench.generate import generate  # noqa: E402
 from workbench.steering import Steer, pack  # noqa: E402
 
-PROMPTS = ["What is the capital of France?", "Describe the tides in two sentences.", "Answer in French: give me a tip for learning to cook."]
+PROMPTS = [
+    "What is the capital of France?",
+    "Describe the tides in two sentences.",
+    "Answer in French: give me a tip for learning to cook.",
+]
 NEW = 16
 
 
@@ -64,7 +68,13 @@ def test_steered_replies_equal_the_workbench(engine, smol, french, one_sentence,
 def test_a_packed_batch_steers_each_row_its_own_way(engine, smol, french, unsteered):
     """One vLLM call, the same prompt on several rows with different settings; a NaN row is unsteered."""
     prompts = [PROMPTS[0], PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[2]]
-    rows = [[french.steer(15, 0.6)], [], [french.steer(15, 1.0)], [french.steer(12, mode="project"), french.steer(15, 0.3)], [french.steer(6, mode="ablate")]]
+    rows = [
+        [french.steer(15, 0.6)],
+        [],
+        [french.steer(15, 1.0)],
+        [french.steer(12, mode="project"), french.steer(15, 0.3)],
+        [french.steer(6, mode="ablate")],
+    ]
     specs = pack(rows)
     assert any(torch.isnan(s.coefficient).any() for s in specs)
     ours = replies(engine.generate(prompts, steer=specs, max_new_tokens=NEW))
@@ -79,7 +89,9 @@ def test_conditional_steering_equals_the_workbench(engine, smol, french, unsteer
     """Steer only the prompts the condition selects (the default one selects some, not all): the
     others are left unsteered, as in the workbench."""
     condition = french.condition()
-    gate = detect(smol, [smol.encode(smol.chat(p)) for p in PROMPTS], [condition], len(PROMPTS))[condition.key()].tolist()
+    gate = detect(smol, [smol.encode(smol.chat(p)) for p in PROMPTS], [condition], len(PROMPTS))[
+        condition.key()
+    ].tolist()
     assert any(gate) and not all(gate)
     spec = french.steer(15, 1.0, when=condition)
     ours = replies(engine.generate(PROMPTS, steer=spec, max_new_tokens=NEW))
@@ -89,8 +101,11 @@ def test_conditional_steering_equals_the_workbench(engine, smol, french, unsteer
 
 def test_bad_input_is_one_line(engine, french):
     u = french.directions[15]
-    for steer, match in [(Steer(u, 30, 1.0), "out of range"), (Steer(u[:64], 3, 1.0), "d_model=576"),
-                         (Steer(u, 3, torch.tensor([1.0, float("nan")])), "2 values for 3 prompts")]:
+    for steer, match in [
+        (Steer(u, 30, 1.0), "out of range"),
+        (Steer(u[:64], 3, 1.0), "d_model=576"),
+        (Steer(u, 3, torch.tensor([1.0, float("nan")])), "2 values for 3 prompts"),
+    ]:
         with pytest.raises(WorkbenchError, match=match):
             engine.generate(PROMPTS, steer=steer, max_new_tokens=2)
     with pytest.raises(WorkbenchError, match="no prompts"):

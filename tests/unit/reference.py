@@ -5,8 +5,12 @@ that applies the operator by hand, and a greedy loop that recomputes the whole s
 import torch
 
 
-def steered_greedy(hf, tokenizer, prompt: str, n_new: int, layer: int | None = None, direction=None, op: str = "add", c: float = 0.0) -> list[int]:
-    text = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+def steered_greedy(
+    hf, tokenizer, prompt: str, n_new: int, layer: int | None = None, direction=None, op: str = "add", c: float = 0.0
+) -> list[int]:
+    text = tokenizer.apply_chat_template(
+        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
+    )
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     handle = None
     if layer is not None:

@@ -22,8 +22,13 @@ from workbench.sweep.cluster import RayExecutor  # noqa: E402
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this test module
 
 CONFIG = dict(
-    model=TINY_MODEL, instructions=("one_sentence", "lowercase"), layers=(1, 2), coefficients=(1.0, 4.0),
-    n_train=8, n_prompts=3, max_new_tokens=6,
+    model=TINY_MODEL,
+    instructions=("one_sentence", "lowercase"),
+    layers=(1, 2),
+    coefficients=(1.0, 4.0),
+    n_train=8,
+    n_prompts=3,
+    max_new_tokens=6,
 )
 
 
@@ -70,7 +75,9 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ray_rows_equal_local_rows(cluster, tiny, local, tmp_path, workers):
     executor = RayExecutor(workers=workers, load=load_tiny)
-    table = run_sweep(tiny, SweepConfig(**CONFIG), tmp_path, progress=False, judge=judge, rows_per_batch=12, executor=executor).table
+    table = run_sweep(
+        tiny, SweepConfig(**CONFIG), tmp_path, progress=False, judge=judge, rows_per_batch=12, executor=executor
+    ).table
     _same(table, local)
     assert executor.stats["workers"] == workers and executor.stats["retries"] == 0
     assert f"on {workers} Ray workers" in executor.summary()
@@ -78,11 +85,21 @@ def test_ray_rows_equal_local_rows(cluster, tiny, local, tmp_path, workers):
 
 def test_a_worker_killed_mid_batch_loses_only_that_batch(cluster, tiny, local, tmp_path):
     executor = RayExecutor(workers=2, load=load_tiny)
-    table = run_sweep(tiny, SweepConfig(**CONFIG), tmp_path / "out", progress=False, judge=KillOnce(tmp_path / "killed"),
-                      rows_per_batch=12, executor=executor).table
+    table = run_sweep(
+        tiny,
+        SweepConfig(**CONFIG),
+        tmp_path / "out",
+        progress=False,
+        judge=KillOnce(tmp_path / "killed"),
+        rows_per_batch=12,
+        executor=executor,
+    ).table
     assert (tmp_path / "killed").exists() and executor.stats["retries"] == 1
     _same(table, local)  # every unit once: no duplicate rows, none missing
-    assert len(list((tmp_path / "out" / "units").glob("*.jsonl"))) == local.groupby(["instruction", "with_instruction", "layer"], dropna=False).ngroups
+    assert (
+        len(list((tmp_path / "out" / "units").glob("*.jsonl")))
+        == local.groupby(["instruction", "with_instruction", "layer"], dropna=False).ngroups
+    )
 
 
 class StopAfter(tqdm):
@@ -100,10 +117,29 @@ class StopAfter(tqdm):
 
 def test_an_interrupted_driver_resumes_to_the_local_table(cluster, tiny, local, tmp_path):
     with pytest.raises(KeyboardInterrupt):
-        run_sweep(tiny, SweepConfig(**CONFIG), tmp_path, judge=judge, rows_per_batch=12, bar=StopAfter(2), executor=RayExecutor(workers=2, load=load_tiny))
+        run_sweep(
+            tiny,
+            SweepConfig(**CONFIG),
+            tmp_path,
+            judge=judge,
+            rows_per_batch=12,
+            bar=StopAfter(2),
+            executor=RayExecutor(workers=2, load=load_tiny),
+        )
     done = len(list((tmp_path / "units").glob("*.jsonl")))
     assert 0 < done < local.groupby(["instruction", "with_instruction", "layer"], dropna=False).ngroups
-    _same(run_sweep(tiny, SweepConfig(**CONFIG), tmp_path, progress=False, judge=judge, rows_per_batch=12, executor=RayExecutor(workers=2, load=load_tiny)).table, local)
+    _same(
+        run_sweep(
+            tiny,
+            SweepConfig(**CONFIG),
+            tmp_path,
+            progress=False,
+            judge=judge,
+            rows_per_batch=12,
+            executor=RayExecutor(workers=2, load=load_tiny),
+        ).table,
+        local,
+    )
 
 
 def test_without_ray_a_one_line_error_names_the_extra(monkeypatch):
@@ -125,7 +161,9 @@ def test_cli_ray_flag_without_ray_fails_in_one_line_and_writes_nothing(monkeypat
     assert len(err) == 1 and "pip install 'workbench[ray]'" in err[0] and not out.exists()
 
 
-@pytest.mark.parametrize("argv, address, workers", [(["--ray"], None, None), (["--ray", "auto", "--ray-workers", "8"], "auto", 8)])
+@pytest.mark.parametrize(
+    "argv, address, workers", [(["--ray"], None, None), (["--ray", "auto", "--ray-workers", "8"], "auto", 8)]
+)
 def test_cli_ray_flag_reaches_the_executor(argv, address, workers):
     from workbench.cli import build_parser
     from workbench.commands import _executor

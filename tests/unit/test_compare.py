@@ -21,7 +21,9 @@ def test_the_table_is_independent_generation_and_checks(tiny, tiny_vector):
     assert list(t["unsteered_follows"]) == [inst.check(x).loose for x in plain]
     assert list(t["steered_follows"]) == [inst.check(x).loose for x in steered]
     assert t["degenerate"].dtype == bool and t["logprob"].notna().all()
-    assert repr(result).startswith("SideBySide('one_sentence', Steer(one_sentence @ layer 2: add") and "3 prompts" in repr(result)
+    assert repr(result).startswith(
+        "SideBySide('one_sentence', Steer(one_sentence @ layer 2: add"
+    ) and "3 prompts" in repr(result)
 
 
 def test_several_steers_apply_together_and_a_per_query_instruction_is_filled(tiny, tiny_vector):
@@ -29,7 +31,9 @@ def test_several_steers_apply_together_and_a_per_query_instruction_is_filled(tin
     result = side_by_side(tiny, PROMPTS[:2], "exclude_word", both, max_new_tokens=5)
     assert list(result.table["steered"]) == [g.text for g in generate(tiny, PROMPTS[:2], steer=both, max_new_tokens=5)]
     assert " + " in result.steer
-    assert follows("exclude_word", "Tides rise.", "Describe tides.") is False  # the topic word of the prompt is filled in
+    assert (
+        follows("exclude_word", "Tides rise.", "Describe tides.") is False
+    )  # the topic word of the prompt is filled in
 
 
 def test_the_card_escapes_the_texts(tiny_vector, tiny):
@@ -42,5 +46,7 @@ def test_the_card_escapes_the_texts(tiny_vector, tiny):
 
 def test_an_instruction_without_checker_gives_no_verdict():
     assert follows("text:Answer like a pirate.", "Arr.", "Hi") is None
-    card = SideBySide("x", "s", pd.DataFrame([["p", "a", None, "b", None, -1.0, 0.0, False]], columns=COLUMNS))._repr_html_()
+    card = SideBySide(
+        "x", "s", pd.DataFrame([["p", "a", None, "b", None, -1.0, 0.0, False]], columns=COLUMNS)
+    )._repr_html_()
     assert "–" in card

@@ -54,7 +54,9 @@ def test_compiled_equals_eager_steered_and_unsteered(model):
         assert supported(model, steer) is None
         eager = _tokens(model, PROMPTS, steer)
         assert _tokens(model, PROMPTS, steer, compile=True) == eager, steer
-    assert _tokens(model, PROMPTS, _specs(model)[1]) != _tokens(model, PROMPTS, []), "the steering changed nothing: the test could not fail"
+    assert _tokens(model, PROMPTS, _specs(model)[1]) != _tokens(model, PROMPTS, []), (
+        "the steering changed nothing: the test could not fail"
+    )
 
 
 def test_compiled_batch_equals_single(model):
@@ -70,7 +72,10 @@ def test_new_steering_reuses_the_compiled_step(model):
     _tokens(model, PROMPTS, _specs(model)[1], compile=True)
     before = counters["stats"]["unique_graphs"]
     for steer in _specs(model, seed=1):
-        moved = [s.scaled(s.coefficient * 0.5) if s.mode == "add" and not torch.is_tensor(s.coefficient) else s for s in steer]
+        moved = [
+            s.scaled(s.coefficient * 0.5) if s.mode == "add" and not torch.is_tensor(s.coefficient) else s
+            for s in steer
+        ]
         _tokens(model, PROMPTS, moved, compile=True)
     assert counters["stats"]["unique_graphs"] == before
 
@@ -104,6 +109,8 @@ def test_compiled_equals_eager_when_rows_stop_at_different_steps(model, monkeypa
     free = [g.token_ids for g in generate(model, PROMPTS, steer=steer, max_new_tokens=N)]
     monkeypatch.setattr(model, "stop_token_ids", [free[0][2], free[2][5]])
     eager = generate(model, PROMPTS, steer=steer, max_new_tokens=N)
-    assert any(g.stopped for g in eager) and not all(g.stopped for g in eager), "no row stopped early: the test could not fail"
+    assert any(g.stopped for g in eager) and not all(g.stopped for g in eager), (
+        "no row stopped early: the test could not fail"
+    )
     got = generate(model, PROMPTS, steer=steer, max_new_tokens=N, compile=True)
     assert [(g.token_ids, g.stopped) for g in got] == [(g.token_ids, g.stopped) for g in eager]

@@ -11,7 +11,14 @@ from workbench.extract import record_last_token
 from workbench.steering import Condition
 from workbench.vectors import InstructionVector
 
-PROMPTS = ["Explain how volcanoes work.", "hi", "What are the main benefits of tea?", "Describe the history of jazz.", "a b c", "Why do cats purr?"]
+PROMPTS = [
+    "Explain how volcanoes work.",
+    "hi",
+    "What are the main benefits of tea?",
+    "Describe the history of jazz.",
+    "a b c",
+    "Why do cats purr?",
+]
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +72,10 @@ def test_conditional_rows_sit_between_always_and_never(tiny, tiny_vector):
     spec = choice.spec(tiny_vector)
     four = four_conditions(tiny, examples, spec, spec, "one_sentence", (choice, choice), 8)
     by = lambda rows, cond: [r["text"] for r in rows if r["condition"] == cond]
-    for threshold, without, with_ in ((float("inf"), "steer", "instruction_steer"), (float("-inf"), "no_instruction", "instruction")):
+    for threshold, without, with_ in (
+        (float("inf"), "steer", "instruction_steer"),
+        (float("-inf"), "no_instruction", "instruction"),
+    ):
         when = Condition(tiny_vector.directions[1], 1, threshold)
         rows = conditional_conditions(tiny, examples, [replace(s, when=when) for s in spec], "one_sentence", choice, 8)
         assert by(rows, "conditional") == by(four, without) and by(rows, "instruction_conditional") == by(four, with_)

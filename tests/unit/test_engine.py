@@ -12,12 +12,21 @@ from workbench.batching import MEMORY_FRACTION, auto_batch_size, row_bytes
 from workbench.models import TINY_MODEL, load_model, tiny_model
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-PROMPTS = ["Describe tides.", "Name a colour.", "Say hello to the reader in a short sentence.", "Count to three.", "Why is the sky blue?", "What is rain?"]
+PROMPTS = [
+    "Describe tides.",
+    "Name a colour.",
+    "Say hello to the reader in a short sentence.",
+    "Count to three.",
+    "Why is the sky blue?",
+    "What is rain?",
+]
 
 
 def _free(monkeypatch, model, rows: int, max_len: int) -> None:
     """Pretend the device has room for exactly ``rows`` rows of ``max_len`` tokens."""
-    monkeypatch.setattr("workbench.batching.free_bytes", lambda device: int(rows * row_bytes(model, max_len) / MEMORY_FRACTION) + 1)
+    monkeypatch.setattr(
+        "workbench.batching.free_bytes", lambda device: int(rows * row_bytes(model, max_len) / MEMORY_FRACTION) + 1
+    )
 
 
 def _batch_sizes(monkeypatch, model) -> list[int]:

@@ -16,18 +16,35 @@ from workbench.instructions import catalog
 CASES = {
     "lowercase": [("the sea is calm today.", True, True), ("The sea is calm today.", False, False)],
     "capitals": [("THE SEA IS CALM TODAY.", True, True), ("The sea is calm.", False, False)],
-    "json": [('{"answer": "calm"}', True, True), ("The sea is calm.", False, False), ('Here it is:\n{"a": 1}', False, True)],
+    "json": [
+        ('{"answer": "calm"}', True, True),
+        ("The sea is calm.", False, False),
+        ('Here it is:\n{"a": 1}', False, True),
+    ],
     "no_commas": [("The sea is calm today.", True, True), ("The sea, today, is calm.", False, False)],
     "quotation": [('"The sea is calm."', True, True), ("The sea is calm.", False, False)],
-    "end_phrase": [("The sea is calm. Is there anything else I can help with?", True, True), ("The sea is calm.", False, False)],
+    "end_phrase": [
+        ("The sea is calm. Is there anything else I can help with?", True, True),
+        ("The sea is calm.", False, False),
+    ],
     "title": [("<<Calm Seas>>\nThe sea is calm.", True, True), ("Calm Seas\nThe sea is calm.", False, False)],
     "bullet_list": [("* one\n* two\n* three", True, True), ("* one\n* two", False, False)],
-    "one_sentence": [("The sea is calm.", True, True), ("The sea is calm. The sky is blue.", False, False), ("Sure!\nThe sea is calm.", False, True)],
+    "one_sentence": [
+        ("The sea is calm.", True, True),
+        ("The sea is calm. The sky is blue.", False, False),
+        ("Sure!\nThe sea is calm.", False, True),
+    ],
     "concise": [("The sea is calm.", True, True), (" ".join(["word"] * 60), False, False)],
     "include_word": [("Volcanoes erupt when pressure builds.", True, True), ("Mountains can erupt.", False, False)],
     "exclude_word": [("Mountains can erupt.", True, True), ("Volcanoes erupt when pressure builds.", False, False)],
-    "french": [("La mer est calme aujourd'hui et le ciel est bleu.", True, True), ("The sea is calm today and the sky is blue.", False, False)],
-    "spanish": [("El mar está tranquilo hoy y el cielo es azul.", True, True), ("The sea is calm today and the sky is blue.", False, False)],
+    "french": [
+        ("La mer est calme aujourd'hui et le ciel est bleu.", True, True),
+        ("The sea is calm today and the sky is blue.", False, False),
+    ],
+    "spanish": [
+        ("El mar está tranquilo hoy y el cielo es azul.", True, True),
+        ("The sea is calm today and the sky is blue.", False, False),
+    ],
 }
 QUERY = "Explain how volcanoes work."
 
@@ -64,7 +81,9 @@ def test_every_catalog_instruction_has_cases():
 
 def test_checkers_match_lm_eval_and_hand_labels_with_network_off(tmp_path):
     env = {"WORKBENCH_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
-    proc = subprocess.run([sys.executable, "-c", OFFLINE_SCRIPT, json.dumps(CASES)], capture_output=True, text=True, env=env, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", OFFLINE_SCRIPT, json.dumps(CASES)], capture_output=True, text=True, env=env, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     for name, items in CASES.items():

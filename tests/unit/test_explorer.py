@@ -21,13 +21,18 @@ def cache(monkeypatch, tmp_path):
 def _steered(tiny, setting: Setting, max_new_tokens: int = 6) -> str:
     """The same reply computed without the explorer."""
     vec = cached_vector(tiny, setting.instruction, n_pairs=4)
-    spec = vec.steer(setting.layer, mode="project", positions=setting.positions) if setting.mode == "project" else \
-        vec.steer(setting.layer, setting.coefficient, positions=setting.positions)
+    spec = (
+        vec.steer(setting.layer, mode="project", positions=setting.positions)
+        if setting.mode == "project"
+        else vec.steer(setting.layer, setting.coefficient, positions=setting.positions)
+    )
     return generate(tiny, [setting.prompt], steer=spec, max_new_tokens=max_new_tokens)[0].text
 
 
 def test_moving_a_slider_generates_with_the_new_setting(tiny, monkeypatch):
-    ex = Explorer(tiny, instruction="one_sentence", prompt="Describe tides.", max_new_tokens=6, n_pairs=4, background=False)
+    ex = Explorer(
+        tiny, instruction="one_sentence", prompt="Describe tides.", max_new_tokens=6, n_pairs=4, background=False
+    )
     calls = []
     real = generate
 
@@ -46,7 +51,9 @@ def test_moving_a_slider_generates_with_the_new_setting(tiny, monkeypatch):
 
 
 def test_a_burst_of_moves_in_the_background_ends_on_the_last_setting(tiny):
-    ex = Explorer(tiny, instruction="one_sentence", prompt="Describe tides.", max_new_tokens=6, n_pairs=4, debounce_s=0.05)
+    ex = Explorer(
+        tiny, instruction="one_sentence", prompt="Describe tides.", max_new_tokens=6, n_pairs=4, debounce_s=0.05
+    )
     for layer in (0, 1, 2, 3, 1):
         ex.layer.value = layer
     deadline = time.time() + 60

@@ -7,9 +7,8 @@ import pytest
 
 from workbench import WorkbenchError, generate
 from workbench.external import evaluate_file, plan_file
-from workbench.instructions import IFEVAL_IDS, Instruction, get_instruction
+from workbench.instructions import IFEVAL_IDS, Instruction, get_instruction, ifeval_records
 from workbench.io import read_jsonl, write_jsonl
-from workbench.instructions import ifeval_records
 from workbench.store import vector_for
 from workbench.sweep import Choice, SweepConfig, catalog_examples, four_conditions, run_sweep, select, summarize
 
@@ -17,14 +16,24 @@ FAST = dict(layers=(1, 2), sweep_prompts=2, n_train=4, max_new_tokens=6)
 
 
 def every_id():
-    return [Instruction.ifeval(i, **({"language": "de"} if i == "language:response_language" else {})) for i in IFEVAL_IDS]
+    return [
+        Instruction.ifeval(i, **({"language": "de"} if i == "language:response_language" else {})) for i in IFEVAL_IDS
+    ]
 
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):
     """All 25 ids once, two languages, and two multi-instruction records."""
-    multi = [[get_instruction("no_commas"), get_instruction("lowercase")], [Instruction.ifeval("detectable_format:title"), Instruction.ifeval("language:response_language", language="fr")]]
-    records = ifeval_records(every_id() + [Instruction.ifeval("language:response_language", language="ja")] + multi, per_instruction=1)
+    multi = [
+        [get_instruction("no_commas"), get_instruction("lowercase")],
+        [
+            Instruction.ifeval("detectable_format:title"),
+            Instruction.ifeval("language:response_language", language="fr"),
+        ],
+    ]
+    records = ifeval_records(
+        every_id() + [Instruction.ifeval("language:response_language", language="ja")] + multi, per_instruction=1
+    )
     path = tmp_path_factory.mktemp("data") / "synthetic.jsonl"
     write_jsonl(path, records)
     return path, records
@@ -39,7 +48,9 @@ def evaluated(tiny, synthetic, tmp_path_factory):
 def test_every_record_of_a_25_id_file_is_evaluated(evaluated, synthetic):
     out, result = evaluated
     drift = result.drift()
-    assert set(drift["instruction"]) == set(result["groups"]) and (out / "drift.html").exists()  # validation against test, every group
+    assert (
+        set(drift["instruction"]) == set(result["groups"]) and (out / "drift.html").exists()
+    )  # validation against test, every group
     records = synthetic[1]
     assert result["skipped"] == {} and result["n_evaluated"] == len(records)
     scores = {(r["scope"], r["condition"], r["level"], r["metric"]): r for r in result["scores"]}
@@ -49,7 +60,10 @@ def test_every_record_of_a_25_id_file_is_evaluated(evaluated, synthetic):
         assert scores[("all", cond, "instruction", "strict")]["n"] == n_instructions
         for iid in IFEVAL_IDS:
             assert scores[(iid, cond, "instruction", "loose")]["n"] >= 1
-    assert "language:response_language[language=ja]" in result["groups"] and "language:response_language[language=de]" in result["groups"]
+    assert (
+        "language:response_language[language=ja]" in result["groups"]
+        and "language:response_language[language=de]" in result["groups"]
+    )
     assert "| **prompt-level, all** |" in (out / "report.md").read_text()
 
 
@@ -68,36 +82,62 @@ def test_a_multi_instruction_record_composes_each_groups_vector_at_its_own_layer
     lower, comma = "change_case:english_lowercase", "punctuation:no_comma"
     settings = {lower: Choice.manual(lower, 1, "add", 8.0), comma: Choice.manual(comma, 2, "project")}
     result = evaluate_file(tiny, synthetic[0], tmp_path, **{**FAST, "layers": (1,)}, settings=settings)
-    assert result["groups"][lower]["without_instruction"]["layer"] == 1 and result["groups"][comma]["without_instruction"]["mode"] == "project"
+    assert (
+        result["groups"][lower]["without_instruction"]["layer"] == 1
+        and result["groups"][comma]["without_instruction"]["mode"] == "project"
+    )
     rows = read_jsonl(tmp_path / "rows.jsonl")
     plan = plan_file(synthetic[0])
     vec = {name: vector_for(tiny, plan.groups[name], tmp_path / "sweep", FAST["n_train"]) for name in (lower, comma)}
     both = [vec[lower].steer(1, 8.0), vec[comma].steer(2, mode="project")]
     multi = [r for r in rows if r["groups"] == [[comma], [lower]]]
     by_cond = {r["condition"]: r for r in multi}
-    alone = generate(tiny, [by_cond["steer"]["query"], by_cond["instruction_steer"]["prompt"]], steer=both, max_new_tokens=FAST["max_new_tokens"])
+    alone = generate(
+        tiny,
+        [by_cond["steer"]["query"], by_cond["instruction_steer"]["prompt"]],
+        steer=both,
+        max_new_tokens=FAST["max_new_tokens"],
+    )
     assert [g.text for g in alone] == [by_cond["steer"]["text"], by_cond["instruction_steer"]["text"]]
     assert by_cond["steer"]["text"] != by_cond["no_instruction"]["text"]  # the vectors did act
     single = next(r for r in rows if r["groups"] == [[lower]] and r["condition"] == "steer")
-    assert generate(tiny, [single["query"]], steer=both[:1], max_new_tokens=FAST["max_new_tokens"])[0].text == single["text"]
+    assert (
+        generate(tiny, [single["query"]], steer=both[:1], max_new_tokens=FAST["max_new_tokens"])[0].text
+        == single["text"]
+    )
 
 
 def test_unknown_ids_fail_before_anything_runs_unless_skipped(tmp_path, synthetic):
-    records = synthetic[1][:3] + [{"key": "x", "prompt": "Hi. Rhyme.", "instruction_id_list": ["poetry:rhyme"], "kwargs": [{}], "prompt_without_instruction": "Hi."}]
+    records = synthetic[1][:3] + [
+        {
+            "key": "x",
+            "prompt": "Hi. Rhyme.",
+            "instruction_id_list": ["poetry:rhyme"],
+            "kwargs": [{}],
+            "prompt_without_instruction": "Hi.",
+        }
+    ]
     path = tmp_path / "bad.jsonl"
     write_jsonl(path, records)
     with pytest.raises(WorkbenchError, match="poetry:rhyme .*--skip-unknown"):
         plan_file(path)
     plan = plan_file(path, skip_unknown=True)
     assert list(plan.skipped) == ["x"] and len(plan.items) == 3
-    bad_kwargs = {**synthetic[1][0], "key": "k7", "instruction_id_list": ["language:response_language"], "kwargs": [{"language": "xx"}]}
+    bad_kwargs = {
+        **synthetic[1][0],
+        "key": "k7",
+        "instruction_id_list": ["language:response_language"],
+        "kwargs": [{"language": "xx"}],
+    }
     write_jsonl(path, [bad_kwargs])
     with pytest.raises(WorkbenchError, match=r"bad.jsonl line 1 \(key k7\): unknown language 'xx'"):
         plan_file(path)
 
 
 def test_file_pairs_report_only_test_records(tmp_path):
-    records = ifeval_records([Instruction.ifeval("language:response_language", language="de")], split=None, per_instruction=40)
+    records = ifeval_records(
+        [Instruction.ifeval("language:response_language", language="de")], split=None, per_instruction=40
+    )
     path = tmp_path / "own.jsonl"
     write_jsonl(path, records)
     plan = plan_file(path, pairs="file")
@@ -115,16 +155,33 @@ def test_custom_instruction_with_a_checker_goes_through_sweep_and_report(tiny, t
         return len(text.split()) < 5
 
     brief = Instruction.custom("Answer in under five words.", check=short, id="brief")
-    config = SweepConfig(model=tiny.name, instructions=(brief,), layers=(1,), coefficients=(1.0,), n_train=4, n_prompts=2, max_new_tokens=6)
+    config = SweepConfig(
+        model=tiny.name,
+        instructions=(brief,),
+        layers=(1,),
+        coefficients=(1.0,),
+        n_train=4,
+        n_prompts=2,
+        max_new_tokens=6,
+    )
     table = run_sweep(tiny, config, tmp_path, progress=False).table
     assert set(table["instruction"]) == {"brief"} and calls
     for _, row in table.iterrows():
         assert row["strict"] == (bool(row["text"].strip()) and short(row["text"]))
     choice = select(table)[("brief", False)]
     vec = vector_for(tiny, brief, tmp_path, 4)
-    rows = four_conditions(tiny, catalog_examples(brief, "test", limit=2), choice.spec(vec), choice.spec(vec), "brief", max_new_tokens=6)
-    assert set(summarize(__import__("pandas").DataFrame(rows))["condition"]) == {"no_instruction", "steer", "instruction", "instruction_steer"}
-    assert json.loads(json.dumps(config.to_json()))["instructions"][0]["members"][0]["checker"]["name"].endswith("short")
+    rows = four_conditions(
+        tiny, catalog_examples(brief, "test", limit=2), choice.spec(vec), choice.spec(vec), "brief", max_new_tokens=6
+    )
+    assert set(summarize(__import__("pandas").DataFrame(rows))["condition"]) == {
+        "no_instruction",
+        "steer",
+        "instruction",
+        "instruction_steer",
+    }
+    assert json.loads(json.dumps(config.to_json()))["instructions"][0]["members"][0]["checker"]["name"].endswith(
+        "short"
+    )
 
 
 def test_a_sweep_refuses_an_instruction_without_a_checker():
@@ -136,7 +193,9 @@ def test_evaluate_instructions_runs_a_custom_checker_end_to_end(tiny, tmp_path):
     from workbench.external import evaluate_instructions
 
     brief = Instruction.custom("Answer in under five words.", check=lambda r: len(r.split()) < 5, id="brief")
-    result = evaluate_instructions(tiny, [brief], tmp_path, test_prompts=3, layers=(1, 2), sweep_prompts=3, n_train=4, max_new_tokens=6)
+    result = evaluate_instructions(
+        tiny, [brief], tmp_path, test_prompts=3, layers=(1, 2), sweep_prompts=3, n_train=4, max_new_tokens=6
+    )
     scores = {(r["scope"], r["condition"], r["level"], r["metric"]): r for r in result["scores"]}
     assert scores[("custom:brief", "steer", "instruction", "loose")]["n"] == 3 and result["n_evaluated"] == 3
     rows = read_jsonl(tmp_path / "rows.jsonl")
@@ -157,9 +216,17 @@ def test_conditional_rows_use_each_groups_own_condition(tiny, synthetic, tmp_pat
     assert {r["condition"] for r in rows} >= {"conditional", "instruction_conditional"}
     plan = plan_file(synthetic[0])
     vec = {name: vector_for(tiny, plan.groups[name], tmp_path / "sweep", FAST["n_train"]) for name in (lower, comma)}
-    gated = [replace(vec[lower].steer(1, 8.0), when=vec[lower].condition()), replace(vec[comma].steer(2, mode="project"), when=vec[comma].condition())]
+    gated = [
+        replace(vec[lower].steer(1, 8.0), when=vec[lower].condition()),
+        replace(vec[comma].steer(2, mode="project"), when=vec[comma].condition()),
+    ]
     multi = {r["condition"]: r for r in rows if r["groups"] == [[comma], [lower]]}
-    alone = generate(tiny, [multi["conditional"]["query"], multi["instruction_conditional"]["prompt"]], steer=gated, max_new_tokens=FAST["max_new_tokens"])
+    alone = generate(
+        tiny,
+        [multi["conditional"]["query"], multi["instruction_conditional"]["prompt"]],
+        steer=gated,
+        max_new_tokens=FAST["max_new_tokens"],
+    )
     assert [g.text for g in alone] == [multi["conditional"]["text"], multi["instruction_conditional"]["text"]]
     scores = pd.read_csv(tmp_path / "scores.csv")
     assert {"conditional", "instruction_conditional"} <= set(scores["condition"])
@@ -179,10 +246,20 @@ def test_keyword_records_get_one_vector_per_word_and_compose_them(tmp_path):
     """The paper's keyword setup: each word its own vector group (its pairs name that word), and a
     record naming two words steers with both; ``--group-by keywords:existence=`` gives one group again."""
     records = [
-        {"key": "a", "prompt": "Describe a farm. Include keywords apple, river in the response.", "instruction_id_list": ["keywords:existence"],
-         "kwargs": [{"keywords": ["apple", "river"]}], "prompt_without_instruction": "Describe a farm."},
-        {"key": "b", "prompt": "Describe a town. Include keywords apple in the response.", "instruction_id_list": ["keywords:existence"],
-         "kwargs": [{"keywords": ["apple"]}], "prompt_without_instruction": "Describe a town."},
+        {
+            "key": "a",
+            "prompt": "Describe a farm. Include keywords apple, river in the response.",
+            "instruction_id_list": ["keywords:existence"],
+            "kwargs": [{"keywords": ["apple", "river"]}],
+            "prompt_without_instruction": "Describe a farm.",
+        },
+        {
+            "key": "b",
+            "prompt": "Describe a town. Include keywords apple in the response.",
+            "instruction_id_list": ["keywords:existence"],
+            "kwargs": [{"keywords": ["apple"]}],
+            "prompt_without_instruction": "Describe a town.",
+        },
     ]
     write_jsonl(tmp_path / "kw.jsonl", records)
     plan = plan_file(tmp_path / "kw.jsonl")
@@ -190,7 +267,10 @@ def test_keyword_records_get_one_vector_per_word_and_compose_them(tmp_path):
     assert set(plan.groups) == {apple, river}
     assert [m.kwargs["keywords"] for m in plan.groups[apple].members] == [["apple"]]
     assert [names for _, names in plan.items] == [((apple, river),), ((apple,),)]
-    assert [e.instructions[0].kwargs["keywords"] for e, _ in plan.items] == [["apple", "river"], ["apple"]]  # checked on the record's own words
+    assert [e.instructions[0].kwargs["keywords"] for e, _ in plan.items] == [
+        ["apple", "river"],
+        ["apple"],
+    ]  # checked on the record's own words
     one = plan_file(tmp_path / "kw.jsonl", group_by={"keywords:existence": ()})
     assert list(one.groups) == ["keywords:existence"] and one.groups["keywords:existence"].members[0].per_query
 
@@ -203,14 +283,23 @@ def test_unsteered_conditions_are_generated_once_and_equal_their_own_generation(
     examples = catalog_examples("one_sentence", "test", limit=3)
     sizes = []
     real = conditions.generate
-    monkeypatch.setattr(conditions, "generate", lambda model, prompts, **kw: sizes.append(len(prompts)) or real(model, prompts, **kw))
+    monkeypatch.setattr(
+        conditions, "generate", lambda model, prompts, **kw: sizes.append(len(prompts)) or real(model, prompts, **kw)
+    )
     rows = four_conditions(tiny, examples, [], [], "one_sentence", max_new_tokens=6)
-    assert sizes == [2 * 3] and [r["condition"] for r in rows] == [c for c in ("no_instruction", "steer", "instruction", "instruction_steer") for _ in range(3)]
+    assert sizes == [2 * 3] and [r["condition"] for r in rows] == [
+        c for c in ("no_instruction", "steer", "instruction", "instruction_steer") for _ in range(3)
+    ]
     by = {(r["condition"], r["prompt_id"]): r for r in rows}
     alone = generate(tiny, [e.query for e in examples], max_new_tokens=6)
     for e, g in zip(examples, alone):
         assert by[("steer", e.key)]["text"] == by[("no_instruction", e.key)]["text"] == g.text
-        assert by[("steer", e.key)]["logprob"] == by[("no_instruction", e.key)]["logprob"] and by[("steer", e.key)]["layer"] == -1
+        assert (
+            by[("steer", e.key)]["logprob"] == by[("no_instruction", e.key)]["logprob"]
+            and by[("steer", e.key)]["layer"] == -1
+        )
     spec = [tiny_vector.steer(2, 4.0)]
     steered = four_conditions(tiny, examples, spec, [], "one_sentence", max_new_tokens=6)
-    assert sizes[-1] == 3 * 3 and any(r["text"] != by[("steer", r["prompt_id"])]["text"] for r in steered if r["condition"] == "steer")
+    assert sizes[-1] == 3 * 3 and any(
+        r["text"] != by[("steer", r["prompt_id"])]["text"] for r in steered if r["condition"] == "steer"
+    )

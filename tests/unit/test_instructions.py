@@ -7,16 +7,34 @@ import pytest
 from workbench import WorkbenchError
 from workbench.checkers import ifeval_registry
 from workbench.instructions import (
-    DEFAULT_BUDGET, IFEVAL_IDS, Group, Instruction, budget, catalog, describe, get_instruction, vector_groups,
-    parse_group_by, parse_spelling, spelling,
+    DEFAULT_BUDGET,
+    IFEVAL_IDS,
+    SPLITS,
+    Group,
+    IFEvalExample,
+    Instruction,
+    budget,
+    catalog,
+    describe,
+    file_pairs,
+    get_instruction,
+    ifeval_records,
+    instantiate,
+    make_pairs,
+    parse_group_by,
+    parse_spelling,
+    spelling,
+    split_of,
+    vector_groups,
 )
-from workbench.instructions import SPLITS, IFEvalExample, file_pairs, ifeval_records, instantiate, make_pairs, split_of
 
 QUERY = "Explain how volcanoes work."
 
 
 def every_id() -> list[Instruction]:
-    return [Instruction.ifeval(i, **({"language": "de"} if i == "language:response_language" else {})) for i in IFEVAL_IDS]
+    return [
+        Instruction.ifeval(i, **({"language": "de"} if i == "language:response_language" else {})) for i in IFEVAL_IDS
+    ]
 
 
 def test_the_listed_ids_are_lm_evals():
@@ -27,9 +45,11 @@ def test_every_id_builds_with_the_registrys_own_text():
     for inst in every_id():
         filled = instantiate(inst, QUERY)
         assert not filled.per_query, inst.id
-        assert filled.phrasing(0) == describe(filled.ifeval_id, filled.kwargs), inst.id  # placeholders filled = built from the values
+        assert filled.phrasing(0) == describe(filled.ifeval_id, filled.kwargs), (
+            inst.id
+        )  # placeholders filled = built from the values
         assert not any(p in json.dumps(filled.kwargs) for p in ("{keyword}", "{query}"))
-        assert filled.check("", "") .strict is False  # an empty reply follows nothing
+        assert filled.check("", "").strict is False  # an empty reply follows nothing
 
 
 def test_per_query_kwargs_come_from_the_query():
@@ -49,14 +69,19 @@ def test_catalog_phrasings_join_the_matching_ifeval_instruction():
     assert de.id == "language:response_language[language=de]" and de.family == "language"
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"language": "de"}, {"keywords": ["ocean", "tide"]}, {"end_phrase": "Peace, friend!", "num_highlights": 3}])
+@pytest.mark.parametrize(
+    "kwargs",
+    [{}, {"language": "de"}, {"keywords": ["ocean", "tide"]}, {"end_phrase": "Peace, friend!", "num_highlights": 3}],
+)
 def test_spelling_round_trips(kwargs):
     assert parse_spelling(spelling("x:y", kwargs)) == ("x:y", kwargs)
 
 
 def test_get_instruction_takes_every_spelling():
     assert get_instruction("french") == catalog()["french"]
-    assert get_instruction("detectable_format:number_highlighted_sections[num_highlights=3]").kwargs == {"num_highlights": 3}
+    assert get_instruction("detectable_format:number_highlighted_sections[num_highlights=3]").kwargs == {
+        "num_highlights": 3
+    }
     assert get_instruction("text:Answer like a pirate.").phrasings == ("Answer like a pirate.",)
     assert not get_instruction("text:Answer like a pirate.").checkable
 
@@ -99,9 +124,12 @@ def test_grouping_rule_and_override():
     assert _names("startend:end_checker", end_phrase="Peace!") == ["startend:end_checker"]
     by_phrase = parse_group_by(["startend:end_checker=end_phrase"])
     assert _names("startend:end_checker", by_phrase, end_phrase="Peace!") == ["startend:end_checker[end_phrase=Peace!]"]
-    assert _names("language:response_language", parse_group_by(["language:response_language="]), language="de") == ["language:response_language"]
+    assert _names("language:response_language", parse_group_by(["language:response_language="]), language="de") == [
+        "language:response_language"
+    ]
     assert _names("keywords:frequency", {"keywords:frequency": ("*",)}, keyword="a", frequency=2) == [
-        "keywords:frequency[frequency=2,keyword=a,relation=at least]"]
+        "keywords:frequency[frequency=2,keyword=a,relation=at least]"
+    ]
 
 
 def test_keywords_get_one_vector_per_word_by_default():
@@ -113,12 +141,19 @@ def test_keywords_get_one_vector_per_word_by_default():
     assert member.kwargs["keywords"] == ["apple"] and not member.per_query and "apple" in member.phrasing(0)
     assert member.check("I like apple pie.").strict and not member.check("I like pears.").strict
     (forbidden,) = vector_groups(Instruction.ifeval("keywords:forbidden_words", forbidden_words=["cake"]))
-    assert forbidden[0] == "keywords:forbidden_words[forbidden_words=cake]" and forbidden[1].check("no sweets").strict and not forbidden[1].check("cake!").strict
-    (frequency,) = vector_groups(Instruction.ifeval("keywords:frequency", keyword="sun", frequency=2, relation="at least"))
+    assert (
+        forbidden[0] == "keywords:forbidden_words[forbidden_words=cake]"
+        and forbidden[1].check("no sweets").strict
+        and not forbidden[1].check("cake!").strict
+    )
+    (frequency,) = vector_groups(
+        Instruction.ifeval("keywords:frequency", keyword="sun", frequency=2, relation="at least")
+    )
     assert frequency[0] == "keywords:frequency[keyword=sun]" and frequency[1].kwargs["frequency"] == 2
-    ((name, generic_member),) = vector_groups(Instruction.ifeval("keywords:existence", keywords=["apple"]), parse_group_by(["keywords:existence="]))
+    ((name, generic_member),) = vector_groups(
+        Instruction.ifeval("keywords:existence", keywords=["apple"]), parse_group_by(["keywords:existence="])
+    )
     assert name == "keywords:existence" and generic_member.per_query
-
 
     with pytest.raises(WorkbenchError, match="bad --group-by"):
         parse_group_by(["end_phrase"])
@@ -145,7 +180,15 @@ def _examples(n: int, start: int = 0) -> list[IFEvalExample]:
     for i in range(start, start + n):
         base = f"Tell me about topic number {i}."
         for lang in ("de", "fr"):
-            out.append(IFEvalExample(f"{i}-{lang}", f"{base} Answer in {lang}.", ["language:response_language"], [{"language": lang}], base))
+            out.append(
+                IFEvalExample(
+                    f"{i}-{lang}",
+                    f"{base} Answer in {lang}.",
+                    ["language:response_language"],
+                    [{"language": lang}],
+                    base,
+                )
+            )
     return out
 
 
@@ -173,11 +216,15 @@ def test_file_pairs_are_stable_when_records_are_added():
 
 
 def test_synthetic_records_cover_every_id():
-    records = ifeval_records(every_id() + [[get_instruction("no_commas"), get_instruction("lowercase")]], per_instruction=1)
+    records = ifeval_records(
+        every_id() + [[get_instruction("no_commas"), get_instruction("lowercase")]], per_instruction=1
+    )
     assert {i for r in records for i in r["instruction_id_list"]} == set(IFEVAL_IDS)
     assert records[-1]["instruction_id_list"] == ["punctuation:no_comma", "change_case:english_lowercase"]
     for r in records:
-        assert r["prompt"].startswith(r["prompt_without_instruction"]) and r["prompt"] != r["prompt_without_instruction"]
+        assert (
+            r["prompt"].startswith(r["prompt_without_instruction"]) and r["prompt"] != r["prompt_without_instruction"]
+        )
 
 
 @pytest.mark.parametrize("name, n_records, n_ids", [("format13", 156, 13), ("all_ids", 116, 25)])

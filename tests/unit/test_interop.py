@@ -6,10 +6,16 @@ import warnings
 import pytest
 import torch
 
-from workbench.steering import Steer
 from workbench import WorkbenchError, generate
-from workbench.interop import control_vector_data, control_vector_specs, export_control_vector, import_control_vector, transfer
+from workbench.interop import (
+    control_vector_data,
+    control_vector_specs,
+    export_control_vector,
+    import_control_vector,
+    transfer,
+)
 from workbench.models import tiny_model
+from workbench.steering import Steer
 
 
 def test_control_vector_round_trip(tmp_path, tiny_vector):
@@ -45,9 +51,17 @@ def test_transfer_between_two_tiny_models(tiny_vector):
     moved = transfer(tiny_vector, base)
     assert moved.model_name == "tiny-base" and moved.versions["transferred_from"] == "tiny-random"
     out = generate(base, ["hello"], steer=moved.steer(2, 3.0), max_new_tokens=8, stop_at_eos=False)
-    by_hand = generate(base, ["hello"], steer=Steer(tiny_vector.directions[2], 2, 3.0 * float(tiny_vector.norms[2])), max_new_tokens=8, stop_at_eos=False)
+    by_hand = generate(
+        base,
+        ["hello"],
+        steer=Steer(tiny_vector.directions[2], 2, 3.0 * float(tiny_vector.norms[2])),
+        max_new_tokens=8,
+        stop_at_eos=False,
+    )
     plain = generate(base, ["hello"], max_new_tokens=8, stop_at_eos=False)
-    assert out[0].token_ids == by_hand[0].token_ids != plain[0].token_ids  # the same direction and scale, on the other model
+    assert (
+        out[0].token_ids == by_hand[0].token_ids != plain[0].token_ids
+    )  # the same direction and scale, on the other model
     with pytest.raises(WorkbenchError, match="cannot transfer"):
         transfer(tiny_vector, tiny_model(d_model=32, name="narrow"))
 
@@ -96,7 +110,7 @@ def test_lm_eval_steered_model_generates_what_the_workbench_does(tmp_path, tiny,
         lm = SteeredModel(pretrained=str(folder), steer_path=str(path), device="cpu", dtype="float32")
         out = lm._model_generate(torch.tensor([ids]), max_length=len(ids) + n, stop=[], do_sample=False)
         ours = generate(tiny, [prompt], steer=specs, max_new_tokens=n)[0].token_ids
-        assert until_stop(out[0, len(ids):].tolist()) == ours != plain, name
+        assert until_stop(out[0, len(ids) :].tolist()) == ours != plain, name
 
 
 def test_lm_eval_export_refuses_what_it_cannot_express(tmp_path, tiny_vector):
@@ -117,8 +131,20 @@ def test_ifeval_task_folder_loads_in_lm_eval_offline(tmp_path):
     from workbench.interop import write_ifeval_task
 
     data = tmp_path / "ifeval.jsonl"
-    rows = [{"key": 1, "prompt": "Write about tea. Do not use any commas.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
-            {"key": 2, "prompt": "Write about the sea in all lowercase.", "instruction_id_list": ["change_case:english_lowercase"], "kwargs": [{}]}]
+    rows = [
+        {
+            "key": 1,
+            "prompt": "Write about tea. Do not use any commas.",
+            "instruction_id_list": ["punctuation:no_comma"],
+            "kwargs": [{}],
+        },
+        {
+            "key": 2,
+            "prompt": "Write about the sea in all lowercase.",
+            "instruction_id_list": ["change_case:english_lowercase"],
+            "kwargs": [{}],
+        },
+    ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     write_ifeval_task(tmp_path / "tasks", data, max_gen_toks=64)
     task = get_task_dict(["ifeval_offline"], TaskManager(include_path=str(tmp_path / "tasks")))["ifeval_offline"]

@@ -14,8 +14,16 @@ import pytest
 
 from workbench.errors import WorkbenchError
 from workbench.evaluate import (
-    DEGENERACY_RULE, DEGENERACY_RULES, MIN_COMPRESSION, Measures, compression, degeneracy_rule, degenerate_v1, degenerate_v2,
-    quality, repetition,
+    DEGENERACY_RULE,
+    DEGENERACY_RULES,
+    MIN_COMPRESSION,
+    Measures,
+    compression,
+    degeneracy_rule,
+    degenerate_v1,
+    degenerate_v2,
+    quality,
+    repetition,
 )
 
 LABELS = Path(__file__).parents[1] / "data" / "degenerate_labels.jsonl"
@@ -64,7 +72,9 @@ def test_v2_makes_fewer_errors_than_v1_on_labelled_replies():
 
 def test_v2_judges_constrained_answers_and_collapses_right():
     rows = sample()
-    constrained = [r for r in rows if r["instruction_ids"] == ["detectable_format:constrained_response"] and r["with_instruction"]]
+    constrained = [
+        r for r in rows if r["instruction_ids"] == ["detectable_format:constrained_response"] and r["with_instruction"]
+    ]
     formulaic = [r for r in constrained if r["kind"] == "formulaic"]
     assert len(formulaic) >= 5 and all(r["text"] in ("My answer is yes.", "My answer is no.") for r in formulaic)
     assert all(degenerate_v1(measures(r)) for r in formulaic)  # the bug
@@ -107,7 +117,9 @@ def test_short_replies_get_an_opening_allowance_long_ones_barely():
 
 
 def test_rule_registry_names_the_default_and_refuses_unknown_names():
-    assert DEGENERACY_RULE == "v2" and DEGENERACY_RULES["v1"] is degenerate_v1 and DEGENERACY_RULES["v2"] is degenerate_v2
+    assert (
+        DEGENERACY_RULE == "v2" and DEGENERACY_RULES["v1"] is degenerate_v1 and DEGENERACY_RULES["v2"] is degenerate_v2
+    )
     with pytest.raises(WorkbenchError, match="v1, v2"):
         degeneracy_rule("v3")
 

@@ -15,16 +15,45 @@ def cells():
     rows = []
     for name in ("french", "one_sentence"):
         for cond in (False, True):
-            rows.append(dict(instruction=name, with_instruction=cond, layer=NO_STEERING, mode="none", coefficient=0.0, compliance=0.1, logprob=-1.0, degenerate=0.0, n=4))
+            rows.append(
+                dict(
+                    instruction=name,
+                    with_instruction=cond,
+                    layer=NO_STEERING,
+                    mode="none",
+                    coefficient=0.0,
+                    compliance=0.1,
+                    logprob=-1.0,
+                    degenerate=0.0,
+                    n=4,
+                )
+            )
             for layer in (6, 9, 12):
                 for mode, coef in (("add", 1.0), ("add", 2.0), ("project", 0.0)):
-                    rows.append(dict(instruction=name, with_instruction=cond, layer=layer, mode=mode, coefficient=coef, compliance=layer / 12 * (coef or 1.5) / 2,
-                                     logprob=-1 - coef, degenerate=0.0, n=4))
+                    rows.append(
+                        dict(
+                            instruction=name,
+                            with_instruction=cond,
+                            layer=layer,
+                            mode=mode,
+                            coefficient=coef,
+                            compliance=layer / 12 * (coef or 1.5) / 2,
+                            logprob=-1 - coef,
+                            degenerate=0.0,
+                            n=4,
+                        )
+                    )
     return pd.DataFrame(rows)
 
 
 def test_sweep_heatmap_facets_values_marks_and_caption(cells):
-    cells.loc[(cells["instruction"] == "french") & (cells["layer"] == 12) & (cells["coefficient"] == 2.0) & ~cells["with_instruction"], "degenerate"] = 0.5
+    cells.loc[
+        (cells["instruction"] == "french")
+        & (cells["layer"] == 12)
+        & (cells["coefficient"] == 2.0)
+        & ~cells["with_instruction"],
+        "degenerate",
+    ] = 0.5
     choice = Choice("french", False, 9, "add", 2.0, 1.0, 0.1, 0.0)
     fig = plots.sweep_heatmap(cells, "compliance", False, {("french", False): choice}, model="tiny (float32)")
     heatmaps = [t for t in fig.data if t.type == "heatmap"]
@@ -45,8 +74,17 @@ def test_four_condition_bars_show_zeros_n_and_no_steering_selected():
     rows = []
     for name, layer in (("french", 12), ("title", -1)):
         for c in plots.CONDITION_COLORS:
-            rows.append(dict(instruction=name, condition=c, compliance=0.0 if c == "no_instruction" else 0.5, ci_low=0.0, ci_high=0.7, n=14,
-                             layer=layer if c in ("steer", "instruction_steer") else -1))
+            rows.append(
+                dict(
+                    instruction=name,
+                    condition=c,
+                    compliance=0.0 if c == "no_instruction" else 0.5,
+                    ci_low=0.0,
+                    ci_high=0.7,
+                    n=14,
+                    layer=layer if c in ("steer", "instruction_steer") else -1,
+                )
+            )
     fig = plots.four_condition_bars(pd.DataFrame(rows), model="m")
     assert [t.name for t in fig.data] == list(plots.CONDITION_NAMES.values())
     none = fig.data[0]
@@ -57,9 +95,19 @@ def test_four_condition_bars_show_zeros_n_and_no_steering_selected():
 
 
 def test_separability_panels_and_gain_scatter():
-    sep = pd.DataFrame([dict(instruction=n, layer=l, auroc=min(1.0, 0.6 + 0.1 * l), cohens_d=1.0 + l * (2 if n == "a" else 1)) for n in "ab" for l in range(5)])
+    sep = pd.DataFrame(
+        [
+            dict(instruction=n, layer=l, auroc=min(1.0, 0.6 + 0.1 * l), cohens_d=1.0 + l * (2 if n == "a" else 1))
+            for n in "ab"
+            for l in range(5)
+        ]
+    )
     fig = plots.separability_curves(sep, "m", 64)
-    assert len(fig.data) == 4 and fig.layout.yaxis.title.text.startswith("AUROC") and fig.layout.yaxis2.title.text.startswith("Cohen")
+    assert (
+        len(fig.data) == 4
+        and fig.layout.yaxis.title.text.startswith("AUROC")
+        and fig.layout.yaxis2.title.text.startswith("Cohen")
+    )
     assert "n = 64" in fig.layout.title.text
     joined = sep.assign(gain=sep["cohens_d"] / 10)
     scatter = plots.gain_vs_separability(joined)
@@ -70,8 +118,15 @@ def test_separability_panels_and_gain_scatter():
 
 
 def test_projection_facets_per_instruction_with_shared_bins_and_zbar():
-    rows = [dict(instruction=n, layer=l, with_instruction=w, projection=float(i + (5 if w else 0) + (100 if n == "b" else 0)))
-            for n in "ab" for l in (3, 9) for w in (True, False) for i in range(6)]
+    rows = [
+        dict(
+            instruction=n, layer=l, with_instruction=w, projection=float(i + (5 if w else 0) + (100 if n == "b" else 0))
+        )
+        for n in "ab"
+        for l in (3, 9)
+        for w in (True, False)
+        for i in range(6)
+    ]
     fig = plots.projection_histograms(pd.DataFrame(rows), {("a", 3): 7.5})
     hists = [t for t in fig.data if t.type == "histogram"]
     assert len(hists) == 8  # 2 instructions × 2 layers × 2 conditions: never pooled
@@ -84,7 +139,13 @@ def test_projection_facets_per_instruction_with_shared_bins_and_zbar():
 
 
 def test_composition_marks_degenerate_cells_and_names_layers():
-    grid = pd.DataFrame([dict(coef_a=a, coef_b=b, both=a * b / 4, degenerate=0.9 if a + b == 4 else 0.0) for a in (0, 1, 2) for b in (0, 1, 2)])
+    grid = pd.DataFrame(
+        [
+            dict(coef_a=a, coef_b=b, both=a * b / 4, degenerate=0.9 if a + b == 4 else 0.0)
+            for a in (0, 1, 2)
+            for b in (0, 1, 2)
+        ]
+    )
     comp = plots.composition_grid(grid, "french", "one_sentence", layers=(13, 17), n=8, model="m")
     assert np.asarray(comp.data[0].z).shape == (3, 3)
     crossed = [t for t in comp.data if t.name and t.name.startswith("degenerate")]
@@ -96,13 +157,24 @@ def test_composition_marks_degenerate_cells_and_names_layers():
 def test_cosine_and_logit_lens_figures():
     cos = plots.cosine_heatmap(np.eye(3), ["a", "b", "c"], "t", "instruction", "sub")
     assert cos.data[0].zmin == -1 and cos.data[0].zmax == 1 and cos.data[0].texttemplate  # values in the cells
-    lens = pd.DataFrame([dict(instruction=n, layer=l, norm=1.0 + l, rank=r, token=f"tok{r}", logit=5.0 - r) for n in "ab" for l in range(3) for r in range(5)])
+    lens = pd.DataFrame(
+        [
+            dict(instruction=n, layer=l, norm=1.0 + l, rank=r, token=f"tok{r}", logit=5.0 - r)
+            for n in "ab"
+            for l in range(3)
+            for r in range(5)
+        ]
+    )
     fig = plots.logit_lens(lens)
-    assert len(fig.data) == 2 and list(fig.data[0].text[0]) == [f"tok{r}" for r in range(5)]  # one facet each; tokens in rank order
+    assert len(fig.data) == 2 and list(fig.data[0].text[0]) == [
+        f"tok{r}" for r in range(5)
+    ]  # one facet each; tokens in rank order
     assert "‖Δ‖ 1" in fig.data[0].y[0] and fig.layout.xaxis.title.text == "rank"
 
 
-needs_chromium = pytest.mark.skipif(plots.chromium_path() is None, reason="no Chromium on this machine (make setup installs it)")
+needs_chromium = pytest.mark.skipif(
+    plots.chromium_path() is None, reason="no Chromium on this machine (make setup installs it)"
+)
 
 
 @needs_chromium
@@ -120,9 +192,22 @@ def test_html_heatmap_renders_in_headless_chromium(cells, tmp_path):
     plots.export(plots.sweep_heatmap(cells), tmp_path, "heatmap", static=False)
     shot = tmp_path / "shot.png"
     subprocess.run(
-        [plots.chromium_path(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--window-size=1100,600", f"--screenshot={shot}", (tmp_path / "heatmap.html").as_uri()],
-        check=True, capture_output=True, timeout=120,
+        [
+            plots.chromium_path(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--virtual-time-budget=5000",
+            "--window-size=1100,600",
+            f"--screenshot={shot}",
+            (tmp_path / "heatmap.html").as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
     )
     pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3).astype(int)
     # Viridis runs from dark purple to yellow: both ends must be painted, i.e. plotly.js drew the heatmap
@@ -152,12 +237,22 @@ def test_notebook_renderer_without_chromium_keeps_the_json_only(monkeypatch, cap
 
 
 def test_selection_drift_draws_each_group_that_steers_and_counts_the_held_gains():
-    drift = pd.DataFrame([
-        {"instruction": "a", "val_gain": 0.5, "test_gain": 0.25, "val_degenerate": 0.0, "test_degenerate": 0.1},
-        {"instruction": "b", "val_gain": 0.4, "test_gain": -0.1, "val_degenerate": 0.1, "test_degenerate": 0.3},
-        {"instruction": "c", "val_gain": float("nan"), "test_gain": 0.0, "val_degenerate": None, "test_degenerate": None},  # selected no steering
-    ])
+    drift = pd.DataFrame(
+        [
+            {"instruction": "a", "val_gain": 0.5, "test_gain": 0.25, "val_degenerate": 0.0, "test_degenerate": 0.1},
+            {"instruction": "b", "val_gain": 0.4, "test_gain": -0.1, "val_degenerate": 0.1, "test_degenerate": 0.3},
+            {
+                "instruction": "c",
+                "val_gain": float("nan"),
+                "test_gain": 0.0,
+                "val_degenerate": None,
+                "test_degenerate": None,
+            },  # selected no steering
+        ]
+    )
     fig = plots.selection_drift(drift, "m")
     (points,) = [t for t in fig.data if t.type == "scatter"]
     assert list(points.x) == [0.5, 0.4] and list(points.y) == [0.25, -0.1] and list(points.text) == ["a", "b"]
-    assert "1 of 2 test gains ≥ 0" in fig.layout.title.text and "2 of 3 groups selected steering" in fig.layout.title.text
+    assert (
+        "1 of 2 test gains ≥ 0" in fig.layout.title.text and "2 of 3 groups selected steering" in fig.layout.title.text
+    )

@@ -35,7 +35,9 @@ class Recorder(tqdm):
 @pytest.mark.parametrize("compile", [False, True])
 def test_a_huge_coefficient_raises_instead_of_an_empty_reply(tiny, compile):
     direction = torch.randn(tiny.d_model, generator=torch.Generator().manual_seed(0))
-    with pytest.raises(WorkbenchError, match=r"non-finite logits at new token 1 \(prompts 0, 1\).*coefficient too large"):
+    with pytest.raises(
+        WorkbenchError, match=r"non-finite logits at new token 1 \(prompts 0, 1\).*coefficient too large"
+    ):
         generate(tiny, PROMPTS[:2], steer=Steer(direction, 2, 1e30), max_new_tokens=4, compile=compile)
 
 
@@ -50,7 +52,10 @@ def test_nan_in_the_residual_stream_raises(tiny):
     def poison(x, hook):
         return x * float("nan")
 
-    with tiny.bridge.hooks(fwd_hooks=[(tiny.hook_name(1), poison)]), pytest.raises(WorkbenchError, match="non-finite logits"):
+    with (
+        tiny.bridge.hooks(fwd_hooks=[(tiny.hook_name(1), poison)]),
+        pytest.raises(WorkbenchError, match="non-finite logits"),
+    ):
         generate(tiny, PROMPTS[:1], max_new_tokens=3)
 
 
@@ -66,7 +71,16 @@ def test_on_step_counts_the_token_budget_with_rows_ending_early(tiny, monkeypatc
     steps: list[int] = []
     got = generate(tiny, PROMPTS, max_new_tokens=8, on_step=steps.append, compile=compile)
     assert got[0].stopped and len(got[0].token_ids) == 1
-    assert steps == [4, 4 + 6, 3, 3, 3, 3, 3, 3]  # a token a row; at its end, prompt 0 hands back the 6 steps it will not take
+    assert steps == [
+        4,
+        4 + 6,
+        3,
+        3,
+        3,
+        3,
+        3,
+        3,
+    ]  # a token a row; at its end, prompt 0 hands back the 6 steps it will not take
     assert sum(steps) == len(PROMPTS) * 8
 
 
@@ -86,7 +100,16 @@ def test_on_step_takes_back_a_batch_that_ran_out_of_memory(tiny, monkeypatch):
     assert any(n < 0 for n in steps) and sum(steps) == len(PROMPTS) * 5
 
 
-SWEEP = dict(model=TINY_MODEL, instructions=("one_sentence",), layers=(1, 2), coefficients=(1.0,), n_train=8, n_prompts=3, max_new_tokens=5, conditions=(False,))
+SWEEP = dict(
+    model=TINY_MODEL,
+    instructions=("one_sentence",),
+    layers=(1, 2),
+    coefficients=(1.0,),
+    n_train=8,
+    n_prompts=3,
+    max_new_tokens=5,
+    conditions=(False,),
+)
 
 
 def test_the_sweep_bar_moves_every_decode_step_in_token_budget(tiny, tmp_path):
@@ -100,7 +123,9 @@ def test_the_halving_bar_ends_at_the_budget_it_ran(tiny, tmp_path, monkeypatch):
     import workbench.sweep.search as search
 
     monkeypatch.setattr(search, "tqdm", Recorder)
-    run_halving(tiny, SweepConfig(**{**SWEEP, "n_prompts": 4}), tmp_path, first=2, keep=1, stop_early=False)  # the random model beats nothing: both rounds only without the early stop
+    run_halving(
+        tiny, SweepConfig(**{**SWEEP, "n_prompts": 4}), tmp_path, first=2, keep=1, stop_early=False
+    )  # the random model beats nothing: both rounds only without the early stop
     bar = Recorder.last
     generated = len(load_table(tmp_path / "round1")) + len(load_table(tmp_path / "round2"))
     assert bar.n == bar.total == generated * 5 and len(bar.updates) > 2 * 5
@@ -139,7 +164,9 @@ def test_recording_moves_in_batches_of_at_most_record_rows(tiny, monkeypatch):
     whole = extract.record_last_token(tiny, PROMPTS * 2)
     monkeypatch.setattr(extract, "RECORD_ROWS", 3)
     forward, calls = type(tiny).forward, []
-    monkeypatch.setattr(type(tiny), "forward", lambda self, ids, *a, **k: calls.append(ids.shape[0]) or forward(self, ids, *a, **k))
+    monkeypatch.setattr(
+        type(tiny), "forward", lambda self, ids, *a, **k: calls.append(ids.shape[0]) or forward(self, ids, *a, **k)
+    )
     torch.testing.assert_close(extract.record_last_token(tiny, PROMPTS * 2, progress=True), whole, atol=1e-4, rtol=1e-4)
     assert calls == [3, 3, 2]
 

@@ -5,9 +5,8 @@ import json
 import pytest
 
 from workbench import WorkbenchError, catalog
+from workbench.instructions import SPLITS, get_instruction, load_ifeval_jsonl, make_pairs, queries
 from workbench.models import tiny_model
-from workbench.instructions import get_instruction
-from workbench.instructions import SPLITS, load_ifeval_jsonl, make_pairs, queries
 
 FAMILIES = {"format", "length", "keyword", "language"}
 
@@ -15,7 +14,17 @@ FAMILIES = {"format", "length", "keyword", "language"}
 def test_catalog_covers_the_papers_families():
     cat = catalog()
     assert {i.family for i in cat.values()} == FAMILIES
-    for needed in ("lowercase", "capitals", "json", "no_commas", "quotation", "end_phrase", "one_sentence", "include_word", "french"):
+    for needed in (
+        "lowercase",
+        "capitals",
+        "json",
+        "no_commas",
+        "quotation",
+        "end_phrase",
+        "one_sentence",
+        "include_word",
+        "french",
+    ):
         assert needed in cat
     assert all(len(i.phrasings) >= 3 for i in cat.values())
 
@@ -74,8 +83,13 @@ def test_unknown_instruction_and_split():
 def test_ifeval_jsonl_loader(tmp_path):
     path = tmp_path / "set.jsonl"
     rows = [
-        {"key": 1, "prompt": "Write about dogs. Answer in French only.", "instruction_id_list": ["language:response_language"],
-         "kwargs": [{"language": "fr", "num_words": None}], "prompt_without_instruction": "Write about dogs."},
+        {
+            "key": 1,
+            "prompt": "Write about dogs. Answer in French only.",
+            "instruction_id_list": ["language:response_language"],
+            "kwargs": [{"language": "fr", "num_words": None}],
+            "prompt_without_instruction": "Write about dogs.",
+        },
         {"key": 2, "prompt": "Write about cats.", "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]},
     ]
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")

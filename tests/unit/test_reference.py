@@ -4,8 +4,8 @@ and packed with per-row settings."""
 
 import pytest
 import torch
-
 from reference import steered_greedy
+
 from workbench import generate
 from workbench.models import tiny_tokenizer
 from workbench.models.tiny import tiny_hf
@@ -48,7 +48,13 @@ def test_packed_rows_equal_each_row_alone(tiny, tiny_vector, plain):
     gives each row what the reference gives it alone."""
     hf, tok = plain
     d1, d2 = tiny_vector.directions[1], tiny_vector.directions[2]
-    rows = [[], [Steer(d2, 2, 3.0)], [Steer(d2, 2, 2.5, "project")], [Steer(d2, 2, -3.0)], [Steer(d1, 1, 4.0), Steer(d2, 2, 3.0)]]
+    rows = [
+        [],
+        [Steer(d2, 2, 3.0)],
+        [Steer(d2, 2, 2.5, "project")],
+        [Steer(d2, 2, -3.0)],
+        [Steer(d1, 1, 4.0), Steer(d2, 2, 3.0)],
+    ]
     prompts = [PROMPTS[i % len(PROMPTS)] for i in range(len(rows))]
     got = generate(tiny, prompts, steer=pack(rows), max_new_tokens=N, stop_at_eos=False, batch_size=2)
     for prompt, specs, g in zip(prompts, rows, got):

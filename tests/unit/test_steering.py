@@ -31,7 +31,9 @@ def test_cached_equals_uncached(tiny, tiny_vector, positions, mode):
 @pytest.mark.parametrize("positions", ["all", "prompt", "generated"])
 def test_steering_changes_output_per_positions_mode(tiny, tiny_vector, positions):
     plain = generate(tiny, PROMPTS, max_new_tokens=12)
-    steered = generate(tiny, PROMPTS, steer=tiny_vector.steer(1, 20.0, positions=positions, absolute=True), max_new_tokens=12)
+    steered = generate(
+        tiny, PROMPTS, steer=tiny_vector.steer(1, 20.0, positions=positions, absolute=True), max_new_tokens=12
+    )
     assert [g.token_ids for g in plain] != [g.token_ids for g in steered]
 
 
@@ -44,7 +46,9 @@ def test_batch_equals_one_by_one(tiny, tiny_vector):
 
 def test_per_prompt_coefficients_equal_separate_runs(tiny, tiny_vector):
     coefs = torch.tensor([0.0, 5.0, float("nan")])
-    together = generate(tiny, PROMPTS, steer=tiny_vector.steer(1, coefs, absolute=True), max_new_tokens=10, batch_size=2)
+    together = generate(
+        tiny, PROMPTS, steer=tiny_vector.steer(1, coefs, absolute=True), max_new_tokens=10, batch_size=2
+    )
     for prompt, c, got in zip(PROMPTS, coefs.tolist(), together):
         steer = () if c != c or c == 0 else tiny_vector.steer(1, c, absolute=True)
         assert generate(tiny, [prompt], steer=steer, max_new_tokens=10)[0].token_ids == got.token_ids
@@ -68,7 +72,11 @@ def test_add_shifts_projection_by_coefficient(tiny, tiny_vector):
     with tiny.bridge.hooks(fwd_hooks=[rec]), torch.inference_mode():
         tiny.hf(ids)
     base = seen["x"][0] @ u
-    with steering(tiny, tiny_vector.steer(2, 2.5, absolute=True)), tiny.bridge.hooks(fwd_hooks=[rec]), torch.inference_mode():
+    with (
+        steering(tiny, tiny_vector.steer(2, 2.5, absolute=True)),
+        tiny.bridge.hooks(fwd_hooks=[rec]),
+        torch.inference_mode(),
+    ):
         tiny.hf(ids)
     assert torch.allclose(seen["x"][0] @ u - base, torch.full_like(base, 2.5), atol=1e-4)
 
@@ -77,7 +85,11 @@ def test_project_sets_projection_to_target(tiny, tiny_vector):
     ids = torch.tensor([tiny.encode(tiny.chat("hello"))])
     u = tiny_vector.directions[1]
     seen, rec = _record(tiny, 1)
-    with steering(tiny, tiny_vector.steer(1, mode="project")), tiny.bridge.hooks(fwd_hooks=[rec]), torch.inference_mode():
+    with (
+        steering(tiny, tiny_vector.steer(1, mode="project")),
+        tiny.bridge.hooks(fwd_hooks=[rec]),
+        torch.inference_mode(),
+    ):
         tiny.hf(ids)
     target = float(tiny_vector.proj_with[1])
     assert torch.allclose(seen["x"][0] @ u, torch.full((ids.shape[1],), target), atol=1e-3)
@@ -100,7 +112,11 @@ def test_composition_of_two_specs_adds_both(tiny, tiny_vector):
     with tiny.bridge.hooks(fwd_hooks=[rec]), torch.inference_mode():
         tiny.hf(ids)
     base = seen["x"][0] @ u
-    with steering(tiny, [tiny_vector.steer(2, 1.0, absolute=True), tiny_vector.steer(2, -3.0, absolute=True)]), tiny.bridge.hooks(fwd_hooks=[rec]), torch.inference_mode():
+    with (
+        steering(tiny, [tiny_vector.steer(2, 1.0, absolute=True), tiny_vector.steer(2, -3.0, absolute=True)]),
+        tiny.bridge.hooks(fwd_hooks=[rec]),
+        torch.inference_mode(),
+    ):
         tiny.hf(ids)
     assert torch.allclose(seen["x"][0] @ u - base, torch.full_like(base, -2.0), atol=1e-4)
 

@@ -9,10 +9,25 @@ from workbench import WorkbenchError, generate
 from workbench.instructions import make_pairs
 from workbench.store import vector_for
 from workbench.sweep import (
-    NO_STEERING, Choice, SweepConfig, catalog_examples, four_conditions, run_sweep, select, summarize,
+    NO_STEERING,
+    Choice,
+    SweepConfig,
+    catalog_examples,
+    four_conditions,
+    run_sweep,
+    select,
+    summarize,
 )
 
-CONFIG = dict(model="tiny-random", instructions=("one_sentence",), layers=(1, 2), coefficients=(1.0, 4.0), n_train=6, n_prompts=3, max_new_tokens=6)
+CONFIG = dict(
+    model="tiny-random",
+    instructions=("one_sentence",),
+    layers=(1, 2),
+    coefficients=(1.0, 4.0),
+    n_train=6,
+    n_prompts=3,
+    max_new_tokens=6,
+)
 
 
 def test_batched_sweep_equals_each_cell_alone(tmp_path, tiny):
@@ -121,7 +136,9 @@ def test_a_choice_read_back_from_json_has_its_types():
     from dataclasses import asdict
 
     c = Choice("title", False, 3, "add", 1.0, 0.0, 0.0, 0.0)
-    back = Choice.from_json(json.loads(json.dumps({**asdict(c), "score": 0, "baseline": 0, "degenerate": 0, "coefficient": 1})))
+    back = Choice.from_json(
+        json.loads(json.dumps({**asdict(c), "score": 0, "baseline": 0, "degenerate": 0, "coefficient": 1}))
+    )
     assert back == c and isinstance(back.score, float) and isinstance(back.coefficient, float)
 
 
@@ -135,7 +152,11 @@ def test_a_sweep_result_shows_itself_and_keeps_its_table(tmp_path, tiny):
     assert "\n" not in repr(result) and f"× {n_layers} layers × {n_settings} settings" in repr(result)
     assert result.best() == select(result.table)
     card = result._repr_html_()
-    assert "SweepResult" in card and "compliance without the instruction" in card and card.count("<table>") == 1 + result.table["instruction"].nunique()
+    assert (
+        "SweepResult" in card
+        and "compliance without the instruction" in card
+        and card.count("<table>") == 1 + result.table["instruction"].nunique()
+    )
     back = pd.read_parquet(result.to_parquet(tmp_path / "t.parquet"))
     pd.testing.assert_frame_equal(back, result.table, check_dtype=False)
     assert result.heatmap().data
@@ -149,6 +170,15 @@ def test_to_parquet_writes_an_instruction_without_kwargs(tmp_path):
 
     from workbench.sweep import SweepResult
 
-    table = pd.DataFrame({"instruction": ["title", "title"], "kwargs": [[{}], [{}]], "instruction_ids": [["detectable_format:title"]] * 2, "loose": [True, False]})
+    table = pd.DataFrame(
+        {
+            "instruction": ["title", "title"],
+            "kwargs": [[{}], [{}]],
+            "instruction_ids": [["detectable_format:title"]] * 2,
+            "loose": [True, False],
+        }
+    )
     back = pd.read_parquet(SweepResult(table).to_parquet(tmp_path / "t.parquet"))
-    assert [json.loads(k) for k in back["kwargs"]] == [[{}], [{}]] and list(back["instruction_ids"].map(list)) == [["detectable_format:title"]] * 2
+    assert [json.loads(k) for k in back["kwargs"]] == [[{}], [{}]] and list(back["instruction_ids"].map(list)) == [
+        ["detectable_format:title"]
+    ] * 2

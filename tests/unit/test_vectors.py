@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from workbench import WorkbenchError
-from workbench.models import tiny_model
-from workbench.instructions import make_pairs
 from workbench.extract import compute_vector, record_last_token
+from workbench.instructions import make_pairs
+from workbench.models import tiny_model
 from workbench.vectors import InstructionVector
 
 

@@ -4,7 +4,7 @@ at batch 1 and a large batch, sides alternated; and what steering costs inside v
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -29,7 +29,10 @@ def vllm_vs_workbench(model: Model, spec: Steer, prompts: Sequence[str], new: in
         engine = engine or VLLMEngine(model.name, dtype=dtype_name(model.dtype))
     except WorkbenchError as exc:  # not installed, or a model vLLM cannot load (the tiny random one)
         return {"vllm_missing": str(exc)}
-    raw: dict = {"vllm_load_s": time.perf_counter() - start, "vllm_torch_threads": torch.get_num_threads()}  # in-process vLLM binds this process's threads: both sides share them
+    raw: dict = {
+        "vllm_load_s": time.perf_counter() - start,
+        "vllm_torch_threads": torch.get_num_threads(),
+    }  # in-process vLLM binds this process's threads: both sides share them
     for bs in (1, LARGE):
         rows = [prompts[i % len(prompts)] for i in range(bs)]
         ours = lambda steer=(): generate(model, rows, steer=steer, max_new_tokens=new, stop_at_eos=False)  # noqa: E731
@@ -47,7 +50,24 @@ def vllm_rows(raw: dict) -> list[tuple[str, float, str, str]]:
     rows = []
     for bs in (1, LARGE):
         t = {k: raw[f"{k}_tok_s_b{bs}"] for k in ("wb_unsteered", "wb_steered", "vllm_unsteered", "vllm_steered")}
-        rows += [(f"vLLM / workbench eager, steered, batch {bs}", t["vllm_steered"] / t["wb_steered"], "", f"{t['vllm_steered']:.1f} vs {t['wb_steered']:.1f} tok/s"),
-                 (f"  vLLM / workbench eager, unsteered, batch {bs}", t["vllm_unsteered"] / t["wb_unsteered"], "", f"{t['vllm_unsteered']:.1f} vs {t['wb_unsteered']:.1f} tok/s"),
-                 (f"  vLLM steered / unsteered, batch {bs}", t["vllm_steered"] / t["vllm_unsteered"], "≥ 0.97", f"vLLM loaded in {raw['vllm_load_s']:.0f} s")]
+        rows += [
+            (
+                f"vLLM / workbench eager, steered, batch {bs}",
+                t["vllm_steered"] / t["wb_steered"],
+                "",
+                f"{t['vllm_steered']:.1f} vs {t['wb_steered']:.1f} tok/s",
+            ),
+            (
+                f"  vLLM / workbench eager, unsteered, batch {bs}",
+                t["vllm_unsteered"] / t["wb_unsteered"],
+                "",
+                f"{t['vllm_unsteered']:.1f} vs {t['wb_unsteered']:.1f} tok/s",
+            ),
+            (
+                f"  vLLM steered / unsteered, batch {bs}",
+                t["vllm_steered"] / t["vllm_unsteered"],
+                "≥ 0.97",
+                f"vLLM loaded in {raw['vllm_load_s']:.0f} s",
+            ),
+        ]
     return rows

@@ -45,5 +45,10 @@ print((max(peak[0], rss()) - base) / 1e6)
 def extraction_peak(model_name: str, n: int, device: str | None, dtype: str) -> float:
     """Peak RSS growth (MB) while recording all layers for n prompts, in a fresh process, after a
     one-batch warm-up: what grows with n is the [n, layers, d_model] result, never a full cache."""
-    out = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, model_name, str(n), device or "", dtype], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _PEAK_SCRIPT, model_name, str(n), device or "", dtype],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return float(out.stdout.strip().splitlines()[-1])

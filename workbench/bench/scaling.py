@@ -30,7 +30,9 @@ def ray_scaling(model: Model, jobs) -> dict:
             executor = RayExecutor(workers=n)
             raw[f"ray_wall_s_w{n}"] = best(lambda: list(executor.map(model, jobs)), 1)
             raw[f"ray_startup_s_w{n}"] = max(executor.stats["startup_s"])
-            raw[f"ray_dispatch_ms_w{n}"] = 1000 * median(executor.stats["dispatch_s"]) if executor.stats["dispatch_s"] else float("nan")
+            raw[f"ray_dispatch_ms_w{n}"] = (
+                1000 * median(executor.stats["dispatch_s"]) if executor.stats["dispatch_s"] else float("nan")
+            )
     finally:
         if started:
             ray.shutdown()

@@ -5,16 +5,72 @@
 vector) < ``pairs`` (base queries, splits, with/without pairs) < ``datasets`` (IFEval-format files).
 """
 
-from workbench.instructions.datasets import IFEvalExample, file_pairs, ifeval_records, load_ifeval_jsonl, record_instructions
+from workbench.instructions.datasets import (
+    IFEvalExample,
+    file_pairs,
+    ifeval_records,
+    load_ifeval_jsonl,
+    record_instructions,
+)
 from workbench.instructions.groups import DEFAULT_GROUP_BY, Group, as_group, parse_group_by, vector_groups
-from workbench.instructions.ifeval import BUDGETS, DEFAULT_BUDGET, IFEVAL_DEFAULTS, IFEVAL_IDS, MAX_BUDGET, budget, describe, parse_spelling, spelling
+from workbench.instructions.ifeval import (
+    BUDGETS,
+    DEFAULT_BUDGET,
+    IFEVAL_DEFAULTS,
+    IFEVAL_IDS,
+    MAX_BUDGET,
+    budget,
+    describe,
+    parse_spelling,
+    spelling,
+)
 from workbench.instructions.instruction import PLACEHOLDERS, Instruction, generic, slug
 from workbench.instructions.lookup import catalog, get_instruction
-from workbench.instructions.pairs import SPLITS, Pair, Query, data_hash, instantiate, keyword, make_pairs, queries, split_of
+from workbench.instructions.pairs import (
+    SPLITS,
+    Pair,
+    Query,
+    data_hash,
+    instantiate,
+    keyword,
+    make_pairs,
+    queries,
+    split_of,
+)
 
 __all__ = [
-    "BUDGETS", "DEFAULT_BUDGET", "DEFAULT_GROUP_BY", "MAX_BUDGET", "IFEVAL_DEFAULTS", "IFEVAL_IDS", "PLACEHOLDERS", "SPLITS", "Group", "IFEvalExample", "Instruction",
-    "Pair", "Query", "as_group", "budget", "catalog", "data_hash", "describe", "file_pairs", "generic", "get_instruction",
-    "ifeval_records", "instantiate", "keyword", "load_ifeval_jsonl", "make_pairs", "parse_group_by", "parse_spelling", "queries",
-    "record_instructions", "slug", "spelling", "split_of", "vector_groups",
+    "BUDGETS",
+    "DEFAULT_BUDGET",
+    "DEFAULT_GROUP_BY",
+    "MAX_BUDGET",
+    "IFEVAL_DEFAULTS",
+    "IFEVAL_IDS",
+    "PLACEHOLDERS",
+    "SPLITS",
+    "Group",
+    "IFEvalExample",
+    "Instruction",
+    "Pair",
+    "Query",
+    "as_group",
+    "budget",
+    "catalog",
+    "data_hash",
+    "describe",
+    "file_pairs",
+    "generic",
+    "get_instruction",
+    "ifeval_records",
+    "instantiate",
+    "keyword",
+    "load_ifeval_jsonl",
+    "make_pairs",
+    "parse_group_by",
+    "parse_spelling",
+    "queries",
+    "record_instructions",
+    "slug",
+    "spelling",
+    "split_of",
+    "vector_groups",
 ]

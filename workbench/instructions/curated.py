@@ -4,9 +4,9 @@ kwargs and several hand-written phrasings (pairs rotate over them)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import lru_cache
 from importlib import resources
-from typing import Mapping
 
 
 @lru_cache
@@ -17,4 +17,9 @@ def catalog_entries() -> tuple[dict, ...]:
 
 def catalog_phrasings(ifeval_id: str, kwargs: Mapping) -> tuple[str, ...]:
     """The catalog's phrasings of this IFEval instruction (same id, same kwargs), if any."""
-    return tuple(p for e in catalog_entries() if e["ifeval_id"] == ifeval_id and e["kwargs"] == dict(kwargs) for p in e["phrasings"])
+    return tuple(
+        p
+        for e in catalog_entries()
+        if e["ifeval_id"] == ifeval_id and e["kwargs"] == dict(kwargs)
+        for p in e["phrasings"]
+    )

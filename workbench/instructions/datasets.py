@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
 
 from workbench.errors import WorkbenchError
 from workbench.instructions.groups import vector_groups
@@ -19,6 +19,8 @@ from workbench.instructions.pairs import SPLITS, Pair, instantiate, queries, spl
 # instruction-following item (IFEval's longest is a few thousand characters). Refusing it when the
 # file is read costs nothing; refusing it at generation costs the whole selection sweep run before.
 MAX_PROMPT_CHARS = 20_000
+
+
 @dataclass(frozen=True)
 class IFEvalExample:
     key: str
@@ -57,7 +59,9 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
         try:
             line = raw.decode("utf-8").removeprefix("\ufeff" if n == 1 else "")
         except UnicodeDecodeError as exc:
-            raise WorkbenchError(f"{path} line {n}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8") from None
+            raise WorkbenchError(
+                f"{path} line {n}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8"
+            ) from None
         if line.strip():
             yield n, line
 
@@ -66,7 +70,9 @@ def _text(where: str, name: str, value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise WorkbenchError(f"{where}: {name} must be a non-empty string, not {_kind(value)}")
     if len(value) > MAX_PROMPT_CHARS:
-        raise WorkbenchError(f"{where}: {name} has {len(value):,} characters, more than MAX_PROMPT_CHARS = {MAX_PROMPT_CHARS:,}; shorten it")
+        raise WorkbenchError(
+            f"{where}: {name} has {len(value):,} characters, more than MAX_PROMPT_CHARS = {MAX_PROMPT_CHARS:,}; shorten it"
+        )
     return value
 
 
@@ -83,14 +89,20 @@ def parse_record(where: str, line: str, n: int = 0) -> IFEvalExample:
     ids = row.get("instruction_id_list")
     is_id = lambda i: isinstance(i, str) and bool(i.strip())
     if not isinstance(ids, list) or not ids or not all(map(is_id, ids)):
-        raise WorkbenchError(f"{where}: instruction_id_list must be a non-empty list of id strings, not {_not_list_of(ids, is_id)}")
+        raise WorkbenchError(
+            f"{where}: instruction_id_list must be a non-empty list of id strings, not {_not_list_of(ids, is_id)}"
+        )
     kwargs = row.get("kwargs")
     kwargs = [{}] * len(ids) if kwargs is None else kwargs  # no kwargs at all: none for any instruction
     is_kw = lambda k: k is None or isinstance(k, dict)
     if not isinstance(kwargs, list) or not all(map(is_kw, kwargs)):
-        raise WorkbenchError(f"{where}: kwargs must be a list of objects, one per instruction id, not {_not_list_of(kwargs, is_kw)}")
+        raise WorkbenchError(
+            f"{where}: kwargs must be a list of objects, one per instruction id, not {_not_list_of(kwargs, is_kw)}"
+        )
     if len(kwargs) != len(ids):
-        raise WorkbenchError(f"{where}: kwargs has {len(kwargs)} entr{'y' if len(kwargs) == 1 else 'ies'} for {len(ids)} instruction ids")
+        raise WorkbenchError(
+            f"{where}: kwargs has {len(kwargs)} entr{'y' if len(kwargs) == 1 else 'ies'} for {len(ids)} instruction ids"
+        )
     key = row.get("key")
     key = n if key is None else key
     if isinstance(key, bool) or not isinstance(key, (int, str)) or not str(key).strip():
@@ -113,7 +125,9 @@ def load_ifeval_jsonl(path: str | Path) -> list[IFEvalExample]:
     for n, line in _lines(path):
         ex = parse_record(f"{path} line {n}", line, n)
         if ex.key in seen:
-            raise WorkbenchError(f"{path} line {n}: key {ex.key!r} is already the key of line {seen[ex.key]}; each record needs its own key")
+            raise WorkbenchError(
+                f"{path} line {n}: key {ex.key!r} is already the key of line {seen[ex.key]}; each record needs its own key"
+            )
         seen[ex.key] = n
         out.append(ex)
     if not out:
@@ -143,12 +157,17 @@ def file_pairs(
             continue  # a record naming two words trains neither word's vector
         name = groups[0][0]
         split = split_of(ex.prompt_without_instruction, seed)
-        out[name][split].append(Pair(ex.key, ex.prompt_without_instruction, inst, "", ex.prompt, ex.prompt_without_instruction))
+        out[name][split].append(
+            Pair(ex.key, ex.prompt_without_instruction, inst, "", ex.prompt, ex.prompt_without_instruction)
+        )
     return dict(out)
 
 
 def ifeval_records(
-    instructions: Sequence[Instruction | Sequence[Instruction]], split: str | None = "test", per_instruction: int = 2, seed: int = 0
+    instructions: Sequence[Instruction | Sequence[Instruction]],
+    split: str | None = "test",
+    per_instruction: int = 2,
+    seed: int = 0,
 ) -> list[dict]:
     """IFEval-format records (with ``prompt_without_instruction``) from the project's queries: each
     entry (an instruction, or several for one multi-instruction record) on ``per_instruction`` queries.
@@ -162,9 +181,13 @@ def ifeval_records(
             filled = [instantiate(i, q.text) for i in insts]
             if any(i.ifeval_id is None or i.source == "custom" for i in filled):
                 raise WorkbenchError("IFEval records need IFEval instructions (Instruction.ifeval or catalog names)")
-            records.append({
-                "key": f"{k}-{j}", "prompt": " ".join([q.text, *(i.phrasing(j) for i in filled)]),
-                "instruction_id_list": [i.ifeval_id for i in filled], "kwargs": [i.kwargs for i in filled],
-                "prompt_without_instruction": q.text,
-            })
+            records.append(
+                {
+                    "key": f"{k}-{j}",
+                    "prompt": " ".join([q.text, *(i.phrasing(j) for i in filled)]),
+                    "instruction_id_list": [i.ifeval_id for i in filled],
+                    "kwargs": [i.kwargs for i in filled],
+                    "prompt_without_instruction": q.text,
+                }
+            )
     return records

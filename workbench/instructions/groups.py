@@ -5,8 +5,8 @@ forms them from IFEval records: one vector per id, except one per language and o
 from __future__ import annotations
 
 import itertools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Mapping, Sequence
 
 from workbench.checkers import ifeval_registry
 from workbench.errors import WorkbenchError
@@ -57,14 +57,16 @@ class Group:
         return f"Group({self.name!r}, {len(self.members)} instruction{'s' * (len(self.members) != 1)})"
 
 
-def as_group(instruction: "str | Instruction | Group") -> Group:
+def as_group(instruction: str | Instruction | Group) -> Group:
     if isinstance(instruction, Group):
         return instruction
     inst = get_instruction(instruction)
     return Group(inst.id, (inst,))
 
 
-def vector_groups(inst: Instruction, group_by: Mapping[str, Sequence[str]] | None = None) -> tuple[tuple[str, Instruction], ...]:
+def vector_groups(
+    inst: Instruction, group_by: Mapping[str, Sequence[str]] | None = None
+) -> tuple[tuple[str, Instruction], ...]:
     """The vector groups an IFEval instruction steers with, each with the member it adds to that group:
     one group named by its id plus the kwargs ``group_by`` names for that id; a word list among them
     gives one group per word (``keywords=[a, b]``: groups ``[keywords=a]`` and ``[keywords=b]``, whose

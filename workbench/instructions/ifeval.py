@@ -6,20 +6,37 @@ from __future__ import annotations
 import inspect
 import json
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 from workbench.checkers import ifeval_registry
 from workbench.errors import WorkbenchError
 
 # lm-eval's IFEval ids, listed here so `--help` needs no import of lm-eval (a test keeps them equal).
 IFEVAL_IDS = (
-    "change_case:capital_word_frequency", "change_case:english_capital", "change_case:english_lowercase",
-    "combination:repeat_prompt", "combination:two_responses", "detectable_content:number_placeholders",
-    "detectable_content:postscript", "detectable_format:constrained_response", "detectable_format:json_format",
-    "detectable_format:multiple_sections", "detectable_format:number_bullet_lists", "detectable_format:number_highlighted_sections",
-    "detectable_format:title", "keywords:existence", "keywords:forbidden_words", "keywords:frequency", "keywords:letter_frequency",
-    "language:response_language", "length_constraints:nth_paragraph_first_word", "length_constraints:number_paragraphs",
-    "length_constraints:number_sentences", "length_constraints:number_words", "punctuation:no_comma", "startend:end_checker",
+    "change_case:capital_word_frequency",
+    "change_case:english_capital",
+    "change_case:english_lowercase",
+    "combination:repeat_prompt",
+    "combination:two_responses",
+    "detectable_content:number_placeholders",
+    "detectable_content:postscript",
+    "detectable_format:constrained_response",
+    "detectable_format:json_format",
+    "detectable_format:multiple_sections",
+    "detectable_format:number_bullet_lists",
+    "detectable_format:number_highlighted_sections",
+    "detectable_format:title",
+    "keywords:existence",
+    "keywords:forbidden_words",
+    "keywords:frequency",
+    "keywords:letter_frequency",
+    "language:response_language",
+    "length_constraints:nth_paragraph_first_word",
+    "length_constraints:number_paragraphs",
+    "length_constraints:number_sentences",
+    "length_constraints:number_words",
+    "punctuation:no_comma",
+    "startend:end_checker",
     "startend:quotation",
 )
 
@@ -44,7 +61,12 @@ IFEVAL_DEFAULTS: dict[str, dict] = {
     "change_case:capital_word_frequency": {"capital_frequency": 3, "capital_relation": "at least"},
 }
 REQUIRED: dict[str, tuple[str, ...]] = {"language:response_language": ("language",)}
-PER_QUERY: dict[str, str] = {"keywords": "{keyword}", "keyword": "{keyword}", "forbidden_words": "{keyword}", "prompt_to_repeat": "{query}"}
+PER_QUERY: dict[str, str] = {
+    "keywords": "{keyword}",
+    "keyword": "{keyword}",
+    "forbidden_words": "{keyword}",
+    "prompt_to_repeat": "{query}",
+}
 LIST_KWARGS = ("keywords", "forbidden_words")
 
 
@@ -69,8 +91,14 @@ BUDGETS: dict[str, int] = {
 MAX_BUDGET = 512
 
 FAMILIES = {
-    "keywords": "keywords", "language": "language", "length_constraints": "length", "detectable_content": "content",
-    "detectable_format": "format", "combination": "combination", "startend": "startend", "change_case": "case",
+    "keywords": "keywords",
+    "language": "language",
+    "length_constraints": "length",
+    "detectable_content": "content",
+    "detectable_format": "format",
+    "combination": "combination",
+    "startend": "startend",
+    "change_case": "case",
     "punctuation": "punctuation",
 }
 
@@ -109,7 +137,9 @@ def parse_spelling(text: str) -> tuple[str, dict]:
     """``id[key=value,...]`` -> (id, kwargs); the inverse of ``spelling``."""
     m = re.fullmatch(r"\s*([\w:]+)\s*(?:\[(.*)\])?\s*", text, flags=re.S)
     if not m:
-        raise WorkbenchError(f"bad instruction {text!r}: write ID or ID[key=value,...], e.g. language:response_language[language=de]")
+        raise WorkbenchError(
+            f"bad instruction {text!r}: write ID or ID[key=value,...], e.g. language:response_language[language=de]"
+        )
     ifeval_id, body = m.group(1), m.group(2)
     kwargs = {}
     for item in re.split(r",(?=\s*\w+\s*=)", body or ""):
@@ -124,11 +154,33 @@ def parse_spelling(text: str) -> tuple[str, dict]:
 
 # What lm-eval's IFEval takes for each kwarg (a test keeps these equal to its registry). Anything else
 # fails deep inside lm-eval or, worse, passes: a string of keywords is sorted into its letters.
-COUNT_KWARGS = ("capital_frequency", "frequency", "let_frequency", "nth_paragraph", "num_bullets", "num_highlights", "num_paragraphs",
-                "num_placeholders", "num_sections", "num_sentences", "num_words")
+COUNT_KWARGS = (
+    "capital_frequency",
+    "frequency",
+    "let_frequency",
+    "nth_paragraph",
+    "num_bullets",
+    "num_highlights",
+    "num_paragraphs",
+    "num_placeholders",
+    "num_sections",
+    "num_sentences",
+    "num_words",
+)
 WORD_LIST_KWARGS = ("keywords", "forbidden_words")
-STRING_KWARGS = ("capital_relation", "end_phrase", "first_word", "keyword", "language", "let_relation", "letter", "postscript_marker",
-                 "prompt_to_repeat", "relation", "section_spliter")
+STRING_KWARGS = (
+    "capital_relation",
+    "end_phrase",
+    "first_word",
+    "keyword",
+    "language",
+    "let_relation",
+    "letter",
+    "postscript_marker",
+    "prompt_to_repeat",
+    "relation",
+    "section_spliter",
+)
 
 
 def _count(value: object) -> object:
@@ -146,7 +198,10 @@ def checked_kwargs(ifeval_id: str, given: Mapping, where: str = "") -> dict:
         if name in COUNT_KWARGS:
             ok, want = isinstance(value, int) and not isinstance(value, bool) and value >= 1, "a whole number from 1"
         elif name in WORD_LIST_KWARGS:
-            ok, want = isinstance(value, list) and bool(value) and all(isinstance(w, str) and w.strip() for w in value), "a non-empty list of words"
+            ok, want = (
+                isinstance(value, list) and bool(value) and all(isinstance(w, str) and w.strip() for w in value),
+                "a non-empty list of words",
+            )
         elif name == "letter":
             ok, want = isinstance(value, str) and len(value) == 1 and "a" <= value.lower() <= "z", "one letter a-z"
         elif name in STRING_KWARGS:
@@ -155,10 +210,14 @@ def checked_kwargs(ifeval_id: str, given: Mapping, where: str = "") -> dict:
             continue  # an unknown name is the registry's to refuse
         if not ok:
             shown = json.dumps(value, ensure_ascii=False)
-            raise WorkbenchError(f"{where}kwargs of {ifeval_id}: {name} must be {want}, not {shown if len(shown) <= 40 else shown[:37] + '...'}")
+            raise WorkbenchError(
+                f"{where}kwargs of {ifeval_id}: {name} must be {want}, not {shown if len(shown) <= 40 else shown[:37] + '...'}"
+            )
     paragraphs = {**IFEVAL_DEFAULTS.get(ifeval_id, {}), **kwargs}.get("num_paragraphs")
     if "nth_paragraph" in kwargs and isinstance(paragraphs, int) and kwargs["nth_paragraph"] > paragraphs:
-        raise WorkbenchError(f"{where}kwargs of {ifeval_id}: nth_paragraph {kwargs['nth_paragraph']} is past num_paragraphs {paragraphs}")
+        raise WorkbenchError(
+            f"{where}kwargs of {ifeval_id}: nth_paragraph {kwargs['nth_paragraph']} is past num_paragraphs {paragraphs}"
+        )
     return kwargs
 
 
@@ -166,7 +225,9 @@ def full_kwargs(ifeval_id: str, kwargs: Mapping) -> tuple[dict, str]:
     """The full kwargs (defaults filled, values validated by the registry) and IFEval's text for them."""
     registry = ifeval_registry()
     if ifeval_id not in registry:
-        raise WorkbenchError(f"unknown IFEval instruction id {ifeval_id!r}: known ids are {', '.join(sorted(registry))}")
+        raise WorkbenchError(
+            f"unknown IFEval instruction id {ifeval_id!r}: known ids are {', '.join(sorted(registry))}"
+        )
     allowed = [p for p in inspect.signature(registry[ifeval_id].build_description).parameters if p != "self"]
     unknown = sorted(set(kwargs) - set(allowed))
     if unknown:
@@ -186,7 +247,7 @@ def describe(ifeval_id: str, kwargs: Mapping) -> str:
         if ifeval_id == "language:response_language":
             from lm_eval.tasks.ifeval.instructions_util import LANGUAGE_CODES
 
-            raise WorkbenchError(f"unknown language {kwargs.get('language')!r}: use one of {', '.join(sorted(LANGUAGE_CODES))}") from None
+            raise WorkbenchError(
+                f"unknown language {kwargs.get('language')!r}: use one of {', '.join(sorted(LANGUAGE_CODES))}"
+            ) from None
         raise WorkbenchError(f"bad kwargs for {ifeval_id}: {exc}") from None
-
-

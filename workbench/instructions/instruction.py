@@ -16,8 +16,8 @@ import functools
 import hashlib
 import json
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Mapping, Sequence
 
 from workbench.checkers import Check, Checker, check, check_callable
 from workbench.errors import WorkbenchError
@@ -57,7 +57,7 @@ class Instruction:
 
     # --- the three sources -------------------------------------------------------------------
     @classmethod
-    def ifeval(cls, ifeval_id: str, /, **kwargs) -> "Instruction":
+    def ifeval(cls, ifeval_id: str, /, **kwargs) -> Instruction:
         """An IFEval instruction; its text is the registry's own description for these kwargs."""
         full, text = full_kwargs(ifeval_id, kwargs)
         given = {k: v for k, v in kwargs.items() if v is not None}
@@ -66,7 +66,9 @@ class Instruction:
         return cls(spelling(ifeval_id, given), (text, *extra), ifeval_id, full, family, "ifeval")
 
     @classmethod
-    def custom(cls, text: str | Sequence[str], check: Checker | str | None = None, id: str | None = None, **kwargs) -> "Instruction":
+    def custom(
+        cls, text: str | Sequence[str], check: Checker | str | None = None, id: str | None = None, **kwargs
+    ) -> Instruction:
         """Free text. ``check``: a ``str -> bool`` callable, an IFEval id (with ``kwargs``), or None."""
         phrasings = (text,) if isinstance(text, str) else tuple(text)
         if not phrasings or not all(isinstance(p, str) and p.strip() for p in phrasings):
@@ -103,7 +105,7 @@ class Instruction:
         """A file-name-safe form of the id."""
         return slug(self.id)
 
-    def with_params(self, **values: str) -> "Instruction":
+    def with_params(self, **values: str) -> Instruction:
         """Fill placeholders, e.g. ``include_word.with_params(keyword="ocean")``."""
         unknown = set(values) - {p.strip("{}") for p in PLACEHOLDERS}
         if unknown:
@@ -115,17 +117,33 @@ class Instruction:
         if self.checker is not None:
             return check_callable(response, self.checker, instruction=self.id)
         if self.ifeval_id is None:
-            raise WorkbenchError(f"instruction {self.id!r} has no checker: give check=<callable or IFEval id> to sweep or evaluate it")
+            raise WorkbenchError(
+                f"instruction {self.id!r} has no checker: give check=<callable or IFEval id> to sweep or evaluate it"
+            )
         if self.per_query:
-            raise WorkbenchError(f"instruction {self.id!r} still has a per-query placeholder: fill it with instantiate(inst, query)")
+            raise WorkbenchError(
+                f"instruction {self.id!r} still has a per-query placeholder: fill it with instantiate(inst, query)"
+            )
         return check(response, [self.ifeval_id], [self.kwargs], prompt)
 
     def spec(self) -> dict:
         """What defines it, as JSON (for provenance and sweep configurations)."""
-        checker = None if self.checker is None else {
-            "name": f"{getattr(self.checker, '__module__', '?')}.{getattr(self.checker, '__qualname__', repr(self.checker))}",
-            "code": fingerprint(self.checker)}
-        return {"id": self.id, "source": self.source, "ifeval_id": self.ifeval_id, "kwargs": self.kwargs, "phrasings": list(self.phrasings), "checker": checker}
+        checker = (
+            None
+            if self.checker is None
+            else {
+                "name": f"{getattr(self.checker, '__module__', '?')}.{getattr(self.checker, '__qualname__', repr(self.checker))}",
+                "code": fingerprint(self.checker),
+            }
+        )
+        return {
+            "id": self.id,
+            "source": self.source,
+            "ifeval_id": self.ifeval_id,
+            "kwargs": self.kwargs,
+            "phrasings": list(self.phrasings),
+            "checker": checker,
+        }
 
     def __repr__(self) -> str:
         check_by = self.ifeval_id or (getattr(self.checker, "__name__", "callable") if self.checker else "no checker")
@@ -186,9 +204,20 @@ def fingerprint(fn, depth: int = 0) -> str:
             parts.append(fingerprint(call, depth + 1))
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
     names = getattr(fn, "__globals__", {})
-    captured = [_plain(c.cell_contents, depth) if c is not None and _has_contents(c) else "<empty>" for c in (fn.__closure__ or ())]
+    captured = [
+        _plain(c.cell_contents, depth) if c is not None and _has_contents(c) else "<empty>"
+        for c in (fn.__closure__ or ())
+    ]
     used = {n: _plain(names[n], depth) for n in code.co_names if n in names and not isinstance(names[n], type(re))}
-    text = "|".join([_code_text(code, depth), _plain(fn.__defaults__, depth), _plain(fn.__kwdefaults__, depth), str(captured), str(used)])
+    text = "|".join(
+        [
+            _code_text(code, depth),
+            _plain(fn.__defaults__, depth),
+            _plain(fn.__kwdefaults__, depth),
+            str(captured),
+            str(used),
+        ]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -210,5 +239,3 @@ def generic(inst: Instruction, keep: Mapping | None = None) -> Instruction:
     kwargs = {k: ([v] if k in LIST_KWARGS and isinstance(v, str) else v) for k, v in kwargs.items()}
     given = {k: v for k, v in kwargs.items() if k not in PER_QUERY or k in keep}
     return replace(Instruction.ifeval(inst.ifeval_id, **kwargs), id=spelling(inst.ifeval_id, given))
-
-

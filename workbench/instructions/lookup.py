@@ -13,12 +13,14 @@ from workbench.instructions.instruction import Instruction
 def catalog() -> dict[str, Instruction]:
     """The curated instructions (several phrasings each), by name."""
     return {
-        raw["id"]: Instruction(raw["id"], tuple(raw["phrasings"]), raw["ifeval_id"], raw["kwargs"], raw["family"], "catalog")
+        raw["id"]: Instruction(
+            raw["id"], tuple(raw["phrasings"]), raw["ifeval_id"], raw["kwargs"], raw["family"], "catalog"
+        )
         for raw in catalog_entries()
     }
 
 
-def get_instruction(instruction: "str | Instruction") -> Instruction:
+def get_instruction(instruction: str | Instruction) -> Instruction:
     """A catalog name, an IFEval spelling (``id`` or ``id[key=value,...]``), ``text:SENTENCE`` or an Instruction."""
     if isinstance(instruction, Instruction):
         return instruction
@@ -28,7 +30,7 @@ def get_instruction(instruction: "str | Instruction") -> Instruction:
     if instruction in known:
         return known[instruction]
     if instruction.startswith("text:"):
-        return Instruction.custom(instruction[len("text:"):].strip())
+        return Instruction.custom(instruction[len("text:") :].strip())
     ifeval_id, kwargs = parse_spelling(instruction) if ":" in instruction else (instruction, {})
     if ifeval_id not in ifeval_registry():
         raise WorkbenchError(

@@ -58,7 +58,9 @@ def queries(split: str | None = None, seed: int = 0, limit: int | None = None) -
     if split is not None and split not in SPLITS:
         raise WorkbenchError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
-        raise WorkbenchError(f"a number of queries or pairs is a whole number of at least 1, not {limit!r}")  # [:-1] would drop one silently
+        raise WorkbenchError(
+            f"a number of queries or pairs is a whole number of at least 1, not {limit!r}"
+        )  # [:-1] would drop one silently
     out = []
     for i, text in enumerate(_query_texts()):
         s = split_of(text, seed)
@@ -88,7 +90,9 @@ def instantiate(inst: Instruction, query: str) -> Instruction:
     return inst.with_params(keyword=keyword(query), query=query) if inst.per_query else inst
 
 
-def make_pairs(instruction: str | Instruction | Group, split: str = "train", limit: int | None = None, seed: int = 0) -> list[Pair]:
+def make_pairs(
+    instruction: str | Instruction | Group, split: str = "train", limit: int | None = None, seed: int = 0
+) -> list[Pair]:
     """Pairs for one instruction or group: the query, then the instruction appended. A group's
     members rotate over the queries, and each member's phrasings rotate over its turns."""
     members = as_group(instruction).members

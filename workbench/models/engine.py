@@ -17,9 +17,9 @@ import copy
 import hashlib
 import inspect
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 from jaxtyping import Float, Int
@@ -62,7 +62,9 @@ class Model(Tokenized):
     use_twin: bool = True  # False: always run through the bridge (the reference path)
     bridge_cache_ok: bool = True  # the bridge's own modules honour a KV cache (probed at load)
     decoder: object | None = None  # the compiled decode step (workbench.compiled), made on first use
-    backend: object | None = None  # another engine ``generate`` hands generation to (``vllm_engine.VLLMEngine``); vectors and scores stay here
+    backend: object | None = (
+        None  # another engine ``generate`` hands generation to (``vllm_engine.VLLMEngine``); vectors and scores stay here
+    )
 
     def __repr__(self) -> str:
         engine = "twin" if self.twin is not None and self.use_twin else "bridge"
@@ -101,7 +103,12 @@ class Model(Tokenized):
         return DynamicCache(config=self.hf.config)
 
     def forward(
-        self, ids: Int[Tensor, "batch new"], mask: Int[Tensor, "batch seen"], positions: Int[Tensor, "batch new"], cache=None, keep: int = 1,
+        self,
+        ids: Int[Tensor, "batch new"],
+        mask: Int[Tensor, "batch seen"],
+        positions: Int[Tensor, "batch new"],
+        cache=None,
+        keep: int = 1,
     ) -> Float[Tensor, "batch keep vocab"]:
         """One forward of the new columns ``ids`` (``mask`` covers cached and new columns) through
         ``runner``, updating ``cache`` if given; the logits of the last ``keep`` positions
@@ -114,7 +121,7 @@ class Model(Tokenized):
         return lm(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep, **kv).logits
 
     @contextmanager
-    def through_bridge(self) -> Iterator["Model"]:
+    def through_bridge(self) -> Iterator[Model]:
         """Run through the bridge's own modules inside the block (the reference path), even where
         the twin would do; restored on exit, also after an error."""
         before, self.use_twin = self.use_twin, False
@@ -150,8 +157,13 @@ class Model(Tokenized):
         h = hashlib.sha256(str(getattr(self.tokenizer, "chat_template", "")).encode())
         for name, p in self.hf.named_parameters():
             flat = p.detach().reshape(-1)
-            idx = torch.cat([torch.arange(min(64, flat.numel())), torch.linspace(0, flat.numel() - 1, 1024, dtype=torch.float64).long(),
-                             torch.arange(max(flat.numel() - 64, 0), flat.numel())]).to(flat.device)
+            idx = torch.cat(
+                [
+                    torch.arange(min(64, flat.numel())),
+                    torch.linspace(0, flat.numel() - 1, 1024, dtype=torch.float64).long(),
+                    torch.arange(max(flat.numel() - 64, 0), flat.numel()),
+                ]
+            ).to(flat.device)
             h.update(f"{name}{tuple(p.shape)}{p.dtype}".encode())
             h.update(flat[idx].float().cpu().numpy().tobytes())
         return h.hexdigest()[:16]
@@ -164,7 +176,6 @@ class Model(Tokenized):
     def hook_name(self, layer: int) -> str:
         check_layer(self, layer)
         return HOOK_TEMPLATE.format(layer=layer)
-
 
 
 def chat_text(tokenizer, user_message: str) -> str:
@@ -206,9 +217,16 @@ def wrap(hf_model, tokenizer, name: str, bridge_name: str) -> Model:
     # The bridge's config records dtype and device (TL reads them, e.g. for tensors it makes); with
     # hf_model given it applies neither, so name the model's own.
     first = next(hf_model.parameters())
-    bridge = TransformerBridge.boot_transformers(bridge_name, hf_model=hf_model, tokenizer=tokenizer, dtype=first.dtype, device=first.device)
+    bridge = TransformerBridge.boot_transformers(
+        bridge_name, hf_model=hf_model, tokenizer=tokenizer, dtype=first.dtype, device=first.device
+    )
     bridge.eval()
-    model = Model(bridge=bridge, tokenizer=tokenizer, name=name, stop_token_ids=stop_token_ids(tokenizer, hf_model.generation_config))
+    model = Model(
+        bridge=bridge,
+        tokenizer=tokenizer,
+        name=name,
+        stop_token_ids=stop_token_ids(tokenizer, hf_model.generation_config),
+    )
     model.twin = _attach_twin(twin, bridge)
     model.bridge_cache_ok = _probed(model, hf_model)
     return model
@@ -219,8 +237,14 @@ def _probed(model: Model, hf_model) -> bool:
     versions, and remembered in the cache folder (``probes.json``): it depends on nothing else."""
     from importlib.metadata import version
 
-    key = "|".join([type(hf_model).__name__, dtype_name(model.dtype), model.device.type,
-                    *(f"{lib}={version(lib)}" for lib in ("transformer-lens", "transformers", "torch"))])
+    key = "|".join(
+        [
+            type(hf_model).__name__,
+            dtype_name(model.dtype),
+            model.device.type,
+            *(f"{lib}={version(lib)}" for lib in ("transformer-lens", "transformers", "torch")),
+        ]
+    )
     path = cache_dir() / "probes.json"
     try:
         known = json.loads(path.read_text())

@@ -19,7 +19,7 @@ from workbench.errors import WorkbenchError
 from workbench.io import cache_dir, file_lock
 from workbench.models.dtypes import resolve_dtype
 from workbench.models.engine import Model, wrap
-from workbench.models.registry import EMBEDDED, DEFAULT_MODEL, TINY_MODEL, embedded_gguf_path, ensure_packages
+from workbench.models.registry import DEFAULT_MODEL, EMBEDDED, TINY_MODEL, embedded_gguf_path, ensure_packages
 from workbench.models.tiny import tiny_hf, tiny_model
 from workbench.threads import set_cpu_threads
 
@@ -38,7 +38,10 @@ def dequantized_folder(name: str) -> Path:
     with file_lock(folder.parent / f".{name}.lock"):  # two first loads at once: one builds, the other waits and reuses
         if (folder / "config.json").exists():
             return folder
-        for stale in [*folder.parent.glob(f".{name}.*"), *cache_dir().glob(f".{EMBEDDED[name].gguf}.*.tmp")]:  # left by a killed build
+        for stale in [
+            *folder.parent.glob(f".{name}.*"),
+            *cache_dir().glob(f".{EMBEDDED[name].gguf}.*.tmp"),
+        ]:  # left by a killed build
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
             elif stale.suffix == ".tmp":
@@ -76,7 +79,9 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: str 
 
     dtype = resolve_dtype(dtype)
     if device and str(device).startswith("cuda") and not torch.cuda.is_available():
-        raise WorkbenchError(f"device {device!r} asked for, but torch sees no CUDA GPU here: drop --device (CPU) or install a CUDA build of torch")
+        raise WorkbenchError(
+            f"device {device!r} asked for, but torch sees no CUDA GPU here: drop --device (CPU) or install a CUDA build of torch"
+        )
     set_cpu_threads(device)  # a sane CPU default; WORKBENCH_THREADS / OMP_NUM_THREADS override it
     if name == TINY_MODEL:
         model = tiny_model(dtype=dtype)
@@ -99,7 +104,9 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: str 
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
         except Exception as exc:  # gguf and transformers raise many types for a damaged or foreign file
-            raise WorkbenchError(f"cannot read {gguf} as a model ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})") from None
+            raise WorkbenchError(
+                f"cannot read {gguf} as a model ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
+            ) from None
         bridge_name = gguf.stem
     else:
         local = path.is_dir()
@@ -133,7 +140,9 @@ def load_plain_hf(name: str = DEFAULT_MODEL, dtype=torch.float32):
     source = dequantized_folder(name) if name in EMBEDDED else name
     if str(source).endswith(".gguf"):
         path = Path(source)
-        return AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, attn_implementation="eager", dtype=dtype).eval()
+        return AutoModelForCausalLM.from_pretrained(
+            path.parent, gguf_file=path.name, attn_implementation="eager", dtype=dtype
+        ).eval()
     return AutoModelForCausalLM.from_pretrained(source, attn_implementation="eager", dtype=dtype).eval()
 
 

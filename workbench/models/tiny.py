@@ -63,7 +63,9 @@ def tiny_hf(seed: int = 0, d_model: int = 64, n_layers: int = 4, tokenizer=None)
         return LlamaForCausalLM(config).eval()
 
 
-def tiny_model(seed: int = 0, d_model: int = 64, n_layers: int = 4, name: str = TINY_MODEL, dtype: torch.dtype = torch.float32) -> Model:
+def tiny_model(
+    seed: int = 0, d_model: int = 64, n_layers: int = 4, name: str = TINY_MODEL, dtype: torch.dtype = torch.float32
+) -> Model:
     """A randomly initialised Llama built from a config: unit tests need no weights."""
     for noisy in ("transformers", "transformer_lens"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

@@ -20,16 +20,38 @@ def selection_drift(drift: pd.DataFrame, model: str = "") -> go.Figure:
     fig = go.Figure()
     fig.add_shape(type="line", x0=-1, y0=-1, x1=1, y1=1, line=dict(color="#999", dash="dash"))  # holds exactly
     fig.add_hline(y=0, line=dict(color="#999", dash="dot"))
-    fig.add_trace(go.Scatter(
-        x=chosen["val_gain"], y=chosen["test_gain"], mode="markers+text", text=[short(n) for n in chosen["instruction"]], textposition="top center",
-        marker=dict(size=10 + 30 * chosen["test_degenerate"].fillna(0), color="#1f77b4", opacity=0.8, line=dict(width=1, color="#fff")),
-        customdata=chosen[["val_degenerate", "test_degenerate"]].to_numpy(), showlegend=False,
-        hovertemplate="%{text}<br>validation gain %{x:+.2f}, test gain %{y:+.2f}<br>degenerate: validation %{customdata[0]:.2f}, test %{customdata[1]:.2f}<extra></extra>",
-    ))
+    fig.add_trace(
+        go.Scatter(
+            x=chosen["val_gain"],
+            y=chosen["test_gain"],
+            mode="markers+text",
+            text=[short(n) for n in chosen["instruction"]],
+            textposition="top center",
+            marker=dict(
+                size=10 + 30 * chosen["test_degenerate"].fillna(0),
+                color="#1f77b4",
+                opacity=0.8,
+                line=dict(width=1, color="#fff"),
+            ),
+            customdata=chosen[["val_degenerate", "test_degenerate"]].to_numpy(),
+            showlegend=False,
+            hovertemplate="%{text}<br>validation gain %{x:+.2f}, test gain %{y:+.2f}<br>degenerate: validation %{customdata[0]:.2f}, test %{customdata[1]:.2f}<extra></extra>",
+        )
+    )
     span = max([0.25, *chosen["val_gain"].abs(), *chosen["test_gain"].abs()]) + 0.1
     fig.update_xaxes(title_text="validation gain (chosen setting − no steering)", range=[-span, span], zeroline=False)
-    fig.update_yaxes(title_text="test gain (steering only − no instruction)", range=[-span, span], zeroline=False, scaleanchor="x")
+    fig.update_yaxes(
+        title_text="test gain (steering only − no instruction)", range=[-span, span], zeroline=False, scaleanchor="x"
+    )
     held = int((chosen["test_gain"] >= 0).sum())
-    return style(fig, f"Does the chosen setting hold on test? {held} of {len(chosen)} test gains ≥ 0",
-                 caption(model, f"{len(chosen)} of {len(drift)} groups selected steering", "dashed: test = validation; size: test degenerate share"),
-                 width=640, height=620)
+    return style(
+        fig,
+        f"Does the chosen setting hold on test? {held} of {len(chosen)} test gains ≥ 0",
+        caption(
+            model,
+            f"{len(chosen)} of {len(drift)} groups selected steering",
+            "dashed: test = validation; size: test degenerate share",
+        ),
+        width=640,
+        height=620,
+    )

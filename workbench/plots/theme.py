@@ -16,17 +16,36 @@ FONT = dict(family="Helvetica, Arial, sans-serif", size=14, color="#222")
 COMPLIANCE_SCALE = "Viridis"
 DIVERGING = "RdBu"
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
-CONDITION_COLORS = {"no_instruction": "#9e9e9e", "steer": "#1f77b4", "instruction": "#ff7f0e", "instruction_steer": "#2ca02c",
-                    "conditional": "#9467bd", "instruction_conditional": "#8c564b"}
-CONDITION_NAMES = {"no_instruction": "No instruction", "steer": "Steering only", "instruction": "Instruction only", "instruction_steer": "Instruction + steering",
-                   "conditional": "Conditional steering", "instruction_conditional": "Instruction + conditional"}
+CONDITION_COLORS = {
+    "no_instruction": "#9e9e9e",
+    "steer": "#1f77b4",
+    "instruction": "#ff7f0e",
+    "instruction_steer": "#2ca02c",
+    "conditional": "#9467bd",
+    "instruction_conditional": "#8c564b",
+}
+CONDITION_NAMES = {
+    "no_instruction": "No instruction",
+    "steer": "Steering only",
+    "instruction": "Instruction only",
+    "instruction_steer": "Instruction + steering",
+    "conditional": "Conditional steering",
+    "instruction_conditional": "Instruction + conditional",
+}
 DEGENERATE_MARK = dict(symbol="x-thin", size=18, color="#d62728", line=dict(width=3, color="#d62728"))
 
 
 def style(fig: go.Figure, title: str, subtitle: str = "", width: int = 900, height: int = 500) -> go.Figure:
     """One style for every figure: the claim as title, what and on what (model, n) underneath."""
     text = title + (f"<br><sup>{subtitle}</sup>" if subtitle else "")
-    fig.update_layout(template="simple_white", font=FONT, title=dict(text=text, x=0.01), width=width, height=height, margin=dict(l=70, r=30, t=90, b=70))
+    fig.update_layout(
+        template="simple_white",
+        font=FONT,
+        title=dict(text=text, x=0.01),
+        width=width,
+        height=height,
+        margin=dict(l=70, r=30, t=90, b=70),
+    )
     return fig
 
 
@@ -57,7 +76,11 @@ def setting_order(label: str) -> tuple:
 
 
 def value_title(value: str) -> str:
-    return {"compliance": "compliance (loose)", "logprob": "mean log-prob (nats/token)", "degenerate": "degenerate share"}.get(value, value)
+    return {
+        "compliance": "compliance (loose)",
+        "logprob": "mean log-prob (nats/token)",
+        "degenerate": "degenerate share",
+    }.get(value, value)
 
 
 def color_map(names) -> dict:
@@ -82,7 +105,9 @@ def notebook_renderer() -> str:
 
     browser = chromium_path()
     if browser is None:
-        print("no Chromium found: figures are interactive only, without a static PNG (install Debian's chromium for one)")
+        print(
+            "no Chromium found: figures are interactive only, without a static PNG (install Debian's chromium for one)"
+        )
         pio.renderers.default = "plotly_mimetype"
     else:
         os.environ.setdefault("BROWSER_PATH", browser)

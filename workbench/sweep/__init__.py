@@ -2,16 +2,62 @@
 on validation (``selection``, ``search`` for successive halving) and the four-condition report
 (``conditions``)."""
 
-from workbench.sweep.conditions import CONDITIONS, Example, catalog_examples, conditional_conditions, four_conditions, pair_example, run_conditions, summarize
-from workbench.sweep.grid import NO_STEERING, SweepConfig, Unit
+from workbench.sweep.conditions import (
+    CONDITIONS,
+    Example,
+    catalog_examples,
+    conditional_conditions,
+    four_conditions,
+    pair_example,
+    run_conditions,
+    summarize,
+)
 from workbench.sweep.executors import Executor, Local, run_units
+from workbench.sweep.grid import NO_STEERING, SweepConfig, Unit
 from workbench.sweep.result import SweepResult
 from workbench.sweep.run import load_table, run_sweep
 from workbench.sweep.search import REFINE, best_cells, refined, run_halving
-from workbench.sweep.selection import MAX_DEGENERATE, Choice, cell_summary, evidence, fewest_prompts, select, selection_rule
+from workbench.sweep.selection import (
+    MAX_DEGENERATE,
+    Choice,
+    cell_summary,
+    evidence,
+    fewest_prompts,
+    select,
+    selection_rule,
+)
 from workbench.sweep.significance import ALPHA, maxt_pvalues, prompts_needed
 
 __all__ = [
-    "ALPHA", "CONDITIONS", "MAX_DEGENERATE", "NO_STEERING", "REFINE", "evidence", "fewest_prompts", "refined", "maxt_pvalues", "prompts_needed", "selection_rule", "Choice", "Example", "Executor", "Local", "SweepResult", "SweepConfig", "Unit", "best_cells", "catalog_examples", "cell_summary", "conditional_conditions", "run_conditions",
-    "four_conditions", "load_table", "pair_example", "run_halving", "run_sweep", "run_units", "select", "summarize",
+    "ALPHA",
+    "CONDITIONS",
+    "MAX_DEGENERATE",
+    "NO_STEERING",
+    "REFINE",
+    "evidence",
+    "fewest_prompts",
+    "refined",
+    "maxt_pvalues",
+    "prompts_needed",
+    "selection_rule",
+    "Choice",
+    "Example",
+    "Executor",
+    "Local",
+    "SweepResult",
+    "SweepConfig",
+    "Unit",
+    "best_cells",
+    "catalog_examples",
+    "cell_summary",
+    "conditional_conditions",
+    "run_conditions",
+    "four_conditions",
+    "load_table",
+    "pair_example",
+    "run_halving",
+    "run_sweep",
+    "run_units",
+    "select",
+    "summarize",
 ]

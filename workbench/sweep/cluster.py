@@ -18,8 +18,8 @@ import functools
 import os
 import time
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Sequence
 
 from workbench.errors import WorkbenchError
 from workbench.evaluate import Judge
@@ -79,27 +79,52 @@ class RayExecutor:
     def _start(self, ray) -> tuple[int, dict]:
         if not ray.is_initialized():
             try:
-                env = {k: os.environ[k] for k in ("WORKBENCH_COMPILE", "WORKBENCH_BATCH_SIZE", "WORKBENCH_THREADS") if k in os.environ}  # the driver's engine settings
-                ray.init(address=self.address, include_dashboard=False, log_to_driver=False, configure_logging=False, runtime_env={"env_vars": env})
+                env = {
+                    k: os.environ[k]
+                    for k in ("WORKBENCH_COMPILE", "WORKBENCH_BATCH_SIZE", "WORKBENCH_THREADS")
+                    if k in os.environ
+                }  # the driver's engine settings
+                ray.init(
+                    address=self.address,
+                    include_dashboard=False,
+                    log_to_driver=False,
+                    configure_logging=False,
+                    runtime_env={"env_vars": env},
+                )
             except (ConnectionError, RuntimeError) as exc:
-                raise WorkbenchError(f"no Ray cluster at {self.address}: {_last_line(exc)} (start one with `ray start --head`, or drop the address)") from None
+                raise WorkbenchError(
+                    f"no Ray cluster at {self.address}: {_last_line(exc)} (start one with `ray start --head`, or drop the address)"
+                ) from None
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         n = self.workers or gpus or max(1, int(resources.get("CPU", 1)) // self.cpus_per_worker)
         return n, {"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": self.cpus_per_worker}
 
-    def map(self, model: Model, jobs: Sequence[Job], judge: Judge | None = None, on_step: OnStep | None = None) -> Iterator[tuple[int, list[list[dict]]]]:
+    def map(
+        self, model: Model, jobs: Sequence[Job], judge: Judge | None = None, on_step: OnStep | None = None
+    ) -> Iterator[tuple[int, list[list[dict]]]]:
         """``on_step`` is not called: a worker's steps stay on the worker, so progress moves as each batch returns."""
         ray = require_ray()
         from ray.exceptions import RayActorError
 
         n, options = self._start(ray)
-        load = self.load or functools.partial(load_replica, model.name, dtype=dtype_name(model.dtype), vllm=model.backend is not None)
+        load = self.load or functools.partial(
+            load_replica, model.name, dtype=dtype_name(model.dtype), vllm=model.backend is not None
+        )
         actor = ray.remote(Replica).options(**options, max_restarts=0)
         n = min(n, len(jobs)) or 1
         idle = deque(actor.remote(load) for _ in range(n))
         queue, pending, tries = deque(range(len(jobs))), {}, [0] * len(jobs)
-        self.stats = {"workers": n, "jobs": len(jobs), "retries": 0, "busy_s": 0.0, "pids": set(), "replicas": set(), "startup_s": [], "dispatch_s": []}
+        self.stats = {
+            "workers": n,
+            "jobs": len(jobs),
+            "retries": 0,
+            "busy_s": 0.0,
+            "pids": set(),
+            "replicas": set(),
+            "startup_s": [],
+            "dispatch_s": [],
+        }
         start, warm = time.perf_counter(), set()
         try:
             while queue or pending:
@@ -116,7 +141,9 @@ class RayExecutor:
                     tries[i] += 1
                     self.stats["retries"] += 1
                     if tries[i] > self.max_retries:
-                        raise WorkbenchError(f"a batch of {len(jobs[i][0])} units failed on {tries[i]} workers in turn; the last: {_last_line(exc)}") from None
+                        raise WorkbenchError(
+                            f"a batch of {len(jobs[i][0])} units failed on {tries[i]} workers in turn; the last: {_last_line(exc)}"
+                        ) from None
                     queue.appendleft(i)
                     idle.append(actor.remote(load))  # a fresh replica in place of the dead one
                     continue

@@ -3,8 +3,8 @@ instruction + steering, generated as one packed batch, scored, and summarised wi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -26,12 +26,23 @@ def summarize(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
     out = []
     for (name, cond), g in table.groupby(["instruction", "condition"], sort=False):
         mean, lo, hi = bootstrap_ci(g[metric].astype(float).tolist())
-        out.append({
-            "instruction": name, "condition": cond, "compliance": mean, "ci_low": lo, "ci_high": hi,
-            "strict": float(g["strict"].mean()), "loose": float(g["loose"].mean()), "n": len(g),
-            "layer": int(g["layer"].iloc[0]), "mode": g["mode"].iloc[0], "coefficient": g["coefficient"].iloc[0],
-            "logprob": float(g["logprob"].mean()), "degenerate": float(g["degenerate"].mean()),
-        })
+        out.append(
+            {
+                "instruction": name,
+                "condition": cond,
+                "compliance": mean,
+                "ci_low": lo,
+                "ci_high": hi,
+                "strict": float(g["strict"].mean()),
+                "loose": float(g["loose"].mean()),
+                "n": len(g),
+                "layer": int(g["layer"].iloc[0]),
+                "mode": g["mode"].iloc[0],
+                "coefficient": g["coefficient"].iloc[0],
+                "logprob": float(g["logprob"].mean()),
+                "degenerate": float(g["degenerate"].mean()),
+            }
+        )
     frame = pd.DataFrame(out)
     if len(frame):
         frame["condition"] = pd.Categorical(frame["condition"], CONDITIONS, ordered=True)
@@ -61,14 +72,27 @@ class Example:
     def check(self, response: str, prompt: str) -> Check:
         """Every instruction at once, as IFEval scores a record: prompt level and per instruction."""
         each = [i.check(response, prompt) for i in self.instructions]
-        return Check(all(c.strict for c in each), all(c.loose for c in each), tuple(c.strict for c in each), tuple(c.loose for c in each))
+        return Check(
+            all(c.strict for c in each),
+            all(c.loose for c in each),
+            tuple(c.strict for c in each),
+            tuple(c.loose for c in each),
+        )
 
 
-Plan = Sequence[tuple[str, bool, Sequence[Steer], "Choice | None"]]  # (condition, instruction in the prompt?, steering, its setting)
+Plan = Sequence[
+    tuple[str, bool, Sequence[Steer], "Choice | None"]
+]  # (condition, instruction in the prompt?, steering, its setting)
 
 
 def run_conditions(
-    model: Model, examples: Sequence[Example], plan: Plan, label: str, max_new_tokens: int = 64, judge: Judge | None = None, progress: bool = True,
+    model: Model,
+    examples: Sequence[Example],
+    plan: Plan,
+    label: str,
+    max_new_tokens: int = 64,
+    judge: Judge | None = None,
+    progress: bool = True,
 ) -> list[dict]:
     """Generate and score each planned condition on every example, all in one packed batch; rows.
     Unsteered conditions on the same prompts (no instruction, and steering where none was selected)
@@ -76,25 +100,40 @@ def run_conditions(
     ``progress``: a bar in token budget (rows × max_new_tokens) that moves every decode step."""
     n = len(examples)
     firsts: dict[tuple, int] = {}
-    source = [firsts.setdefault((with_inst,) if not steer else (with_inst, b), b) for b, (_, with_inst, steer, _) in enumerate(plan)]
+    source = [
+        firsts.setdefault((with_inst,) if not steer else (with_inst, b), b)
+        for b, (_, with_inst, steer, _) in enumerate(plan)
+    ]
     unique = sorted(set(source))
     prompts = [e.prompt if plan[b][1] else e.query for b in unique for e in examples]
     # each condition's specs act on its own rows only
     specs = pack([list(plan[b][2]) for b in unique for _ in examples])
-    with tqdm(total=len(prompts) * max_new_tokens, desc=label, unit="tok", unit_scale=True, disable=not progress, leave=False) as bar:
+    with tqdm(
+        total=len(prompts) * max_new_tokens, desc=label, unit="tok", unit_scale=True, disable=not progress, leave=False
+    ) as bar:
         gens = generate(model, prompts, steer=specs, max_new_tokens=max_new_tokens, on_step=bar.update)
     rows, checks = [], []
     for k, b in enumerate(unique):
         cond, with_inst, steer, choice = plan[b]
         for e, p, g in zip(examples, prompts[k * n : (k + 1) * n], gens[k * n : (k + 1) * n]):
-            rows.append({
-                "instruction": label, "condition": cond, "with_instruction": with_inst, "prompt_id": e.key,
-                "layer": choice.layer if choice and steer else NO_STEERING,
-                "mode": choice.mode if choice and steer else "none",
-                "coefficient": choice.coefficient if choice and steer else None,
-                "query": e.query, "prompt": p, "instruction_ids": e.instruction_ids, "kwargs": e.kwargs,
-                "text": g.text, "stopped": g.stopped, "n_tokens": len(g.token_ids),
-            })
+            rows.append(
+                {
+                    "instruction": label,
+                    "condition": cond,
+                    "with_instruction": with_inst,
+                    "prompt_id": e.key,
+                    "layer": choice.layer if choice and steer else NO_STEERING,
+                    "mode": choice.mode if choice and steer else "none",
+                    "coefficient": choice.coefficient if choice and steer else None,
+                    "query": e.query,
+                    "prompt": p,
+                    "instruction_ids": e.instruction_ids,
+                    "kwargs": e.kwargs,
+                    "text": g.text,
+                    "stopped": g.stopped,
+                    "n_tokens": len(g.token_ids),
+                }
+            )
             checks.append(e.check(g.text, p))
     scored = score_rows(model, rows, judge, checks)
     at = {b: k for k, b in enumerate(unique)}
@@ -122,7 +161,13 @@ def four_conditions(
 
 
 def conditional_conditions(
-    model: Model, examples: Sequence[Example], steer: Sequence[Steer], label: str, choice: Choice | None = None, max_new_tokens: int = 64, judge: Judge | None = None,
+    model: Model,
+    examples: Sequence[Example],
+    steer: Sequence[Steer],
+    label: str,
+    choice: Choice | None = None,
+    max_new_tokens: int = 64,
+    judge: Judge | None = None,
 ) -> list[dict]:
     """Conditional steering (specs with a ``Condition``) applied the same way to prompts without and
     with the instruction: the deployment case, where nobody knows whether the user asked."""
@@ -130,7 +175,9 @@ def conditional_conditions(
     return run_conditions(model, examples, plan, label, max_new_tokens, judge)
 
 
-def catalog_examples(instruction: str | Instruction | Group, split: str = "test", limit: int | None = None, seed: int = 0) -> list[Example]:
+def catalog_examples(
+    instruction: str | Instruction | Group, split: str = "test", limit: int | None = None, seed: int = 0
+) -> list[Example]:
     """Test items from the project's queries with the instruction appended."""
     return [pair_example(p) for p in make_pairs(instruction, split, limit=limit, seed=seed)]
 

@@ -6,8 +6,9 @@ finishes; the driver alone writes them, so where the work ran changes nothing on
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from workbench.evaluate import Judge, score_rows
 from workbench.generate import generate
@@ -24,7 +25,9 @@ def job_budget(job: Job) -> int:
     return sum(len(u.rows()) for u in units) * budget
 
 
-def run_units(model: Model, units: Sequence[Unit], max_new_tokens: int, judge: Judge | None = None, on_step: OnStep | None = None) -> list[list[dict]]:
+def run_units(
+    model: Model, units: Sequence[Unit], max_new_tokens: int, judge: Judge | None = None, on_step: OnStep | None = None
+) -> list[list[dict]]:
     """Generate several units in one batch (per-row coefficients), then score; rows per unit."""
     plan = [(u, r) for u in units for r in u.rows()]
     prompts = [r[3] for _, r in plan]
@@ -65,7 +68,9 @@ class Executor(Protocol):
     """Runs jobs; yields ``(job index, rows per unit)`` as each finishes, in any order, each once.
     ``on_step``, where the executor can, hears each decode step of the job running (progress)."""
 
-    def map(self, model: Model, jobs: Sequence[Job], judge: Judge | None = None, on_step: OnStep | None = None) -> Iterator[tuple[int, list[list[dict]]]]: ...
+    def map(
+        self, model: Model, jobs: Sequence[Job], judge: Judge | None = None, on_step: OnStep | None = None
+    ) -> Iterator[tuple[int, list[list[dict]]]]: ...
 
     def summary(self) -> str: ...
 
@@ -76,7 +81,9 @@ class Local:
 
     jobs_done: int = field(default=0, init=False)
 
-    def map(self, model: Model, jobs: Sequence[Job], judge: Judge | None = None, on_step: OnStep | None = None) -> Iterator[tuple[int, list[list[dict]]]]:
+    def map(
+        self, model: Model, jobs: Sequence[Job], judge: Judge | None = None, on_step: OnStep | None = None
+    ) -> Iterator[tuple[int, list[list[dict]]]]:
         for i, (units, budget) in enumerate(jobs):
             yield i, run_units(model, units, budget, judge, on_step)
             self.jobs_done += 1

@@ -4,8 +4,8 @@ prompt condition × layer, all settings × prompts as batch rows), and how units
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 from workbench.errors import WorkbenchError
 from workbench.instructions import Group, Instruction, as_group
@@ -47,18 +47,26 @@ class SweepConfig:
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise WorkbenchError(f"{name} must be a whole number of at least 1, not {getattr(self, name)!r}")
         if self.max_new_tokens is not None and (not isinstance(self.max_new_tokens, int) or self.max_new_tokens < 1):
-            raise WorkbenchError(f"max_new_tokens must be at least 1 (or None: each instruction's budget), not {self.max_new_tokens!r}")
+            raise WorkbenchError(
+                f"max_new_tokens must be at least 1 (or None: each instruction's budget), not {self.max_new_tokens!r}"
+            )
         if any(not isinstance(l, int) or l < 0 for l in self.layers):
             raise WorkbenchError(f"layers are whole numbers from 0, not {list(self.layers)}")
         names = [g.name for g in self.groups]
         if len(set(names)) != len(names):
-            raise WorkbenchError(f"two instructions share a name in this sweep: {sorted(n for n in names if names.count(n) > 1)}")
+            raise WorkbenchError(
+                f"two instructions share a name in this sweep: {sorted(n for n in names if names.count(n) > 1)}"
+            )
         slugs = [g.slug for g in self.groups]
         if len(set(slugs)) != len(slugs):  # slugs carry a hash of the name, so this would be a bug
-            raise WorkbenchError(f"two instructions share a file name in this sweep: {sorted(s for s in slugs if slugs.count(s) > 1)}")
+            raise WorkbenchError(
+                f"two instructions share a file name in this sweep: {sorted(s for s in slugs if slugs.count(s) > 1)}"
+            )
         for g in self.groups:
             if not g.checkable:
-                raise WorkbenchError(f"instruction {g.name!r} has no checker, and a sweep scores compliance: give it check=<callable or IFEval id>")
+                raise WorkbenchError(
+                    f"instruction {g.name!r} has no checker, and a sweep scores compliance: give it check=<callable or IFEval id>"
+                )
 
     @property
     def groups(self) -> list[Group]:

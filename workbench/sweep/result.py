@@ -30,7 +30,9 @@ class SweepResult:
         """Mean compliance, quality and degeneracy per (instruction, condition, layer, setting)."""
         return cell_summary(self.table, metric)
 
-    def best(self, metric: str = "loose", max_degenerate: float = MAX_DEGENERATE, alpha: float | None = ALPHA) -> dict[tuple[str, bool], Choice]:
+    def best(
+        self, metric: str = "loose", max_degenerate: float = MAX_DEGENERATE, alpha: float | None = ALPHA
+    ) -> dict[tuple[str, bool], Choice]:
         """The selected setting per (instruction, with instruction?): ``selection.select``."""
         return select(self.table, metric, max_degenerate, alpha)
 
@@ -52,7 +54,12 @@ class SweepResult:
     def _grid(self) -> tuple[int, int, int, int]:
         steered = self.table[self.table["layer"] != NO_STEERING]
         settings = steered[["mode", "coefficient"]].drop_duplicates().shape[0]
-        return self.table["instruction"].nunique(), steered["layer"].nunique(), settings, self.table["prompt_id"].nunique()
+        return (
+            self.table["instruction"].nunique(),
+            steered["layer"].nunique(),
+            settings,
+            self.table["prompt_id"].nunique(),
+        )
 
     def __repr__(self) -> str:
         n_inst, n_layers, n_settings, n_prompts = self._grid()
@@ -68,11 +75,15 @@ class SweepResult:
             f"<td>{c.score:.2f}</td><td>{c.baseline:.2f}</td></tr>"
             for (name, cond), c in sorted(self.best().items())
         )
-        best = ("<table><tr><th>instruction</th><th>instruction in prompt</th><th>selected</th><th>score</th><th>unsteered</th></tr>"
-                f"{rows}</table>")
-        return (f"<b>SweepResult</b> {html.escape(self.model)}: {n_inst} instructions × {n_layers} layers × {n_settings} settings × "
-                f"{n_prompts} prompts = {len(self.table)} generations{' in <code>' + html.escape(str(self.folder)) + '</code>' if self.folder else ''}"
-                f"{best}{self._mini_heatmaps()}")
+        best = (
+            "<table><tr><th>instruction</th><th>instruction in prompt</th><th>selected</th><th>score</th><th>unsteered</th></tr>"
+            f"{rows}</table>"
+        )
+        return (
+            f"<b>SweepResult</b> {html.escape(self.model)}: {n_inst} instructions × {n_layers} layers × {n_settings} settings × "
+            f"{n_prompts} prompts = {len(self.table)} generations{' in <code>' + html.escape(str(self.folder)) + '</code>' if self.folder else ''}"
+            f"{best}{self._mini_heatmaps()}"
+        )
 
     def _mini_heatmaps(self) -> str:
         cells = self.cells()
@@ -84,17 +95,26 @@ class SweepResult:
             head = "".join(f"<th>{int(l)}</th>" for l in grid.columns)
             body = "".join(
                 f"<tr><th style='text-align:right'>{html.escape(s)}</th>"
-                + "".join(f"<td style='background:rgba(68,1,84,{v:.2f});color:{'#fff' if v > 0.5 else '#222'}'>{v:.2f}</td>" for v in grid.loc[s])
+                + "".join(
+                    f"<td style='background:rgba(68,1,84,{v:.2f});color:{'#fff' if v > 0.5 else '#222'}'>{v:.2f}</td>"
+                    for v in grid.loc[s]
+                )
                 + "</tr>"
                 for s in grid.index
             )
-            out.append(f"<div style='display:inline-block;margin:4px 12px'><small>{html.escape(name)}: compliance without the instruction</small>"
-                       f"<table><tr><th>layer</th>{head}</tr>{body}</table></div>")
+            out.append(
+                f"<div style='display:inline-block;margin:4px 12px'><small>{html.escape(name)}: compliance without the instruction</small>"
+                f"<table><tr><th>layer</th>{head}</tr>{body}</table></div>"
+            )
         return "".join(out)
 
 
 def _holds_empty_dict(value) -> bool:
-    return value == {} if isinstance(value, dict) else isinstance(value, (list, tuple)) and any(_holds_empty_dict(v) for v in value)
+    return (
+        value == {}
+        if isinstance(value, dict)
+        else isinstance(value, (list, tuple)) and any(_holds_empty_dict(v) for v in value)
+    )
 
 
 def _setting(c: Choice) -> str:

@@ -7,14 +7,14 @@ is one (prompt, setting), with per-row coefficients.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from workbench.errors import WorkbenchError
 from workbench.checkers import checkers_version
+from workbench.errors import WorkbenchError
 from workbench.evaluate import DEGENERACY_RULE, Judge
 from workbench.instructions import Pair, make_pairs
 from workbench.io import claim_dir, read_jsonl, write_atomic, write_jsonl
@@ -26,10 +26,18 @@ from workbench.sweep.result import SweepResult
 
 
 def run_sweep(
-    model: Model, config: SweepConfig, out: str | Path, progress: bool = True, judge: Judge | None = None, rows_per_batch: int = 64,
-    pairs: Mapping[str, Sequence[Pair]] | None = None, train_pairs: Mapping[str, Sequence[Pair]] | None = None,
-    cells_of: Mapping[str, Sequence[tuple[int, str, float | None]]] | None = None, vectors: str | Path | None = None,
-    bar: tqdm | None = None, executor: Executor | None = None,
+    model: Model,
+    config: SweepConfig,
+    out: str | Path,
+    progress: bool = True,
+    judge: Judge | None = None,
+    rows_per_batch: int = 64,
+    pairs: Mapping[str, Sequence[Pair]] | None = None,
+    train_pairs: Mapping[str, Sequence[Pair]] | None = None,
+    cells_of: Mapping[str, Sequence[tuple[int, str, float | None]]] | None = None,
+    vectors: str | Path | None = None,
+    bar: tqdm | None = None,
+    executor: Executor | None = None,
 ) -> SweepResult:
     """Run (or resume) a sweep into ``out``; returns its ``SweepResult`` (``.table``: one row per generation).
 
@@ -49,7 +57,16 @@ def run_sweep(
         raise WorkbenchError(f"the sweep is configured for {config.model} but the model is {model.name}")
     for layer in config.layers:
         check_layer(model, layer)
-    claim_dir(out, config.to_json() | {"model_fingerprint": model.fingerprint(), "degeneracy_rule": DEGENERACY_RULE, "checkers": checkers_version()}, "sweep")
+    claim_dir(
+        out,
+        config.to_json()
+        | {
+            "model_fingerprint": model.fingerprint(),
+            "degeneracy_rule": DEGENERACY_RULE,
+            "checkers": checkers_version(),
+        },
+        "sweep",
+    )
     for stale in (out / "units").glob(".*.tmp"):  # left by a process killed mid-write
         stale.unlink()
     groups = {g.slug: g for g in config.groups}
@@ -57,9 +74,14 @@ def run_sweep(
     for slug, group in groups.items():  # budget order, so packed batches share a token budget
         for cond in config.conditions:
             keys.append((slug, cond, NO_STEERING))
-            keys += [(slug, cond, layer) for layer in config.layers if cells_of is None or any(c[0] == layer for c in cells_of.get(group.name, ()))]
+            keys += [
+                (slug, cond, layer)
+                for layer in config.layers
+                if cells_of is None or any(c[0] == layer for c in cells_of.get(group.name, ()))
+            ]
     keys.sort(key=lambda k: config.budget(groups[k[0]]))
     todo = [k for k in keys if not (out / "units" / unit_name(*k)).exists()]
+
     def settings_at(slug: str, layer: int) -> list[tuple[str, float | None]]:
         if layer == NO_STEERING:
             return [("none", 0.0)]
@@ -70,17 +92,30 @@ def run_sweep(
     total = sum(map(per_unit, keys))
     own_bar = bar is None
     if own_bar:
-        bar = tqdm(total=total, initial=total - sum(map(per_unit, todo)), desc="sweep", unit="tok", unit_scale=True, disable=not progress)
+        bar = tqdm(
+            total=total,
+            initial=total - sum(map(per_unit, todo)),
+            desc="sweep",
+            unit="tok",
+            unit_scale=True,
+            disable=not progress,
+        )
     else:
         bar.update(total - sum(map(per_unit, todo)))  # resumed units count as done
     units, pairs_of = [], {}
     steered_groups = list({k[0]: groups[k[0]] for k in todo if k[2] != NO_STEERING}.values())
-    vecs = vectors_for(model, steered_groups, Path(vectors or out), config.n_train, train_pairs, progress=progress)  # one recording pass
+    vecs = vectors_for(
+        model, steered_groups, Path(vectors or out), config.n_train, train_pairs, progress=progress
+    )  # one recording pass
     for slug, cond, layer in todo:
         group = groups[slug]
         if slug not in pairs_of:
             given = (pairs or {}).get(group.name)
-            pairs_of[slug] = list(given)[: config.n_prompts] if given is not None else make_pairs(group, config.split, limit=config.n_prompts, seed=config.seed)
+            pairs_of[slug] = (
+                list(given)[: config.n_prompts]
+                if given is not None
+                else make_pairs(group, config.split, limit=config.n_prompts, seed=config.seed)
+            )
             if not pairs_of[slug]:
                 raise WorkbenchError(f"the {config.split} split has no prompts")
         steered = layer != NO_STEERING
@@ -89,7 +124,9 @@ def run_sweep(
         units.append(Unit(group, cond, layer, vec, pairs_of[slug], settings))
     unit_budget = lambda unit: config.budget(unit.group)
     jobs = [(chunk, unit_budget(chunk[0])) for chunk in chunks(units, rows_per_batch, unit_budget)]
-    stepped = [0]  # budget reported step by step since the last job returned: that job's (jobs run one at a time where steps are reported)
+    stepped = [
+        0
+    ]  # budget reported step by step since the last job returned: that job's (jobs run one at a time where steps are reported)
 
     def on_step(n: int) -> None:
         stepped[0] += n
@@ -114,5 +151,9 @@ def load_table(out: str | Path) -> pd.DataFrame:
         raise WorkbenchError(f"no results in {out}: run `workbench sweep --out {out}` first")
     rows = [row for f in files for row in read_jsonl(f)]
     table = pd.DataFrame(rows)
-    keys = [k for k in ("instruction", "condition", "with_instruction", "layer", "mode", "coefficient", "prompt_id") if k in table]
+    keys = [
+        k
+        for k in ("instruction", "condition", "with_instruction", "layer", "mode", "coefficient", "prompt_id")
+        if k in table
+    ]
     return table.sort_values(keys, na_position="first", kind="stable").reset_index(drop=True)

@@ -25,15 +25,19 @@ def selection_rule(alpha: float | None = ALPHA) -> str:
     """The rule's name, as results folders record it."""
     if alpha is None:
         return f"best-v1: best validation compliance above no steering, degenerate <= {MAX_DEGENERATE:g}"
-    return (f"maxT-v2: best validation compliance among cells beating no steering at family-wise alpha {alpha:g} (sign-flip maxT), "
-            f"degenerate share's {DEGENERATE_CONFIDENCE:.0%} upper bound <= {MAX_DEGENERATE:g}; successive halving scores its finalists "
-            "on the second round's prompts only")
+    return (
+        f"maxT-v2: best validation compliance among cells beating no steering at family-wise alpha {alpha:g} (sign-flip maxT), "
+        f"degenerate share's {DEGENERATE_CONFIDENCE:.0%} upper bound <= {MAX_DEGENERATE:g}; successive halving scores its finalists "
+        "on the second round's prompts only"
+    )
 
 
 def fewest_prompts(alpha: float = ALPHA, max_degenerate: float = MAX_DEGENERATE) -> int:
     """The fewest tested prompts with which maxT can select anything: a p-value of 2^-n ≤ ``alpha``
     and, with no degenerate reply, a degenerate share whose upper bound is under the cut-off (8)."""
-    return next(n for n in range(1, 1000) if 0.5**n <= alpha and upper_bound(0, n, DEGENERATE_CONFIDENCE) <= max_degenerate)
+    return next(
+        n for n in range(1, 1000) if 0.5**n <= alpha and upper_bound(0, n, DEGENERATE_CONFIDENCE) <= max_degenerate
+    )
 
 
 @dataclass(frozen=True)
@@ -52,7 +56,7 @@ class Choice:
     n_tested: int = 0  # validation prompts the test saw (halving: the second round's)
 
     @classmethod
-    def manual(cls, instruction: str, layer: int, mode: str = "add", coefficient: float | None = None) -> "Choice":
+    def manual(cls, instruction: str, layer: int, mode: str = "add", coefficient: float | None = None) -> Choice:
         """A hand-set steering setting (no validation scores); coefficient × the layer's norm."""
         if mode not in ("add", "project") or (mode == "add" and coefficient is None):
             raise WorkbenchError("a manual setting is mode 'add' with a coefficient, or mode 'project'")
@@ -68,12 +72,21 @@ class Choice:
         return f"Choice({self.instruction} {cond} instruction: layer {self.layer} {setting}, {self.score:.2f} vs baseline {self.baseline:.2f}{test})"
 
     @classmethod
-    def from_json(cls, fields: dict) -> "Choice":
+    def from_json(cls, fields: dict) -> Choice:
         """A choice as ``dataclasses.asdict`` wrote it to JSON (numbers come back as ints or floats)."""
         num = lambda v: None if v is None else float(v)
-        return cls(fields["instruction"], bool(fields["with_instruction"]), int(fields["layer"]), fields["mode"], num(fields["coefficient"]),
-                   num(fields["score"]), num(fields["baseline"]), num(fields["degenerate"]), num(fields.get("p_value")),
-                   int(fields.get("n_tested", 0)))
+        return cls(
+            fields["instruction"],
+            bool(fields["with_instruction"]),
+            int(fields["layer"]),
+            fields["mode"],
+            num(fields["coefficient"]),
+            num(fields["score"]),
+            num(fields["baseline"]),
+            num(fields["degenerate"]),
+            num(fields.get("p_value")),
+            int(fields.get("n_tested", 0)),
+        )
 
     @property
     def steers(self) -> bool:
@@ -93,7 +106,13 @@ def cell_summary(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
     t["coefficient"] = t["coefficient"].fillna(0.0)
     return (
         t.groupby(["instruction", "with_instruction", "layer", "mode", "coefficient"], dropna=False)
-        .agg(compliance=(metric, "mean"), strict=("strict", "mean"), logprob=("logprob", "mean"), degenerate=("degenerate", "mean"), n=("text", "size"))
+        .agg(
+            compliance=(metric, "mean"),
+            strict=("strict", "mean"),
+            logprob=("logprob", "mean"),
+            degenerate=("degenerate", "mean"),
+            n=("text", "size"),
+        )
         .reset_index()
     )
 
@@ -124,7 +143,9 @@ def _pvalues(rows: pd.DataFrame, metric: str) -> dict[tuple, tuple[float, int]]:
     return {cell: (float(v), len(gains)) for cell, v in zip(steered, p)}
 
 
-def select(table: pd.DataFrame, metric: str = "loose", max_degenerate: float = MAX_DEGENERATE, alpha: float | None = ALPHA) -> dict[tuple[str, bool], Choice]:
+def select(
+    table: pd.DataFrame, metric: str = "loose", max_degenerate: float = MAX_DEGENERATE, alpha: float | None = ALPHA
+) -> dict[tuple[str, bool], Choice]:
     """Best non-degenerate (layer, mode, coefficient) per instruction and condition whose gain is
     more than noise.
 
@@ -135,7 +156,9 @@ def select(table: pd.DataFrame, metric: str = "loose", max_degenerate: float = M
     (``evidence``), so the round that chose them does not inflate their score. Ties go to no steering; among equals the smaller coefficient wins.
     """
     if alpha is not None and not 0 < alpha < 1:
-        raise WorkbenchError(f"alpha is a family-wise error rate between 0 and 1 (or None: the untested rule best-v1), not {alpha!r}")
+        raise WorkbenchError(
+            f"alpha is a family-wise error rate between 0 and 1 (or None: the untested rule best-v1), not {alpha!r}"
+        )
     if alpha is not None:
         table = evidence(table)
     cells = cell_summary(table, metric)
@@ -143,18 +166,49 @@ def select(table: pd.DataFrame, metric: str = "loose", max_degenerate: float = M
     for (name, cond), group in cells.groupby(["instruction", "with_instruction"]):
         base = group[group["layer"] == NO_STEERING]
         baseline = float(base["compliance"].iloc[0]) if len(base) else 0.0
-        eligible = group[(group["layer"] != NO_STEERING) & (group["degenerate"] <= max_degenerate) & (group["compliance"] > baseline)]
-        best = Choice(name, bool(cond), NO_STEERING, "none", None, baseline, baseline, float(base["degenerate"].iloc[0]) if len(base) else 0.0)
-        tests = _pvalues(table[(table["instruction"] == name) & (table["with_instruction"] == cond)], metric) if alpha is not None else {}
+        eligible = group[
+            (group["layer"] != NO_STEERING) & (group["degenerate"] <= max_degenerate) & (group["compliance"] > baseline)
+        ]
+        best = Choice(
+            name,
+            bool(cond),
+            NO_STEERING,
+            "none",
+            None,
+            baseline,
+            baseline,
+            float(base["degenerate"].iloc[0]) if len(base) else 0.0,
+        )
+        tests = (
+            _pvalues(table[(table["instruction"] == name) & (table["with_instruction"] == cond)], metric)
+            if alpha is not None
+            else {}
+        )
         if alpha is not None:
-            keep = [tests.get(tuple(r[:3]), (1.0, 0))[0] <= alpha and upper_bound(round(r[3] * r[4]), int(r[4]), DEGENERATE_CONFIDENCE) <= max_degenerate
-                    for r in eligible[[*CELL, "degenerate", "n"]].itertuples(index=False)]
+            keep = [
+                tests.get(tuple(r[:3]), (1.0, 0))[0] <= alpha
+                and upper_bound(round(r[3] * r[4]), int(r[4]), DEGENERATE_CONFIDENCE) <= max_degenerate
+                for r in eligible[[*CELL, "degenerate", "n"]].itertuples(index=False)
+            ]
             eligible = eligible[np.array(keep, dtype=bool)] if len(eligible) else eligible
         if len(eligible):
-            eligible = eligible.assign(size=eligible["coefficient"].abs().where(eligible["mode"] == "add", PROJECTION_SIZE))
+            eligible = eligible.assign(
+                size=eligible["coefficient"].abs().where(eligible["mode"] == "add", PROJECTION_SIZE)
+            )
             top = eligible.sort_values(["compliance", "size", "layer"], ascending=[False, True, True]).iloc[0]
             p, n = tests.get((top["layer"], top["mode"], top["coefficient"]), (None, 0))
             coef = None if top["mode"] == "project" else float(top["coefficient"])
-            best = Choice(name, bool(cond), int(top["layer"]), str(top["mode"]), coef, float(top["compliance"]), baseline, float(top["degenerate"]), p, n)
+            best = Choice(
+                name,
+                bool(cond),
+                int(top["layer"]),
+                str(top["mode"]),
+                coef,
+                float(top["compliance"]),
+                baseline,
+                float(top["degenerate"]),
+                p,
+                n,
+            )
         out[(name, bool(cond))] = best
     return out

@@ -33,7 +33,7 @@ def _patterns(n: int, seed: int = 0) -> np.ndarray:
     return signs
 
 
-def maxt_pvalues(gains: Float[np.ndarray, "prompts cells"], seed: int = 0) -> Float[np.ndarray, "cells"]:
+def maxt_pvalues(gains: Float[np.ndarray, "prompts cells"], seed: int = 0) -> Float[np.ndarray, cells]:
     """One-sided p-value per cell, adjusted for every cell in ``gains``: the share of sign patterns
     under which the best cell's mean gain reaches this cell's observed mean gain."""
     gains = np.asarray(gains, dtype=float)
@@ -45,7 +45,9 @@ def maxt_pvalues(gains: Float[np.ndarray, "prompts cells"], seed: int = 0) -> Fl
     return (best_under_null[:, None] >= observed[None, :] - 1e-12).mean(axis=0)
 
 
-def sign_test_power(gain: float, baseline: float, n: int, cells: int = 1, alpha: float = ALPHA, reps: int = 4000, seed: int = 0) -> float:
+def sign_test_power(
+    gain: float, baseline: float, n: int, cells: int = 1, alpha: float = ALPHA, reps: int = 4000, seed: int = 0
+) -> float:
     """The chance that one cell whose true compliance is ``baseline + gain`` is selected from ``n``
     prompts, by simulation; ``cells`` > 1 applies Bonferroni to the one-cell exact test, a lower bound
     on maxT's power (which gains from correlated cells)."""
