@@ -108,16 +108,29 @@ def test_cli_passes_device_and_dtype_to_bench(monkeypatch):
 
 
 def test_the_bridge_cache_probe_runs_once_per_library_versions(monkeypatch, tmp_path):
-    from workbench.models import engine
+    from workbench.models import cache_probe
 
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
     calls = []
-    probe = engine._bridge_honours_cache
-    monkeypatch.setattr(engine, "_bridge_honours_cache", lambda model: calls.append(1) or probe(model))
+    probe = cache_probe.bridge_honours_cache
+    monkeypatch.setattr(cache_probe, "bridge_honours_cache", lambda model: calls.append(1) or probe(model))
     first, second = tiny_model(), tiny_model()
     assert len(calls) == 1 and first.bridge_cache_ok == second.bridge_cache_ok
     (key,) = json.loads((tmp_path / "probes.json").read_text())
     assert "transformers=" in key and "float32" in key
+
+
+def test_the_models_twin_hooks_are_kept_and_removed_by_their_owner():
+    model = tiny_model()
+    layers = model.twin.base_model.layers
+    assert len(model.twin_link.handles) == len(layers) and all(layer._forward_hooks for layer in layers)
+    assert model.runner is model.twin
+    ids = torch.arange(1, 6)[None]
+    before = model.forward(ids, torch.ones_like(ids), torch.arange(5)[None])
+    model.drop_twin()
+    assert not any(layer._forward_hooks for layer in layers)  # every hook it registered, gone
+    assert model.twin is None and model.runner is model.hf
+    assert torch.allclose(model.forward(ids, torch.ones_like(ids), torch.arange(5)[None]), before, atol=1e-5)
 
 
 def test_roofline_counts_the_bytes_a_step_reads(tiny):
@@ -136,7 +149,7 @@ def test_sampling_draws_from_the_tempered_softmax():
     # reference by hand: p_i ∝ exp(l_i / T); a -inf logit is never drawn
     import math
 
-    from workbench.generate import sample
+    from workbench.decoding import sample
 
     logits = torch.tensor([0.0, 1.0, 2.0, float("-inf")]).expand(40_000, 4)
     g = torch.Generator().manual_seed(0)

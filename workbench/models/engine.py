@@ -16,18 +16,19 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
 from workbench.errors import WorkbenchError
-from workbench.io import cache_dir, write_atomic
+from workbench.models.cache_probe import probed
 from workbench.models.dtypes import dtype_name
+from workbench.models.twin import TwinLink, attach_twin
 
 HOOK_TEMPLATE = "blocks.{layer}.hook_resid_post"
 
@@ -36,7 +37,7 @@ class Tokenized:
     """Prompts to token ids and back, one way for every engine (the workbench's, vLLM's), so their
     token ids agree: needs a ``tokenizer``."""
 
-    tokenizer: object
+    tokenizer: Any  # a Hugging Face tokenizer
 
     def chat(self, user_message: str) -> str:
         """The user message in the model's chat template, ending with the generation prompt."""
@@ -54,22 +55,22 @@ class Tokenized:
 class Model(Tokenized):
     """A hooked model, its tokenizer and the facts generation needs."""
 
-    bridge: torch.nn.Module
-    tokenizer: object
+    bridge: Any  # TransformerLens's TransformerBridge (an nn.Module)
+    tokenizer: Any
     name: str
     stop_token_ids: list[int] = field(default_factory=list)
     twin: torch.nn.Module | None = None
+    twin_link: TwinLink | None = None  # the twin's hooks into the bridge, removed only by ``drop_twin``
     use_twin: bool = True  # False: always run through the bridge (the reference path)
     bridge_cache_ok: bool = True  # the bridge's own modules honour a KV cache (probed at load)
     decoder: object | None = None  # the compiled decode step (workbench.compiled), made on first use
-    backend: object | None = (
-        None  # another engine ``generate`` hands generation to (``vllm_engine.VLLMEngine``); vectors and scores stay here
-    )
+    backend: Any = None  # another engine ``generate`` hands generation to (``vllm_engine.VLLMEngine``); None: this one
 
     def __repr__(self) -> str:
         engine = "twin" if self.twin is not None and self.use_twin else "bridge"
         engine = f"generation in {self.backend!r}, the rest on the {engine}" if self.backend is not None else engine
-        return f"Model({self.name!r}: {self.n_layers} layers × d_model {self.d_model}, {dtype_name(self.dtype)} on {self.device}, {engine} engine)"
+        shape = f"{self.n_layers} layers × d_model {self.d_model}"
+        return f"Model({self.name!r}: {shape}, {dtype_name(self.dtype)} on {self.device}, {engine} engine)"
 
     @property
     def hf(self) -> torch.nn.Module:
@@ -85,7 +86,7 @@ class Model(Tokenized):
         """
         if not self.use_twin or self.twin is None or getattr(self.bridge, "compatibility_mode", False):
             return self.hf
-        if any(hp.has_hooks() for hp in self.twin.other_hook_points):
+        if self.twin_link is None or self.twin_link.others_hooked():
             return self.hf
         buffer = next(self.twin.buffers(), None)
         if buffer is not None and buffer.device != self.device:
@@ -113,12 +114,18 @@ class Model(Tokenized):
         """One forward of the new columns ``ids`` (``mask`` covers cached and new columns) through
         ``runner``, updating ``cache`` if given; the logits of the last ``keep`` positions
         (``keep=0``: none, only the hooks run, e.g. to record activations)."""
-        lm = self.runner
+        lm: Any = self.runner  # a causal LM: .base_model, .logits
         if keep == 0:
             lm.base_model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False)
             return torch.empty(ids.shape[0], 0, 0, device=ids.device)
         kv = {cache_argument(lm): cache, "use_cache": True} if cache is not None else {"use_cache": False}
         return lm(input_ids=ids, attention_mask=mask, position_ids=positions, logits_to_keep=keep, **kv).logits
+
+    def drop_twin(self) -> None:
+        """Remove the twin's hooks into the bridge and run everything through the bridge from now on."""
+        if self.twin_link is not None:
+            self.twin_link.remove()
+        self.twin, self.twin_link = None, None
 
     @contextmanager
     def through_bridge(self) -> Iterator[Model]:
@@ -227,94 +234,16 @@ def wrap(hf_model, tokenizer, name: str, bridge_name: str) -> Model:
         name=name,
         stop_token_ids=stop_token_ids(tokenizer, hf_model.generation_config),
     )
-    model.twin = _attach_twin(twin, bridge)
-    model.bridge_cache_ok = _probed(model, hf_model)
+    model.twin_link = attach_twin(twin, bridge, [HOOK_TEMPLATE.format(layer=i) for i in range(bridge.cfg.n_layers)])
+    model.twin = twin if model.twin_link is not None else None
+    model.bridge_cache_ok = probed(model, hf_model)
     return model
-
-
-def _probed(model: Model, hf_model) -> bool:
-    """``_bridge_honours_cache``, asked once per architecture, precision, device type and library
-    versions, and remembered in the cache folder (``probes.json``): it depends on nothing else."""
-    from importlib.metadata import version
-
-    key = "|".join(
-        [
-            type(hf_model).__name__,
-            dtype_name(model.dtype),
-            model.device.type,
-            *(f"{lib}={version(lib)}" for lib in ("transformer-lens", "transformers", "torch")),
-        ]
-    )
-    path = cache_dir() / "probes.json"
-    try:
-        known = json.loads(path.read_text())
-    except (OSError, ValueError):
-        known = {}
-    if key not in known:
-        known[key] = _bridge_honours_cache(model)
-        try:
-            write_atomic(path, json.dumps(known, indent=1, sort_keys=True))
-        except OSError:
-            pass  # a read-only cache costs a probe per load, nothing else
-    return bool(known[key])
-
-
-@torch.inference_mode()
-def _bridge_honours_cache(model: Model) -> bool:
-    """Does a cached decoding step through the bridge's modules equal a full forward?
-
-    TransformerLens 4.3's attention ignores the KV cache under transformers ≥ 5.24 (which renamed
-    ``past_key_values`` to ``cache``); generation through the bridge then recomputes in full instead.
-    """
-    ids = torch.arange(3, 9, device=model.device)[None] % model.hf.config.vocab_size
-    mask = torch.ones_like(ids)
-    positions = torch.arange(ids.shape[1], device=model.device)[None]
-    with model.through_bridge():
-        full = model.forward(ids, mask, positions)[0, -1].float()
-        cache = model.new_cache()
-        model.forward(ids[:, :-1], mask[:, :-1], positions[:, :-1], cache)
-        step = model.forward(ids[:, -1:], mask, positions[:, -1:], cache)[0, -1].float()
-    return bool((full - step).abs().max() <= 1e-2 * max(1.0, float(full.abs().max())))
-
-
-def _attach_twin(twin: torch.nn.Module, bridge) -> torch.nn.Module | None:
-    """Make the twin's decoder layers fire the bridge's resid_post HookPoints; None if it can't."""
-    layers = getattr(twin.base_model, "layers", None)
-    hook_dict = bridge.hook_dict
-    names = [HOOK_TEMPLATE.format(layer=i) for i in range(bridge.cfg.n_layers)]
-    if layers is None or len(layers) != len(names) or not all(n in hook_dict for n in names):
-        return None
-    twin_ptrs = {p.data_ptr() for p in twin.parameters()}
-    if twin_ptrs != {p.data_ptr() for p in bridge.original_model.parameters()}:
-        return None  # the bridge re-made some weights: the twin would compute something else
-    resid = [hook_dict[n] for n in names]
-    twin.eval()
-    for layer, point in zip(layers, resid):
-        layer.register_forward_hook(_fire(point))
-    resid_ids = {id(p) for p in resid}
-    others = {id(hp): hp for hp in hook_dict.values() if id(hp) not in resid_ids}
-    # A plain attribute, not a submodule: the HookPoints belong to the bridge.
-    object.__setattr__(twin, "other_hook_points", list(others.values()))
-    return twin
-
-
-def _fire(point):
-    """A forward hook that passes a decoder layer's output through a TL HookPoint when it has hooks."""
-
-    def hook(module, args, output):
-        if not point.has_hooks("fwd"):
-            return None
-        if isinstance(output, tuple):
-            return (point(output[0]),) + output[1:]
-        return point(output)
-
-    return hook
 
 
 def stop_token_ids(tokenizer, generation_config) -> list[int]:
     """The end-of-turn tokens generation stops at: the generation config's and tokenizer's EOS and
     the chat templates' end-of-turn tokens (the one rule every engine stops by)."""
-    ids: list[int] = []
+    ids: list[int | None] = []
     eos = generation_config.eos_token_id if generation_config else None
     for value in (eos, tokenizer.eos_token_id):
         ids += value if isinstance(value, list) else [value]
