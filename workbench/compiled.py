@@ -23,10 +23,10 @@ from torch import Tensor
 
 from workbench.io import cache_dir
 from workbench.models import Model, cache_argument
-from workbench.steering import Steer
+from workbench.steering import OPERATORS, Steer
 
-AFFINE: dict[str, tuple[float, float]] = {"add": (1.0, 0.0), "project": (1.0, 1.0), "ablate": (0.0, 1.0)}
-"""Operator name → (share of c in a, b): the operators the compiled step knows."""
+AFFINE: dict[str, tuple[float, float]] = {name: op.affine for name, op in OPERATORS.items() if op.affine is not None}
+"""Operator name → (share of c in a, b): the operators the compiled step knows (each ``Operator.affine``)."""
 
 BUCKET = 64  # cache lengths are rounded up to a multiple: one compiled shape serves many prompt lengths
 SLOTS = 4  # steering interventions per layer the step holds before it must grow (and recompile)
@@ -38,7 +38,7 @@ def supported(model: Model, specs: Sequence[Steer]) -> str | None:
     if any(hp.has_hooks() for hp in model.bridge.hook_dict.values()):
         return "TransformerLens hooks are set (they run eagerly)"
     if unknown := sorted({s.mode for s in specs} - set(AFFINE)):
-        return f"operator {unknown[0]!r} has no affine form in workbench.compiled.AFFINE"
+        return f"operator {unknown[0]!r} has no affine form (Operator.affine is None)"
     if model.runner is not model.twin:
         return "the model runs through the bridge (no twin, or compatibility mode)"
     return None

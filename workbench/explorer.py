@@ -21,6 +21,7 @@ from workbench.errors import WorkbenchError
 from workbench.generate import Generation, generate
 from workbench.instructions import IFEVAL_IDS, catalog
 from workbench.models import HOOK_TEMPLATE, Model
+from workbench.steering import OPERATORS
 from workbench.store import cached_vector
 
 
@@ -31,9 +32,14 @@ class Setting:
     instruction: str
     layer: int
     coefficient: float
-    mode: Literal["add", "project"]
+    mode: str  # a name in OPERATORS
     positions: Literal["all", "prompt", "generated"]
     prompt: str
+
+    @property
+    def multiple(self) -> float | None:
+        """The slider's coefficient where the operator scales by it; None (its default: z̄, or none) otherwise."""
+        return self.coefficient if OPERATORS[self.mode].coefficient == "scale" else None
 
 
 class _Superseded(Exception):
@@ -86,7 +92,7 @@ class Explorer:
             value=model.n_layers // 2 if layer is None else layer, min=0, max=model.n_layers - 1, description="layer"
         )
         self.coefficient = w.FloatSlider(value=coefficient, min=-4.0, max=4.0, step=0.25, description="× ‖Δ‖")
-        self.mode = w.ToggleButtons(options=["add", "project"], value="add", description="mode")
+        self.mode = w.ToggleButtons(options=list(OPERATORS), value="add", description="mode")
         self.positions = w.ToggleButtons(options=["all", "prompt", "generated"], value="all", description="positions")
         self.prompt = w.Textarea(value=prompt, description="prompt", layout=w.Layout(width="100%"))
         self.plain_out, self.steered_out, self.status = w.HTML(), w.HTML(), w.HTML()
@@ -173,17 +179,15 @@ class Explorer:
             return
         self.plain_out.value, self.steered_out.value = cards
         self.timings.append(time.perf_counter() - asked)
-        self.status.value = f"layer {setting.layer}, {setting.mode} {'' if setting.mode == 'project' else f'{setting.coefficient:g}×'}: {self.timings[-1]:.1f} s"
+        shown = OPERATORS[setting.mode].describe(setting.multiple)
+        self.status.value = f"layer {setting.layer}, {shown}: {self.timings[-1]:.1f} s"
 
     def replies(self, setting: Setting, ticket: int | None = None) -> tuple[Generation, Generation]:
         """The unsteered reply (cached per prompt) and the steered one for ``setting``."""
         if not setting.prompt.strip():
             raise WorkbenchError("type a prompt")
         vec = cached_vector(self.model, setting.instruction, n_pairs=self.n_pairs)
-        if setting.mode == "project":
-            spec = vec.steer(setting.layer, mode="project", positions=setting.positions)
-        else:
-            spec = vec.steer(setting.layer, setting.coefficient, positions=setting.positions)
+        spec = vec.steer(setting.layer, setting.multiple, mode=setting.mode, positions=setting.positions)
         if setting.prompt not in self._plain:
             self._plain[setting.prompt] = generate(self.model, [setting.prompt], max_new_tokens=self.max_new_tokens)[0]
         watch = [] if ticket is None else [(HOOK_TEMPLATE.format(layer=0), self._watch(ticket))]

@@ -26,7 +26,7 @@ import torch
 from workbench.errors import WorkbenchError
 from workbench.io import atomic_path
 from workbench.models import Model
-from workbench.steering import Steer
+from workbench.steering import OPERATORS, Steer
 from workbench.vectors import InstructionVector, check_multiples
 
 ARCH = "controlvector"
@@ -165,8 +165,8 @@ def lm_eval_module(model: Model | None, layer: int) -> str:
 def export_lm_eval(specs: Steer | list[Steer], path: str | Path, model: Model | None = None) -> Path:
     """Write steering specs as the ``.pt`` file lm-eval's ``steered`` model reads (atomically).
 
-    ``add`` specs become ``add`` entries (two at one layer are summed), ``project`` becomes ``clamp``
-    at z̄; lm-eval steers every position with one coefficient, so specs must too. With ``model`` the
+    Each operator's ``lm_eval`` names its action: ``add`` specs become ``add`` entries (two at one
+    layer are summed), ``project`` becomes ``clamp`` at z̄; lm-eval steers every position with one coefficient, so specs must too. With ``model`` the
     module names are read from its own module tree.
     """
     specs = [specs] if isinstance(specs, Steer) else list(specs)
@@ -178,11 +178,13 @@ def export_lm_eval(specs: Steer | list[Steer], path: str | Path, model: Model | 
             raise WorkbenchError(
                 "lm-eval steers every position with one coefficient: export specs with positions='all' and a single coefficient"
             )
-        if spec.mode not in ("add", "project"):
-            raise WorkbenchError(f"lm-eval has no {spec.mode!r} action: export 'add' or 'project' specs")
+        action = spec.operator.lm_eval
+        if action is None:
+            exportable = [n for n, op in OPERATORS.items() if op.lm_eval]
+            raise WorkbenchError(f"lm-eval has no {spec.mode!r} action: export {' or '.join(exportable)} specs")
         name = lm_eval_module(model, spec.layer)
         u = (spec.direction / spec.direction.norm()).float().cpu()
-        if spec.mode == "project":
+        if action == "clamp":
             if name in entries:
                 raise WorkbenchError(
                     f"layer {spec.layer} holds two specs and one is a projection: lm-eval takes one clamp per module"

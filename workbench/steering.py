@@ -1,15 +1,15 @@
 """Steering: change the residual stream along an instruction direction while the model runs.
 
-A spec is data: (direction, layer, coefficient, operator, positions). The operator is a small
-function of (x, u, c) named in ``OPERATORS``: ``add`` (x + c·u), ``project`` (set x·u to c: the
-paper's projection matching) or ``ablate`` (remove x·u). Which positions are steered is a mask built
+A spec is data: (direction, layer, coefficient, operator, positions). The operator is named in
+``OPERATORS`` (``workbench.operators``, one module each): ``add`` (x + c·u), ``project`` (set x·u to
+c: the paper's projection matching), ``ablate`` (remove x·u), or any other module there. Which positions are steered is a mask built
 from explicit facts (padded prompt width, KV-cache offset), never guessed inside the hook, so cached
 and uncached generation steer exactly the same tokens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Literal
@@ -20,40 +20,12 @@ from torch import Tensor
 
 from workbench.errors import WorkbenchError
 from workbench.models import Model
+from workbench.operators import OPERATORS, Operator
 
-Mode = Literal["add", "project", "ablate"]
+Mode = str
+"""A name in ``OPERATORS`` (``workbench.operators``: add, project, ablate, ...)."""
 Positions = Literal["all", "prompt", "generated"]
 POSITIONS = ("all", "prompt", "generated")
-
-Operator = Callable[
-    [Float[Tensor, "batch pos d_model"], Float[Tensor, "d_model"], Float[Tensor, "batch"]],
-    Float[Tensor, "batch pos d_model"],
-]
-"""(x, u, c) -> the change to x; ``u`` is a unit vector, ``c`` one coefficient per row."""
-
-
-def add(
-    x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, d_model], c: Float[Tensor, batch]
-) -> Float[Tensor, "batch pos d_model"]:
-    """x ← x + c·u (the paper's fixed-coefficient steering)."""
-    return (c[:, None, None] * u).expand_as(x)
-
-
-def project(
-    x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, d_model], c: Float[Tensor, batch]
-) -> Float[Tensor, "batch pos d_model"]:
-    """x ← x + (c − x·u)·u: the projection on u becomes c (the paper's projection matching, c = z̄)."""
-    return (c[:, None] - x @ u)[..., None] * u
-
-
-def ablate(
-    x: Float[Tensor, "batch pos d_model"], u: Float[Tensor, d_model], c: Float[Tensor, batch]
-) -> Float[Tensor, "batch pos d_model"]:
-    """x ← x − (x·u)·u: the direction removed (the coefficient is ignored)."""
-    return -(x @ u)[..., None] * u
-
-
-OPERATORS: dict[str, Operator] = {"add": add, "project": project, "ablate": ablate}
 
 
 @dataclass(frozen=True, repr=False)
@@ -63,7 +35,7 @@ class Condition:
     not already carry the instruction. Decided once per prompt, from the unsteered prompt, before
     generation (``generate`` runs the detection pass), so batching and the KV cache cannot change it."""
 
-    direction: Float[Tensor, d_model]
+    direction: Float[Tensor, " d_model"]
     layer: int
     threshold: float
 
@@ -84,9 +56,9 @@ class Steer:
     unsteered.
     """
 
-    direction: Float[Tensor, d_model]
+    direction: Float[Tensor, " d_model"]
     layer: int
-    coefficient: float | Float[Tensor, prompts]
+    coefficient: float | Float[Tensor, " prompts"]
     mode: str = "add"  # a Mode: a name in OPERATORS (checked here, so bad input gets a one-line error)
     positions: str = "all"  # a Positions
     label: str = ""
@@ -172,7 +144,7 @@ class StepState:
     gates: dict = field(default_factory=dict)
 
 
-def position_mask(positions: Positions, n_new: int, offset: int, prompt_width: int | None) -> Bool[Tensor, n_new]:
+def position_mask(positions: Positions, n_new: int, offset: int, prompt_width: int | None) -> Bool[Tensor, " n_new"]:
     """Which of this call's ``n_new`` columns to steer, from the cache offset and prompt width."""
     cols = torch.arange(offset, offset + n_new)
     width = prompt_width if prompt_width is not None else offset + n_new
@@ -197,7 +169,7 @@ def make_hook(spec: Steer, state: StepState, device, dtype):
     A scalar ``add`` takes a fast path (one broadcast add)."""
     u = (spec.direction / spec.direction.norm()).to(device=device, dtype=dtype)
     per_row = torch.is_tensor(spec.coefficient) and spec.coefficient.ndim > 0
-    c_add = float(spec.coefficient) * u if spec.mode == "add" and not per_row else None
+    c_add = float(spec.coefficient) * u if spec.operator.shift and not per_row else None
     operator = spec.operator
     gate_key = (
         None if spec.when is None else spec.when.key()

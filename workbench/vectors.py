@@ -17,7 +17,7 @@ from torch import Tensor
 from workbench.errors import WorkbenchError
 from workbench.io import atomic_path
 from workbench.models import HOOK_TEMPLATE, Model
-from workbench.steering import Condition, Mode, Positions, Steer
+from workbench.steering import OPERATORS, Condition, Mode, Positions, Steer
 
 FORMAT_VERSION = 1
 TINY_SHARE = 0.05  # an absolute coefficient below this share of the layer's norm is almost surely a mistake
@@ -129,21 +129,25 @@ class InstructionVector:
         absolute: bool = False,
         when: Condition | None = None,
     ) -> Steer:
-        """A steering spec at ``layer``. ``add``: x ← x + c·‖Δ_layer‖·u, i.e. the coefficient is in
-        units of this layer's mean-difference norm, as on the CLI and in every sweep (``absolute=True``:
-        c itself). ``project``: the coefficient is the target projection, default z̄ (``proj_with``).
-        ``ablate``: the direction removed (no coefficient). ``when``: a ``Condition`` (see ``condition``)."""
+        """A steering spec at ``layer``; what ``coefficient`` means is the operator's (``Operator.coefficient``).
+        ``scale`` (``add``): x ← x + c·‖Δ_layer‖·u, i.e. in units of this layer's mean-difference norm,
+        as on the CLI and in every sweep (``absolute=True``: c itself). ``target`` (``project``): the
+        projection's value, default z̄ (``proj_with``). ``none`` (``ablate``): no coefficient.
+        ``when``: a ``Condition`` (see ``condition``)."""
         if not 0 <= layer < self.n_layers:
             raise WorkbenchError(f"layer {layer} is out of range for this vector: use 0..{self.n_layers - 1}")
-        if mode == "project" and coefficient is None:
+        if mode not in OPERATORS:
+            raise WorkbenchError(f"unknown steering mode {mode!r}: use one of {', '.join(OPERATORS)}")
+        meaning = OPERATORS[mode].coefficient
+        if meaning == "target" and coefficient is None:
             coefficient = float(self.proj_with[layer])
-        if mode == "ablate":
+        if meaning == "none":
             coefficient = 0.0 if coefficient is None else coefficient
         if coefficient is None:
-            raise WorkbenchError("mode 'add' needs a coefficient (in units of the layer's mean-difference norm)")
+            raise WorkbenchError(f"mode {mode!r} needs a coefficient (in units of the layer's mean-difference norm)")
         norm = float(self.norms[layer])
-        _check_size(coefficient, norm if absolute or mode == "project" else 1.0, layer)
-        if mode == "add":
+        _check_size(coefficient, norm if absolute or meaning == "target" else 1.0, layer)
+        if meaning == "scale":
             if absolute:
                 _warn_if_tiny(coefficient, norm, layer)
             else:

@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
+from workbench.operators import OPERATORS
+
 FONT = dict(family="Helvetica, Arial, sans-serif", size=14, color="#222")
 COMPLIANCE_SCALE = "Viridis"
 DIVERGING = "RdBu"
@@ -68,11 +70,20 @@ def setting_label(mode: str, coefficient) -> str:
         return "proj. z̄"
     if mode == "none":
         return "0"
-    return f"{coefficient:g}×"
+    if mode == "add":
+        return f"{coefficient:g}×"
+    operator = OPERATORS.get(mode)
+    if operator is None:
+        return mode
+    return operator.describe(None if coefficient is None or coefficient != coefficient else coefficient)
 
 
 def setting_order(label: str) -> tuple:
-    return (label.startswith("proj"), float(label[:-1]) if label.endswith("×") else 0.0)
+    """Coefficients in order, then projection, then other operators by name."""
+    try:
+        return (0, float(label[:-1] if label.endswith("×") else label), "")
+    except ValueError:
+        return (1 if label.startswith("proj") else 2, 0.0, label)
 
 
 def value_title(value: str) -> str:

@@ -121,12 +121,7 @@ def unit_specs(units: Sequence[Unit]) -> list[Steer]:
     rows = []
     for unit in units:
         for mode, coef, _, _ in unit.rows():
-            if unit.layer == NO_STEERING:
-                rows.append([])
-            elif mode == "project":
-                rows.append([unit.vec.steer(unit.layer, mode="project")])
-            else:
-                rows.append([unit.vec.steer(unit.layer, coef)])
+            rows.append([] if unit.layer == NO_STEERING else [unit.vec.steer(unit.layer, coef, mode=mode)])
     return pack(rows)
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.evaluate import MAX_DEGENERATE
-from workbench.steering import Steer
+from workbench.steering import OPERATORS, Steer
 from workbench.sweep.grid import NO_STEERING
 from workbench.sweep.significance import ALPHA, maxt_pvalues, upper_bound
 from workbench.vectors import InstructionVector
@@ -40,6 +40,11 @@ def fewest_prompts(alpha: float = ALPHA, max_degenerate: float = MAX_DEGENERATE)
     )
 
 
+def _scaled(mode: str) -> bool:
+    """Whether a setting's coefficient is a multiple of the layer's norm (else a target, or none)."""
+    return OPERATORS[mode].coefficient == "scale"
+
+
 @dataclass(frozen=True)
 class Choice:
     """The selected steering setting for one instruction and condition (layer -1: no steering)."""
@@ -58,16 +63,18 @@ class Choice:
     @classmethod
     def manual(cls, instruction: str, layer: int, mode: str = "add", coefficient: float | None = None) -> Choice:
         """A hand-set steering setting (no validation scores); coefficient × the layer's norm."""
-        if mode not in ("add", "project") or (mode == "add" and coefficient is None):
-            raise WorkbenchError("a manual setting is mode 'add' with a coefficient, or mode 'project'")
+        if mode not in OPERATORS:
+            raise WorkbenchError(f"unknown steering mode {mode!r}: use one of {', '.join(OPERATORS)}")
+        if OPERATORS[mode].coefficient == "scale" and coefficient is None:
+            raise WorkbenchError(f"a manual {mode!r} setting needs a coefficient (× the layer's norm)")
         nan = float("nan")
-        return cls(instruction, False, layer, mode, None if mode == "project" else float(coefficient), nan, nan, nan)
+        return cls(instruction, False, layer, mode, None if coefficient is None else float(coefficient), nan, nan, nan)
 
     def __repr__(self) -> str:
         cond = "with" if self.with_instruction else "without"
         if not self.steers:
             return f"Choice({self.instruction} {cond} instruction: no steering, baseline {self.baseline:.2f})"
-        setting = "project to z̄" if self.mode == "project" else f"{self.mode} {self.coefficient:g}×"
+        setting = OPERATORS[self.mode].describe(self.coefficient)
         test = "" if self.p_value is None else f", p = {self.p_value:.3g} on {self.n_tested} prompts"
         return f"Choice({self.instruction} {cond} instruction: layer {self.layer} {setting}, {self.score:.2f} vs baseline {self.baseline:.2f}{test})"
 
@@ -95,9 +102,7 @@ class Choice:
     def spec(self, vec: InstructionVector) -> list[Steer]:
         if not self.steers:
             return []
-        if self.mode == "project":
-            return [vec.steer(self.layer, mode="project")]
-        return [vec.steer(self.layer, self.coefficient)]
+        return [vec.steer(self.layer, self.coefficient, mode=self.mode)]
 
 
 def cell_summary(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
@@ -193,11 +198,11 @@ def select(
             eligible = eligible[np.array(keep, dtype=bool)] if len(eligible) else eligible
         if len(eligible):
             eligible = eligible.assign(
-                size=eligible["coefficient"].abs().where(eligible["mode"] == "add", PROJECTION_SIZE)
+                size=eligible["coefficient"].abs().where(eligible["mode"].map(_scaled), PROJECTION_SIZE)
             )
             top = eligible.sort_values(["compliance", "size", "layer"], ascending=[False, True, True]).iloc[0]
             p, n = tests.get((top["layer"], top["mode"], top["coefficient"]), (None, 0))
-            coef = None if top["mode"] == "project" else float(top["coefficient"])
+            coef = float(top["coefficient"]) if _scaled(top["mode"]) else None
             best = Choice(
                 name,
                 bool(cond),
