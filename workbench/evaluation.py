@@ -1,17 +1,26 @@
 """``Evaluation``: what ``evaluate --data`` (``external.evaluate_file``) returns. The summary written to
 ``summary.json`` (readable by key, as before), IFEval's four accuracies per condition with 95 % CIs
-(``scores``), every generation (``table``); the paper's table as a notebook card and a bar figure."""
+(``scores``, from ``ifeval_scores``), every generation (``table``); the paper's table as a notebook card
+and a bar figure. ``write_evaluation`` is the one place that names an evaluation folder's files."""
 
 from __future__ import annotations
 
 import html
+import json
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from workbench.file_report import drift_frame
-from workbench.plots import CONDITION_NAMES, four_condition_bars, selection_drift
+from workbench.evaluate import bootstrap_ci
+from workbench.file_report import drift_frame, report_markdown
+from workbench.io import log, write_atomic, write_jsonl
+from workbench.plots import CONDITION_NAMES, export, four_condition_bars, selection_drift
+from workbench.sweep import CONDITIONS
+
+ROWS, SCORES, SUMMARY, REPORT, DRIFT = "rows.jsonl", "scores.csv", "summary.json", "report.md", "drift"
 
 
 @dataclass(repr=False)
@@ -53,18 +62,19 @@ class Evaluation:
 
     def __repr__(self) -> str:
         s = self.summary
-        return f"Evaluation({s['model']}: {s['n_evaluated']} of {s['n_examples']} records, {len(self.table)} generations, {len(s['groups'])} vector groups)"
+        return (
+            f"Evaluation({s['model']}: {s['n_evaluated']} of {s['n_examples']} records, "
+            f"{len(self.table)} generations, {len(s['groups'])} vector groups)"
+        )
 
     def _repr_html_(self) -> str:
         s = self.scores[(self.scores["scope"] == "all") & (self.scores["metric"] == "loose")]
         conds = list(dict.fromkeys(s["condition"]))
-        cell = lambda c, level: next(
-            (
-                f"{r.accuracy:.2f} <small>[{r.ci_low:.2f}, {r.ci_high:.2f}]</small>"
-                for r in s[(s["condition"] == c) & (s["level"] == level)].itertuples()
-            ),
-            "–",
-        )
+
+        def cell(c: str, level: str) -> str:
+            picked = s[(s["condition"] == c) & (s["level"] == level)].itertuples()
+            return next((f"{r.accuracy:.2f} <small>[{r.ci_low:.2f}, {r.ci_high:.2f}]</small>" for r in picked), "–")
+
         head = "".join(f"<th>{html.escape(CONDITION_NAMES.get(c, c).lower())}</th>" for c in conds)
         body = "".join(
             f"<tr><th style='text-align:left'>{level} level</th>"
@@ -77,9 +87,74 @@ class Evaluation:
             for name, g in self.summary["groups"].items()
         )
         return (
-            f"<b>Evaluation</b> {html.escape(str(self.summary['model']))}: {html.escape(str(self.summary['n_evaluated']))} of "
+            f"<b>Evaluation</b> {html.escape(str(self.summary['model']))}: "
+            f"{html.escape(str(self.summary['n_evaluated']))} of "
             f"{html.escape(str(self.summary['n_examples']))} records "
             f"of <code>{html.escape(str(self.summary['data']))}</code>, loose accuracy with 95 % bootstrap CIs"
             f"<table><tr><th></th>{head}</tr>{body}</table><small>settings selected on validation prompts</small>"
             f"<table><tr><th>vector group</th><th>steering</th></tr>{groups}</table>"
         )
+
+
+def write_evaluation(folder: Path, summary: dict, rows: Sequence[dict]) -> Evaluation:
+    """Score ``rows`` and write the folder: ``rows.jsonl``, ``scores.csv``, ``summary.json`` (the
+    summary with its scores), ``report.md`` (``file_report``) and ``drift.html``."""
+    log(f"scoring {len(rows)} rows: IFEval's accuracies, strict and loose, with bootstrap CIs")
+    scores = ifeval_scores(rows)
+    summary = {**summary, "scores": scores.to_dict("records")}
+    write_jsonl(folder / ROWS, list(rows))
+    write_atomic(folder / SCORES, scores.to_csv(index=False))
+    write_atomic(folder / SUMMARY, json.dumps(summary, indent=2, default=float))
+    evaluation = Evaluation(summary, scores, pd.DataFrame(rows), folder)
+    write_atomic(folder / REPORT, report_markdown(summary, scores, evaluation.table))
+    export(evaluation.drift_figure(), folder, DRIFT, static=False)
+    log(f"report: {folder / REPORT} (validation against test: {folder / DRIFT}.html)")
+    return evaluation
+
+
+def ifeval_scores(rows: Sequence[dict]) -> pd.DataFrame:
+    """IFEval's four accuracies per condition: prompt level over records, instruction level over
+    (record, instruction); overall and per instruction id. Tidy: one row per value, with 95 % CI."""
+    out = []
+    by_cond: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by_cond[r["condition"]].append(r)
+    for cond in [c for c in CONDITIONS if c in by_cond]:
+        for (scope, level), values in _series(by_cond[cond]).items():
+            for k, metric in enumerate(("strict", "loose")):
+                mean, lo, hi = bootstrap_ci([float(v[k]) for v in values])
+                out.append(
+                    {
+                        "scope": scope,
+                        "condition": cond,
+                        "level": level,
+                        "metric": metric,
+                        "accuracy": mean,
+                        "ci_low": lo,
+                        "ci_high": hi,
+                        "n": len(values),
+                    }
+                )
+    return pd.DataFrame(out, columns=["scope", "condition", "level", "metric", "accuracy", "ci_low", "ci_high", "n"])
+
+
+def _series(group: list[dict]) -> dict[tuple[str, str], list[tuple[bool, bool]]]:
+    """(scope, level) -> (strict, loose) verdicts of one condition's rows: every record, every
+    instruction, each id, and each vector group narrower than its id (one language, one keyword)."""
+    each = [(iid, s, l) for r in group for iid, s, l in zip(r["instruction_ids"], r["strict_each"], r["loose_each"])]
+    by_group = [
+        (g, s, l)
+        for r in group
+        for gs, iid, s, l in zip(r.get("groups", ()), r["instruction_ids"], r["strict_each"], r["loose_each"])
+        for g in gs
+        if g != iid
+    ]
+    series = {
+        ("all", "prompt"): [(r["strict"], r["loose"]) for r in group],
+        ("all", "instruction"): [(s, l) for _, s, l in each],
+    }
+    for iid in sorted({i for i, _, _ in each}):
+        series[(iid, "instruction")] = [(s, l) for i, s, l in each if i == iid]
+    for name in sorted({g for g, _, _ in by_group}):
+        series[(name, "instruction")] = [(s, l) for g, s, l in by_group if g == name]
+    return series

@@ -58,8 +58,8 @@ def report_markdown(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> s
     lines += cut_lines(rows)
     lines += [
         "",
-        f"Gap closed: the share of the instruction's gain that steering alone reaches, where the instruction lifts accuracy by ≥ {FOLLOW_GAP}. "
-        "Strict accuracy and every value: `scores.csv`.",
+        "Gap closed: the share of the instruction's gain that steering alone reaches, where the instruction "
+        f"lifts accuracy by ≥ {FOLLOW_GAP}. Strict accuracy and every value: `scores.csv`.",
         "",
         *drift_lines(result, scores, rows),
     ]
@@ -89,6 +89,26 @@ def _fmt(value, spec: str = ".2f") -> str:
     return "–" if value is None or value != value else format(value, spec)
 
 
+DRIFT_COLUMNS = [
+    "instruction",
+    "layer",
+    "mode",
+    "coefficient",
+    "stopped_early",
+    "validation",
+    "val_baseline",
+    "p",
+    "n_val",
+    "val_gain",
+    "test_steer",
+    "test_none",
+    "test_gain",
+    "val_degenerate",
+    "test_degenerate",
+    "test_logprob",
+]
+
+
 def drift_frame(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     """One row per vector group, without the instruction: the chosen setting (none: layer missing),
     what selection saw (validation compliance, its baseline, the maxT p-value and prompts tested, the
@@ -97,25 +117,6 @@ def drift_frame(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> pd.Da
     out = []
     for name, g in result["groups"].items():
         s = g["without_instruction"]
-        acc = (
-            {
-                c: scores[
-                    (scores["scope"] == name)
-                    & (scores["level"] == "instruction")
-                    & (scores["metric"] == "loose")
-                    & (scores["condition"] == c)
-                ]["accuracy"]
-                for c in ("no_instruction", "steer")
-            }
-            if len(scores)
-            else {}
-        )
-        test = {c: float(v.iloc[0]) for c, v in acc.items() if len(v)}
-        q = (
-            rows[(rows["condition"] == "steer") & rows["groups"].apply(lambda each: any(name in gs for gs in each))]
-            if len(rows)
-            else rows
-        )
         chosen = s["layer"] is not None
         out.append(
             {
@@ -129,44 +130,44 @@ def drift_frame(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> pd.Da
                 "p": s.get("p_value"),
                 "n_val": s.get("n_tested"),
                 "val_gain": s["validation"] - s["validation_baseline"] if chosen else None,
-                "test_steer": test.get("steer"),
-                "test_none": test.get("no_instruction"),
-                "test_gain": test["steer"] - test["no_instruction"] if len(test) == 2 else None,
                 "val_degenerate": s.get("validation_degenerate"),
-                "test_degenerate": q["degenerate"].mean() if len(q) else None,
-                "test_logprob": q["logprob"].mean() if len(q) else None,
+                **_held_out(name, scores, rows),
             }
         )
-    return pd.DataFrame(
-        out,
-        columns=[
-            "instruction",
-            "layer",
-            "mode",
-            "coefficient",
-            "stopped_early",
-            "validation",
-            "val_baseline",
-            "p",
-            "n_val",
-            "val_gain",
-            "test_steer",
-            "test_none",
-            "test_gain",
-            "val_degenerate",
-            "test_degenerate",
-            "test_logprob",
-        ],
-    ).astype({"val_gain": float, "test_gain": float})
+    return pd.DataFrame(out, columns=DRIFT_COLUMNS).astype({"val_gain": float, "test_gain": float})
+
+
+def _held_out(name: str, scores: pd.DataFrame, rows: pd.DataFrame) -> dict:
+    """One group on the test records: loose accuracy steered and with no instruction, their gain, and
+    the steered replies' degenerate share and log-prob."""
+    test = {}
+    if len(scores):
+        mine = scores[(scores["scope"] == name) & (scores["level"] == "instruction") & (scores["metric"] == "loose")]
+        for c in ("no_instruction", "steer"):
+            acc = mine[mine["condition"] == c]["accuracy"]
+            if len(acc):
+                test[c] = float(acc.iloc[0])
+    q = rows
+    if len(rows):
+        q = rows[(rows["condition"] == "steer") & rows["groups"].apply(lambda each: any(name in gs for gs in each))]
+    return {
+        "test_steer": test.get("steer"),
+        "test_none": test.get("no_instruction"),
+        "test_gain": test["steer"] - test["no_instruction"] if len(test) == 2 else None,
+        "test_degenerate": q["degenerate"].mean() if len(q) else None,
+        "test_logprob": q["logprob"].mean() if len(q) else None,
+    }
 
 
 def drift_lines(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
     """Validation beside test for every group's chosen setting (``drift_frame``) as a Markdown table.
     A gain that shrinks from validation to test is the winner's curse."""
     lines = [
-        f"Selection: {result.get('selection_rule', 'best-v1')}. Validation beside test, without the instruction (as a figure: `drift.html`):",
+        f"Selection: {result.get('selection_rule', 'best-v1')}. Validation beside test, without the instruction "
+        "(as a figure: `drift.html`):",
         "",
-        "| group | setting | validation: steered vs none | p (prompts) | test: steering vs none | gain val → test | degenerate val / test | steered log-prob |",
+        "| group | setting | validation: steered vs none | p (prompts) | test: steering vs none | gain val → test "
+        "| degenerate val / test | steered log-prob |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for d in drift_frame(result, scores, rows).to_dict("records"):
@@ -182,8 +183,9 @@ def drift_lines(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> list[
         p = "–" if d["p"] is None or d["p"] != d["p"] else f"{d['p']:.3g} ({int(d['n_val'] or 0)})"
         tested = "–" if d["test_steer"] is None else f"{_fmt(d['test_steer'])} vs {_fmt(d['test_none'])}"
         gains = "–" if not chosen else f"{d['val_gain']:+.2f} → {_fmt(d['test_gain'], '+.2f')}"
+        degenerate = f"{_fmt(d['val_degenerate'])} / {_fmt(d['test_degenerate'])}"
         lines.append(
-            f"| {d['instruction']} | {setting} | {validation} | {p} | {tested} | {gains} | {_fmt(d['val_degenerate'])} / {_fmt(d['test_degenerate'])} "
+            f"| {d['instruction']} | {setting} | {validation} | {p} | {tested} | {gains} | {degenerate} "
             f"| {_fmt(d['test_logprob'])} |"
         )
     return lines

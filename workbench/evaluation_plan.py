@@ -1,0 +1,161 @@
+"""What an evaluation will do, decided before any model loads: ``EvaluateOptions`` (every choice of
+``evaluate_file`` / ``evaluate_plan``, checked where it is built) and ``Plan`` (the test items, their
+vector groups and, with ``pairs="file"``, the file's own training and validation pairs)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench.checkers import unknown_ids
+from workbench.errors import WorkbenchError
+from workbench.instructions import (
+    Group,
+    IFEvalExample,
+    Instruction,
+    as_group,
+    file_pairs,
+    load_ifeval_jsonl,
+    make_pairs,
+    record_instructions,
+    split_of,
+    vector_groups,
+)
+from workbench.models import Model
+from workbench.sweep import Choice, Example, Executor, pair_example
+
+SEARCHES = ("halving", "reuse", "exhaustive")
+PAIR_SOURCES = ("queries", "file")
+MIN_FILE_PAIRS = 4  # a group with fewer training pairs in the file takes the project's queries
+
+
+def default_layers(model: Model) -> tuple[int, ...]:
+    """Layers every ~10 % of depth, from a fifth of the way in to the second-to-last."""
+    n = model.n_layers
+    return tuple(range(max(1, n // 5), n - 1, max(1, n // 10)))
+
+
+@dataclass(frozen=True)
+class EvaluateOptions:
+    """How to evaluate a file or a list of instructions (see ``external``'s module doc).
+
+    ``sweep_dir``: a finished selection sweep to reuse (default: ``OUT/sweep``, run here);
+    ``max_new_tokens=None`` gives each record its instructions' budget; ``settings`` (group name ->
+    ``Choice.manual(...)``) fixes a group's steering instead of selecting it; ``conditional`` adds the
+    same steering gated by each vector's condition; ``executor`` runs the selection sweep (e.g. on Ray).
+    ``group_by``, ``pairs`` and ``skip_unknown`` shape the plan (``plan_file``)."""
+
+    sweep_dir: str | Path | None = None
+    max_new_tokens: int | None = None
+    n_train: int = 64
+    sweep_prompts: int = 12
+    group_by: Mapping[str, Sequence[str]] | None = None
+    pairs: str = "queries"
+    search: str = "halving"
+    layers: Sequence[int] | None = None
+    skip_unknown: bool = False
+    seed: int = 0
+    settings: Mapping[str, Choice] | None = None
+    conditional: bool = False
+    executor: Executor | None = None
+
+    def __post_init__(self) -> None:
+        if self.pairs not in PAIR_SOURCES:
+            raise WorkbenchError(f"unknown pair source {self.pairs!r}: use one of {', '.join(PAIR_SOURCES)}")
+        if self.search not in SEARCHES:
+            raise WorkbenchError(f"unknown search {self.search!r}: use one of {', '.join(SEARCHES)}")
+
+
+Item = tuple[Example, tuple[tuple[str, ...], ...]]  # a test item with each instruction's vector groups
+
+
+@dataclass
+class Plan:
+    """What an evaluation of one file will do; made without the model."""
+
+    data: str
+    examples: list[IFEvalExample]
+    items: list[Item]
+    groups: dict[str, Group]
+    skipped: dict[str, str] = field(default_factory=dict)
+    pairs: str = "queries"
+    train: dict = field(default_factory=dict)  # group -> the file's training pairs (pairs="file")
+    validation: dict = field(default_factory=dict)
+
+
+def _one_line(text: str) -> str:
+    """An error message on one line, whatever ids, keys or values from the file it quotes."""
+    return " ".join(text.splitlines())
+
+
+def plan_file(
+    data: str | Path,
+    group_by: Mapping[str, Sequence[str]] | None = None,
+    pairs: str = "queries",
+    skip_unknown: bool = False,
+    seed: int = 0,
+) -> Plan:
+    """Read and check the file; group its instructions. Unknown ids are an error unless skipped."""
+    if pairs not in PAIR_SOURCES:
+        raise WorkbenchError(f"unknown pair source {pairs!r}: use one of {', '.join(PAIR_SOURCES)}")
+    examples = load_ifeval_jsonl(data)
+    bad = unknown_ids([i for ex in examples for i in ex.instruction_id_list])
+    if bad and not skip_unknown:
+        raise WorkbenchError(
+            _one_line(
+                f"{data} uses ids lm-eval's IFEval does not know: {', '.join(bad)} "
+                "(pass --skip-unknown to leave those records out)"
+            )
+        )
+    skipped: dict[str, str] = {}
+    members: dict[str, dict] = defaultdict(dict)
+    items: list[Item] = []
+    known = []
+    for ex in examples:
+        if set(ex.instruction_id_list) & set(bad):
+            skipped[ex.key] = f"unknown id {', '.join(i for i in ex.instruction_id_list if i in bad)}"
+            continue
+        try:  # every record's kwargs, used or not: bad input fails here, before any model loads
+            insts = record_instructions(ex)
+        except WorkbenchError as exc:
+            raise WorkbenchError(_one_line(f"{data} line {ex.line} (key {ex.key}): {exc}")) from None
+        known.append(ex)
+        if not ex.prompt_without_instruction:
+            skipped[ex.key] = "no prompt_without_instruction: the conditions without the instruction need it"
+            continue
+        if pairs == "file" and split_of(ex.prompt_without_instruction, seed) != "test":
+            continue  # a training or validation record
+        each = [vector_groups(i, group_by) for i in insts]
+        for name, member in (g for groups in each for g in groups):
+            members[name][member.id] = member
+        example = Example(ex.key, ex.prompt_without_instruction, ex.prompt, insts)
+        items.append((example, tuple(tuple(n for n, _ in groups) for groups in each)))
+    groups = {name: Group(name, tuple(ms[k] for k in sorted(ms))) for name, ms in sorted(members.items())}
+    plan = Plan(str(data), examples, items, groups, skipped, pairs)
+    if pairs == "file":
+        own = file_pairs(known, group_by, seed)
+        for name in groups:
+            splits = own.get(name, {})
+            if len(splits.get("train", [])) >= MIN_FILE_PAIRS and splits.get("validation"):
+                plan.train[name], plan.validation[name] = splits["train"], splits["validation"]
+    return plan
+
+
+def plan_instructions(instructions: Sequence[str | Instruction | Group], test_prompts: int = 12, seed: int = 0) -> Plan:
+    """A plan for your own instructions (each needs a checker): its test items are the project's test
+    queries with the instruction appended, one group per instruction."""
+    groups = {g.name: g for g in map(as_group, instructions)}
+    for g in groups.values():
+        if not g.checkable:
+            raise WorkbenchError(
+                f"instruction {g.name!r} has no checker, and an evaluation scores compliance: "
+                "give it check=<callable or IFEval id>"
+            )
+    items: list[Item] = [
+        (pair_example(p), ((g.name,),))
+        for g in groups.values()
+        for p in make_pairs(g, "test", limit=test_prompts, seed=seed)
+    ]
+    return Plan("instructions: " + ", ".join(groups), [], items, groups)
