@@ -6,9 +6,12 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import Literal
 
 from workbench.errors import WorkbenchError
 from workbench.io import check_writable_dir, check_writable_file
+from workbench.steering import Steer
+from workbench.vectors import InstructionVector
 
 
 def parse_instructions(names):
@@ -55,12 +58,11 @@ def cmd_vectors(args) -> None:
     for inst in instructions:
         vec = compute_vector(model, inst, n_pairs=args.n_train, progress=True)
         path = vec.save(Path(args.out) / f"{inst.slug}.safetensors")
-        print(
-            f"{inst.id}: {vec.n_pairs} pairs, norm at middle layer {float(vec.norms[model.n_layers // 2]):.2f} -> {path}"
-        )
+        norm = float(vec.norms[model.n_layers // 2])
+        print(f"{inst.id}: {vec.n_pairs} pairs, norm at middle layer {norm:.2f} -> {path}")
 
 
-def _parse_spec(text: str) -> tuple[str, int, float | str]:
+def _parse_spec(text: str) -> tuple[str, int, float | Literal["project"]]:
     """INSTRUCTION_OR_FILE@LAYER[:COEF|:project] -> (name, layer, a finite coefficient or 'project')."""
     try:
         name, rest = text.rsplit("@", 1)
@@ -85,11 +87,20 @@ def _parse_spec(text: str) -> tuple[str, int, float | str]:
     return name, layer, coef
 
 
+def steer_at(vec: InstructionVector, layer: int, setting: float | Literal["project"], **options) -> Steer:
+    """A vector's steering at ``layer`` from a command line's setting: ``"project"`` (projection matching
+    to z̄; ``absolute`` means nothing there) or a coefficient added, × the layer's mean-difference norm
+    unless ``absolute``. ``options``: the rest of ``InstructionVector.steer`` (positions, when)."""
+    if isinstance(setting, str):  # "project"
+        options.pop("absolute", None)
+        return vec.steer(layer, mode="project", **options)
+    return vec.steer(layer, setting, **options)
+
+
 def cmd_steer(args) -> None:
     from workbench.generate import generate
     from workbench.models import check_layer
     from workbench.store import cached_vector
-    from workbench.vectors import InstructionVector
 
     parsed = [_parse_spec(text) for text in args.vector]
     files = {}
@@ -108,10 +119,7 @@ def cmd_steer(args) -> None:
         else:
             vec = cached_vector(model, name, n_pairs=args.n_train)
         when = vec.condition() if args.conditional else None
-        if coef == "project":
-            specs.append(vec.steer(layer, mode="project", positions=args.positions, when=when))
-        else:
-            specs.append(vec.steer(layer, coef, absolute=args.absolute, positions=args.positions, when=when))
+        specs.append(steer_at(vec, layer, coef, absolute=args.absolute, positions=args.positions, when=when))
     plain, steered = (
         generate(model, [args.prompt], steer=s, max_new_tokens=args.max_new_tokens)[0] for s in ([], specs)
     )
@@ -146,9 +154,9 @@ def cmd_sweep(args) -> None:
     _report(executor)
     cell_summary(table).to_csv(Path(args.out) / "cells.csv", index=False)
     for (name, cond), c in select(table).items():
-        print(
-            f"{name} ({'with' if cond else 'without'} instruction): layer {c.layer} {c.mode} {c.coefficient} -> {c.score:.2f} (baseline {c.baseline:.2f})"
-        )
+        prompt = "with" if cond else "without"
+        setting = f"layer {c.layer} {c.mode} {c.coefficient}"
+        print(f"{name} ({prompt} instruction): {setting} -> {c.score:.2f} (baseline {c.baseline:.2f})")
 
 
 def cmd_evaluate(args) -> None:
@@ -157,7 +165,8 @@ def cmd_evaluate(args) -> None:
 
     if not args.data:
         raise WorkbenchError(
-            "give --data FILE.jsonl (IFEval format with prompt_without_instruction); `workbench demo` evaluates the catalog"
+            "give --data FILE.jsonl (IFEval format with prompt_without_instruction); "
+            "`workbench demo` evaluates the catalog"
         )
     group_by = parse_group_by(args.group_by)
     plan = plan_file(args.data, group_by, args.pairs, args.skip_unknown, args.seed)
@@ -250,14 +259,13 @@ def cmd_bench(args) -> None:
 
 def cmd_export(args) -> None:
     from workbench.interop import export_control_vector, export_lm_eval
-    from workbench.vectors import InstructionVector
 
     check_writable_file(args.out)
     vec = InstructionVector.load(args.vector)
     if args.format == "lm-eval":
         if not args.layers:
             raise WorkbenchError("--format lm-eval needs --layers L (one or more layers to steer)")
-        specs = [vec.steer(l, mode="project") if args.project else vec.steer(l, args.coefficient) for l in args.layers]
+        specs = [steer_at(vec, l, "project" if args.project else args.coefficient) for l in args.layers]
         path = export_lm_eval(specs, args.out)
         print(
             f"wrote lm-eval steering file {path}: lm_eval --model steered --model_args pretrained=DIR,steer_path={path}"
@@ -271,6 +279,5 @@ def cmd_export_model(args) -> None:
     from workbench.interop import export_model
 
     check_writable_dir(args.out)
-    print(
-        f"wrote {export_model(args.name, args.out)}: a plain Hugging Face folder (float32) that lm-eval and transformers load offline"
-    )
+    path = export_model(args.name, args.out)
+    print(f"wrote {path}: a plain Hugging Face folder (float32) that lm-eval and transformers load offline")
