@@ -8,7 +8,9 @@ is one (prompt, setting), with per-row coefficients.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -25,92 +27,126 @@ from workbench.sweep.grid import NO_STEERING, SweepConfig, Unit, chunks, unit_na
 from workbench.sweep.result import SweepResult
 
 
+@dataclass(frozen=True)
+class SweepOptions:
+    """How a sweep runs; what it covers is the ``SweepConfig``, which alone makes the folder's identity.
+
+    ``judge``: scores quality (default: the model itself). Units are packed into batches of about
+    ``rows_per_batch`` rows. ``pairs`` / ``train_pairs`` (by group name) replace the project's
+    validation / training queries, e.g. a file's own pairs; ``config.data`` should then name them, so
+    a folder never mixes two sources. ``vectors``: the folder whose ``vectors/`` caches them (default
+    the sweep's own), so several sweeps can share one set. ``bar``: one progress bar several sweeps
+    share (its owner sets the total and closes it); ``progress=False`` draws none of the sweep's own.
+    ``executor``: where the batches run (default ``Local()``; ``cluster.RayExecutor`` for Ray actors).
+    """
+
+    progress: bool = True
+    judge: Judge | None = None
+    rows_per_batch: int = 64
+    pairs: Mapping[str, Sequence[Pair]] | None = None
+    train_pairs: Mapping[str, Sequence[Pair]] | None = None
+    vectors: str | Path | None = None
+    bar: tqdm | None = None
+    executor: Executor | None = None
+
+
+Key = tuple[str, bool, int]  # (group slug, with the instruction?, layer): one unit and its file
+Cells = Mapping[str, Sequence[tuple[int, str, float | None]]]  # by group name: (layer, mode, coefficient)
+
+
 def run_sweep(
     model: Model,
     config: SweepConfig,
     out: str | Path,
-    progress: bool = True,
-    judge: Judge | None = None,
-    rows_per_batch: int = 64,
-    pairs: Mapping[str, Sequence[Pair]] | None = None,
-    train_pairs: Mapping[str, Sequence[Pair]] | None = None,
-    cells_of: Mapping[str, Sequence[tuple[int, str, float | None]]] | None = None,
-    vectors: str | Path | None = None,
-    bar: tqdm | None = None,
-    executor: Executor | None = None,
+    *,
+    options: SweepOptions | None = None,
+    cells_of: Cells | None = None,
+    **overrides: Any,
 ) -> SweepResult:
     """Run (or resume) a sweep into ``out``; returns its ``SweepResult`` (``.table``: one row per generation).
 
-    Units are packed into batches of about ``rows_per_batch`` rows; each unit is written as soon
-    as its batch is scored, so a killed sweep loses at most one batch. ``pairs`` / ``train_pairs``
-    (by group name) replace the project's validation / training queries, e.g. a file's own pairs;
-    ``config.data`` should then name them, so a folder never mixes two sources. ``cells_of`` (by
-    group name) narrows a group to some (layer, mode, coefficient) cells of the grid; ``vectors`` is the folder whose
-    ``vectors/`` caches them (default ``out``), so several sweeps can share one set; ``bar``, one
-    progress bar they share (its owner sets the total and closes it); ``executor``, where the batches
-    run (default ``Local()``; ``cluster.RayExecutor`` for Ray actors): the rows are the same.
-    The bar counts token budget (rows × max_new_tokens) and moves every decode step where the
-    executor reports steps (``Local``), else as each batch returns: its rate and ETA are honest.
+    ``options`` (``SweepOptions``) says how; keywords override its fields (``executor=...``). Each unit
+    is written as soon as its batch is scored, so a killed sweep loses at most one batch. ``cells_of``
+    (by group name) narrows a group to some (layer, mode, coefficient) cells of the grid. The bar
+    counts token budget (rows × max_new_tokens) and moves every decode step where the executor reports
+    steps (``Local``), else as each batch returns: its rate and ETA are honest.
     """
+    opts = replace(options or SweepOptions(), **overrides)
     out = Path(out)
+    _claim(model, config, out)
+    grid = _Grid(config, cells_of)
+    todo = [k for k in grid.keys if not (out / "units" / unit_name(*k)).exists()]
+    total, done = sum(map(grid.tokens, grid.keys)), sum(map(grid.tokens, grid.keys)) - sum(map(grid.tokens, todo))
+    bar = opts.bar
+    if bar is None:
+        bar = tqdm(total=total, initial=done, desc="sweep", unit="tok", unit_scale=True, disable=not opts.progress)
+    else:
+        bar.update(done)  # resumed units count as done
+    try:
+        _run_units(model, _units(model, grid, todo, opts, out), grid, opts, bar, out)
+    finally:
+        if opts.bar is None:
+            bar.close()
+    table = load_table(out)
+    write_atomic(out / "table.csv", table.to_csv(index=False))
+    return SweepResult(table, out, config.model)
+
+
+def _claim(model: Model, config: SweepConfig, out: Path) -> None:
+    """Refuse a model the config does not name or a layer it lacks, then claim ``out`` for this
+    configuration (a folder refuses another), removing what a killed write left."""
     if config.model != model.name:
         raise WorkbenchError(f"the sweep is configured for {config.model} but the model is {model.name}")
     for layer in config.layers:
         check_layer(model, layer)
-    claim_dir(
-        out,
-        config.to_json()
-        | {
-            "model_fingerprint": model.fingerprint(),
-            "degeneracy_rule": DEGENERACY_RULE,
-            "checkers": checkers_version(),
-        },
-        "sweep",
-    )
+    identity = {"model_fingerprint": model.fingerprint(), "degeneracy_rule": DEGENERACY_RULE}
+    claim_dir(out, config.to_json() | identity | {"checkers": checkers_version()}, "sweep")
     for stale in (out / "units").glob(".*.tmp"):  # left by a process killed mid-write
         stale.unlink()
-    groups = {g.slug: g for g in config.groups}
-    keys = []
-    for slug, group in groups.items():  # budget order, so packed batches share a token budget
-        for cond in config.conditions:
-            keys.append((slug, cond, NO_STEERING))
-            keys += [
-                (slug, cond, layer)
-                for layer in config.layers
-                if cells_of is None or any(c[0] == layer for c in cells_of.get(group.name, ()))
-            ]
-    keys.sort(key=lambda k: config.budget(groups[k[0]]))
-    todo = [k for k in keys if not (out / "units" / unit_name(*k)).exists()]
 
-    def settings_at(slug: str, layer: int) -> list[tuple[str, float | None]]:
+
+class _Grid:
+    """A sweep's units (``keys``, in budget order, so packed batches share a token budget) and the
+    settings and token budget of each, with ``cells_of`` narrowing the grid."""
+
+    def __init__(self, config: SweepConfig, cells_of: Cells | None):
+        self.config, self.cells_of = config, cells_of
+        self.groups = {g.slug: g for g in config.groups}
+        keys: list[Key] = []
+        for slug, group in self.groups.items():
+            for cond in config.conditions:
+                keys.append((slug, cond, NO_STEERING))
+                keys += [(slug, cond, layer) for layer in config.layers if self._narrowed(group.name, layer)]
+        self.keys = sorted(keys, key=lambda k: config.budget(self.groups[k[0]]))
+
+    def _narrowed(self, name: str, layer: int) -> bool:
+        return self.cells_of is None or any(c[0] == layer for c in self.cells_of.get(name, ()))
+
+    def settings(self, slug: str, layer: int) -> list[tuple[str, float | None]]:
         if layer == NO_STEERING:
             return [("none", 0.0)]
-        kept = None if cells_of is None else {tuple(c) for c in cells_of.get(groups[slug].name, ())}
-        return [s for s in config.settings() if kept is None or (layer, *s) in kept]
+        if self.cells_of is None:
+            return self.config.settings()
+        kept = {tuple(c) for c in self.cells_of.get(self.groups[slug].name, ())}
+        return [s for s in self.config.settings() if (layer, *s) in kept]
 
-    per_unit = lambda k: config.n_prompts * len(settings_at(k[0], k[2])) * config.budget(groups[k[0]])  # token budget
-    total = sum(map(per_unit, keys))
-    own_bar = bar is None
-    if own_bar:
-        bar = tqdm(
-            total=total,
-            initial=total - sum(map(per_unit, todo)),
-            desc="sweep",
-            unit="tok",
-            unit_scale=True,
-            disable=not progress,
-        )
-    else:
-        bar.update(total - sum(map(per_unit, todo)))  # resumed units count as done
+    def tokens(self, key: Key) -> int:
+        """A unit's token budget: its rows × its max_new_tokens."""
+        slug, _, layer = key
+        return self.config.n_prompts * len(self.settings(slug, layer)) * self.config.budget(self.groups[slug])
+
+
+def _units(model: Model, grid: _Grid, todo: list[Key], opts: SweepOptions, out: Path) -> list[Unit]:
+    """The units still to run, with their prompts and (one recording pass) their vectors."""
+    config = grid.config
+    steered = list({k[0]: grid.groups[k[0]] for k in todo if k[2] != NO_STEERING}.values())
+    vectors_at = Path(opts.vectors or out)
+    vecs = vectors_for(model, steered, vectors_at, config.n_train, opts.train_pairs, progress=opts.progress)
     units, pairs_of = [], {}
-    steered_groups = list({k[0]: groups[k[0]] for k in todo if k[2] != NO_STEERING}.values())
-    vecs = vectors_for(
-        model, steered_groups, Path(vectors or out), config.n_train, train_pairs, progress=progress
-    )  # one recording pass
     for slug, cond, layer in todo:
-        group = groups[slug]
+        group = grid.groups[slug]
         if slug not in pairs_of:
-            given = (pairs or {}).get(group.name)
+            given = (opts.pairs or {}).get(group.name)
             pairs_of[slug] = (
                 list(given)[: config.n_prompts]
                 if given is not None
@@ -118,30 +154,27 @@ def run_sweep(
             )
             if not pairs_of[slug]:
                 raise WorkbenchError(f"the {config.split} split has no prompts")
-        steered = layer != NO_STEERING
-        vec = vecs[group.name] if steered else None
-        settings = settings_at(slug, layer)
-        units.append(Unit(group, cond, layer, vec, pairs_of[slug], settings))
-    unit_budget = lambda unit: config.budget(unit.group)
-    jobs = [(chunk, unit_budget(chunk[0])) for chunk in chunks(units, rows_per_batch, unit_budget)]
-    stepped = [
-        0
-    ]  # budget reported step by step since the last job returned: that job's (jobs run one at a time where steps are reported)
+        vec = vecs[group.name] if layer != NO_STEERING else None
+        units.append(Unit(group, cond, layer, vec, pairs_of[slug], grid.settings(slug, layer)))
+    return units
+
+
+def _run_units(model: Model, units: list[Unit], grid: _Grid, opts: SweepOptions, bar: tqdm, out: Path) -> None:
+    """Pack ``units`` into batches, run them on the executor and write each unit's rows as its batch
+    returns (only this process writes); the bar hears every decode step it reports."""
+    budget = lambda unit: grid.config.budget(unit.group)  # noqa: E731
+    jobs = [(chunk, budget(chunk[0])) for chunk in chunks(units, opts.rows_per_batch, budget)]
+    stepped = [0]  # budget reported step by step since the last job returned (jobs reporting steps run one at a time)
 
     def on_step(n: int) -> None:
         stepped[0] += n
         bar.update(n)
 
-    for i, rows_per_unit in (executor or Local()).map(model, jobs, judge, on_step):  # only this process writes
+    for i, rows_per_unit in (opts.executor or Local()).map(model, jobs, opts.judge, on_step):
         for unit, rows in zip(jobs[i][0], rows_per_unit):
             write_jsonl(out / "units" / unit.name, rows)
         bar.update(job_budget(jobs[i]) - stepped[0])  # what its steps did not report (all of it, from Ray)
         stepped[0] = 0
-    if own_bar:
-        bar.close()
-    table = load_table(out)
-    write_atomic(out / "table.csv", table.to_csv(index=False))
-    return SweepResult(table, out, config.model)
 
 
 def load_table(out: str | Path) -> pd.DataFrame:

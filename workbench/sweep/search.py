@@ -9,8 +9,9 @@ resumable sweeps in ``out/round1`` and ``out/round2`` sharing one vector cache i
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm.auto import tqdm
@@ -19,10 +20,9 @@ from workbench.errors import WorkbenchError
 from workbench.instructions import Pair, make_pairs
 from workbench.io import log
 from workbench.models import Model
-from workbench.sweep.executors import Executor
 from workbench.sweep.grid import NO_STEERING, SweepConfig
 from workbench.sweep.result import SweepResult
-from workbench.sweep.run import run_sweep
+from workbench.sweep.run import SweepOptions, run_sweep
 from workbench.sweep.selection import MAX_DEGENERATE, PROJECTION_SIZE, cell_summary
 
 Cell = tuple[int, str, "float | None"]  # (layer, mode, coefficient)
@@ -70,87 +70,102 @@ def refined(
     return out
 
 
+@dataclass(frozen=True)
+class HalvingOptions(SweepOptions):
+    """How successive halving runs: ``SweepOptions`` (passed to both rounds; ``vectors`` defaults to
+    ``out``, shared by the rounds) and its own. Every cell sees the first ``first`` validation
+    prompts; the ``keep`` best cells per instruction that beat no steering there go on, with a finer
+    grid at the best one's layer (``refined``: ``refine`` multiples and the projection; ``()``: none);
+    ``stop_early=False``: the ``keep`` best go on even where none beats no steering."""
+
+    first: int = 4
+    keep: int = 3
+    stop_early: bool = True
+    refine: Sequence[float] = REFINE
+
+
 def run_halving(
-    model: Model,
-    config: SweepConfig,
-    out: str | Path,
-    first: int = 4,
-    keep: int = 3,
-    progress: bool = True,
-    pairs: Mapping[str, Sequence[Pair]] | None = None,
-    train_pairs: Mapping[str, Sequence[Pair]] | None = None,
-    executor: Executor | None = None,
-    stop_early: bool = True,
-    refine: Sequence[float] = REFINE,
+    model: Model, config: SweepConfig, out: str | Path, *, options: HalvingOptions | None = None, **overrides: Any
 ) -> SweepResult:
     """Two rounds: every cell on the first ``first`` validation prompts, then the ``keep`` best cells
-    per instruction that beat no steering there (``best_cells(beat_baseline=True)``), a finer grid at
-    the best one's layer (``refined``: ``refine`` multiples and the projection; ``()``: none) and the
-    baseline on the other ``config.n_prompts - first``; an instruction with none stops after the first
-    round (``stop_early=False``: the ``keep`` best go on regardless). Returns the rows selection should
-    see (round-1 survivors and baseline, round 2's cells), with a ``round`` column; selection scores
-    the finalists on round 2 only (``selection.evidence``)."""
+    per instruction that beat no steering there (``best_cells(beat_baseline=True)``), the finer grid
+    and the baseline on the other ``config.n_prompts - first``; an instruction with none stops after
+    the first round. ``options`` (``HalvingOptions``) says how; keywords override its fields. Returns
+    the rows selection should see (round-1 survivors and baseline, round 2's cells), with a ``round``
+    column; selection scores the finalists on round 2 only (``selection.evidence``)."""
+    opts = replace(options or HalvingOptions(), **overrides)
+    first = opts.first
     if not 0 < first < config.n_prompts:
         raise WorkbenchError(f"successive halving needs 0 < first ({first}) < n_prompts ({config.n_prompts})")
     out = Path(out)
     every = {
         g.name: list(
-            (pairs or {}).get(g.name) or make_pairs(g, config.split, limit=config.n_prompts, seed=config.seed)
+            (opts.pairs or {}).get(g.name) or make_pairs(g, config.split, limit=config.n_prompts, seed=config.seed)
         )[: config.n_prompts]
         for g in config.groups
     }
-    rest = tuple(g for g in config.groups if every[g.name][first:])  # a file may hold fewer validation prompts
-    per_cell = len(config.conditions)  # the bar counts token budget (rows × max_new_tokens), as run_sweep's
-    total = per_cell * (
-        sum(first * (1 + len(config.layers) * len(config.settings())) * config.budget(g) for g in config.groups)
-        + sum(
-            len(every[g.name][first:]) * (1 + keep + (len(refine) + config.project if refine else 0)) * config.budget(g)
-            for g in rest
-        )
-    )  # round 2 at most
-    with tqdm(total=total, desc="sweep (halving)", unit="tok", unit_scale=True, disable=not progress) as bar:
+    own, bar = opts.bar is None, opts.bar
+    if bar is None:  # the bar counts token budget (rows × max_new_tokens), as run_sweep's
+        total = _budget_bound(config, every, opts)
+        bar = tqdm(total=total, desc="sweep (halving)", unit="tok", unit_scale=True, disable=not opts.progress)
+    shared = replace(opts, vectors=opts.vectors or out, bar=bar)
+    try:
         one = run_sweep(
             model,
             replace(config, n_prompts=first),
             out / "round1",
-            progress,
-            pairs={n: p[:first] for n, p in every.items()},
-            train_pairs=train_pairs,
-            vectors=out,
-            bar=bar,
-            executor=executor,
+            options=replace(shared, pairs={n: p[:first] for n, p in every.items()}),
         ).table
-        survivors = best_cells(one, keep, beat_baseline=stop_early)
-        stopped = [g.name for g in config.groups if g.name not in survivors]
-        if stopped:
+        survivors = best_cells(one, opts.keep, beat_baseline=opts.stop_early)
+        if stopped := [g.name for g in config.groups if g.name not in survivors]:
             log(f"stopped early (no cell beat no steering on the first {first} prompts): {', '.join(stopped)}")
-        rest = tuple(g for g in rest if g.name in survivors)
-        finalists = refined(survivors, refine, config.project)
-        two = pd.DataFrame()
-        if rest:
-            grid = tuple(sorted(set(config.coefficients) | set(refine)))
-            two = run_sweep(
-                model,
-                replace(config, instructions=rest, n_prompts=config.n_prompts - first, coefficients=grid),
-                out / "round2",
-                progress,
-                pairs={n: p[first:] for n, p in every.items()},
-                train_pairs=train_pairs,
-                cells_of=finalists,
-                vectors=out,
-                bar=bar,
-                executor=executor,
-            ).table
-        bar.total = bar.n  # round 2 may run fewer cells than the bound
-        bar.refresh()
+        two = _round_two(model, config, out, every, survivors, shared)
+        if own:
+            bar.total = bar.n  # round 2 may run fewer cells than the bound
+            bar.refresh()
+    finally:
+        if own:
+            bar.close()
+    kept = one.apply(lambda row: _survived(row, survivors), axis=1)
+    table = pd.concat([one[kept].assign(round=1), two.assign(round=2)], ignore_index=True)
+    return SweepResult(table, out, config.model)
 
-    def survived(row) -> bool:
-        coefficient = None if row["mode"] == "project" else float(row["coefficient"])
-        return row["layer"] == NO_STEERING or (int(row["layer"]), row["mode"], coefficient) in survivors.get(
-            row["instruction"], ()
-        )
 
-    kept = one.apply(survived, axis=1)
-    return SweepResult(
-        pd.concat([one[kept].assign(round=1), two.assign(round=2)], ignore_index=True), out, config.model
-    )
+def _budget_bound(config: SweepConfig, every: Mapping[str, list[Pair]], opts: HalvingOptions) -> int:
+    """The token budget both rounds spend at most (rows × max_new_tokens, as ``run_sweep``'s bar counts)."""
+    first, refine = opts.first, opts.refine
+    one = sum(first * (1 + len(config.layers) * len(config.settings())) * config.budget(g) for g in config.groups)
+    cells = 1 + opts.keep + (len(refine) + config.project if refine else 0)
+    two = sum(len(every[g.name][first:]) * cells * config.budget(g) for g in config.groups)
+    return len(config.conditions) * (one + two)
+
+
+def _round_two(
+    model: Model,
+    config: SweepConfig,
+    out: Path,
+    every: Mapping[str, list[Pair]],
+    survivors: Mapping[str, Sequence[Cell]],
+    opts: HalvingOptions,
+) -> pd.DataFrame:
+    """The finalists (``refined`` survivors) and the baseline on the prompts round 1 did not see; an
+    empty table where no instruction goes on (a file may hold fewer validation prompts)."""
+    first = opts.first
+    rest = tuple(g for g in config.groups if every[g.name][first:] and g.name in survivors)
+    if not rest:
+        return pd.DataFrame()
+    grid = tuple(sorted(set(config.coefficients) | set(opts.refine)))
+    return run_sweep(
+        model,
+        replace(config, instructions=rest, n_prompts=config.n_prompts - first, coefficients=grid),
+        out / "round2",
+        options=replace(opts, pairs={n: p[first:] for n, p in every.items()}),
+        cells_of=refined(survivors, opts.refine, config.project),
+    ).table
+
+
+def _survived(row, survivors: Mapping[str, Sequence[Cell]]) -> bool:
+    """Whether a round-1 row is the baseline or one of its instruction's survivors."""
+    coefficient = None if row["mode"] == "project" else float(row["coefficient"])
+    cell = (int(row["layer"]), row["mode"], coefficient)
+    return row["layer"] == NO_STEERING or cell in survivors.get(row["instruction"], ())
