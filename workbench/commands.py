@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
@@ -133,7 +134,7 @@ def cmd_steer(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from workbench.external import default_layers
+    from workbench.evaluation_plan import default_layers
     from workbench.sweep import SweepConfig, cell_summary, run_sweep, select
 
     instructions = tuple(parse_instructions(args.instructions))
@@ -160,7 +161,8 @@ def cmd_sweep(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from workbench.external import evaluate_file, plan_file
+    from workbench.evaluation_plan import EvaluateOptions, plan_file
+    from workbench.external import evaluate_file
     from workbench.instructions import parse_group_by
 
     if not args.data:
@@ -168,8 +170,20 @@ def cmd_evaluate(args) -> None:
             "give --data FILE.jsonl (IFEval format with prompt_without_instruction); "
             "`workbench demo` evaluates the catalog"
         )
-    group_by = parse_group_by(args.group_by)
-    plan = plan_file(args.data, group_by, args.pairs, args.skip_unknown, args.seed)
+    options = EvaluateOptions(
+        sweep_dir=args.sweep,
+        max_new_tokens=args.max_new_tokens,
+        n_train=args.n_train,
+        sweep_prompts=args.sweep_prompts,
+        group_by=parse_group_by(args.group_by),
+        pairs=args.pairs,
+        search=args.search,
+        layers=args.layers,
+        skip_unknown=args.skip_unknown,
+        seed=args.seed,
+        conditional=args.conditional,
+    )
+    plan = plan_file(args.data, options.group_by, options.pairs, options.skip_unknown, options.seed)
     check_writable_dir(args.out)
     print(
         f"{len(plan.items)} records to evaluate in {len(plan.groups)} vector groups; {len(plan.skipped)} skipped",
@@ -177,24 +191,7 @@ def cmd_evaluate(args) -> None:
     )
     executor = _executor(args)
     model = _load(args)
-    evaluate_file(
-        model,
-        args.data,
-        args.out,
-        sweep_dir=args.sweep,
-        max_new_tokens=args.max_new_tokens,
-        n_train=args.n_train,
-        sweep_prompts=args.sweep_prompts,
-        group_by=group_by,
-        pairs=args.pairs,
-        search=args.search,
-        layers=args.layers,
-        skip_unknown=args.skip_unknown,
-        seed=args.seed,
-        plan=plan,
-        conditional=args.conditional,
-        executor=executor,
-    )
+    evaluate_file(model, args.data, args.out, replace(options, executor=executor), plan=plan)
     _report(executor)
     print((Path(args.out) / "report.md").read_text())
 
