@@ -125,8 +125,7 @@ def evaluate_plan(
     vectors = vectors_for(model, [g for g in groups if g.name not in missing], sweep_dir, options.n_train, plan.train)
     buckets, skipped = _buckets(plan, missing, sweep_dir, options.max_new_tokens)
     rows = _held_out(model, buckets, choices, vectors, options.conditional)
-    summary = _summary(model, plan, options.search, table, rows, choices) | {"skipped": skipped}
-    return write_evaluation(out, _ordered(summary), rows)
+    return write_evaluation(out, _summary(model, plan, options.search, table, rows, choices, skipped), rows)
 
 
 def _selection_table(
@@ -213,9 +212,15 @@ def _held_out(model: Model, buckets: Buckets, choices: Choices, vectors: dict, c
 
 
 def _summary(
-    model: Model, plan: Plan, search: str, table: pd.DataFrame | None, rows: list[dict], choices: Choices
+    model: Model,
+    plan: Plan,
+    search: str,
+    table: pd.DataFrame | None,
+    rows: list[dict],
+    choices: Choices,
+    skipped: dict[str, str],
 ) -> dict:
-    """What ``summary.json`` records besides the scores and the skipped records."""
+    """What ``summary.json`` records besides the scores (``write_evaluation`` adds them)."""
     return {
         "model": model.name,
         "model_fingerprint": model.fingerprint(),
@@ -229,6 +234,7 @@ def _summary(
         "stopped_early": _stopped(table),
         "n_examples": len(plan.examples) or len(plan.items),
         "n_evaluated": len({r["prompt_id"] for r in rows}),
+        "skipped": skipped,
         "groups": {
             g.name: {
                 "members": [m.id for m in g.members],
@@ -239,13 +245,6 @@ def _summary(
             for g in plan.groups.values()
         },
     }
-
-
-def _ordered(summary: dict) -> dict:
-    """``summary.json``'s keys in the order earlier versions wrote them (skipped before groups)."""
-    keys = list(summary)
-    keys.insert(keys.index("groups"), keys.pop(keys.index("skipped")))
-    return {k: summary[k] for k in keys}
 
 
 def _setting(choice: Choice | None) -> dict:

@@ -21,7 +21,7 @@ import pandas as pd
 from workbench import analysis
 from workbench.errors import WorkbenchError
 from workbench.evaluate import DEGENERACY_RULE
-from workbench.io import claim_dir, log
+from workbench.io import claim_dir, log, write_atomic
 from workbench.models import Model
 from workbench.report import write_report
 from workbench.store import vector_for
@@ -69,6 +69,7 @@ def run_study(
     size = f"{len(screen_instructions(cfg.instructions))} instructions × {cfg.screen_prompts} prompts"
     log(f"1/7 which instructions does {model.name} follow when told? ({size})")
     follow = screen(model, cfg, files, executor)
+    write_atomic(files.follow, follow.to_csv(index=False))  # kept even when nothing counts as followed
     names = followed(follow, cfg)
     if not names:
         raise WorkbenchError(
