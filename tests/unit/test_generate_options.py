@@ -29,7 +29,7 @@ def test_generation_options_are_frozen_and_checked_where_built(tiny):
     with pytest.raises(WorkbenchError, match="max_new_tokens must be ≥ 1"):
         generate(tiny, PROMPTS, max_new_tokens=0)
     with pytest.raises(dataclasses.FrozenInstanceError):
-        GenerationOptions().max_new_tokens = 3  # type: ignore[misc]
+        GenerationOptions().max_new_tokens = 3
     with pytest.raises(TypeError, match="max_tokens"):
         generate(tiny, PROMPTS, max_tokens=3)  # a misspelled option is not silently ignored
     with pytest.raises(TypeError):
