@@ -99,12 +99,16 @@ def gain_vs_separability(gain: pd.DataFrame, sep: pd.DataFrame) -> pd.DataFrame:
     """Join the per-layer steering gain with separability; with the Pearson correlation per instruction."""
     joined = gain.merge(sep, on=["instruction", "layer"])
     for column, measure in (("correlation", "auroc"), ("correlation_d", "cohens_d")):
-        corr = joined.groupby("instruction").apply(
-            lambda g: g["gain"].corr(g[measure]) if len(g) > 2 and g[measure].std() > 0 else float("nan"),
-            include_groups=False,
-        )
+        corr = joined.groupby("instruction").apply(_correlation, measure, include_groups=False)
         joined[column] = joined["instruction"].map(corr)
     return joined
+
+
+def _correlation(layers: pd.DataFrame, measure: str) -> float:
+    """Pearson r of gain and ``measure`` over one instruction's layers; NaN under 3 layers or a constant measure."""
+    if len(layers) > 2 and layers[measure].std() > 0:
+        return layers["gain"].corr(layers[measure])
+    return float("nan")
 
 
 def cosine_matrix(a: Float[Tensor, "m d"], b: Float[Tensor, "n d"] | None = None) -> Float[Tensor, "m n"]:
@@ -119,7 +123,7 @@ def across_layers(vec) -> Float[Tensor, "n_layers n_layers"]:
     return cosine_matrix(vec.mean_diff)
 
 
-def per_query_consistency(with_acts, without_acts) -> Float[Tensor, n_layers]:
+def per_query_consistency(with_acts, without_acts) -> Float[Tensor, " n_layers"]:
     """Mean cosine between each pair's own difference and the mean vector, per layer: is the
     instruction direction shared across base queries or query-specific?"""
     diffs = with_acts - without_acts  # [n, layers, d]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, cast
 
 import torch
 from jaxtyping import Int
@@ -15,6 +16,9 @@ from torch import Tensor
 
 from workbench.errors import WorkbenchError
 from workbench.models import Model
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 
 def left_pad(
@@ -38,9 +42,14 @@ def positions(mask: Int[Tensor, "batch width"]) -> Int[Tensor, "batch width"]:
 MEMORY_FRACTION = 0.25  # of the free memory a batch may plan to use: the safety margin
 
 
+def _config(model: Model) -> PretrainedConfig:
+    """The HF model's config (``Model.hf`` is typed as a plain module)."""
+    return cast("PretrainedConfig", model.hf.config)
+
+
 def kv_bytes(model: Model, tokens: int) -> int:
     """Bytes of one row's KV cache over ``tokens`` tokens, in the model's precision."""
-    cfg = model.hf.config
+    cfg = _config(model)
     head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     kv_heads = getattr(cfg, "num_key_value_heads", None) or cfg.num_attention_heads
     return 2 * cfg.num_hidden_layers * kv_heads * head_dim * tokens * torch.empty((), dtype=model.dtype).element_size()
@@ -50,7 +59,7 @@ def row_bytes(model: Model, max_len: int) -> int:
     """Peak bytes one batch row of ``max_len`` tokens needs: its KV cache (the part that lives
     through decoding) plus the prefill's largest transients (eager attention scores in float32,
     the MLP's two intermediate activations, a few residual-width ones)."""
-    cfg = model.hf.config
+    cfg = _config(model)
     size = torch.empty((), dtype=model.dtype).element_size()
     kv = kv_bytes(model, max_len)
     scores = 4 * cfg.num_attention_heads * max_len * max_len

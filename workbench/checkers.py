@@ -107,7 +107,8 @@ def _verdict(value: object, checker: str) -> bool:
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise WorkbenchError(
-        f"{checker} returned {type(value).__name__} {_start(repr(value), 40)}, not True or False: a checker must return a bool"
+        f"{checker} returned {type(value).__name__} {_start(repr(value), 40)}, not True or False: "
+        "a checker must return a bool"
     )
 
 
@@ -121,7 +122,8 @@ def check(response: str, instruction_ids: Sequence[str], kwargs: Sequence[dict],
         )
     if len(kwargs) != len(instruction_ids):
         raise WorkbenchError(
-            f"{len(kwargs)} kwargs for {len(instruction_ids)} instruction ids ({', '.join(instruction_ids)}): give one per id"
+            f"{len(kwargs)} kwargs for {len(instruction_ids)} instruction ids ({', '.join(instruction_ids)}): "
+            "give one per id"
         )
     utils = _ifeval_utils()
     strict, loose = [], []

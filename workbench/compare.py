@@ -49,8 +49,9 @@ def reply_card(model: Model, instruction: str | Instruction, prompt: str, gen: G
     q = quality(model, [prompt], [gen.text], [len(gen.token_ids)])[0]
     flag = " · <b style='color:#b2182b'>degenerate</b>" if q["degenerate"] else ""
     return (
-        f"<div style='white-space:pre-wrap;font-family:monospace;border:1px solid #ddd;padding:6px'>{html.escape(gen.text)}</div>"
-        f"<small>{verdict(follows(instruction, gen.text, prompt))} · log-prob {q['logprob']:.2f} · repetition {q['repetition']:.2f}{flag}</small>"
+        "<div style='white-space:pre-wrap;font-family:monospace;border:1px solid #ddd;padding:6px'>"
+        f"{html.escape(gen.text)}</div><small>{verdict(follows(instruction, gen.text, prompt))} · "
+        f"log-prob {q['logprob']:.2f} · repetition {q['repetition']:.2f}{flag}</small>"
     )
 
 
@@ -68,26 +69,35 @@ class SideBySide:
 
     def __repr__(self) -> str:
         return (
-            f"SideBySide({self.instruction!r}, {self.steer}: {len(self.table)} prompts, follows {self.count('unsteered_follows')} unsteered → "
-            f"{self.count('steered_follows')} steered, {self.count('degenerate')} degenerate)"
+            f"SideBySide({self.instruction!r}, {self.steer}: {len(self.table)} prompts, "
+            f"follows {self.count('unsteered_follows')} unsteered → {self.count('steered_follows')} steered, "
+            f"{self.count('degenerate')} degenerate)"
         )
 
     def _repr_html_(self) -> str:
         mark = {True: "<span style='color:#1a9850'>✓</span>", False: "<span style='color:#b2182b'>✗</span>", None: "–"}
-        cell = "style='white-space:pre-wrap;text-align:left;vertical-align:top;font-family:monospace;font-size:12px;max-width:420px'"
+        cell = (
+            "style='white-space:pre-wrap;text-align:left;vertical-align:top;font-family:monospace;font-size:12px;"
+            "max-width:420px'"
+        )
         rows = "".join(
             f"<tr><td style='text-align:left;vertical-align:top'>{html.escape(r.prompt)}</td>"
             f"<td>{mark[_flag(r.unsteered_follows)]}</td><td {cell}>{html.escape(r.unsteered)}</td>"
             f"<td>{mark[_flag(r.steered_follows)]}</td><td {cell}>{html.escape(r.steered)}</td>"
-            f"<td>{r.logprob:.2f}</td><td>{r.repetition:.2f}</td><td>{'<b style=color:#b2182b>yes</b>' if r.degenerate else 'no'}</td></tr>"
+            f"<td>{r.logprob:.2f}</td><td>{r.repetition:.2f}</td>"
+            f"<td>{'<b style=color:#b2182b>yes</b>' if r.degenerate else 'no'}</td></tr>"
             for r in self.table.itertuples()
         )
-        head = "<tr><th>prompt</th><th></th><th>unsteered</th><th></th><th>steered</th><th>log-prob</th><th>repetition</th><th>degenerate</th></tr>"
+        head = (
+            "<tr><th>prompt</th><th></th><th>unsteered</th><th></th><th>steered</th>"
+            "<th>log-prob</th><th>repetition</th><th>degenerate</th></tr>"
+        )
         n = len(self.table)
         return (
             f"<b>SideBySide</b> <code>{html.escape(self.instruction)}</code>, {html.escape(self.steer)}: follows "
             f"{self.count('unsteered_follows')}/{n} unsteered → {self.count('steered_follows')}/{n} steered "
-            f"<small>(IFEval loose; quality of the steered reply under the unsteered model)</small><table>{head}{rows}</table>"
+            "<small>(IFEval loose; quality of the steered reply under the unsteered model)</small>"
+            f"<table>{head}{rows}</table>"
         )
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 from workbench.extract import compute_vector, compute_vectors
 from workbench.instructions import Group, Instruction, Pair, as_group, data_hash, make_pairs
@@ -35,27 +36,26 @@ def vectors_for(
     are cached beside it, so separability needs no second pass over the training prompts.
     """
     groups = [as_group(i) for i in instructions]
-    path = {g.name: out / "vectors" / f"{g.slug}.safetensors" if out else None for g in groups}
-    acts_path = {n: p.with_suffix(".activations.pt") if p is not None else None for n, p in path.items()}
-    found = {}
-    for g in groups:
-        p = path[g.name]
-        if p is not None and p.exists() and (not return_activations or acts_path[g.name].exists()):
-            vec = InstructionVector.load(p, model)
+    files = {g.name: out / "vectors" / f"{g.slug}.safetensors" for g in groups} if out else {}
+    found: dict[str, InstructionVector | tuple[InstructionVector, Tensor, Tensor]] = {}
+    for name, file in files.items():
+        acts_file = file.with_suffix(".activations.pt")
+        if file.exists() and (not return_activations or acts_file.exists()):
+            vec = InstructionVector.load(file, model)
             if vec.proj_with_std is None:  # written before projection spreads were kept: recomputed below
                 continue
             if return_activations:
-                acts = torch.load(acts_path[g.name], weights_only=True)
-                found[g.name] = (vec, acts["with"], acts["without"])
+                acts = torch.load(acts_file, weights_only=True)
+                found[name] = (vec, acts["with"], acts["without"])
             else:
-                found[g.name] = vec
+                found[name] = vec
     missing = [g for g in groups if g.name not in found]
     if missing:
         given = {g.name: list(pairs[g.name])[:n_train] for g in missing if pairs and pairs.get(g.name)}
         for name, (vec, w, wo) in compute_vectors(model, missing, given, n_pairs=n_train, progress=progress).items():
-            if path[name] is not None:
-                vec.save(path[name])
-                with atomic_path(acts_path[name]) as tmp:
+            if name in files:
+                vec.save(files[name])
+                with atomic_path(files[name].with_suffix(".activations.pt")) as tmp:
                     torch.save({"with": w, "without": wo}, tmp)
             found[name] = (vec, w, wo) if return_activations else vec
     return found

@@ -34,14 +34,17 @@ class TokenProjections:
     tokens: list[str]
     n_prompt: int  # the first n_prompt tokens are the (templated) prompt, the rest the reply
     values: Float[Tensor, "pos n_layers"]
-    center: Float[Tensor, n_layers]  # mean projection without the instruction (white)
-    unit: Float[Tensor, n_layers]  # |with − without| mean projections: one full shade
+    center: Float[Tensor, " n_layers"]  # mean projection without the instruction (white)
+    unit: Float[Tensor, " n_layers"]  # |with − without| mean projections: one full shade
     layer: int  # the layer shown first
 
     def __repr__(self) -> str:
-        return f"TokenProjections({self.instruction_id!r}: {len(self.tokens)} tokens ({self.n_prompt} prompt) × {self.values.shape[1]} layers, showing layer {self.layer})"
+        return (
+            f"TokenProjections({self.instruction_id!r}: {len(self.tokens)} tokens ({self.n_prompt} prompt) × "
+            f"{self.values.shape[1]} layers, showing layer {self.layer})"
+        )
 
-    def scaled(self, layer: int) -> Float[Tensor, pos]:
+    def scaled(self, layer: int) -> Float[Tensor, " pos"]:
         """Projections at ``layer`` in shades: 0 = the without-instruction mean, 1 = the with-instruction one."""
         return (self.values[:, layer] - self.center[layer]) / self.unit[layer].clamp_min(1e-6)
 
@@ -56,16 +59,16 @@ class TokenProjections:
             alpha = min(abs(shade), 1.0)
             border = "border-left:2px solid #888;" if i == self.n_prompt else ""
             text = html.escape(token).replace("\n", "↵<br>")
-            spans.append(
-                f"<span title='{raw:.3g} ({shade:+.2f})' style='background:rgba({rgb[0]},{rgb[1]},{rgb[2]},{alpha:.2f});{border}'>{text}</span>"
-            )
+            style = f"background:rgba({rgb[0]},{rgb[1]},{rgb[2]},{alpha:.2f});{border}"
+            spans.append(f"<span title='{raw:.3g} ({shade:+.2f})' style='{style}'>{text}</span>")
         return f"<div style='font-family:monospace;white-space:pre-wrap;line-height:1.6'>{''.join(spans)}</div>"
 
     def _repr_html_(self) -> str:
         """Every layer, one shown at a time, with a slider that works without a kernel."""
         key = f"wb-{uuid.uuid4().hex[:8]}"
         layers = "".join(
-            f"<div class='{key}' data-layer='{l}' style='display:{'block' if l == self.layer else 'none'}'>{self.html(l)}</div>"
+            f"<div class='{key}' data-layer='{l}' style='display:{'block' if l == self.layer else 'none'}'>"
+            f"{self.html(l)}</div>"
             for l in range(self.values.shape[1])
         )
         script = (
@@ -74,8 +77,9 @@ class TokenProjections:
         )
         head = (
             f"<b>{html.escape(self.instruction_id)}</b>: projection on the instruction direction "
-            f"(<span style='color:rgb{_NEG}'>away</span> · without-instruction mean · <span style='color:rgb{_POS}'>toward</span>); "
-            f"the bar marks where the reply starts<br><input type='range' min='0' max='{self.values.shape[1] - 1}' value='{self.layer}' "
+            f"(<span style='color:rgb{_NEG}'>away</span> · without-instruction mean · "
+            f"<span style='color:rgb{_POS}'>toward</span>); the bar marks where the reply starts<br>"
+            f"<input type='range' min='0' max='{self.values.shape[1] - 1}' value='{self.layer}' "
             f'oninput="{script}"> <span>layer {self.layer}</span>'
         )
         return f"<div>{head}{layers}</div>"

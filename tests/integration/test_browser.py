@@ -26,9 +26,11 @@ NPM_PACKAGES = {"html-manager": "@jupyter-widgets/html-manager@1", "requirejs": 
 
 EXPLORER_NOTEBOOK = [
     "from workbench import load_model\nfrom workbench.explorer import Explorer\n\nmodel = load_model()",
-    "explorer = Explorer(model, instruction='french', prompt='Explain how tides work.', layer=12, max_new_tokens=32, background=False)\nexplorer",
+    "explorer = Explorer(model, instruction='french', prompt='Explain how tides work.', layer=12,\n"
+    "                    max_new_tokens=32, background=False)\nexplorer",
     "explorer.layer.value = 18  # a slider moved: the steered reply follows\n"
-    "import json\nprint(json.dumps({'plain': explorer.plain_out.value, 'steered': explorer.steered_out.value, 'status': explorer.status.value}))",
+    "import json\nprint(json.dumps({'plain': explorer.plain_out.value, 'steered': explorer.steered_out.value,\n"
+    "                 'status': explorer.status.value}))",
 ]
 
 
@@ -143,7 +145,8 @@ def test_token_view_renders_in_chromium(tmp_path):
     view = token_projections(model, vec, prompt, reply, layer=18)
     page = tmp_path / "token_view.html"
     page.write_text(
-        f"<!doctype html><meta charset='utf-8'><body style='font-family:sans-serif;max-width:1200px'>{view._repr_html_()}</body>"
+        "<!doctype html><meta charset='utf-8'><body style='font-family:sans-serif;max-width:1200px'>"
+        f"{view._repr_html_()}</body>"
     )
     dom = _chromium("--dump-dom", html=page)
     assert 'type="range"' in dom and reply.split()[0] in _dom_text(dom)

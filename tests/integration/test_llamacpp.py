@@ -145,7 +145,8 @@ def test_exported_vector_steers_llama_cpp_as_the_workbench_does(smol, setting, t
     starts = [_common_start(a, b) for a, b in zip(ours, theirs)]
     print(
         f"llama.cpp vs workbench at layer {LAYER}: checker agrees on {agree}/{len(prompts)}; "
-        f"passes {sum(_passes(theirs))} vs {sum(_passes(ours))} (unsteered llama.cpp {sum(_passes(plain))}); common start {starts} chars"
+        f"passes {sum(_passes(theirs))} vs {sum(_passes(ours))} (unsteered llama.cpp {sum(_passes(plain))}); "
+        f"common start {starts} chars"
     )
     assert sum(_passes(ours)) >= 2 and not any(_passes(plain))  # the model responds to this vector
     assert sum(_passes(theirs)) >= 1 and agree >= len(prompts) - 1

@@ -23,7 +23,7 @@ def test_two_first_loads_at_once_share_one_folder(tmp_path):
         for _ in range(2)
     ]
     results = [p.communicate(timeout=600) for p in procs]
-    for p, (out, err) in zip(procs, results):
+    for p, (_, err) in zip(procs, results):
         assert p.returncode == 0, err[-2000:]
     assert len({out.strip() for out, _ in results}) == 1
     leftovers = sorted(p.name for p in models.iterdir() if p.name.startswith(".") and not p.name.endswith(".lock"))

@@ -71,7 +71,10 @@ def test_conditional_rows_sit_between_always_and_never(tiny, tiny_vector):
     choice = Choice.manual("one_sentence", 2, "add", 2.0)
     spec = choice.spec(tiny_vector)
     four = four_conditions(tiny, examples, spec, spec, "one_sentence", (choice, choice), 8)
-    by = lambda rows, cond: [r["text"] for r in rows if r["condition"] == cond]
+
+    def by(rows, cond):
+        return [r["text"] for r in rows if r["condition"] == cond]
+
     for threshold, without, with_ in (
         (float("inf"), "steer", "instruction_steer"),
         (float("-inf"), "no_instruction", "instruction"),

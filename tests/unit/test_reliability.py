@@ -21,8 +21,8 @@ SWEEP_SCRIPT = """
 import sys
 from workbench.models import tiny_model
 from workbench.sweep import SweepConfig, run_sweep
-config = SweepConfig(model="tiny-random", instructions=("one_sentence", "json"), layers=(1, 2, 3), coefficients=(1.0, 3.0),
-                     n_train=4, n_prompts=3, max_new_tokens=8)
+config = SweepConfig(model="tiny-random", instructions=("one_sentence", "json"), layers=(1, 2, 3),
+                     coefficients=(1.0, 3.0), n_train=4, n_prompts=3, max_new_tokens=8)
 run_sweep(tiny_model(), config, sys.argv[1], progress=False, rows_per_batch=int(sys.argv[2]))
 """
 

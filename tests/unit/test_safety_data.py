@@ -282,7 +282,8 @@ def _broken(reply: str) -> bool:
 def test_a_raising_checker_names_itself_and_the_reply():
     with pytest.raises(
         WorkbenchError,
-        match=r"checker _broken of instruction 'pirate' raised ZeroDivisionError: division by zero on the reply 'Arr, matey",
+        match=r"checker _broken of instruction 'pirate' raised ZeroDivisionError: division by zero "
+        r"on the reply 'Arr, matey",
     ) as err:
         check_callable("Arr, matey, the treasure lies east.", _broken, "pirate")
     assert isinstance(err.value.__cause__, ZeroDivisionError)
@@ -332,7 +333,8 @@ def test_an_ifeval_checker_error_names_the_id_the_reply_and_the_prompt(monkeypat
     ids, kwargs = ["punctuation:no_comma", "detectable_format:title"], [{}, {}]
     with pytest.raises(
         WorkbenchError,
-        match=r"IFEval's checker for detectable_format:title raised IndexError: list index out of range on the reply 'A reply'",
+        match=r"IFEval's checker for detectable_format:title raised IndexError: list index out of range "
+        r"on the reply 'A reply'",
     ) as err:
         check("A reply", ids, kwargs)
     assert isinstance(err.value.__cause__, IndexError)
@@ -346,7 +348,8 @@ def test_an_ifeval_checker_error_names_the_id_the_reply_and_the_prompt(monkeypat
     }
     with pytest.raises(
         WorkbenchError,
-        match=r"on the reply 'A reply' to the prompt 'Write a poem about the sea\. Write a poem about the sea\. Writ…'$",
+        match=r"on the reply 'A reply' to the prompt 'Write a poem about the sea\. Write a poem about the sea\. "
+        r"Writ…'$",
     ):
         score_rows(tiny, [row])
 
@@ -378,7 +381,10 @@ def test_report_html_shows_raw_html_as_text_and_keeps_its_tables(tmp_path):
     from workbench.report import copy_report
 
     (tmp_path / "results").mkdir()
-    md = f"# Report\n\n| instruction | compliance |\n|---|---|\n| {EVIL} | 0.50 |\n\n**{EVIL}** — *q*\n\n- steered: '<img src=x onerror=alert(2)>'\n\n{EVIL}\n"
+    md = (
+        f"# Report\n\n| instruction | compliance |\n|---|---|\n| {EVIL} | 0.50 |\n\n**{EVIL}** — *q*\n\n"
+        f"- steered: '<img src=x onerror=alert(2)>'\n\n{EVIL}\n"
+    )
     (tmp_path / "results" / "report.md").write_text(md)
     copy_report(tmp_path / "results", tmp_path / "out")
     page = (tmp_path / "out" / "report.html").read_text()

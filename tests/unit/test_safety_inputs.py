@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from safetensors.torch import save_file
 
 from workbench.cli import main
@@ -343,22 +345,23 @@ def test_plain_names_keep_their_file_names():
 # --- concurrency ---------------------------------------------------------------------------
 
 
+def _claim(barrier: threading.Barrier, out: Path, i: int, won: list[int], lost: list[int]) -> None:
+    barrier.wait()
+    try:
+        claim_dir(out, {"i": i}, "sweep")
+        won.append(i)
+    except WorkbenchError:
+        lost.append(i)
+
+
 def test_two_processes_claiming_one_folder_cannot_both_win(tmp_path):
     """20 synchronized claims with different configurations: exactly one takes the folder."""
     for trial in range(5):
         out = tmp_path / f"t{trial}"
         barrier = threading.Barrier(20)
-        won, lost = [], []
-
-        def claim(i):
-            barrier.wait()
-            try:
-                claim_dir(out, {"i": i}, "sweep")
-                won.append(i)
-            except WorkbenchError:
-                lost.append(i)
-
-        threads = [threading.Thread(target=claim, args=(i,)) for i in range(20)]
+        won: list[int] = []
+        lost: list[int] = []
+        threads = [threading.Thread(target=_claim, args=(barrier, out, i, won, lost)) for i in range(20)]
         [t.start() for t in threads]
         [t.join() for t in threads]
         assert len(won) == 1 and len(lost) == 19
@@ -366,9 +369,6 @@ def test_two_processes_claiming_one_folder_cannot_both_win(tmp_path):
 
 
 # --- random malformed input through the public entry points --------------------------------
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st
 
 SPEC_ALPHABET = st.sampled_from(
     list("@:[]=,.|-_ /")

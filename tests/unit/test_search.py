@@ -103,7 +103,7 @@ def test_finalists_get_a_finer_grid_at_the_winners_layer(tmp_path, tiny):
     config = SweepConfig(**CONFIG)
     halved = run_halving(tiny, config, tmp_path / "halved", first=2, keep=2, progress=False, stop_early=False).table
     two = halved[(halved["round"] == 2) & (halved["layer"] != NO_STEERING)]
-    for name, g in two.groupby("instruction"):
+    for _, g in two.groupby("instruction"):
         winner = g.loc[g["coefficient"] == 1.5, "layer"].unique()
         assert len(winner) == 1  # 1.5× is not in the first round's grid: only the winner's layer has it
         at_winner = g[g["layer"] == winner[0]]

@@ -100,6 +100,11 @@ def test_halving_tests_survivors_on_the_second_round_only():
     assert choice.layer == 3 and choice.n_tested == 8
 
 
+def _draw(rng: np.random.Generator, difficulty: np.ndarray, base_rate: float) -> list[int]:
+    """One cell's answers: mostly the prompt's difficulty, otherwise a fresh draw at the base rate."""
+    return np.where(rng.random(8) < 0.7, difficulty, rng.random(8) < base_rate).astype(int).tolist()
+
+
 @pytest.mark.parametrize("base_rate", [0.1, 0.5])
 def test_false_positive_rate_on_null_data_is_at_most_alpha(base_rate):
     """No cell does anything: every cell and the baseline answer each prompt with the same chance,
@@ -109,8 +114,7 @@ def test_false_positive_rate_on_null_data_is_at_most_alpha(base_rate):
     trials = 400
     for _ in range(trials):
         difficulty = rng.random(8) < base_rate
-        draw = lambda: np.where(rng.random(8) < 0.7, difficulty, rng.random(8) < base_rate).astype(int).tolist()
-        t = _table(draw(), {c: draw() for c in CELLS})
+        t = _table(_draw(rng, difficulty, base_rate), {c: _draw(rng, difficulty, base_rate) for c in CELLS})
         selected += select(t)[("x", False)].layer != NO_STEERING
     assert selected / trials <= ALPHA + 3 * np.sqrt(ALPHA * (1 - ALPHA) / trials), selected
 

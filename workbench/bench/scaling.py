@@ -20,7 +20,7 @@ def ray_scaling(model: Model, jobs) -> dict:
     from workbench.sweep.cluster import RayExecutor
     from workbench.sweep.executors import Local
 
-    raw = {"ray_jobs": len(jobs), "ray_rows": sum(len(u.rows()) for units, _ in jobs for u in units)}
+    raw: dict[str, float] = {"ray_jobs": len(jobs), "ray_rows": sum(len(u.rows()) for units, _ in jobs for u in units)}
     raw["ray_local_s"] = best(lambda: list(Local().map(model, jobs)), 1)
     started = not ray.is_initialized()
     if started:
@@ -28,7 +28,7 @@ def ray_scaling(model: Model, jobs) -> dict:
     try:
         for n in (1, 2):
             executor = RayExecutor(workers=n)
-            raw[f"ray_wall_s_w{n}"] = best(lambda: list(executor.map(model, jobs)), 1)
+            raw[f"ray_wall_s_w{n}"] = best(lambda executor=executor: list(executor.map(model, jobs)), 1)
             raw[f"ray_startup_s_w{n}"] = max(executor.stats["startup_s"])
             raw[f"ray_dispatch_ms_w{n}"] = (
                 1000 * median(executor.stats["dispatch_s"]) if executor.stats["dispatch_s"] else float("nan")

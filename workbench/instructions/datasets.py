@@ -60,7 +60,8 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             line = raw.decode("utf-8").removeprefix("\ufeff" if n == 1 else "")
         except UnicodeDecodeError as exc:
             raise WorkbenchError(
-                f"{path} line {n}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); save the file as UTF-8"
+                f"{path} line {n}: not UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                "save the file as UTF-8"
             ) from None
         if line.strip():
             yield n, line
@@ -71,9 +72,18 @@ def _text(where: str, name: str, value: object) -> str:
         raise WorkbenchError(f"{where}: {name} must be a non-empty string, not {_kind(value)}")
     if len(value) > MAX_PROMPT_CHARS:
         raise WorkbenchError(
-            f"{where}: {name} has {len(value):,} characters, more than MAX_PROMPT_CHARS = {MAX_PROMPT_CHARS:,}; shorten it"
+            f"{where}: {name} has {len(value):,} characters, more than MAX_PROMPT_CHARS = {MAX_PROMPT_CHARS:,}; "
+            "shorten it"
         )
     return value
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
+
+
+def _is_kwargs(value: object) -> bool:
+    return value is None or isinstance(value, dict)
 
 
 def parse_record(where: str, line: str, n: int = 0) -> IFEvalExample:
@@ -87,17 +97,15 @@ def parse_record(where: str, line: str, n: int = 0) -> IFEvalExample:
     if not isinstance(row, dict):
         raise WorkbenchError(f"{where}: {_kind(row)}, where an IFEval record (a JSON object) belongs")
     ids = row.get("instruction_id_list")
-    is_id = lambda i: isinstance(i, str) and bool(i.strip())
-    if not isinstance(ids, list) or not ids or not all(map(is_id, ids)):
+    if not isinstance(ids, list) or not ids or not all(map(_is_id, ids)):
         raise WorkbenchError(
-            f"{where}: instruction_id_list must be a non-empty list of id strings, not {_not_list_of(ids, is_id)}"
+            f"{where}: instruction_id_list must be a non-empty list of id strings, not {_not_list_of(ids, _is_id)}"
         )
     kwargs = row.get("kwargs")
     kwargs = [{}] * len(ids) if kwargs is None else kwargs  # no kwargs at all: none for any instruction
-    is_kw = lambda k: k is None or isinstance(k, dict)
-    if not isinstance(kwargs, list) or not all(map(is_kw, kwargs)):
+    if not isinstance(kwargs, list) or not all(map(_is_kwargs, kwargs)):
         raise WorkbenchError(
-            f"{where}: kwargs must be a list of objects, one per instruction id, not {_not_list_of(kwargs, is_kw)}"
+            f"{where}: kwargs must be a list of objects, one per instruction id, not {_not_list_of(kwargs, _is_kwargs)}"
         )
     if len(kwargs) != len(ids):
         raise WorkbenchError(
@@ -126,7 +134,8 @@ def load_ifeval_jsonl(path: str | Path) -> list[IFEvalExample]:
         ex = parse_record(f"{path} line {n}", line, n)
         if ex.key in seen:
             raise WorkbenchError(
-                f"{path} line {n}: key {ex.key!r} is already the key of line {seen[ex.key]}; each record needs its own key"
+                f"{path} line {n}: key {ex.key!r} is already the key of line {seen[ex.key]}; "
+                "each record needs its own key"
             )
         seen[ex.key] = n
         out.append(ex)
@@ -145,8 +154,8 @@ def file_pairs(
     examples: Sequence[IFEvalExample], group_by: Mapping[str, Sequence[str]] | None = None, seed: int = 0
 ) -> dict[str, dict[str, list[Pair]]]:
     """A file's own with/without pairs: group -> split -> pairs, from its single-instruction records
-    with ``prompt_without_instruction`` (one vector group: one word, for a per-word id). The split hashes that base query (seeded), so one query never
-    sits in two splits, whatever instruction it carries."""
+    with ``prompt_without_instruction`` (one vector group: one word, for a per-word id). The split hashes
+    that base query (seeded), so one query never sits in two splits, whatever instruction it carries."""
     out: dict[str, dict[str, list[Pair]]] = defaultdict(lambda: {s: [] for s in SPLITS})
     for ex in examples:
         if len(ex.instruction_id_list) != 1 or not ex.prompt_without_instruction:

@@ -71,6 +71,8 @@ def vector_groups(
     one group named by its id plus the kwargs ``group_by`` names for that id; a word list among them
     gives one group per word (``keywords=[a, b]``: groups ``[keywords=a]`` and ``[keywords=b]``, whose
     vectors compose). Members keep the named kwargs; other per-query kwargs are left to each query."""
+    if inst.ifeval_id is None:
+        raise WorkbenchError(f"{inst.id!r} is not an IFEval instruction: only IFEval ids form vector groups")
     keys = (DEFAULT_GROUP_BY if group_by is None else group_by).get(inst.ifeval_id, ())
     if "*" in keys:
         keys = sorted(inst.kwargs)

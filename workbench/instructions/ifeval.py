@@ -210,14 +210,12 @@ def checked_kwargs(ifeval_id: str, given: Mapping, where: str = "") -> dict:
             continue  # an unknown name is the registry's to refuse
         if not ok:
             shown = json.dumps(value, ensure_ascii=False)
-            raise WorkbenchError(
-                f"{where}kwargs of {ifeval_id}: {name} must be {want}, not {shown if len(shown) <= 40 else shown[:37] + '...'}"
-            )
+            shown = shown if len(shown) <= 40 else shown[:37] + "..."
+            raise WorkbenchError(f"{where}kwargs of {ifeval_id}: {name} must be {want}, not {shown}")
     paragraphs = {**IFEVAL_DEFAULTS.get(ifeval_id, {}), **kwargs}.get("num_paragraphs")
-    if "nth_paragraph" in kwargs and isinstance(paragraphs, int) and kwargs["nth_paragraph"] > paragraphs:
-        raise WorkbenchError(
-            f"{where}kwargs of {ifeval_id}: nth_paragraph {kwargs['nth_paragraph']} is past num_paragraphs {paragraphs}"
-        )
+    nth = kwargs.get("nth_paragraph")  # a count: checked above to be a whole number
+    if isinstance(nth, int) and isinstance(paragraphs, int) and nth > paragraphs:
+        raise WorkbenchError(f"{where}kwargs of {ifeval_id}: nth_paragraph {nth} is past num_paragraphs {paragraphs}")
     return kwargs
 
 

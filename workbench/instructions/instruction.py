@@ -128,14 +128,11 @@ class Instruction:
 
     def spec(self) -> dict:
         """What defines it, as JSON (for provenance and sweep configurations)."""
-        checker = (
-            None
-            if self.checker is None
-            else {
-                "name": f"{getattr(self.checker, '__module__', '?')}.{getattr(self.checker, '__qualname__', repr(self.checker))}",
-                "code": fingerprint(self.checker),
-            }
-        )
+        checker: dict[str, str] | None = None
+        if self.checker is not None:
+            module = getattr(self.checker, "__module__", "?")
+            qualname = getattr(self.checker, "__qualname__", repr(self.checker))
+            checker = {"name": f"{module}.{qualname}", "code": fingerprint(self.checker)}
         return {
             "id": self.id,
             "source": self.source,
@@ -199,7 +196,7 @@ def fingerprint(fn, depth: int = 0) -> str:
     code = getattr(fn, "__code__", None)
     if code is None:  # a callable object or a builtin: its type and its fields
         parts = [type(fn).__qualname__, _plain(getattr(fn, "__dict__", {}), depth)]
-        call = getattr(type(fn), "__call__", None)
+        call = type(fn).__call__  # the class's own method (with code), or type's, which has none
         if hasattr(call, "__code__"):
             parts.append(fingerprint(call, depth + 1))
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
@@ -223,7 +220,7 @@ def fingerprint(fn, depth: int = 0) -> str:
 
 def _has_contents(cell) -> bool:
     try:
-        cell.cell_contents
+        _ = cell.cell_contents  # an empty cell raises on reading
     except ValueError:
         return False
     return True

@@ -49,7 +49,8 @@ def dequantized_folder(name: str) -> Path:
         gguf = embedded_gguf_path(name)
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        hf_model.hf_quantizer = None  # the weights are plain float32 tensors after dequantization
+        # the weights are plain float32 tensors after dequantization (an attribute transformers sets, not declares)
+        hf_model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(hf_model.config, "quantization_config"):
             del hf_model.config.quantization_config
         tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{name}."))
@@ -80,7 +81,8 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: str 
     dtype = resolve_dtype(dtype)
     if device and str(device).startswith("cuda") and not torch.cuda.is_available():
         raise WorkbenchError(
-            f"device {device!r} asked for, but torch sees no CUDA GPU here: drop --device (CPU) or install a CUDA build of torch"
+            f"device {device!r} asked for, but torch sees no CUDA GPU here: "
+            "drop --device (CPU) or install a CUDA build of torch"
         )
     set_cpu_threads(device)  # a sane CPU default; WORKBENCH_THREADS / OMP_NUM_THREADS override it
     if name == TINY_MODEL:
@@ -104,15 +106,14 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: str 
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             hf_model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, **kwargs)
         except Exception as exc:  # gguf and transformers raise many types for a damaged or foreign file
-            raise WorkbenchError(
-                f"cannot read {gguf} as a model ({type(exc).__name__}: {str(exc).splitlines()[0][:120] if str(exc) else ''})"
-            ) from None
+            raise WorkbenchError(f"cannot read {gguf} as a model ({_failure(exc, 120)})") from None
         bridge_name = gguf.stem
     else:
         local = path.is_dir()
         if not local and not _in_hf_cache(name) and not _hub_reachable():
             raise WorkbenchError(
-                f"cannot load model {name!r}: not a local folder, not in the Hugging Face cache, and the hub is unreachable; "
+                f"cannot load model {name!r}: not a local folder, not in the Hugging Face cache, "
+                "and the hub is unreachable; "
                 f"use an embedded model ({', '.join(EMBEDDED)}), a .gguf path or a local HF folder"
             )
         try:
@@ -120,14 +121,14 @@ def load_model(name: str = DEFAULT_MODEL, device: str | None = None, dtype: str 
             hf_model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
         except Exception as exc:
             raise WorkbenchError(
-                f"cannot load model {name!r} ({type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}); "
+                f"cannot load model {name!r} ({_failure(exc, 160)}); "
                 f"use an embedded model ({', '.join(EMBEDDED)}), a .gguf path or a local HF folder"
             ) from None
         bridge_name = name
     if not getattr(hf_model.config, "architectures", None):
         hf_model.config.architectures = [type(hf_model).__name__]
     if device:
-        hf_model.to(device)
+        hf_model.to(device)  # type: ignore[arg-type]  # transformers wraps Module.to, and the wrapper's type wants self
     return wrap(hf_model, tokenizer, name, bridge_name)
 
 
@@ -144,6 +145,12 @@ def load_plain_hf(name: str = DEFAULT_MODEL, dtype=torch.float32):
             path.parent, gguf_file=path.name, attn_implementation="eager", dtype=dtype
         ).eval()
     return AutoModelForCausalLM.from_pretrained(source, attn_implementation="eager", dtype=dtype).eval()
+
+
+def _failure(exc: Exception, width: int) -> str:
+    """An exception as ``Type: the first line of its message``, cut to ``width`` characters."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text.splitlines()[0][:width] if text else ''}"
 
 
 def _in_hf_cache(name: str) -> bool:

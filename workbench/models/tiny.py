@@ -42,7 +42,7 @@ def tiny_hf(seed: int = 0, d_model: int = 64, n_layers: int = 4, tokenizer=None)
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = tokenizer or tiny_tokenizer()
-    config = LlamaConfig(
+    config = LlamaConfig(  # type: ignore[call-arg]  # attn_implementation: accepted, but not in the signature
         vocab_size=len(tokenizer),
         hidden_size=d_model,
         intermediate_size=2 * d_model,

@@ -35,7 +35,8 @@ def selection_drift(drift: pd.DataFrame, model: str = "") -> go.Figure:
             ),
             customdata=chosen[["val_degenerate", "test_degenerate"]].to_numpy(),
             showlegend=False,
-            hovertemplate="%{text}<br>validation gain %{x:+.2f}, test gain %{y:+.2f}<br>degenerate: validation %{customdata[0]:.2f}, test %{customdata[1]:.2f}<extra></extra>",
+            hovertemplate="%{text}<br>validation gain %{x:+.2f}, test gain %{y:+.2f}<br>"
+            "degenerate: validation %{customdata[0]:.2f}, test %{customdata[1]:.2f}<extra></extra>",
         )
     )
     span = max([0.25, *chosen["val_gain"].abs(), *chosen["test_gain"].abs()]) + 0.1

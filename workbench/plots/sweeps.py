@@ -45,66 +45,10 @@ def sweep_heatmap(
     fig = make_subplots(
         rows=1, cols=max(1, len(names)), subplot_titles=titles, shared_yaxes=True, horizontal_spacing=0.05
     )
-    scale = COMPLIANCE_SCALE if value != "logprob" else "Cividis"
-    zmin, zmax = (0, 1) if value in ("compliance", "degenerate") else (float(c[value].min()), float(c[value].max()))
+    zrange = (0.0, 1.0) if value in ("compliance", "degenerate") else (float(c[value].min()), float(c[value].max()))
     for i, name in enumerate(names, start=1):
-        g = c[c["instruction"] == name]
-        settings = sorted(g["setting"].unique(), key=setting_order)
-        grid = g.pivot_table(index="setting", columns="layer", values=value).reindex(settings)
-        bad = g.pivot_table(index="setting", columns="layer", values="degenerate").reindex(settings)
-        x = [str(l) for l in grid.columns]
-        fig.add_trace(
-            go.Heatmap(
-                z=grid.values,
-                x=x,
-                y=list(grid.index),
-                colorscale=scale,
-                zmin=zmin,
-                zmax=zmax,
-                text=np.round(grid.values, 2),
-                texttemplate="%{text}",
-                colorbar=dict(title=value_title(value)),
-                showscale=(i == 1),
-                hovertemplate="layer %{x}<br>%{y}<br>%{z:.2f}<extra></extra>",
-            ),
-            row=1,
-            col=i,
-        )
-        crossed = [(str(l), s) for s in bad.index for l in bad.columns if bad.loc[s, l] > MAX_DEGENERATE]
-        if crossed:
-            fig.add_trace(
-                go.Scatter(
-                    x=[p[0] for p in crossed],
-                    y=[p[1] for p in crossed],
-                    mode="markers",
-                    marker=DEGENERATE_MARK,
-                    name=f"degenerate > {MAX_DEGENERATE:.0%}",
-                    legendgroup="degenerate",
-                    showlegend=not any(t.name and t.name.startswith("degenerate") for t in fig.data),
-                    hoverinfo="skip",
-                ),
-                row=1,
-                col=i,
-            )
         choice = (choices or {}).get((name, with_instruction))
-        if choice is not None and choice.layer >= 0:
-            label = setting_label(choice.mode, choice.coefficient)
-            if label in list(grid.index) and str(choice.layer) in x:
-                fig.add_trace(
-                    go.Scatter(
-                        x=[str(choice.layer)],
-                        y=[label],
-                        mode="markers",
-                        marker=dict(symbol="square-open", size=30, color="red", line=dict(width=3)),
-                        name="selected",
-                        legendgroup="selected",
-                        showlegend=not any(t.name == "selected" for t in fig.data),
-                        hoverinfo="skip",
-                    ),
-                    row=1,
-                    col=i,
-                )
-        fig.update_xaxes(title_text="layer", type="category", row=1, col=i)
+        _facet(fig, c[c["instruction"] == name], value, zrange, choice, col=i)
     fig.update_yaxes(title_text="coefficient (× mean-difference norm)", type="category", row=1, col=1)
     cond = "with" if with_instruction else "without"
     n = int(c["n"].iloc[0]) if len(c) and "n" in c else None
@@ -120,6 +64,55 @@ def sweep_heatmap(
         width=max(620, 380 * len(names) + 160),
         height=520,
     ).update_layout(margin=dict(t=150))
+
+
+def _facet(fig: go.Figure, g: pd.DataFrame, value: str, zrange: tuple[float, float], choice, col: int) -> None:
+    """One instruction's heatmap in column ``col``: degenerate cells crossed out, the selected one boxed."""
+    settings = sorted(g["setting"].unique(), key=setting_order)
+    grid = g.pivot_table(index="setting", columns="layer", values=value).reindex(settings)
+    bad = g.pivot_table(index="setting", columns="layer", values="degenerate").reindex(settings)
+    x = [str(l) for l in grid.columns]
+    fig.add_trace(
+        go.Heatmap(
+            z=grid.values,
+            x=x,
+            y=list(grid.index),
+            colorscale=COMPLIANCE_SCALE if value != "logprob" else "Cividis",
+            zmin=zrange[0],
+            zmax=zrange[1],
+            text=np.round(grid.values, 2),
+            texttemplate="%{text}",
+            colorbar=dict(title=value_title(value)),
+            showscale=(col == 1),
+            hovertemplate="layer %{x}<br>%{y}<br>%{z:.2f}<extra></extra>",
+        ),
+        row=1,
+        col=col,
+    )
+    crossed = [(str(l), s) for s in bad.index for l in bad.columns if bad.loc[s, l] > MAX_DEGENERATE]
+    if crossed:
+        marks = _marks(fig, crossed, DEGENERATE_MARK, f"degenerate > {MAX_DEGENERATE:.0%}", "degenerate")
+        fig.add_trace(marks, row=1, col=col)
+    if choice is not None and choice.layer >= 0:
+        label = setting_label(choice.mode, choice.coefficient)
+        if label in list(grid.index) and str(choice.layer) in x:
+            box = dict(symbol="square-open", size=30, color="red", line=dict(width=3))
+            fig.add_trace(_marks(fig, [(str(choice.layer), label)], box, "selected", "selected"), row=1, col=col)
+    fig.update_xaxes(title_text="layer", type="category", row=1, col=col)
+
+
+def _marks(fig: go.Figure, points: list[tuple[str, str]], marker: dict, name: str, group: str) -> go.Scatter:
+    """Markers on heatmap cells; in the legend once per figure (``group``)."""
+    return go.Scatter(
+        x=[p[0] for p in points],
+        y=[p[1] for p in points],
+        mode="markers",
+        marker=marker,
+        name=name,
+        legendgroup=group,
+        showlegend=not any(t.legendgroup == group for t in fig.data),
+        hoverinfo="skip",
+    )
 
 
 def four_condition_bars(summary: pd.DataFrame, model: str = "") -> go.Figure:
@@ -192,21 +185,11 @@ def composition_grid(
     whose outputs are degenerate more than ``MAX_DEGENERATE`` of the time are crossed out and give
     their degenerate share."""
     pivot = grid.pivot_table(index="coef_b", columns="coef_a", values=value)
-    deg = (
-        grid.pivot_table(index="coef_b", columns="coef_a", values="degenerate").reindex(
-            index=pivot.index, columns=pivot.columns
-        )
-        if "degenerate" in grid
-        else None
-    )
+    deg = None
+    if "degenerate" in grid:
+        deg = grid.pivot_table(index="coef_b", columns="coef_a", values="degenerate")
+        deg = deg.reindex(index=pivot.index, columns=pivot.columns)
     x, y = [f"{c:g}" for c in pivot.columns], [f"{c:g}" for c in pivot.index]
-    text = [
-        [
-            f"{v:.2f}" + (f"<br>deg. {d:.0%}" if deg is not None and d > MAX_DEGENERATE else "")
-            for v, d in zip(row, drow)
-        ]
-        for row, drow in zip(pivot.values, deg.values if deg is not None else np.zeros_like(pivot.values))
-    ]
     fig = go.Figure(
         go.Heatmap(
             z=pivot.values,
@@ -216,7 +199,7 @@ def composition_grid(
             zmin=0,
             zmax=1,
             colorbar=dict(title="compliance"),
-            text=text,
+            text=_composition_text(pivot, deg),
             texttemplate="%{text}",
         )
     )
@@ -244,3 +227,15 @@ def composition_grid(
         width=720,
         height=560,
     )
+
+
+def _composition_text(pivot: pd.DataFrame, deg: pd.DataFrame | None) -> list[list[str]]:
+    """Each cell's value, and its degenerate share where that is over ``MAX_DEGENERATE``."""
+    shares = deg.values if deg is not None else np.zeros_like(pivot.values)
+    return [
+        [
+            f"{v:.2f}" + (f"<br>deg. {d:.0%}" if deg is not None and d > MAX_DEGENERATE else "")
+            for v, d in zip(row, drow)
+        ]
+        for row, drow in zip(pivot.values, shares)
+    ]

@@ -1,6 +1,6 @@
-"""Layer × coefficient sweeps: the grid (``grid``), where its batches run (``executors``; ``cluster`` for Ray), running it resumably (``run``), choosing a setting
-on validation (``selection``, ``search`` for successive halving) and the four-condition report
-(``conditions``)."""
+"""Layer × coefficient sweeps: the grid (``grid``), where its batches run (``executors``; ``cluster`` for Ray),
+running it resumably (``run``), choosing a setting on validation (``selection``, ``search`` for successive
+halving) and the four-condition report (``conditions``)."""
 
 from workbench.sweep.conditions import (
     CONDITIONS,

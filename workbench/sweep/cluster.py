@@ -20,6 +20,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from workbench.errors import WorkbenchError
 from workbench.evaluate import Judge
@@ -93,7 +94,8 @@ class RayExecutor:
                 )
             except (ConnectionError, RuntimeError) as exc:
                 raise WorkbenchError(
-                    f"no Ray cluster at {self.address}: {_last_line(exc)} (start one with `ray start --head`, or drop the address)"
+                    f"no Ray cluster at {self.address}: {_last_line(exc)} "
+                    "(start one with `ray start --head`, or drop the address)"
                 ) from None
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
@@ -114,7 +116,8 @@ class RayExecutor:
         actor = ray.remote(Replica).options(**options, max_restarts=0)
         n = min(n, len(jobs)) or 1
         idle = deque(actor.remote(load) for _ in range(n))
-        queue, pending, tries = deque(range(len(jobs))), {}, [0] * len(jobs)
+        queue, tries = deque(range(len(jobs))), [0] * len(jobs)
+        pending: dict[Any, tuple[int, Any, float]] = {}  # Ray's object ref -> (job, its actor, sent at)
         self.stats = {
             "workers": n,
             "jobs": len(jobs),
@@ -142,7 +145,8 @@ class RayExecutor:
                     self.stats["retries"] += 1
                     if tries[i] > self.max_retries:
                         raise WorkbenchError(
-                            f"a batch of {len(jobs[i][0])} units failed on {tries[i]} workers in turn; the last: {_last_line(exc)}"
+                            f"a batch of {len(jobs[i][0])} units failed on {tries[i]} workers in turn; "
+                            f"the last: {_last_line(exc)}"
                         ) from None
                     queue.appendleft(i)
                     idle.append(actor.remote(load))  # a fresh replica in place of the dead one
@@ -166,8 +170,9 @@ class RayExecutor:
             return "nothing ran on Ray"
         speedup = s["busy_s"] / s["wall_s"] if s.get("wall_s") else float("nan")
         return (
-            f"{s['jobs']} batches on {s['workers']} Ray workers ({len(s['pids'])} processes ran them, {s['retries']} retried): "
-            f"{speedup:.2f}× one worker (summed batch time {s['busy_s']:.0f} s / wall {s['wall_s']:.0f} s, model loading included in wall)"
+            f"{s['jobs']} batches on {s['workers']} Ray workers ({len(s['pids'])} processes ran them, "
+            f"{s['retries']} retried): {speedup:.2f}× one worker (summed batch time {s['busy_s']:.0f} s / "
+            f"wall {s['wall_s']:.0f} s, model loading included in wall)"
         )
 
 

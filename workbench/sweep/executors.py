@@ -42,7 +42,7 @@ def run_units(
                 "layer": unit.layer,
                 "mode": mode,
                 "coefficient": coef,
-                "target": float(unit.vec.proj_with[unit.layer]) if mode == "project" else None,
+                "target": float(unit.vec.proj_with[unit.layer]) if mode == "project" and unit.vec is not None else None,
                 "prompt_id": pair.query_id,
                 "with_instruction": unit.with_instruction,
                 "query": pair.query,

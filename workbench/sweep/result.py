@@ -64,24 +64,28 @@ class SweepResult:
     def __repr__(self) -> str:
         n_inst, n_layers, n_settings, n_prompts = self._grid()
         where = f" in {self.folder}" if self.folder else ""
-        return f"SweepResult({n_inst} instructions × {n_layers} layers × {n_settings} settings × {n_prompts} prompts: {len(self.table)} rows{where})"
+        return (
+            f"SweepResult({n_inst} instructions × {n_layers} layers × {n_settings} settings × {n_prompts} prompts: "
+            f"{len(self.table)} rows{where})"
+        )
 
     def _repr_html_(self) -> str:
         """The grid, the selected setting per instruction and condition, and a coloured layer × setting
         table of compliance without the instruction."""
         n_inst, n_layers, n_settings, n_prompts = self._grid()
         rows = "".join(
-            f"<tr><td>{html.escape(name)}</td><td>{'with' if cond else 'without'}</td><td>{html.escape(_setting(c))}</td>"
-            f"<td>{c.score:.2f}</td><td>{c.baseline:.2f}</td></tr>"
+            f"<tr><td>{html.escape(name)}</td><td>{'with' if cond else 'without'}</td>"
+            f"<td>{html.escape(_setting(c))}</td><td>{c.score:.2f}</td><td>{c.baseline:.2f}</td></tr>"
             for (name, cond), c in sorted(self.best().items())
         )
         best = (
-            "<table><tr><th>instruction</th><th>instruction in prompt</th><th>selected</th><th>score</th><th>unsteered</th></tr>"
-            f"{rows}</table>"
+            "<table><tr><th>instruction</th><th>instruction in prompt</th><th>selected</th><th>score</th>"
+            f"<th>unsteered</th></tr>{rows}</table>"
         )
+        where = f" in <code>{html.escape(str(self.folder))}</code>" if self.folder else ""
         return (
-            f"<b>SweepResult</b> {html.escape(self.model)}: {n_inst} instructions × {n_layers} layers × {n_settings} settings × "
-            f"{n_prompts} prompts = {len(self.table)} generations{' in <code>' + html.escape(str(self.folder)) + '</code>' if self.folder else ''}"
+            f"<b>SweepResult</b> {html.escape(self.model)}: {n_inst} instructions × {n_layers} layers × "
+            f"{n_settings} settings × {n_prompts} prompts = {len(self.table)} generations{where}"
             f"{best}{self._mini_heatmaps()}"
         )
 
@@ -103,7 +107,8 @@ class SweepResult:
                 for s in grid.index
             )
             out.append(
-                f"<div style='display:inline-block;margin:4px 12px'><small>{html.escape(name)}: compliance without the instruction</small>"
+                "<div style='display:inline-block;margin:4px 12px'>"
+                f"<small>{html.escape(name)}: compliance without the instruction</small>"
                 f"<table><tr><th>layer</th>{head}</tr>{body}</table></div>"
             )
         return "".join(out)

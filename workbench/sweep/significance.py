@@ -33,7 +33,7 @@ def _patterns(n: int, seed: int = 0) -> np.ndarray:
     return signs
 
 
-def maxt_pvalues(gains: Float[np.ndarray, "prompts cells"], seed: int = 0) -> Float[np.ndarray, cells]:
+def maxt_pvalues(gains: Float[np.ndarray, "prompts cells"], seed: int = 0) -> Float[np.ndarray, " cells"]:
     """One-sided p-value per cell, adjusted for every cell in ``gains``: the share of sign patterns
     under which the best cell's mean gain reaches this cell's observed mean gain."""
     gains = np.asarray(gains, dtype=float)
