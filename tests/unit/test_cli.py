@@ -51,7 +51,7 @@ def test_vectors_steer_and_export(tmp_path, capsys):
     assert code == 0 and (tmp_path / "cv.gguf").stat().st_size > 0
 
 
-def test_sweep_analyze_evaluate(tmp_path, capsys):
+def test_sweep_and_analyze(tmp_path, capsys):
     code, out, _ = run(
         [
             "sweep",
@@ -75,6 +75,9 @@ def test_sweep_analyze_evaluate(tmp_path, capsys):
     assert code == 0 and (tmp_path / "s" / "table.csv").exists() and "layer" in out
     code, out, _ = run(["analyze", "one_sentence", *TINY, "--n-train", "6", "--out", str(tmp_path / "a")], capsys)
     assert code == 0 and (tmp_path / "a" / "separability_one_sentence.csv").exists()
+
+
+def test_evaluate(tmp_path, capsys):
     data = tmp_path / "set.jsonl"
     rows = [
         {

@@ -63,4 +63,4 @@ def test_bench_config_quick_shrinks_every_size():
     assert (full.new_tokens, full.repeats, full.repeats_batched) == (64, 3, 2)
     assert quick.peak_sizes == (8, 32) and quick.sweep_grid[0] < full.sweep_grid[0]
     with pytest.raises(AttributeError):
-        quick.quick = False  # type: ignore[misc]  # frozen
+        quick.quick = False  # frozen
