@@ -15,7 +15,9 @@ are dropped. The eager engine (``Model.forward``) stays the reference; tests pro
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, cast
 
 import torch
 from jaxtyping import Float, Int
@@ -60,22 +62,44 @@ class Decoder:
     """A model's compiled decode step, its static caches and its steering tables."""
 
     def __init__(self, model: Model, slots: int = SLOTS):
+        if model.twin is None:
+            raise RuntimeError("the compiled step runs the model's twin, and this model has none")
         self.model = model
+        self.twin = cast(Any, model.twin)  # a transformers causal LM
         kernel_cache()
         mode = "reduce-overhead" if model.device.type == "cuda" else None
-        self.step_fn = torch.compile(model.twin.forward, mode=mode)
-        self.cache_kw = cache_argument(model.twin)  # asked once: it inspects a signature
-        self.caches: dict[tuple[int, int], object] = {}
+        self.step_fn = torch.compile(self.twin.forward, mode=mode)
+        self.cache_kw = cache_argument(self.twin)  # asked once: it inspects a signature
+        self.caches: dict[tuple[int, int], Any] = {}
+        # The hooks steer only inside ``engaged()``; they stay installed, as the compiled graph holds them.
         self.active = False
         self._resize(1, slots)
-        for i, layer in enumerate(model.twin.base_model.layers):
-            layer.register_forward_hook(self._hook(i))
+        self.handles = [
+            layer.register_forward_hook(self._hook(i)) for i, layer in enumerate(self.twin.base_model.layers)
+        ]
+
+    def close(self) -> None:
+        """Remove the hooks from the twin (the decoder is unusable after)."""
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+
+    @contextmanager
+    def engaged(self) -> Iterator[Decoder]:
+        """Steer from the tables inside the block (eager calls of the twin outside it are not steered
+        by them); off again on exit, also after an error."""
+        self.active = True
+        try:
+            yield self
+        finally:
+            self.active = False
 
     def _resize(self, batch: int, slots: int) -> None:
-        n, d, kw = self.model.n_layers, self.model.d_model, dict(device=self.model.device, dtype=self.model.dtype)
-        self.directions: Float[Tensor, "n_layers slots d_model"] = torch.zeros(n, slots, d, **kw)
-        self.shift: Float[Tensor, "n_layers batch slots"] = torch.zeros(n, batch, slots, **kw)
-        self.removed: Float[Tensor, "n_layers batch slots"] = torch.zeros(n, batch, slots, **kw)
+        n, d = self.model.n_layers, self.model.d_model
+        device, dtype = self.model.device, self.model.dtype
+        self.directions: Float[Tensor, "n_layers slots d_model"] = torch.zeros(n, slots, d, device=device, dtype=dtype)
+        self.shift: Float[Tensor, "n_layers batch slots"] = torch.zeros(n, batch, slots, device=device, dtype=dtype)
+        self.removed: Float[Tensor, "n_layers batch slots"] = torch.zeros(n, batch, slots, device=device, dtype=dtype)
 
     def _hook(self, layer: int):
         def hook(module, args, output):
@@ -118,7 +142,7 @@ class Decoder:
 
         key = (batch, length)
         if key not in self.caches:
-            self.caches[key] = StaticCache(config=self.model.hf.config, max_cache_len=length)
+            self.caches[key] = StaticCache(config=self.twin.config, max_cache_len=length)
         cache = self.caches[key]
         cache.reset()
         return cache
@@ -132,7 +156,7 @@ class Decoder:
     ) -> Float[Tensor, "batch vocab"]:
         """The prompt, eagerly, into ``cache`` (``mask`` spans the cache: prompt columns, then ones)."""
         kv = {self.cache_kw: cache}
-        return self.model.twin(
+        return self.twin(
             input_ids=ids,
             attention_mask=mask,
             position_ids=positions,
@@ -144,9 +168,9 @@ class Decoder:
 
     def step(
         self,
-        token: Int[Tensor, batch],
+        token: Int[Tensor, " batch"],
         mask: Int[Tensor, "batch length"],
-        position: Int[Tensor, batch],
+        position: Int[Tensor, " batch"],
         column: int,
         cache,
     ) -> Float[Tensor, "batch vocab"]:
@@ -166,6 +190,6 @@ class Decoder:
 
 def decoder(model: Model) -> Decoder:
     """The model's decoder, made (not yet compiled: that happens at its first step) on first use."""
-    if model.decoder is None:
+    if not isinstance(model.decoder, Decoder):
         model.decoder = Decoder(model)
     return model.decoder

@@ -206,8 +206,7 @@ def decode_compiled(
     cache = dec.cache(n, length)
     full = torch.cat([mask, torch.ones(n, length - width, dtype=mask.dtype, device=device)], dim=1)
     position = positions(mask)
-    dec.active = True
-    try:
+    with dec.engaged():
         dec.load(specs, replies.rows, gates, "prompt")
         logits = dec.prefill(ids, full, position, cache)
         dec.load(specs, replies.rows, gates, "generated")
@@ -219,6 +218,4 @@ def decode_compiled(
                 break
             position = position + 1
             logits = dec.step(token, full, position, width + step, cache)
-    finally:
-        dec.active = False
     return replies.results()

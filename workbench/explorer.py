@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -147,11 +148,14 @@ class Explorer:
         if not self.background:
             self._run(self._latest)
 
+    def _newer_than(self, seen: int) -> Callable[[], bool]:
+        return lambda: self._latest != seen
+
     def _worker(self) -> None:
         seen = 0
         while True:
             with self._wake:
-                self._wake.wait_for(lambda: self._latest != seen)
+                self._wake.wait_for(self._newer_than(seen))
                 ticket = self._latest
             time.sleep(self.debounce_s)  # let the slider settle: a newer ticket makes this one moot
             if ticket == self._latest:

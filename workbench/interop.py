@@ -19,6 +19,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -128,7 +129,8 @@ def apply_control_vector(
     buffer = data.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
     if llama_cpp.llama_set_adapter_cvec(llm.ctx, buffer, len(data), n_embd, start, end):
         raise WorkbenchError(
-            f"llama.cpp refused the control vector {path} (width {n_embd}, model {llama_cpp.llama_model_n_embd(llm.model)})"
+            f"llama.cpp refused the control vector {path} (width {n_embd}, model "
+            f"{llama_cpp.llama_model_n_embd(llm.model)})"
         )
 
 
@@ -140,7 +142,8 @@ def transfer(vec: InstructionVector, target: Model, source: Model | None = None)
     """
     if vec.d_model != target.d_model or vec.n_layers != target.n_layers:
         raise WorkbenchError(
-            f"cannot transfer: the vector is {vec.n_layers} layers × {vec.d_model} wide, {target.name} is {target.n_layers} × {target.d_model}"
+            f"cannot transfer: the vector is {vec.n_layers} layers × {vec.d_model} wide, {target.name} is "
+            f"{target.n_layers} × {target.d_model}"
         )
     if source is not None:
         a, b = _compat(source), _compat(target)
@@ -158,15 +161,17 @@ def lm_eval_module(model: Model | None, layer: int) -> str:
     ``blocks.{layer}.hook_resid_post`` (``layers.N`` for Llama, Qwen and Gemma)."""
     if model is None or model.twin is None:
         return f"layers.{layer}"
-    target = model.twin.base_model.layers[layer]
-    return next(name for name, module in model.twin.base_model.named_modules() if module is target)
+    base: Any = model.twin.base_model
+    target = base.layers[layer]
+    return next(name for name, module in base.named_modules() if module is target)
 
 
 def export_lm_eval(specs: Steer | list[Steer], path: str | Path, model: Model | None = None) -> Path:
     """Write steering specs as the ``.pt`` file lm-eval's ``steered`` model reads (atomically).
 
     Each operator's ``lm_eval`` names its action: ``add`` specs become ``add`` entries (two at one
-    layer are summed), ``project`` becomes ``clamp`` at z̄; lm-eval steers every position with one coefficient, so specs must too. With ``model`` the
+    layer are summed), ``project`` becomes ``clamp`` at z̄; lm-eval steers every position with one coefficient, so
+    specs must too. With ``model`` the
     module names are read from its own module tree.
     """
     specs = [specs] if isinstance(specs, Steer) else list(specs)
@@ -176,7 +181,8 @@ def export_lm_eval(specs: Steer | list[Steer], path: str | Path, model: Model | 
     for spec in specs:
         if spec.positions != "all" or (torch.is_tensor(spec.coefficient) and spec.coefficient.ndim > 0):
             raise WorkbenchError(
-                "lm-eval steers every position with one coefficient: export specs with positions='all' and a single coefficient"
+                "lm-eval steers every position with one coefficient: export specs with positions='all' and a "
+                "single coefficient"
             )
         action = spec.operator.lm_eval
         if action is None:

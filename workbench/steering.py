@@ -2,7 +2,8 @@
 
 A spec is data: (direction, layer, coefficient, operator, positions). The operator is named in
 ``OPERATORS`` (``workbench.operators``, one module each): ``add`` (x + c·u), ``project`` (set x·u to
-c: the paper's projection matching), ``ablate`` (remove x·u), or any other module there. Which positions are steered is a mask built
+c: the paper's projection matching), ``ablate`` (remove x·u), or any other module there. Which
+positions are steered is a mask built
 from explicit facts (padded prompt width, KV-cache offset), never guessed inside the hook, so cached
 and uncached generation steer exactly the same tokens.
 """
@@ -144,7 +145,7 @@ class StepState:
     gates: dict = field(default_factory=dict)
 
 
-def position_mask(positions: Positions, n_new: int, offset: int, prompt_width: int | None) -> Bool[Tensor, " n_new"]:
+def position_mask(positions: str, n_new: int, offset: int, prompt_width: int | None) -> Bool[Tensor, " n_new"]:
     """Which of this call's ``n_new`` columns to steer, from the cache offset and prompt width."""
     cols = torch.arange(offset, offset + n_new)
     width = prompt_width if prompt_width is not None else offset + n_new

@@ -21,14 +21,16 @@ from workbench.steering import OPERATORS, Condition, Mode, Positions, Steer
 
 FORMAT_VERSION = 1
 TINY_SHARE = 0.05  # an absolute coefficient below this share of the layer's norm is almost surely a mistake
-MAX_MULTIPLE = 1000.0  # a coefficient beyond this many times the layer's norm only swamps the residual stream (overflow, empty replies)
+# a coefficient beyond this many times the layer's norm only swamps the residual stream (overflow, empty replies)
+MAX_MULTIPLE = 1000.0
 
 
 def _warn_if_tiny(coefficient, norm: float, layer: int) -> None:
     c = coefficient.abs().nan_to_num(0).max() if torch.is_tensor(coefficient) else abs(coefficient)
     if 0 < float(c) < TINY_SHARE * norm:
         warnings.warn(
-            f"an absolute coefficient of {float(c):.3g} is under {TINY_SHARE:.0%} of layer {layer}'s mean-difference norm "
+            f"an absolute coefficient of {float(c):.3g} is under {TINY_SHARE:.0%} of layer {layer}'s "
+            "mean-difference norm "
             f"({norm:.3g}) and will barely change anything; drop absolute=True to give multiples of the norm",
             stacklevel=3,
         )
@@ -103,7 +105,8 @@ class InstructionVector:
         """Cohen's d per layer of the training projections on u, with vs without the instruction."""
         if self.proj_with_std is None or self.proj_without_std is None:
             raise WorkbenchError(
-                f"vector {self.instruction_id} has no projection spreads (an older file): recompute it, or give the layer"
+                f"vector {self.instruction_id} has no projection spreads (an older file): recompute it, or give "
+                "the layer"
             )
         pooled = ((self.proj_with_std**2 + self.proj_without_std**2) / 2).sqrt().clamp_min(1e-12)
         return (self.proj_with - self.proj_without) / pooled
@@ -168,8 +171,14 @@ class InstructionVector:
         top = max(norms) or 1.0
         w, h = 4 * len(norms), 28
         points = " ".join(f"{4 * i + 2},{h - 2 - (h - 4) * v / top:.1f}" for i, v in enumerate(norms))
-        spark = f"<svg width='{w}' height='{h}'><polyline fill='none' stroke='#3366cc' stroke-width='1.5' points='{points}'/></svg>"
-        esc = lambda v: html.escape(str(v))
+        spark = (
+            f"<svg width='{w}' height='{h}'><polyline fill='none' stroke='#3366cc' stroke-width='1.5' "
+            f"points='{points}'/></svg>"
+        )
+
+        def esc(v) -> str:
+            return html.escape(str(v))
+
         rows = {
             "model": esc(self.model_name),
             "pairs": esc(self.n_pairs),
@@ -270,7 +279,8 @@ def _check_file(path: Path, meta: dict, tensors: dict) -> None:
         want = (layers, width) if name in ("mean_diff", "mean_with", "mean_without") else (layers,)
         if not t.is_floating_point() or tuple(t.shape) != want or layers < 1 or width < 1:
             raise WorkbenchError(
-                f"{bad}: tensor {name} is {t.dtype} {tuple(t.shape)}, expected float {want if layers else '[n_layers, d_model]'}"
+                f"{bad}: tensor {name} is {t.dtype} {tuple(t.shape)}, "
+                f"expected float {want if layers else '[n_layers, d_model]'}"
             )
         if not torch.isfinite(t).all():
             raise WorkbenchError(f"{path} holds NaN or infinite values in {name}: recompute the vector")

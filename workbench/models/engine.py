@@ -125,7 +125,10 @@ class Model(Tokenized):
         """Remove the twin's hooks into the bridge and run everything through the bridge from now on."""
         if self.twin_link is not None:
             self.twin_link.remove()
-        self.twin, self.twin_link = None, None
+        close = getattr(self.decoder, "close", None)  # the compiled step's hooks are on the twin too
+        if close is not None:
+            close()
+        self.twin, self.twin_link, self.decoder = None, None, None
 
     @contextmanager
     def through_bridge(self) -> Iterator[Model]:

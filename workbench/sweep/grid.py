@@ -65,7 +65,8 @@ class SweepConfig:
         for g in self.groups:
             if not g.checkable:
                 raise WorkbenchError(
-                    f"instruction {g.name!r} has no checker, and a sweep scores compliance: give it check=<callable or IFEval id>"
+                    f"instruction {g.name!r} has no checker, and a sweep scores compliance: give it "
+                    "check=<callable or IFEval id>"
                 )
 
     @property
@@ -121,13 +122,16 @@ def unit_specs(units: Sequence[Unit]) -> list[Steer]:
     rows = []
     for unit in units:
         for mode, coef, _, _ in unit.rows():
-            rows.append([] if unit.layer == NO_STEERING else [unit.vec.steer(unit.layer, coef, mode=mode)])
+            vec = unit.vec
+            rows.append([] if unit.layer == NO_STEERING or vec is None else [vec.steer(unit.layer, coef, mode=mode)])
     return pack(rows)
 
 
 def chunks(units: Sequence[Unit], rows_per_batch: int, budget=lambda unit: 0) -> list[list[Unit]]:
     """Consecutive units packed up to ``rows_per_batch`` rows; a batch holds one token budget only."""
-    chunks, current, size = [], [], 0
+    chunks: list[list[Unit]] = []
+    current: list[Unit] = []
+    size = 0
     for unit in units:
         n = len(unit.rows())
         if current and (size + n > rows_per_batch or budget(unit) != budget(current[0])):

@@ -18,7 +18,9 @@ from workbench.vectors import InstructionVector
 
 CELL = ["layer", "mode", "coefficient"]
 PROJECTION_SIZE = 0.75  # in ties a projection ranks as a coefficient of 0.75×: before 1×, after 0.5×
-DEGENERATE_CONFIDENCE = 0.8  # maxT's eligibility: the degenerate share's 80 % upper bound is under the cut-off (0 of 8 passes, 1 of 10 does not)
+# maxT's eligibility: the degenerate share's 80 % upper bound is under the cut-off (0 of 8 passes,
+# 1 of 10 does not)
+DEGENERATE_CONFIDENCE = 0.8
 
 
 def selection_rule(alpha: float | None = ALPHA) -> str:
@@ -26,8 +28,10 @@ def selection_rule(alpha: float | None = ALPHA) -> str:
     if alpha is None:
         return f"best-v1: best validation compliance above no steering, degenerate <= {MAX_DEGENERATE:g}"
     return (
-        f"maxT-v2: best validation compliance among cells beating no steering at family-wise alpha {alpha:g} (sign-flip maxT), "
-        f"degenerate share's {DEGENERATE_CONFIDENCE:.0%} upper bound <= {MAX_DEGENERATE:g}; successive halving scores its finalists "
+        f"maxT-v2: best validation compliance among cells beating no steering at family-wise alpha {alpha:g} "
+        "(sign-flip maxT), "
+        f"degenerate share's {DEGENERATE_CONFIDENCE:.0%} upper bound <= {MAX_DEGENERATE:g}; successive halving "
+        "scores its finalists "
         "on the second round's prompts only"
     )
 
@@ -76,21 +80,30 @@ class Choice:
             return f"Choice({self.instruction} {cond} instruction: no steering, baseline {self.baseline:.2f})"
         setting = OPERATORS[self.mode].describe(self.coefficient)
         test = "" if self.p_value is None else f", p = {self.p_value:.3g} on {self.n_tested} prompts"
-        return f"Choice({self.instruction} {cond} instruction: layer {self.layer} {setting}, {self.score:.2f} vs baseline {self.baseline:.2f}{test})"
+        return (
+            f"Choice({self.instruction} {cond} instruction: layer {self.layer} {setting}, "
+            f"{self.score:.2f} vs baseline {self.baseline:.2f}{test})"
+        )
 
     @classmethod
     def from_json(cls, fields: dict) -> Choice:
         """A choice as ``dataclasses.asdict`` wrote it to JSON (numbers come back as ints or floats)."""
-        num = lambda v: None if v is None else float(v)
+
+        def num(v) -> float | None:
+            return None if v is None else float(v)
+
+        def real(v) -> float:
+            return float("nan") if v is None else float(v)  # json writes NaN as NaN; None from older writers
+
         return cls(
             fields["instruction"],
             bool(fields["with_instruction"]),
             int(fields["layer"]),
             fields["mode"],
             num(fields["coefficient"]),
-            num(fields["score"]),
-            num(fields["baseline"]),
-            num(fields["degenerate"]),
+            real(fields["score"]),
+            real(fields["baseline"]),
+            real(fields["degenerate"]),
             num(fields.get("p_value")),
             int(fields.get("n_tested", 0)),
         )
@@ -156,9 +169,11 @@ def select(
 
     A setting is eligible when at most ``max_degenerate`` of its outputs are degenerate and, unless
     ``alpha`` is None (the earlier rule, ``best-v1``), the share's ``DEGENERATE_CONFIDENCE`` upper
-    bound is too, and its maxT-adjusted p-value against no steering is at most ``alpha`` (``significance``): with no real effect anywhere, a group selects steering
-    at most ``alpha`` of the time. A halving's cells are scored and tested on its second round only
-    (``evidence``), so the round that chose them does not inflate their score. Ties go to no steering; among equals the smaller coefficient wins.
+    bound is too, and its maxT-adjusted p-value against no steering is at most ``alpha``
+    (``significance``): with no real effect anywhere, a group selects steering at most ``alpha`` of
+    the time. A halving's cells are scored and tested on its second round only (``evidence``), so the
+    round that chose them does not inflate their score. Ties go to no steering; among equals the
+    smaller coefficient wins.
     """
     if alpha is not None and not 0 < alpha < 1:
         raise WorkbenchError(
@@ -166,54 +181,46 @@ def select(
         )
     if alpha is not None:
         table = evidence(table)
-    cells = cell_summary(table, metric)
     out = {}
-    for (name, cond), group in cells.groupby(["instruction", "with_instruction"]):
-        base = group[group["layer"] == NO_STEERING]
-        baseline = float(base["compliance"].iloc[0]) if len(base) else 0.0
-        eligible = group[
-            (group["layer"] != NO_STEERING) & (group["degenerate"] <= max_degenerate) & (group["compliance"] > baseline)
-        ]
-        best = Choice(
-            name,
-            bool(cond),
-            NO_STEERING,
-            "none",
-            None,
-            baseline,
-            baseline,
-            float(base["degenerate"].iloc[0]) if len(base) else 0.0,
-        )
-        tests = (
-            _pvalues(table[(table["instruction"] == name) & (table["with_instruction"] == cond)], metric)
-            if alpha is not None
-            else {}
-        )
-        if alpha is not None:
-            keep = [
-                tests.get(tuple(r[:3]), (1.0, 0))[0] <= alpha
-                and upper_bound(round(r[3] * r[4]), int(r[4]), DEGENERATE_CONFIDENCE) <= max_degenerate
-                for r in eligible[[*CELL, "degenerate", "n"]].itertuples(index=False)
-            ]
-            eligible = eligible[np.array(keep, dtype=bool)] if len(eligible) else eligible
-        if len(eligible):
-            eligible = eligible.assign(
-                size=eligible["coefficient"].abs().where(eligible["mode"].map(_scaled), PROJECTION_SIZE)
-            )
-            top = eligible.sort_values(["compliance", "size", "layer"], ascending=[False, True, True]).iloc[0]
-            p, n = tests.get((top["layer"], top["mode"], top["coefficient"]), (None, 0))
-            coef = float(top["coefficient"]) if _scaled(top["mode"]) else None
-            best = Choice(
-                name,
-                bool(cond),
-                int(top["layer"]),
-                str(top["mode"]),
-                coef,
-                float(top["compliance"]),
-                baseline,
-                float(top["degenerate"]),
-                p,
-                n,
-            )
-        out[(name, bool(cond))] = best
+    for (name, cond), group in cell_summary(table, metric).groupby(["instruction", "with_instruction"]):
+        rows = table[(table["instruction"] == name) & (table["with_instruction"] == cond)]
+        out[(name, bool(cond))] = _choose(name, bool(cond), group, rows, metric, max_degenerate, alpha)
     return out
+
+
+def _choose(
+    name: str, cond: bool, group: pd.DataFrame, rows: pd.DataFrame, metric: str, max_degenerate: float, alpha
+) -> Choice:
+    """One group's choice from its cells (``group``) and its rows (for the test)."""
+    base = group[group["layer"] == NO_STEERING]
+    baseline = float(base["compliance"].iloc[0]) if len(base) else 0.0
+    eligible = group[
+        (group["layer"] != NO_STEERING) & (group["degenerate"] <= max_degenerate) & (group["compliance"] > baseline)
+    ]
+    tests = _pvalues(rows, metric) if alpha is not None else {}
+    if alpha is not None and len(eligible):
+        keep = [
+            tests.get(tuple(r[:3]), (1.0, 0))[0] <= alpha
+            and upper_bound(round(r[3] * r[4]), int(r[4]), DEGENERATE_CONFIDENCE) <= max_degenerate
+            for r in eligible[[*CELL, "degenerate", "n"]].itertuples(index=False)
+        ]
+        eligible = eligible[np.array(keep, dtype=bool)]
+    if not len(eligible):
+        degenerate = float(base["degenerate"].iloc[0]) if len(base) else 0.0
+        return Choice(name, cond, NO_STEERING, "none", None, baseline, baseline, degenerate)
+    size = eligible["coefficient"].abs().where(eligible["mode"].map(_scaled), PROJECTION_SIZE)
+    top = eligible.assign(size=size).sort_values(["compliance", "size", "layer"], ascending=[False, True, True]).iloc[0]
+    p, n = tests.get((top["layer"], top["mode"], top["coefficient"]), (None, 0))
+    coef = float(top["coefficient"]) if _scaled(top["mode"]) else None
+    return Choice(
+        name,
+        cond,
+        int(top["layer"]),
+        str(top["mode"]),
+        coef,
+        float(top["compliance"]),
+        baseline,
+        float(top["degenerate"]),
+        p,
+        n,
+    )
