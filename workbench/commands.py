@@ -7,11 +7,10 @@ import math
 import sys
 from dataclasses import replace
 from pathlib import Path
-from typing import Literal
 
 from workbench.errors import WorkbenchError
 from workbench.io import check_writable_dir, check_writable_file
-from workbench.steering import Steer
+from workbench.steering import OPERATORS, Steer
 from workbench.vectors import InstructionVector
 
 
@@ -63,8 +62,9 @@ def cmd_vectors(args) -> None:
         print(f"{inst.id}: {vec.n_pairs} pairs, norm at middle layer {norm:.2f} -> {path}")
 
 
-def _parse_spec(text: str) -> tuple[str, int, float | Literal["project"]]:
-    """INSTRUCTION_OR_FILE@LAYER[:COEF|:project] -> (name, layer, a finite coefficient or 'project')."""
+def _parse_spec(text: str) -> tuple[str, int, float | str]:
+    """INSTRUCTION_OR_FILE@LAYER[:COEF|:OPERATOR] -> (name, layer, a finite coefficient to add, or the name
+    of an operator whose coefficient is a target (its default, z̄) or none: project, ablate, ...)."""
     try:
         name, rest = text.rsplit("@", 1)
         layer_text, _, coef_text = rest.partition(":")
@@ -77,24 +77,28 @@ def _parse_spec(text: str) -> tuple[str, int, float | Literal["project"]]:
         raise WorkbenchError(
             f"bad --vector {text!r}: use NAME@LAYER[:COEF] with a layer from 0 (e.g. one_sentence@15:1.5)"
         )
-    if coef_text == "project":
-        return name, layer, "project"
+    if coef_text in OPERATORS and OPERATORS[coef_text].coefficient != "scale":
+        return name, layer, coef_text
     try:
         coef = float(coef_text or "1")
     except ValueError:
-        raise WorkbenchError(f"bad coefficient {coef_text!r} in --vector {text!r}: use a number or 'project'") from None
+        named = [n for n, op in OPERATORS.items() if op.coefficient != "scale"]
+        raise WorkbenchError(
+            f"bad coefficient {coef_text!r} in --vector {text!r}: use a number or one of {', '.join(named)}"
+        ) from None
     if not math.isfinite(coef):
         raise WorkbenchError(f"bad coefficient {coef_text!r} in --vector {text!r}: it must be a finite number")
     return name, layer, coef
 
 
-def steer_at(vec: InstructionVector, layer: int, setting: float | Literal["project"], **options) -> Steer:
-    """A vector's steering at ``layer`` from a command line's setting: ``"project"`` (projection matching
-    to z̄; ``absolute`` means nothing there) or a coefficient added, × the layer's mean-difference norm
-    unless ``absolute``. ``options``: the rest of ``InstructionVector.steer`` (positions, when)."""
-    if isinstance(setting, str):  # "project"
+def steer_at(vec: InstructionVector, layer: int, setting: float | str, **options) -> Steer:
+    """A vector's steering at ``layer`` from a command line's setting: an operator's name (``"project"``:
+    projection matching to z̄; its default coefficient, and ``absolute`` means nothing there) or a
+    coefficient added, × the layer's mean-difference norm unless ``absolute``. ``options``: the rest of
+    ``InstructionVector.steer`` (positions, when)."""
+    if isinstance(setting, str):
         options.pop("absolute", None)
-        return vec.steer(layer, mode="project", **options)
+        return vec.steer(layer, mode=setting, **options)
     return vec.steer(layer, setting, **options)
 
 

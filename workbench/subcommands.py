@@ -49,7 +49,8 @@ def add_steer(sub: Subparsers, sources: str) -> argparse.ArgumentParser:
         "--vector",
         action="append",
         required=True,
-        help="NAME@LAYER[:COEF|:project]; NAME is an instruction or a .safetensors file; repeat to compose. "
+        help="NAME@LAYER[:COEF|:OPERATOR] (COEF added, × the norm; or an operator at its default: project, ablate); "
+        "NAME is an instruction or a .safetensors file; repeat to compose. "
         "Vectors computed from an instruction are cached on disk",
     )
     s.add_argument("--absolute", action="store_true", help="coefficients are absolute, not × the mean-difference norm")

@@ -64,3 +64,14 @@ def test_bench_config_quick_shrinks_every_size():
     assert quick.peak_sizes == (8, 32) and quick.sweep_grid[0] < full.sweep_grid[0]
     with pytest.raises(AttributeError):
         quick.quick = False  # frozen
+
+
+def test_vector_settings_name_any_operator_that_needs_no_coefficient():
+    from workbench import WorkbenchError
+    from workbench.commands import _parse_spec
+
+    assert _parse_spec("title@3:ablate") == ("title", 3, "ablate")
+    assert _parse_spec("title@3:project") == ("title", 3, "project")
+    assert _parse_spec("title@3:-1.5") == ("title", 3, -1.5)
+    with pytest.raises(WorkbenchError, match="use a number or one of project, ablate"):
+        _parse_spec("title@3:add")  # add scales a number: it is spelled as the number
