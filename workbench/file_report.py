@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from workbench.steering import OPERATORS
 from workbench.sweep import CONDITIONS
+from workbench.sweep.selection import scaled
 
 
 def _cell(frame: pd.DataFrame) -> str:
@@ -177,7 +179,7 @@ def drift_lines(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> list[
             none
             if not chosen
             else f"layer {int(d['layer'])}, "
-            + ("projection z̄" if d["mode"] == "project" else f"add {d['coefficient']:g}×")
+            + OPERATORS[d["mode"]].describe(d["coefficient"] if scaled(d["mode"]) else None)
         )
         validation = "–" if not chosen else f"{_fmt(d['validation'])} vs {_fmt(d['val_baseline'])}"
         p = "–" if d["p"] is None or d["p"] != d["p"] else f"{d['p']:.3g} ({int(d['n_val'] or 0)})"

@@ -13,6 +13,7 @@ from typing import Protocol, runtime_checkable
 from workbench.evaluate import Judge, score_rows
 from workbench.generate import generate
 from workbench.models import Model
+from workbench.steering import OPERATORS
 from workbench.sweep.grid import Unit, unit_specs
 
 Job = tuple[list[Unit], int]  # units packed into one batch, and their token budget
@@ -42,7 +43,7 @@ def run_units(
                 "layer": unit.layer,
                 "mode": mode,
                 "coefficient": coef,
-                "target": float(unit.vec.proj_with[unit.layer]) if mode == "project" and unit.vec is not None else None,
+                "target": _target(unit, mode),
                 "prompt_id": pair.query_id,
                 "with_instruction": unit.with_instruction,
                 "query": pair.query,
@@ -90,3 +91,10 @@ class Local:
 
     def summary(self) -> str:
         return f"{self.jobs_done} batches in this process"
+
+
+def _target(unit: Unit, mode: str) -> float | None:
+    """The projection a target operator (``project``) steers to: z̄ at the unit's layer."""
+    if unit.vec is None or mode not in OPERATORS or OPERATORS[mode].coefficient != "target":
+        return None
+    return float(unit.vec.proj_with[unit.layer])

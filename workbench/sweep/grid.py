@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from workbench.errors import WorkbenchError
-from workbench.instructions import Group, Instruction, as_group
+from workbench.instructions import Group, Instruction, Pair, as_group
 from workbench.steering import Steer, pack
 from workbench.vectors import InstructionVector, check_multiples
 
@@ -101,14 +101,14 @@ class Unit:
     with_instruction: bool
     layer: int
     vec: InstructionVector | None
-    pairs: list
+    pairs: list[Pair]
     settings: list[tuple[str, float | None]]
 
     @property
     def name(self) -> str:
         return unit_name(self.group.slug, self.with_instruction, self.layer)
 
-    def rows(self) -> list[tuple[str, float | None, object, str]]:
+    def rows(self) -> list[tuple[str, float | None, Pair, str]]:
         return [
             (mode, coef, pair, pair.with_instruction if self.with_instruction else pair.without_instruction)
             for mode, coef in self.settings

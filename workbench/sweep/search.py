@@ -23,7 +23,7 @@ from workbench.models import Model
 from workbench.sweep.grid import NO_STEERING, SweepConfig
 from workbench.sweep.result import SweepResult
 from workbench.sweep.run import SweepOptions, run_sweep
-from workbench.sweep.selection import MAX_DEGENERATE, PROJECTION_SIZE, cell_summary
+from workbench.sweep.selection import MAX_DEGENERATE, cell_summary, scaled, setting_size
 
 Cell = tuple[int, str, "float | None"]  # (layer, mode, coefficient)
 REFINE = (0.5, 1.0, 1.5, 2.0)  # multiples the round-1 winner's layer also tries in round 2, with the projection
@@ -41,8 +41,7 @@ def best_cells(
     baseline = summary[summary["layer"] == NO_STEERING].groupby("instruction")["compliance"].first()
     cells = summary[summary["layer"] != NO_STEERING]
     cells = cells.assign(
-        score=cells["compliance"].where(cells["degenerate"] <= max_degenerate, -1.0),
-        size=cells["coefficient"].abs().where(cells["mode"] == "add", PROJECTION_SIZE),
+        score=cells["compliance"].where(cells["degenerate"] <= max_degenerate, -1.0), size=setting_size(cells)
     )
     out = {}
     for name, g in cells.groupby("instruction"):
@@ -51,7 +50,7 @@ def best_cells(
             ranked = ranked[ranked["compliance"] > baseline.get(name, 0.0)]
         if len(ranked) or not beat_baseline:
             out[name] = [
-                (int(r.layer), str(r.mode), None if r.mode == "project" else float(r.coefficient))
+                (int(r.layer), str(r.mode), float(r.coefficient) if scaled(r.mode) else None)
                 for r in ranked.itertuples()
             ]
     return out
@@ -166,6 +165,6 @@ def _round_two(
 
 def _survived(row, survivors: Mapping[str, Sequence[Cell]]) -> bool:
     """Whether a round-1 row is the baseline or one of its instruction's survivors."""
-    coefficient = None if row["mode"] == "project" else float(row["coefficient"])
+    coefficient = float(row["coefficient"]) if scaled(row["mode"]) else None
     cell = (int(row["layer"]), row["mode"], coefficient)
     return row["layer"] == NO_STEERING or cell in survivors.get(row["instruction"], ())

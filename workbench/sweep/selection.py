@@ -44,9 +44,16 @@ def fewest_prompts(alpha: float = ALPHA, max_degenerate: float = MAX_DEGENERATE)
     )
 
 
-def _scaled(mode: str) -> bool:
+def scaled(mode: str) -> bool:
     """Whether a setting's coefficient is a multiple of the layer's norm (else a target, or none)."""
-    return OPERATORS[mode].coefficient == "scale"
+    operator = OPERATORS.get(mode)  # "none": the unsteered baseline
+    return operator is not None and operator.coefficient == "scale"
+
+
+def setting_size(cells: pd.DataFrame) -> pd.Series:
+    """How large each cell's setting counts in ties (smaller first): |coefficient| where it scales,
+    ``PROJECTION_SIZE`` for the others."""
+    return cells["coefficient"].abs().where(cells["mode"].map(scaled), PROJECTION_SIZE)
 
 
 @dataclass(frozen=True)
@@ -208,10 +215,13 @@ def _choose(
     if not len(eligible):
         degenerate = float(base["degenerate"].iloc[0]) if len(base) else 0.0
         return Choice(name, cond, NO_STEERING, "none", None, baseline, baseline, degenerate)
-    size = eligible["coefficient"].abs().where(eligible["mode"].map(_scaled), PROJECTION_SIZE)
-    top = eligible.assign(size=size).sort_values(["compliance", "size", "layer"], ascending=[False, True, True]).iloc[0]
+    top = (
+        eligible.assign(size=setting_size(eligible))
+        .sort_values(["compliance", "size", "layer"], ascending=[False, True, True])
+        .iloc[0]
+    )
     p, n = tests.get((top["layer"], top["mode"], top["coefficient"]), (None, 0))
-    coef = float(top["coefficient"]) if _scaled(top["mode"]) else None
+    coef = float(top["coefficient"]) if scaled(top["mode"]) else None
     return Choice(
         name,
         cond,
