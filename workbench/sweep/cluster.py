@@ -118,16 +118,7 @@ class RayExecutor:
         idle = deque(actor.remote(load) for _ in range(n))
         queue, tries = deque(range(len(jobs))), [0] * len(jobs)
         pending: dict[Any, tuple[int, Any, float]] = {}  # Ray's object ref -> (job, its actor, sent at)
-        self.stats = {
-            "workers": n,
-            "jobs": len(jobs),
-            "retries": 0,
-            "busy_s": 0.0,
-            "pids": set(),
-            "replicas": set(),
-            "startup_s": [],
-            "dispatch_s": [],
-        }
+        self.stats = _new_stats(n, len(jobs))
         start, warm = time.perf_counter(), set()
         try:
             while queue or pending:
@@ -174,6 +165,20 @@ class RayExecutor:
             f"{s['retries']} retried): {speedup:.2f}× one worker (summed batch time {s['busy_s']:.0f} s / "
             f"wall {s['wall_s']:.0f} s, model loading included in wall)"
         )
+
+
+def _new_stats(workers: int, jobs: int) -> dict:
+    """What ``map`` counts: retries, busy time, the workers' pids and replicas, start-up and dispatch times."""
+    return {
+        "workers": workers,
+        "jobs": jobs,
+        "retries": 0,
+        "busy_s": 0.0,
+        "pids": set(),
+        "replicas": set(),
+        "startup_s": [],
+        "dispatch_s": [],
+    }
 
 
 def _last_line(exc: BaseException) -> str:
