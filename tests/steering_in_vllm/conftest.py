@@ -14,14 +14,37 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(scope="session")
 def engine():
-    """The embedded SmolLM2 in vLLM, float32, loaded once for every test here (~20 s on a CPU; each
-    engine holds a quarter of the host's RAM for its KV cache, so one is all a 24 GB machine affords
-    beside a Ray worker's). Small steps
-    (48 tokens, 4 requests) make vLLM chunk prefills, queue requests and mix one request's prompt
-    tokens with another's generated ones in a step: the token map is tested where it is hardest."""
+    """The embedded SmolLM2 in vLLM, float32, eager, loaded once for every test here (~20 s on a CPU),
+    with a 2 GiB KV cache (an in-process engine otherwise takes a quarter of the host's RAM less what
+    this process already holds). Small steps (48 tokens, 4 requests) make vLLM chunk prefills, queue
+    requests and mix one request's prompt tokens with another's generated ones in a step: the token
+    map is tested where it is hardest."""
     from workbench.vllm_engine import VLLMEngine
 
-    return VLLMEngine("smollm2-135m-instruct", dtype="float32", max_num_batched_tokens=48, max_num_seqs=4)
+    return VLLMEngine(
+        "smollm2-135m-instruct",
+        dtype="float32",
+        max_num_batched_tokens=48,
+        max_num_seqs=4,
+        kv_cache_memory_bytes=2 << 30,
+    )
+
+
+@pytest.fixture(scope="session")
+def compiled():
+    """The same, compiled (``enforce_eager=False``: minutes on a CPU the first time, then vLLM's cache),
+    with a 1 GiB KV cache. Session-scoped as well: closing an in-process vLLM engine tears down
+    process-wide state the other engine still uses; so at most these two engines ever hold memory."""
+    from workbench.vllm_engine import VLLMEngine
+
+    return VLLMEngine(
+        "smollm2-135m-instruct",
+        dtype="float32",
+        enforce_eager=False,
+        max_num_batched_tokens=48,
+        max_num_seqs=4,
+        kv_cache_memory_bytes=1 << 30,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,8 @@
 """``workbench.vllm_engine`` without vLLM: the package imports, a missing vLLM is a one-line error,
-and the worker-side token map (each token of a flattened batch → its request's prompt index, prompt
-or generated from its position) steers exactly the tokens the workbench would, on a fake V1 runner."""
+and the worker's steering (``workbench.vllm_worker``: each token of a flattened batch → its request's
+prompt index, prompt or generated from its position, a and b per slot) steers exactly the tokens the
+workbench would, on a fake V1 runner, eagerly and compiled as vLLM compiles (no guards: the graph
+must read new specs from the same tensors)."""
 
 import sys
 from types import SimpleNamespace
@@ -10,95 +12,170 @@ import pytest
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.vllm_engine import ROW_KEY, VLLMEngine, WorkerSteering, import_vllm
+from workbench.vllm_engine import VLLMEngine, VLLMOptions, import_vllm
+from workbench.vllm_worker import ROW_KEY, WorkerSteering
 
 D = 8
 
 
 class Layer(torch.nn.Module):
-    """A decoder layer as vLLM's: (positions, hidden, residual) -> (hidden, residual)."""
+    """A decoder layer as vLLM's: (positions, hidden, residual) -> (hidden, residual), the stream their
+    sum; this one doubles the stream."""
 
     def forward(self, positions, hidden, residual):
-        return hidden * 2, hidden if residual is None else residual
+        stream = hidden if residual is None else hidden + residual
+        return stream, stream
 
 
-def fake_runner():
+class Stack(torch.nn.Module):
+    """vLLM's inner model: the decoder layers; returns the residual stream after the last one."""
+
+    def __init__(self):
+        super().__init__()
+        self.layers = torch.nn.ModuleList([Layer(), Layer()])
+        self.scale = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, positions, x):
+        hidden, residual = x * self.scale, None
+        for layer in self.layers:
+            hidden, residual = layer(positions, hidden, residual)
+        return hidden + residual
+
+
+def fake_runner(compiled=False):
     """Three requests in batch order a, b, c, then one padding token: a (prompt 1, prompt length 3)
-    prefills positions 0-2, b (prompt 0, prompt length 2) decodes position 4, c is not ours."""
-    req = lambda row, n: SimpleNamespace(
-        sampling_params=SimpleNamespace(extra_args=None if row is None else {ROW_KEY: row}), num_prompt_tokens=n
-    )  # noqa: E731
-    model = SimpleNamespace(model=SimpleNamespace(layers=torch.nn.ModuleList([Layer(), Layer()])))
-    model.parameters = lambda: iter([torch.zeros(1)])
+    prefills positions 0-2, b (prompt 0, prompt length 2) decodes position 4, c is not ours. With
+    ``compiled``, the stack runs as vLLM runs it: torch.compile, full graph, dynamic sizes, no guards."""
+
+    def req(row, n):
+        extra = None if row is None else {ROW_KEY: row}
+        return SimpleNamespace(sampling_params=SimpleNamespace(extra_args=extra), num_prompt_tokens=n)
+
+    stack = Stack()
+    model = SimpleNamespace(model=stack, parameters=stack.parameters)
+    run = stack
+    if compiled:  # as vLLM: the token count marked dynamic, one full graph, every guard dropped
+        skip = torch.compiler.skip_all_guards_unsafe
+        graph = torch.compile(
+            stack, fullgraph=True, dynamic=False, backend="aot_eager", options={"guard_filter_fn": skip}
+        )
+
+        def run(positions, x):
+            torch._dynamo.mark_dynamic(positions, 0)
+            torch._dynamo.mark_dynamic(x, 0)
+            return graph(positions, x)
+
     return SimpleNamespace(
         input_batch=SimpleNamespace(req_ids=["a", "b", "c"], num_reqs=3),
         requests={"a": req(1, 3), "b": req(0, 2), "c": req(None, 1)},
         query_start_loc=SimpleNamespace(np=np.array([0, 3, 4, 5])),
         get_model=lambda: model,
+        model_config=SimpleNamespace(get_hidden_size=lambda: D),
+        max_num_tokens=9,  # as vLLM's first (compiling) step: the largest
+        _model_forward=lambda positions, inputs_embeds: run(positions, inputs_embeds),
     )
 
 
+def table(layer, unit, coefficients, mode="add", positions="all"):
+    affine = {"add": (1.0, 0.0), "project": (1.0, 1.0), "ablate": (0.0, 1.0)}.get(mode)
+    return dict(
+        layer=layer, unit=unit.tolist(), coefficients=coefficients, positions=positions, mode=mode, affine=affine
+    )
+
+
+POS = torch.tensor([0, 1, 2, 4, 0, 0])
+U3, U0 = (torch.nn.functional.one_hot(torch.tensor(i), D).float() for i in (3, 0))
+
+
+@pytest.mark.parametrize("compiled", [False, True])
 @pytest.mark.parametrize(
     "positions, steered",
     [("all", [7, 7, 7, 5, 0, 0]), ("prompt", [7, 7, 7, 0, 0, 0]), ("generated", [0, 0, 0, 5, 0, 0])],
 )
-def test_each_token_is_steered_by_its_request(positions, steered):
-    runner = fake_runner()
-    layers = runner.get_model().model.layers
-    steering = WorkerSteering(runner)
-    u = torch.nn.functional.one_hot(torch.tensor(3), D).float()
-    steering.load(
-        [{"layer": 1, "unit": u.tolist(), "coefficients": [5.0, 7.0], "mode": "add", "positions": positions}], [], 2
-    )
-    pos, x = torch.tensor([0, 1, 2, 4, 0, 0]), torch.ones(6, D)
-    hidden, residual = layers[1](pos, *layers[0](pos, x, None))
-    stream = hidden + residual  # 2x + x after layer 0, doubled hidden again after layer 1: 4x + x
-    assert torch.equal(stream - 5 * x, torch.tensor(steered, dtype=torch.float)[:, None] * u)
+def test_each_token_is_steered_by_its_request(positions, steered, compiled):
+    runner = fake_runner(compiled)
+    steering = WorkerSteering(runner, compiled)
+    steering.load([table(1, U3, [5.0, 7.0], positions=positions)], [], 2)
+    x = torch.ones(6, D)
+    stream = runner._model_forward(positions=POS, inputs_embeds=x)  # 2x after layer 0, 4x after layer 1
+    assert torch.equal(stream - 4 * x, torch.tensor(steered, dtype=torch.float)[:, None] * U3)
 
 
-def test_a_nan_row_is_unsteered_and_the_last_prompt_token_is_probed():
-    runner = fake_runner()
-    layers = runner.get_model().model.layers
-    steering = WorkerSteering(runner)
-    u = torch.nn.functional.one_hot(torch.tensor(0), D).float()
-    steering.load(
-        [{"layer": 0, "unit": u.tolist(), "coefficients": [5.0, float("nan")], "mode": "project", "positions": "all"}],
-        [{"layer": 0, "unit": u.tolist()}],
-        2,
-    )
-    pos, x = torch.tensor([0, 1, 2, 4, 0, 0]), torch.arange(6.0)[:, None].repeat(1, D)
-    hidden, residual = layers[0](pos, x, None)
-    assert (hidden + residual)[:, 0].tolist() == [0, 3, 6, 5, 12, 15]  # only b's token (prompt 0) set to 5
-    assert (
-        steering.probed[0][1] == 6 and steering.probed[0][0].isnan()
-    )  # a's last prompt token (position 2); b has none here
+@pytest.mark.parametrize("compiled", [False, True])
+def test_a_nan_row_is_unsteered_and_the_last_prompt_token_is_probed(compiled):
+    runner = fake_runner(compiled)
+    steering = WorkerSteering(runner, compiled)
+    steering.load([table(1, U0, [5.0, float("nan")], mode="project")], [{"layer": 0, "unit": U0.tolist()}], 2)
+    x = torch.arange(6.0)[:, None].repeat(1, D)
+    stream = runner._model_forward(positions=POS, inputs_embeds=x)
+    assert stream[:, 0].tolist() == [0, 4, 8, 5, 16, 20]  # only b's token (prompt 0) set to 5
+    assert steering.probed[0][1] == 4 and steering.probed[0][0].isnan()  # a's last prompt token; b has none here
+
+
+def test_a_compiled_graph_reads_new_specs_from_the_same_tensors():
+    """vLLM compiles once without guards, so Python values a hook read would be frozen at the first
+    trace: new specs (another layer, operator, positions, rows), no specs, and another token count
+    must still give what eager steering gives (here also through the eager path for an operator
+    without an affine form)."""
+    eager_runner, runner = fake_runner(), fake_runner(compiled=True)
+    eager, compiled = WorkerSteering(eager_runner, False), WorkerSteering(runner, True)
+    loads = [
+        [table(1, U3, [5.0, 7.0])],
+        [table(0, U0, [2.0, -1.0], mode="project", positions="prompt"), table(1, U3, [float("nan"), 3.0])],
+        [table(0, U0, [0.0, 0.0], mode="ablate", positions="generated")],
+        [],
+    ]
+    for n in (9, 6):  # first as many tokens as the buffers hold (as vLLM's compiling step), then fewer
+        positions = torch.cat([POS, torch.zeros(n - 6, dtype=torch.long)])
+        for tables in loads:
+            x = torch.randn(n, D)
+            eager.load([{**t, "affine": None} for t in tables], [], 2)  # eager: each operator's own function
+            compiled.load(tables, [], 2)
+            ours = runner._model_forward(positions=positions, inputs_embeds=x)
+            assert torch.allclose(ours, eager_runner._model_forward(positions=positions, inputs_embeds=x))
+            assert torch.equal(ours, 4 * x) is not bool(tables), tables  # each load steers, the empty one not
 
 
 def test_steering_that_overflows_is_flagged_not_silent():
-    """As the workbench's engine refuses NaN/inf logits: a stream that steering makes non-finite, at
-    the steered layer or later (here the last layer doubles it past float32's range), sets the flag
-    that ``VLLMEngine.generate`` reads after the batch; a finite one leaves it clear."""
+    """As the workbench's engine refuses NaN/inf logits: an output that steering makes non-finite (here
+    the last layer doubles the steered stream past float32's range) sets the flag that
+    ``VLLMEngine.generate`` reads after the batch; a finite one leaves it clear."""
     runner = fake_runner()
-    layers = runner.get_model().model.layers
-    steering = WorkerSteering(runner)
-    u = torch.nn.functional.one_hot(torch.tensor(0), D).float()
-    pos, x = torch.tensor([0, 1, 2, 4, 0, 0]), torch.ones(6, D)
+    steering = WorkerSteering(runner, False)
     for coefficient, broken in ((5.0, False), (3e38, True)):
-        steering.load(
-            [
-                {
-                    "layer": 0,
-                    "unit": u.tolist(),
-                    "coefficients": [coefficient, coefficient],
-                    "mode": "add",
-                    "positions": "all",
-                }
-            ],
-            [],
-            2,
-        )
-        layers[1](pos, *layers[0](pos, x, None))
+        steering.load([table(0, U0, [coefficient, coefficient])], [], 2)
+        runner._model_forward(positions=POS, inputs_embeds=torch.ones(6, D))
         assert bool(steering.broken) is broken
+
+
+def test_an_eager_worker_grows_its_slots_a_compiled_one_refuses():
+    tables = [table(1, U0, [1.0, 1.0]), table(1, U3, [2.0, 2.0]), table(1, U0, [1.0, 1.0], mode="ablate")]
+    eager = WorkerSteering(fake_runner(), False, slots=2)
+    eager.load(tables, [], 2)
+    assert eager.u.shape[1] == 3
+    with pytest.raises(RuntimeError, match="holds 2"):
+        WorkerSteering(fake_runner(compiled=True), True, slots=2).load(tables, [], 2)
+
+
+def test_a_compiled_engine_refuses_what_its_graph_cannot_hold_in_one_line(monkeypatch):
+    """Checked before any work (here without vLLM: only the engine's facts are set)."""
+    from workbench.steering import Steer
+
+    engine = VLLMEngine.__new__(VLLMEngine)
+    engine.name, engine.n_layers, engine.d_model = "m", 4, D
+    engine.options = VLLMOptions(enforce_eager=False, slots=1)
+    monkeypatch.setattr("workbench.vllm_engine.AFFINE", {"add": (1.0, 0.0)})  # as if ablate had no affine form
+    for specs, match in [
+        ([Steer(U0, 1, 1.0, mode="ablate")], "'ablate' has no affine form"),
+        ([Steer(U0, 1, 1.0), Steer(U3, 1, 1.0)], "2 interventions at layer 1 exceed .* 1 slots"),
+    ]:
+        with pytest.raises(WorkbenchError, match=match) as error:
+            engine._check(specs, 1)
+        assert "\n" not in str(error.value)
+    engine.options = VLLMOptions(slots=1)  # eager: both fine
+    engine._check([Steer(U0, 1, 1.0, mode="ablate"), Steer(U3, 1, 1.0)], 1)
+    with pytest.raises(WorkbenchError, match="slots must be"):
+        VLLMOptions(slots=0)
 
 
 def test_without_vllm_the_error_is_one_line(monkeypatch):

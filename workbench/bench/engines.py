@@ -3,6 +3,7 @@ at batch 1 and a large batch, sides alternated; and what steering costs inside v
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 
@@ -35,9 +36,10 @@ def vllm_vs_workbench(model: Model, spec: Steer, prompts: Sequence[str], new: in
     }  # in-process vLLM binds this process's threads: both sides share them
     for bs in (1, LARGE):
         rows = [prompts[i % len(prompts)] for i in range(bs)]
-        ours = lambda steer=(): generate(model, rows, steer=steer, max_new_tokens=new, stop_at_eos=False)  # noqa: E731
-        theirs = lambda steer=(): engine.generate(rows, steer=steer, max_new_tokens=new, stop_at_eos=False)  # noqa: E731
-        times = best_each(ours, lambda: ours(spec), theirs, lambda: theirs(spec), repeats=repeats)
+        ours = functools.partial(generate, model, rows, max_new_tokens=new, stop_at_eos=False)
+        theirs = functools.partial(engine.generate, rows, max_new_tokens=new, stop_at_eos=False)
+        sides = (ours, functools.partial(ours, steer=spec), theirs, functools.partial(theirs, steer=spec))
+        times = best_each(*sides, repeats=repeats)
         for name, t in zip(("wb_unsteered", "wb_steered", "vllm_unsteered", "vllm_steered"), times):
             raw[f"{name}_tok_s_b{bs}"] = bs * new / t
     return raw
@@ -71,3 +73,19 @@ def vllm_rows(raw: dict) -> list[tuple[str, float, str, str]]:
             ),
         ]
     return rows
+
+
+def compiled_vs_eager(eager, compiled, spec: Steer, prompts: Sequence[str], new: int, repeats: int) -> dict:
+    """tok/s of two ``VLLMEngine``s of one model, eager and compiled (``enforce_eager=False``), unsteered
+    and steered with ``spec``, at batch 1 and ``LARGE``, all four sides alternated (``{kind}_{side}_tok_s_b{bs}``)."""
+    raw: dict = {}
+    for bs in (1, LARGE):
+        rows = [prompts[i % len(prompts)] for i in range(bs)]
+        sides = {
+            f"{kind}_{side}": functools.partial(engine.generate, rows, steer, max_new_tokens=new, stop_at_eos=False)
+            for kind, engine in (("eager", eager), ("compiled", compiled))
+            for side, steer in (("unsteered", ()), ("steered", spec))
+        }
+        for name, t in zip(sides, best_each(*sides.values(), repeats=repeats)):
+            raw[f"{name}_tok_s_b{bs}"] = bs * new / t
+    return raw
