@@ -41,7 +41,7 @@ def record_last_token(
     current: dict[int, Tensor] = {}
 
     def keep_last(x, hook):  # stays on the model's device: one copy per batch, not one per layer
-        current[int(hook.name.split(".")[1])] = x[:, -1]
+        current[hook.layer()] = x[:, -1]  # TransformerLens reads the index from the hook name
         return x
 
     names = {HOOK_TEMPLATE.format(layer=l) for l in range(model.n_layers)}

@@ -131,7 +131,7 @@ def token_projections(
     values = torch.empty(len(ids), model.n_layers, device=model.device)  # copied to the host once, at the end
 
     def project(x, hook):
-        layer = int(hook.name.split(".")[1])
+        layer = hook.layer()
         values[:, layer] = x[0].float() @ directions[layer]
         return x
 
