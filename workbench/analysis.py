@@ -99,16 +99,17 @@ def gain_vs_separability(gain: pd.DataFrame, sep: pd.DataFrame) -> pd.DataFrame:
     """Join the per-layer steering gain with separability; with the Pearson correlation per instruction."""
     joined = gain.merge(sep, on=["instruction", "layer"])
     for column, measure in (("correlation", "auroc"), ("correlation_d", "cohens_d")):
-        corr = joined.groupby("instruction").apply(_correlation, measure, include_groups=False)
+        corr = joined.groupby("instruction").apply(lambda g, m=measure: pearson(g[m], g["gain"]), include_groups=False)
         joined[column] = joined["instruction"].map(corr)
     return joined
 
 
-def _correlation(layers: pd.DataFrame, measure: str) -> float:
-    """Pearson r of gain and ``measure`` over one instruction's layers; NaN under 3 layers or a constant measure."""
-    if len(layers) > 2 and layers[measure].std() > 0:
-        return layers["gain"].corr(layers[measure])
-    return float("nan")
+def pearson(x, y) -> float:
+    """Pearson r of two equally long series; NaN under 3 points or where either is constant."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if len(x) < 3 or x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
 
 
 def cosine_matrix(a: Float[Tensor, "m d"], b: Float[Tensor, "n d"] | None = None) -> Float[Tensor, "m n"]:

@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from workbench.analysis import pearson
 from workbench.plots.theme import DIVERGING, caption, color_map, r_text, short, style
 
 
@@ -53,11 +54,7 @@ def gain_vs_separability(joined: pd.DataFrame, measure: str = "cohens_d", model:
     fig = go.Figure()
     colors = color_map(joined["instruction"].unique())
     for name, g in joined.groupby("instruction"):
-        r = (
-            float(np.corrcoef(g[measure], g["gain"])[0, 1])
-            if len(g) > 2 and g[measure].std() > 0 and g["gain"].std() > 0
-            else float("nan")
-        )
+        r = pearson(g[measure], g["gain"])
         fig.add_trace(
             go.Scatter(
                 x=g[measure],
@@ -70,11 +67,7 @@ def gain_vs_separability(joined: pd.DataFrame, measure: str = "cohens_d", model:
             )
         )
     ok = joined[[measure, "gain"]].replace([np.inf, -np.inf], np.nan).dropna()
-    r_all = (
-        float(np.corrcoef(ok[measure], ok["gain"])[0, 1])
-        if len(ok) > 2 and ok[measure].std() > 0 and ok["gain"].std() > 0
-        else float("nan")
-    )
+    r_all = pearson(ok[measure], ok["gain"])
     fig.add_hline(y=0, line=dict(color="#999", dash="dot"))
     fig.update_xaxes(title_text=f"{label} at the layer (held-out)")
     fig.update_yaxes(title_text="steering gain (best setting − no steering)")
