@@ -2,9 +2,12 @@
 
 import json
 
+import pytest
+
 from workbench.cli import main
 
 
+@pytest.mark.slow  # the whole bench: a fresh process for memory, Ray clusters of 1 and 2 workers (minutes)
 def test_bench_quick_produces_every_figure(tmp_path, capsys):
     path = tmp_path / "bench.json"
     assert main(["bench", "--quick", "--model", "tiny-random", "--json", str(path)]) == 0

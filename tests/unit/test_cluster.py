@@ -72,6 +72,7 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
+@pytest.mark.slow  # a whole sweep on 1 and on 2 Ray workers; the fast suite keeps the resume and dead-worker tests
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ray_rows_equal_local_rows(cluster, tiny, local, tmp_path, workers):
     executor = RayExecutor(workers=workers, load=load_tiny)
