@@ -50,13 +50,13 @@ def _report(executor) -> None:
 
 
 def cmd_vectors(args) -> None:
-    from workbench.extract import compute_vector
+    from workbench.extract import AGGREGATORS, compute_vector
 
     instructions = parse_instructions(args.instructions)
     check_writable_dir(args.out)
     model = _load(args)
     for inst in instructions:
-        vec = compute_vector(model, inst, n_pairs=args.n_train, progress=True)
+        vec = compute_vector(model, inst, n_pairs=args.n_train, progress=True, aggregator=AGGREGATORS[args.aggregator])
         path = vec.save(Path(args.out) / f"{inst.slug}.safetensors")
         norm = float(vec.norms[model.n_layers // 2])
         print(f"{inst.id}: {vec.n_pairs} pairs, norm at middle layer {norm:.2f} -> {path}")
@@ -122,7 +122,7 @@ def cmd_steer(args) -> None:
             vec = files[name]
             vec.check_compatible(model)
         else:
-            vec = cached_vector(model, name, n_pairs=args.n_train)
+            vec = cached_vector(model, name, n_pairs=args.n_train, aggregator=args.aggregator)
         when = vec.condition() if args.conditional else None
         specs.append(steer_at(vec, layer, coef, absolute=args.absolute, positions=args.positions, when=when))
     plain, steered = (
@@ -154,6 +154,7 @@ def cmd_sweep(args) -> None:
         n_train=args.n_train,
         n_prompts=args.n_prompts,
         max_new_tokens=args.max_new_tokens,
+        aggregator=args.aggregator,
     )
     table = run_sweep(model, config, args.out, executor=executor).table
     _report(executor)
@@ -186,6 +187,7 @@ def cmd_evaluate(args) -> None:
         skip_unknown=args.skip_unknown,
         seed=args.seed,
         conditional=args.conditional,
+        aggregator=args.aggregator,
     )
     plan = plan_file(args.data, options.group_by, options.pairs, options.skip_unknown, options.seed)
     check_writable_dir(args.out)

@@ -4,6 +4,7 @@ vector groups and, with ``pairs="file"``, the file's own training and validation
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from workbench.instructions import (
     vector_groups,
 )
 from workbench.models import Model
+from workbench.store import DEFAULT_AGGREGATOR, aggregator_named
 from workbench.sweep import Choice, Example, Executor, pair_example
 
 SEARCHES = ("halving", "reuse", "exhaustive")
@@ -45,7 +47,8 @@ class EvaluateOptions:
     ``max_new_tokens=None`` gives each record its instructions' budget; ``settings`` (group name ->
     ``Choice.manual(...)``) fixes a group's steering instead of selecting it; ``conditional`` adds the
     same steering gated by each vector's condition; ``executor`` runs the selection sweep (e.g. on Ray).
-    ``group_by``, ``pairs`` and ``skip_unknown`` shape the plan (``plan_file``)."""
+    ``group_by``, ``pairs`` and ``skip_unknown`` shape the plan (``plan_file``). ``aggregator``: how
+    the vectors are made (a name in ``extract.AGGREGATORS``); a given sweep made with another is refused."""
 
     sweep_dir: str | Path | None = None
     max_new_tokens: int | None = None
@@ -60,12 +63,30 @@ class EvaluateOptions:
     settings: Mapping[str, Choice] | None = None
     conditional: bool = False
     executor: Executor | None = None
+    aggregator: str = DEFAULT_AGGREGATOR
 
     def __post_init__(self) -> None:
         if self.pairs not in PAIR_SOURCES:
             raise WorkbenchError(f"unknown pair source {self.pairs!r}: use one of {', '.join(PAIR_SOURCES)}")
         if self.search not in SEARCHES:
             raise WorkbenchError(f"unknown search {self.search!r}: use one of {', '.join(SEARCHES)}")
+        aggregator_named(self.aggregator)
+        made = sweep_aggregator(self.sweep_dir) if self.sweep_dir is not None else self.aggregator
+        if made != self.aggregator:
+            raise WorkbenchError(
+                f"the sweep in {self.sweep_dir} chose its settings for {made} vectors, not {self.aggregator}: "
+                f"use --aggregator {made} (aggregator={made!r}) or another sweep"
+            )
+
+
+def sweep_aggregator(folder: str | Path) -> str:
+    """The aggregator a sweep folder's vectors were made with, from its ``config.json`` (no key: the
+    default, which every sweep before the choice used); the default too where there is no readable one."""
+    try:
+        made = json.loads((Path(folder) / "config.json").read_text()).get("aggregator", DEFAULT_AGGREGATOR)
+    except (OSError, ValueError, AttributeError):  # no config or a damaged one: load_table speaks for the folder
+        return DEFAULT_AGGREGATOR
+    return made if isinstance(made, str) else DEFAULT_AGGREGATOR
 
 
 Item = tuple[Example, tuple[tuple[str, ...], ...]]  # a test item with each instruction's vector groups

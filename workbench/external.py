@@ -122,10 +122,11 @@ def evaluate_plan(
     table = _selection_table(model, plan, to_select, sweep_dir, options) if to_select else None
     choices = _choices(table, settings)
     missing = {g.name for g in groups if (g.name, False) not in choices}
-    vectors = vectors_for(model, [g for g in groups if g.name not in missing], sweep_dir, options.n_train, plan.train)
+    kept = [g for g in groups if g.name not in missing]
+    vectors = vectors_for(model, kept, sweep_dir, options.n_train, plan.train, aggregator=options.aggregator)
     buckets, skipped = _buckets(plan, missing, sweep_dir, options.max_new_tokens)
     rows = _held_out(model, buckets, choices, vectors, options.conditional)
-    return write_evaluation(out, _summary(model, plan, options.search, table, rows, choices, skipped), rows)
+    return write_evaluation(out, _summary(model, plan, options, table, rows, choices, skipped), rows)
 
 
 def _selection_table(
@@ -147,6 +148,7 @@ def _selection_table(
         conditions=(False, True) if exhaustive else (False,),
         seed=options.seed,
         data=data_hash(own) if plan.train else "",
+        aggregator=options.aggregator,
     )
     log(f"selecting layer and setting on validation prompts for {len(to_select)} groups ({options.search} search)")
     first = max(1, min(HALVING_FIRST, options.sweep_prompts // 3))
@@ -214,7 +216,7 @@ def _held_out(model: Model, buckets: Buckets, choices: Choices, vectors: dict, c
 def _summary(
     model: Model,
     plan: Plan,
-    search: str,
+    options: EvaluateOptions,
     table: pd.DataFrame | None,
     rows: list[dict],
     choices: Choices,
@@ -230,7 +232,8 @@ def _summary(
         "degeneracy_rule": DEGENERACY_RULE,
         "checkers": checkers_version(),
         "pairs": plan.pairs,
-        "search": search,
+        "search": options.search,
+        "aggregator": options.aggregator,
         "stopped_early": _stopped(table),
         "n_examples": len(plan.examples) or len(plan.items),
         "n_evaluated": len({r["prompt_id"] for r in rows}),

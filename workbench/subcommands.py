@@ -19,8 +19,10 @@ from workbench.arguments import (
     names,
     share,
 )
+from workbench.extract import AGGREGATORS
 from workbench.instructions import IFEVAL_IDS
 from workbench.models import DEMO_MODEL, EMBEDDED
+from workbench.store import DEFAULT_AGGREGATOR
 
 EVALUATE_EPILOG = (
     "Each instruction id gets one vector (one per language, one per keyword); --group-by changes that. A record with "
@@ -38,7 +40,18 @@ def add_vectors(sub: Subparsers, sources: str) -> argparse.ArgumentParser:
         help="comma-separated instructions, e.g. one_sentence,language:response_language[language=de]",
     )
     s.add_argument("--n-train", type=count, default=64)
+    add_aggregator_option(s)
     return s
+
+
+def add_aggregator_option(s: argparse.ArgumentParser) -> None:
+    """``--aggregator``: how training pairs become a vector (``extract.AGGREGATORS``)."""
+    s.add_argument(
+        "--aggregator",
+        default=DEFAULT_AGGREGATOR,
+        choices=list(AGGREGATORS),
+        help="how pairs become a vector: the mean difference (the paper's) or the differences' first component",
+    )
 
 
 def add_steer(sub: Subparsers, sources: str) -> argparse.ArgumentParser:
@@ -63,6 +76,7 @@ def add_steer(sub: Subparsers, sources: str) -> argparse.ArgumentParser:
     )
     s.add_argument("--max-new-tokens", type=count, default=64)
     s.add_argument("--n-train", type=count, default=64)
+    add_aggregator_option(s)
     return s
 
 
@@ -83,6 +97,7 @@ def add_sweep(sub: Subparsers, sources: str) -> argparse.ArgumentParser:
         default=None,
         help="default: each instruction's own budget (64 for most; more for JSON, sections, end phrases)",
     )
+    add_aggregator_option(s)
     add_ray_options(s)
     return s
 
@@ -121,6 +136,7 @@ def add_evaluate(sub: Subparsers) -> argparse.ArgumentParser:
     )
     s.add_argument("--layers", type=layers, default=None, help="layers to sweep (default: every ~10%% of depth)")
     add_evaluate_run_options(s)
+    add_aggregator_option(s)
     add_ray_options(s)
     return s
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass
 from workbench.errors import WorkbenchError
 from workbench.instructions import Group, Instruction, Pair, as_group
 from workbench.steering import Steer, pack
+from workbench.store import DEFAULT_AGGREGATOR, aggregator_named
 from workbench.vectors import InstructionVector, check_multiples
 
 NO_STEERING = -1  # the layer recorded for unsteered rows
@@ -20,7 +21,8 @@ class SweepConfig:
     """What a sweep covers. Coefficients are in units of the layer's mean-difference norm.
 
     Instructions are catalog names, IFEval spellings, ``Instruction``s or ``Group``s; each needs a
-    checker. ``max_new_tokens=None`` gives each its own budget (``instructions.budget``).
+    checker. ``max_new_tokens=None`` gives each its own budget (``instructions.budget``). ``aggregator``
+    (a name in ``extract.AGGREGATORS``) makes the vectors; it is part of the folder's identity.
     With no layers the sweep runs only the unsteered baseline: does the model follow when told?
     """
 
@@ -36,6 +38,7 @@ class SweepConfig:
     conditions: tuple[bool, ...] = (False, True)  # with the instruction in the prompt?
     seed: int = 0
     data: str = ""  # hash of the pairs given to run_sweep, when they are not the project's queries
+    aggregator: str = DEFAULT_AGGREGATOR
 
     def __post_init__(self):
         if not self.instructions:
@@ -43,6 +46,7 @@ class SweepConfig:
         if not self.coefficients and not self.project:
             raise WorkbenchError("the coefficient grid is empty: give coefficients or keep the projection mode")
         check_multiples(self.coefficients)
+        aggregator_named(self.aggregator)
         for name in ("n_train", "n_prompts"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 raise WorkbenchError(f"{name} must be a whole number of at least 1, not {getattr(self, name)!r}")
@@ -82,8 +86,11 @@ class SweepConfig:
         return out + ([("project", None)] if self.project else [])
 
     def to_json(self) -> dict:
-        """Catalog names stay names; Instructions and Groups are written out in full."""
-        plain = {k: v for k, v in asdict(self).items() if k != "instructions"}
+        """Catalog names stay names; Instructions and Groups are written out in full. The default
+        aggregator is left out, so a folder written before it could be chosen (its config has no
+        ``aggregator``: it used the default) still resumes, and one made with another refuses it."""
+        left_out = {"instructions"} | ({"aggregator"} if self.aggregator == DEFAULT_AGGREGATOR else set())
+        plain = {k: v for k, v in asdict(self).items() if k not in left_out}
         named = [i if isinstance(i, str) else as_group(i).spec() for i in self.instructions]
         return json.loads(json.dumps({**plain, "instructions": named}))
 

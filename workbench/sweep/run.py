@@ -141,7 +141,8 @@ def _units(model: Model, grid: _Grid, todo: list[Key], opts: SweepOptions, out: 
     config = grid.config
     steered = list({k[0]: grid.groups[k[0]] for k in todo if k[2] != NO_STEERING}.values())
     vectors_at = Path(opts.vectors or out)
-    vecs = vectors_for(model, steered, vectors_at, config.n_train, opts.train_pairs, progress=opts.progress)
+    train, aggregator = opts.train_pairs, config.aggregator
+    vecs = vectors_for(model, steered, vectors_at, config.n_train, train, progress=opts.progress, aggregator=aggregator)
     units, pairs_of = [], {}
     for slug, cond, layer in todo:
         group = grid.groups[slug]
