@@ -72,7 +72,7 @@ def _same(a: pd.DataFrame, b: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(a.reset_index(drop=True), b.reset_index(drop=True))
 
 
-@pytest.mark.slow  # a whole sweep on 1 and on 2 Ray workers; the fast suite keeps the resume and dead-worker tests
+@pytest.mark.slow  # Ray clusters of real worker processes (20-200 s each): make test runs them, make test-fast not
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ray_rows_equal_local_rows(cluster, tiny, local, tmp_path, workers):
     executor = RayExecutor(workers=workers, load=load_tiny)
@@ -84,6 +84,7 @@ def test_ray_rows_equal_local_rows(cluster, tiny, local, tmp_path, workers):
     assert f"on {workers} Ray workers" in executor.summary()
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_batch_loses_only_that_batch(cluster, tiny, local, tmp_path):
     executor = RayExecutor(workers=2, load=load_tiny)
     table = run_sweep(
@@ -116,6 +117,7 @@ class StopAfter(tqdm):
         self.n -= bool(k)
 
 
+@pytest.mark.slow
 def test_an_interrupted_driver_resumes_to_the_local_table(cluster, tiny, local, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_sweep(

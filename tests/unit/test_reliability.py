@@ -31,6 +31,7 @@ def _sweep(out, rows_per_batch=64):
     return subprocess.Popen([sys.executable, "-c", SWEEP_SCRIPT, str(out), str(rows_per_batch)])
 
 
+@pytest.mark.slow  # a sweep in a child process, killed mid-run, then resumed: ~18 s; make test runs it
 def test_sigkill_mid_sweep_resumes_to_the_same_table(tmp_path):
     assert _sweep(tmp_path / "clean").wait() == 0
     victim = _sweep(tmp_path / "killed", rows_per_batch=9)
