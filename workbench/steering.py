@@ -29,6 +29,13 @@ Positions = Literal["all", "prompt", "generated"]
 POSITIONS = ("all", "prompt", "generated")
 
 
+def operator_named(mode: str) -> Operator:
+    """The operator ``mode`` names, or a one-line error listing the names (every place a mode enters)."""
+    if mode not in OPERATORS:
+        raise WorkbenchError(f"unknown steering mode {mode!r}: use one of {', '.join(OPERATORS)}")
+    return OPERATORS[mode]
+
+
 @dataclass(frozen=True, repr=False)
 class Condition:
     """Conditional steering (as in IBM's CAST): steer a prompt only when the projection of its last
@@ -66,8 +73,7 @@ class Steer:
     when: Condition | None = None  # steer only the prompts this condition selects
 
     def __post_init__(self):
-        if self.mode not in OPERATORS:
-            raise WorkbenchError(f"unknown steering mode {self.mode!r}: use one of {', '.join(OPERATORS)}")
+        operator_named(self.mode)
         if self.positions not in POSITIONS:
             raise WorkbenchError(f"unknown positions {self.positions!r}: use one of {', '.join(POSITIONS)}")
         if self.direction.ndim != 1:

@@ -17,7 +17,7 @@ from torch import Tensor
 from workbench.errors import WorkbenchError
 from workbench.io import atomic_path
 from workbench.models import HOOK_TEMPLATE, Model
-from workbench.steering import OPERATORS, Condition, Mode, Positions, Steer
+from workbench.steering import Condition, Mode, Positions, Steer, operator_named
 
 FORMAT_VERSION = 1
 TINY_SHARE = 0.05  # an absolute coefficient below this share of the layer's norm is almost surely a mistake
@@ -139,9 +139,7 @@ class InstructionVector:
         ``when``: a ``Condition`` (see ``condition``)."""
         if not 0 <= layer < self.n_layers:
             raise WorkbenchError(f"layer {layer} is out of range for this vector: use 0..{self.n_layers - 1}")
-        if mode not in OPERATORS:
-            raise WorkbenchError(f"unknown steering mode {mode!r}: use one of {', '.join(OPERATORS)}")
-        meaning = OPERATORS[mode].coefficient
+        meaning = operator_named(mode).coefficient
         if meaning == "target" and coefficient is None:
             coefficient = float(self.proj_with[layer])
         if meaning == "none":

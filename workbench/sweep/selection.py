@@ -11,7 +11,7 @@ import pandas as pd
 
 from workbench.errors import WorkbenchError
 from workbench.evaluate import MAX_DEGENERATE
-from workbench.steering import OPERATORS, Steer
+from workbench.steering import OPERATORS, Steer, operator_named
 from workbench.sweep.grid import NO_STEERING
 from workbench.sweep.significance import ALPHA, maxt_pvalues, upper_bound
 from workbench.vectors import InstructionVector
@@ -74,9 +74,7 @@ class Choice:
     @classmethod
     def manual(cls, instruction: str, layer: int, mode: str = "add", coefficient: float | None = None) -> Choice:
         """A hand-set steering setting (no validation scores); coefficient × the layer's norm."""
-        if mode not in OPERATORS:
-            raise WorkbenchError(f"unknown steering mode {mode!r}: use one of {', '.join(OPERATORS)}")
-        if OPERATORS[mode].coefficient == "scale" and coefficient is None:
+        if operator_named(mode).coefficient == "scale" and coefficient is None:
             raise WorkbenchError(f"a manual {mode!r} setting needs a coefficient (× the layer's norm)")
         nan = float("nan")
         return cls(instruction, False, layer, mode, None if coefficient is None else float(coefficient), nan, nan, nan)
