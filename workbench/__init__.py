@@ -3,7 +3,8 @@
 The pipeline, bottom up: ``models`` (load a hooked model) → ``instructions`` (what to steer for, and
 with/without pairs) → ``extract`` (an ``InstructionVector`` from pairs) → ``steering`` / ``generate``
 (apply it) → ``evaluate`` (check and judge replies) → ``sweep`` (choose layer and coefficient) →
-``external`` (a whole IFEval-format file), ``analysis`` / ``plots`` / ``report`` / ``study``.
+``analysis`` / ``plots``. The applications built on them live in ``workbench.apps``: ``study`` (the
+demo), ``file_evaluation`` (a whole IFEval-format file), ``explorer``, ``bench`` and ``cli``.
 """
 
 from workbench.errors import WorkbenchError
@@ -16,13 +17,21 @@ from workbench.vectors import InstructionVector
 
 __version__ = "0.1.0"
 
-_MODULES = ("sweep", "evaluate", "external", "plots", "analysis", "report", "study", "interop", "compare")
-_NAMES = {"side_by_side": "compare", "SideBySide": "compare"}  # public names that live in a lazily imported module
+_MODULES = ("sweep", "evaluate", "plots", "analysis", "interop", "compare", "apps")
+_NAMES = {  # public names that live in a lazily imported module
+    "side_by_side": "compare",
+    "SideBySide": "compare",
+    "run_study": "apps.study",
+    "evaluate_file": "apps.file_evaluation",
+    "evaluate_instructions": "apps.file_evaluation",
+    "EvaluateOptions": "apps.file_evaluation",
+    "Explorer": "apps.explorer",
+}
 
 
 def __getattr__(name: str):
-    """``workbench.sweep``, ``workbench.plots``, ``workbench.side_by_side``, ...: imported on first use
-    (plots pulls in Plotly, compare pandas and the checkers)."""
+    """``workbench.sweep``, ``workbench.plots``, ``workbench.side_by_side``, ``workbench.evaluate_file``, ...:
+    imported on first use (plots pulls in Plotly, compare pandas and the checkers, apps all of these)."""
     if name in _MODULES or name in _NAMES:
         import importlib
 
@@ -34,6 +43,8 @@ def __getattr__(name: str):
 __all__ = [
     "DEFAULT_MODEL",
     "EMBEDDED",
+    "EvaluateOptions",
+    "Explorer",
     "Generation",
     "Group",
     "Instruction",
@@ -45,11 +56,14 @@ __all__ = [
     "catalog",
     "compute_vector",
     "compute_vectors",
+    "evaluate_file",
+    "evaluate_instructions",
     "generate",
     "get_instruction",
     "load_model",
     "make_pairs",
     "queries",
+    "run_study",
     "side_by_side",
     "steering",
     "tiny_model",

@@ -25,7 +25,7 @@ from workbench.plots import chromium_path
 NPM_PACKAGES = {"html-manager": "@jupyter-widgets/html-manager@1", "requirejs": "requirejs@2"}  # ipywidgets 8's manager
 
 EXPLORER_NOTEBOOK = [
-    "from workbench import load_model\nfrom workbench.explorer import Explorer\n\nmodel = load_model()",
+    "from workbench import load_model\nfrom workbench.apps.explorer import Explorer\n\nmodel = load_model()",
     "explorer = Explorer(model, instruction='french', prompt='Explain how tides work.', layer=12,\n"
     "                    max_new_tokens=32, background=False)\nexplorer",
     "explorer.layer.value = 18  # a slider moved: the steered reply follows\n"

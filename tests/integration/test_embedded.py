@@ -74,7 +74,7 @@ def test_fast_twin_tokens_equal_bridge_path(smol):
 
 def test_a_25_id_ifeval_file_is_evaluated_with_nothing_skipped(smol, tmp_path):
     """Every IFEval id (single records) and two multi-instruction records, on the real model."""
-    from workbench.external import evaluate_file
+    from workbench.apps.file_evaluation.run import evaluate_file
     from workbench.instructions import IFEVAL_IDS, Instruction, ifeval_records
     from workbench.io import write_jsonl
 

@@ -11,7 +11,7 @@ try:
 except WorkbenchError as exc:
     pytest.skip(str(exc), allow_module_level=True)
 
-from workbench.bench.engines import LARGE, vllm_rows, vllm_vs_workbench  # noqa: E402
+from workbench.apps.bench.engines import LARGE, vllm_rows, vllm_vs_workbench  # noqa: E402
 
 
 def test_the_bench_times_both_engines_steered_and_unsteered(engine, smol, french):

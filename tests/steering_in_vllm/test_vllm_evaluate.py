@@ -16,7 +16,7 @@ try:
 except WorkbenchError as exc:
     pytest.skip(str(exc), allow_module_level=True)
 
-from workbench.external import evaluate_file  # noqa: E402
+from workbench.apps.file_evaluation.run import evaluate_file  # noqa: E402
 from workbench.instructions import Instruction, get_instruction, ifeval_records  # noqa: E402
 from workbench.io import write_jsonl  # noqa: E402
 from workbench.sweep import Choice  # noqa: E402

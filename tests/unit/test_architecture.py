@@ -218,5 +218,5 @@ def test_the_may_import_check_sees_an_import_the_readme_does_not_allow():
         and "workbench.models.dtypes" not in may["workbench.models.engine"]
     )
     assert (
-        may["workbench.cli"] is None and "workbench.errors" in may["workbench.steering"]
+        may["workbench.apps.cli.main"] is None and "workbench.errors" in may["workbench.steering"]
     )  # "everything below it"; errors via models

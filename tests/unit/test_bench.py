@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from workbench.cli import main
+from workbench.apps.cli.main import main
 
 
 @pytest.mark.slow  # the whole bench: a fresh process for memory, Ray clusters of 1 and 2 workers (minutes)

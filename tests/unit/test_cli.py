@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from workbench.cli import SUBCOMMANDS, main
+from workbench.apps.cli.main import SUBCOMMANDS, main
 
 TINY = ["--model", "tiny-random"]
 
@@ -19,7 +19,7 @@ def run(argv, capsys):
 
 def test_help_lists_every_subcommand():
     out = subprocess.run(
-        [sys.executable, "-m", "workbench.cli", "--help"], capture_output=True, text=True, check=True
+        [sys.executable, "-m", "workbench.apps.cli.main", "--help"], capture_output=True, text=True, check=True
     ).stdout
     for name in SUBCOMMANDS:
         assert name in out

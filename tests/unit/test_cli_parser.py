@@ -5,10 +5,10 @@ import argparse
 
 import pytest
 
-from workbench.arguments import count, layers, names, share
-from workbench.bench import BenchConfig
-from workbench.cli import SUBCOMMANDS, build_parser, main
-from workbench.commands import steer_at
+from workbench.apps.bench import BenchConfig
+from workbench.apps.cli.arguments import count, layers, names, share
+from workbench.apps.cli.commands import steer_at
+from workbench.apps.cli.main import SUBCOMMANDS, build_parser, main
 
 
 @pytest.mark.parametrize("command", [[], *([name] for name in SUBCOMMANDS)])
@@ -68,7 +68,7 @@ def test_bench_config_quick_shrinks_every_size():
 
 def test_vector_settings_name_any_operator_that_needs_no_coefficient():
     from workbench import WorkbenchError
-    from workbench.commands import _parse_spec
+    from workbench.apps.cli.commands import _parse_spec
 
     assert _parse_spec("title@3:ablate") == ("title", 3, "ablate")
     assert _parse_spec("title@3:project") == ("title", 3, "project")

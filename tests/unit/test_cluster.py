@@ -155,7 +155,7 @@ def test_without_ray_a_one_line_error_names_the_extra(monkeypatch):
 
 
 def test_cli_ray_flag_without_ray_fails_in_one_line_and_writes_nothing(monkeypatch, tmp_path, capsys):
-    from workbench.cli import main
+    from workbench.apps.cli.main import main
 
     monkeypatch.setitem(sys.modules, "ray", None)
     out = tmp_path / "sweep"
@@ -168,8 +168,8 @@ def test_cli_ray_flag_without_ray_fails_in_one_line_and_writes_nothing(monkeypat
     "argv, address, workers", [(["--ray"], None, None), (["--ray", "auto", "--ray-workers", "8"], "auto", 8)]
 )
 def test_cli_ray_flag_reaches_the_executor(argv, address, workers):
-    from workbench.cli import build_parser
-    from workbench.commands import _executor
+    from workbench.apps.cli.commands import _executor
+    from workbench.apps.cli.main import build_parser
 
     for command in (["sweep", "one_sentence"], ["evaluate", "--data", "x.jsonl"], ["demo"]):
         executor = _executor(build_parser().parse_args(command + argv))

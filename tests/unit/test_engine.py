@@ -99,10 +99,10 @@ def test_sampling_runs_on_the_models_device_and_takes_a_seed(tiny, device):
 
 
 def test_cli_passes_device_and_dtype_to_bench(monkeypatch):
-    from workbench.cli import main
+    from workbench.apps.cli.main import main
 
     seen = {}
-    monkeypatch.setattr("workbench.bench.run_bench", lambda name, **kw: seen.update(name=name, **kw))
+    monkeypatch.setattr("workbench.apps.bench.run_bench", lambda name, **kw: seen.update(name=name, **kw))
     assert main(["bench", "--quick", "--model", "tiny-random", "--device", "cpu", "--dtype", "bfloat16"]) == 0
     assert seen == {"name": "tiny-random", "quick": True, "json_path": None, "device": "cpu", "dtype": "bfloat16"}
 
@@ -134,7 +134,7 @@ def test_the_models_twin_hooks_are_kept_and_removed_by_their_owner():
 
 
 def test_roofline_counts_the_bytes_a_step_reads(tiny):
-    from workbench import roofline
+    from workbench.apps.bench import roofline
 
     assert roofline.weight_bytes(tiny) == tiny.hf.num_parameters() * 4  # float32, shared tensors once
     ids = torch.arange(1, 12)[None]

@@ -6,8 +6,8 @@ from dataclasses import FrozenInstanceError
 import pytest
 
 from workbench import WorkbenchError
-from workbench.evaluation_plan import EvaluateOptions
-from workbench.external import _options, evaluate_file
+from workbench.apps.file_evaluation.plan import EvaluateOptions
+from workbench.apps.file_evaluation.run import _options, evaluate_file
 
 
 def test_defaults_are_the_old_keyword_defaults():

@@ -9,7 +9,7 @@ import pytest
 pytest.importorskip("ipywidgets", reason="the explorer needs ipywidgets: pip install 'workbench[notebook]'")
 
 from workbench import generate  # noqa: E402
-from workbench.explorer import Explorer, Setting  # noqa: E402
+from workbench.apps.explorer import Explorer, Setting  # noqa: E402
 from workbench.store import cached_vector  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def test_moving_a_slider_generates_with_the_new_setting(tiny, monkeypatch):
         calls.append(getattr(steer, "layer", None))
         return real(model, prompts, steer=steer, **kw)
 
-    monkeypatch.setattr("workbench.explorer.generate", spy)
+    monkeypatch.setattr("workbench.apps.explorer.generate", spy)
     ex.layer.value = 3
     assert calls == [3]  # the unsteered reply is cached per prompt
     expected = _steered(tiny, ex.setting())

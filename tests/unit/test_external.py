@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from workbench import WorkbenchError, generate
-from workbench.external import evaluate_file, plan_file
+from workbench.apps.file_evaluation.run import evaluate_file, plan_file
 from workbench.instructions import IFEVAL_IDS, Instruction, get_instruction, ifeval_records
 from workbench.io import read_jsonl, write_jsonl
 from workbench.store import vector_for
@@ -190,7 +190,7 @@ def test_a_sweep_refuses_an_instruction_without_a_checker():
 
 
 def test_evaluate_instructions_runs_a_custom_checker_end_to_end(tiny, tmp_path):
-    from workbench.external import evaluate_instructions
+    from workbench.apps.file_evaluation.run import evaluate_instructions
 
     brief = Instruction.custom("Answer in under five words.", check=lambda r: len(r.split()) < 5, id="brief")
     result = evaluate_instructions(

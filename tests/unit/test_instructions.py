@@ -242,7 +242,7 @@ def test_the_committed_data_files_are_what_their_scripts_build(name, n_records, 
 
 
 def test_the_demo_screens_the_catalog_or_every_id():
-    from workbench.study import screen_instructions
+    from workbench.apps.study.run import screen_instructions
 
     assert screen_instructions(("catalog",)) == tuple(catalog())
     every = screen_instructions(())

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workbench import WorkbenchError
+from workbench.apps.file_evaluation.run import plan_file
 from workbench.checkers import check, check_callable
-from workbench.external import plan_file
 from workbench.instructions import Instruction, load_ifeval_jsonl
 from workbench.instructions.datasets import MAX_PROMPT_CHARS
 
@@ -131,7 +131,7 @@ def test_a_training_record_with_bad_kwargs_fails_too(tmp_path):
 
 
 def test_evaluate_exits_2_with_the_line_and_writes_nothing(tmp_path, capsys):
-    from workbench.cli import main
+    from workbench.apps.cli.main import main
 
     out = tmp_path / "out"
     path = write(tmp_path, GOOD, {**TWO, "kwargs": [{}]})
@@ -378,7 +378,7 @@ def test_a_crafted_vector_file_renders_no_live_script(tiny_vector, tmp_path):
 
 
 def test_report_html_shows_raw_html_as_text_and_keeps_its_tables(tmp_path):
-    from workbench.report import copy_report
+    from workbench.apps.study.report import copy_report
 
     (tmp_path / "results").mkdir()
     md = (
@@ -395,8 +395,8 @@ def test_every_card_escapes_names_and_texts():
     import pandas as pd
     import torch
 
+    from workbench.apps.file_evaluation.results import Evaluation
     from workbench.compare import COLUMNS, SideBySide
-    from workbench.evaluation import Evaluation
     from workbench.sweep import SweepResult
     from workbench.tokens import TokenProjections
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
-from workbench.cli import main
+from workbench.apps.cli.main import main
 from workbench.errors import WorkbenchError
 from workbench.instructions import Instruction
 from workbench.io import claim_dir
@@ -259,7 +259,7 @@ def test_another_configuration_names_what_differs(tmp_path, capsys):
 
 
 def test_an_unexpected_error_is_one_line_with_a_hint(monkeypatch, capsys):
-    from workbench import cli
+    from workbench.apps.cli import main as cli
 
     def boom(args):
         raise RuntimeError("kaboom\nsecond line")
@@ -395,7 +395,7 @@ SPEC_ALPHABET = st.sampled_from(
 @settings(max_examples=300, deadline=None)
 @given(st.lists(SPEC_ALPHABET, max_size=12).map("".join))
 def test_random_spec_strings_give_only_workbench_errors(text):
-    from workbench.commands import _parse_spec, parse_instructions
+    from workbench.apps.cli.commands import _parse_spec, parse_instructions
 
     try:
         name, layer, coef = _parse_spec(text)

@@ -125,7 +125,7 @@ def test_rule_names_and_power_table():
 
 
 def test_the_evaluate_report_puts_validation_beside_test():
-    from workbench.file_report import drift_lines
+    from workbench.apps.file_evaluation.markdown import drift_lines
 
     result = {
         "selection_rule": "maxT-v1",
@@ -169,7 +169,7 @@ def test_the_evaluate_report_puts_validation_beside_test():
 def test_evaluate_warns_where_too_few_prompts_can_be_tested(capsys):
     """Halving chooses on the first 2 of 5 validation prompts and tests on 3: p >= 1/8, never below 0.05;
     maxT needs 8 tested prompts (2^-5 < 0.05, and 0 degenerate of 8 bounds the share under 0.2)."""
-    from workbench.external import Plan, _warn_underpowered
+    from workbench.apps.file_evaluation.run import Plan, _warn_underpowered
     from workbench.instructions import as_group
     from workbench.sweep import fewest_prompts
 
@@ -188,7 +188,7 @@ def test_evaluate_warns_where_too_few_prompts_can_be_tested(capsys):
 
 
 def test_the_evaluate_report_says_which_replies_were_cut_before_their_check():
-    from workbench.file_report import cut_lines
+    from workbench.apps.file_evaluation.markdown import cut_lines
 
     rows = pd.DataFrame(
         [{"condition": "steer", "stopped": s, "loose": l} for s, l in ((False, False), (False, True), (True, False))]

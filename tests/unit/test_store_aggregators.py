@@ -8,8 +8,8 @@ import torch
 
 import workbench.store as store
 from workbench import WorkbenchError
-from workbench.cli import main
-from workbench.evaluation_plan import EvaluateOptions
+from workbench.apps.cli.main import main
+from workbench.apps.file_evaluation.plan import EvaluateOptions
 from workbench.instructions import as_group, data_hash, make_pairs
 from workbench.models import dtype_name
 from workbench.store import cache_name, cached_vector, folder_file, vector_for, vectors_for
@@ -161,7 +161,7 @@ def test_the_cli_flag_reaches_the_vectors(tmp_path, capsys, monkeypatch):
 
 
 def test_the_cli_flag_reaches_evaluate(tmp_path, capsys, monkeypatch):
-    import workbench.external as external
+    import workbench.apps.file_evaluation.run as external
 
     data = tmp_path / "set.jsonl"
     record = {

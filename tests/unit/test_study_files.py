@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from workbench import WorkbenchError
-from workbench.study_files import STUDY_FORMAT, StudyFiles, StudyResults, migrate
+from workbench.apps.study.files import STUDY_FORMAT, StudyFiles, StudyResults, migrate
 from workbench.sweep import Choice
 
 TITLE = Choice("title", False, 3, "add", 1.0, 0.75, 0.0, 0.125, p_value=0.0156, n_tested=8)

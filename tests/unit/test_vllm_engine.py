@@ -216,7 +216,7 @@ def test_generate_hands_a_model_with_a_backend_to_it(tiny, monkeypatch):
 
 
 def test_the_cli_refuses_engine_vllm_without_vllm_before_loading(monkeypatch, capsys):
-    from workbench.cli import main
+    from workbench.apps.cli.main import main
 
     monkeypatch.setitem(sys.modules, "vllm", None)  # as if not installed
     monkeypatch.setattr("workbench.models.load_model", lambda *a, **k: pytest.fail("the model was loaded"))

@@ -14,7 +14,7 @@ def selection_drift(drift: pd.DataFrame, model: str = "") -> go.Figure:
     """One point per group that selected steering: validation gain (x) against test gain (y), both
     steered − unsteered compliance without the instruction; marker size grows with the test's
     degenerate share, and the hover gives both degenerate shares. ``drift``: columns instruction,
-    val_gain, test_gain, val_degenerate, test_degenerate (``report.drift_frame``-like; groups with no
+    val_gain, test_gain, val_degenerate, test_degenerate (``file_evaluation.markdown.drift_frame``-like; groups with no
     setting have a missing val_gain and are counted in the subtitle only)."""
     chosen = drift.dropna(subset=["val_gain", "test_gain"])
     fig = go.Figure()

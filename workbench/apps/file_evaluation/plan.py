@@ -41,7 +41,7 @@ def default_layers(model: Model) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class EvaluateOptions:
-    """How to evaluate a file or a list of instructions (see ``external``'s module doc).
+    """How to evaluate a file or a list of instructions (see ``file_evaluation.run``'s module doc).
 
     ``sweep_dir``: a finished selection sweep to reuse (default: ``OUT/sweep``, run here);
     ``max_new_tokens=None`` gives each record its instructions' budget; ``settings`` (group name ->

@@ -8,8 +8,8 @@ import os
 import sys
 import traceback
 
-from workbench.arguments import Parser, instructions_help
-from workbench.commands import (
+from workbench.apps.cli.arguments import Parser, instructions_help
+from workbench.apps.cli.commands import (
     cmd_analyze,
     cmd_bench,
     cmd_demo,
@@ -21,8 +21,7 @@ from workbench.commands import (
     cmd_sweep,
     cmd_vectors,
 )
-from workbench.errors import WorkbenchError
-from workbench.subcommands import (
+from workbench.apps.cli.subcommands import (
     add_analyze,
     add_bench,
     add_demo,
@@ -34,6 +33,7 @@ from workbench.subcommands import (
     add_sweep,
     add_vectors,
 )
+from workbench.errors import WorkbenchError
 
 SUBCOMMANDS = ("vectors", "steer", "sweep", "evaluate", "analyze", "figures", "demo", "bench", "export", "export-model")
 

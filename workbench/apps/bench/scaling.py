@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from workbench.bench.timing import best
+from workbench.apps.bench.timing import best
 from workbench.models import Model
 
 

@@ -1,4 +1,4 @@
-"""``Evaluation``: what ``evaluate --data`` (``external.evaluate_file``) returns. The summary written to
+"""``Evaluation``: what ``evaluate --data`` (``run.evaluate_file``) returns. The summary written to
 ``summary.json`` (readable by key, as before), IFEval's four accuracies per condition with 95 % CIs
 (``scores``, from ``ifeval_scores``), every generation (``table``); the paper's table as a notebook card
 and a bar figure. ``write_evaluation`` is the one place that names an evaluation folder's files."""
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.apps.file_evaluation.markdown import drift_frame, report_markdown
 from workbench.evaluate import bootstrap_ci
-from workbench.file_report import drift_frame, report_markdown
 from workbench.io import log, write_atomic, write_jsonl
 from workbench.plots import CONDITION_NAMES, export, four_condition_bars, selection_drift
 from workbench.sweep import CONDITIONS
@@ -98,7 +98,7 @@ class Evaluation:
 
 def write_evaluation(folder: Path, summary: dict, rows: Sequence[dict]) -> Evaluation:
     """Score ``rows`` and write the folder: ``rows.jsonl``, ``scores.csv``, ``summary.json`` (the
-    summary with its scores), ``report.md`` (``file_report``) and ``drift.html``."""
+    summary with its scores), ``report.md`` (``markdown``) and ``drift.html``."""
     log(f"scoring {len(rows)} rows: IFEval's accuracies, strict and loose, with bootstrap CIs")
     scores = ifeval_scores(rows)
     summary = {**summary, "scores": scores.to_dict("records")}

@@ -1,6 +1,6 @@
 """The study's ``report.md`` / ``report.html`` from its results (``StudyResults``; Markdown rendered by
 markdown-it-py, raw HTML shown as text), and a copy beside the figures. ``make_figures`` (the figures
-from a results folder) is ``study_figures``'s, offered here too."""
+from a results folder) is ``figures``'s, offered here too."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 from markdown_it import MarkdownIt
 
+from workbench.apps.study.figures import make_figures
+from workbench.apps.study.files import StudyFiles, StudyResults
 from workbench.io import read_jsonl, write_atomic
-from workbench.study_figures import make_figures
-from workbench.study_files import StudyFiles, StudyResults
 
 __all__ = ["copy_report", "make_figures", "write_report"]
 

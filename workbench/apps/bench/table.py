@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.bench.engines import vllm_rows
+from workbench.apps.bench.engines import vllm_rows
 
 Row = tuple[str, float, str, str]  # (measure, ratio, target, detail)
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import torch
 
-from workbench.bench.timing import best_each
+from workbench.apps.bench.timing import best_each
 from workbench.errors import WorkbenchError
 from workbench.generate import generate
 from workbench.models import Model, dtype_name

@@ -18,9 +18,9 @@
 4. **Report**: four conditions per record (a record with several instructions composes their vectors,
    each at its own selected layer), each record with its instructions' largest token budget; IFEval's
    prompt- and instruction-level accuracy, strict and loose, overall and per id, with bootstrap CIs
-   (``evaluation.write_evaluation`` writes them; ``file_report`` renders the Markdown).
+   (``results.write_evaluation`` writes them; ``markdown`` renders the Markdown).
 
-Every option is a field of ``EvaluateOptions`` (``evaluation_plan``); ``evaluate_file(model, data, out,
+Every option is a field of ``EvaluateOptions`` (``plan``); ``evaluate_file(model, data, out,
 options)`` takes one, and the same names as keywords override it (``evaluate_file(..., layers=(9,))``).
 """
 
@@ -33,11 +33,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.apps.file_evaluation.plan import (
+    EvaluateOptions,
+    Item,
+    Plan,
+    default_layers,
+    plan_file,
+    plan_instructions,
+)
+from workbench.apps.file_evaluation.results import Evaluation, write_evaluation
 from workbench.checkers import checkers_version
 from workbench.errors import WorkbenchError
 from workbench.evaluate import DEGENERACY_RULE
-from workbench.evaluation import Evaluation, write_evaluation
-from workbench.evaluation_plan import EvaluateOptions, Item, Plan, default_layers, plan_file, plan_instructions
 from workbench.instructions import Group, Instruction, data_hash
 from workbench.io import file_hash, log
 from workbench.models import Model

@@ -12,6 +12,8 @@ import pandas as pd
 import torch
 
 from workbench import analysis
+from workbench.apps.study.config import StudyConfig, screen_instructions
+from workbench.apps.study.files import StudyFiles
 from workbench.evaluate import score_rows
 from workbench.generate import Generation, generate
 from workbench.instructions import get_instruction, instantiate, make_pairs
@@ -19,8 +21,6 @@ from workbench.io import read_jsonl, write_jsonl
 from workbench.models import Model
 from workbench.steering import Steer
 from workbench.store import vector_for
-from workbench.study_config import StudyConfig, screen_instructions
-from workbench.study_files import StudyFiles
 from workbench.sweep import (
     MAX_DEGENERATE,
     Choice,

@@ -3,9 +3,9 @@ vectors, a layer × coefficient sweep, the held-out four-condition report, word 
 two-instruction composition, separability, figures and a Markdown/HTML report.
 
 Every stage writes into the output folder and is skipped when its results are already there. The
-folder's files are named in ``study_files`` (``StudyFiles``); ``run_study`` returns them as
-``StudyResults``, which the report and the figures read. Stages: ``study_stages``; the configuration:
-``study_config``.
+folder's files are named in ``files`` (``StudyFiles``); ``run_study`` returns them as
+``StudyResults``, which the report and the figures read. Stages: ``stages``; the configuration:
+``config``.
 """
 
 from __future__ import annotations
@@ -19,16 +19,11 @@ from pathlib import Path
 import pandas as pd
 
 from workbench import analysis
-from workbench.errors import WorkbenchError
-from workbench.evaluate import DEGENERACY_RULE
-from workbench.io import claim_dir, log, write_atomic
-from workbench.models import Model
-from workbench.report import write_report
-from workbench.store import vector_for
-from workbench.study_config import StudyConfig, screen_instructions
-from workbench.study_figures import make_figures
-from workbench.study_files import STUDY_FORMAT, Choices, StudyFiles, StudyResults
-from workbench.study_stages import (
+from workbench.apps.study.config import StudyConfig, screen_instructions
+from workbench.apps.study.figures import make_figures
+from workbench.apps.study.files import STUDY_FORMAT, Choices, StudyFiles, StudyResults
+from workbench.apps.study.report import write_report
+from workbench.apps.study.stages import (
     composition,
     composition_pair,
     exclusion,
@@ -37,6 +32,11 @@ from workbench.study_stages import (
     screen,
     separability_all,
 )
+from workbench.errors import WorkbenchError
+from workbench.evaluate import DEGENERACY_RULE
+from workbench.io import claim_dir, log, write_atomic
+from workbench.models import Model
+from workbench.store import vector_for
 from workbench.sweep import (
     Executor,
     SweepConfig,

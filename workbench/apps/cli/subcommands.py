@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from workbench.arguments import (
+from workbench.apps.cli.arguments import (
     Subcommand,
     Subparsers,
     add_debug_option,

@@ -16,11 +16,11 @@ from pathlib import Path
 
 import torch
 
-from workbench.bench import sections as measure
-from workbench.bench.engines import LARGE
-from workbench.bench.subject import BenchConfig, Subject, load_subject
-from workbench.bench.table import print_table
-from workbench.bench.timing import laps
+from workbench.apps.bench import sections as measure
+from workbench.apps.bench.engines import LARGE
+from workbench.apps.bench.subject import BenchConfig, Subject, load_subject
+from workbench.apps.bench.table import print_table
+from workbench.apps.bench.timing import laps
 from workbench.models import Model, dtype_name
 
 

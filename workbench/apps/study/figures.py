@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from workbench import analysis, plots
-from workbench.study_files import StudyResults
+from workbench.apps.study.files import StudyResults
 
 
 def make_figures(results: str | Path | StudyResults, dest: str | Path, static: bool = True) -> list[Path]:

@@ -138,7 +138,7 @@ def cmd_steer(args) -> None:
 
 
 def cmd_sweep(args) -> None:
-    from workbench.evaluation_plan import default_layers
+    from workbench.apps.file_evaluation.plan import default_layers
     from workbench.sweep import SweepConfig, cell_summary, run_sweep, select
 
     instructions = tuple(parse_instructions(args.instructions))
@@ -166,8 +166,8 @@ def cmd_sweep(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from workbench.evaluation_plan import EvaluateOptions, plan_file
-    from workbench.external import evaluate_file
+    from workbench.apps.file_evaluation.plan import EvaluateOptions, plan_file
+    from workbench.apps.file_evaluation.run import evaluate_file
     from workbench.instructions import parse_group_by
 
     if not args.data:
@@ -221,7 +221,7 @@ def cmd_analyze(args) -> None:
 
 
 def cmd_figures(args) -> None:
-    from workbench.report import copy_report, make_figures
+    from workbench.apps.study.report import copy_report, make_figures
 
     check_writable_dir(args.out)
     written = make_figures(args.results, args.out, static=not args.html_only) + copy_report(args.results, args.out)
@@ -229,7 +229,7 @@ def cmd_figures(args) -> None:
 
 
 def cmd_demo(args) -> None:
-    from workbench.study import StudyConfig, run_study
+    from workbench.apps.study.run import StudyConfig, run_study
 
     if args.instructions and args.instructions not in (("all",), ("catalog",)):
         parse_instructions(args.instructions)
@@ -255,7 +255,7 @@ def cmd_demo(args) -> None:
 
 
 def cmd_bench(args) -> None:
-    from workbench.bench import run_bench
+    from workbench.apps.bench import run_bench
 
     run_bench(args.model, quick=args.quick, json_path=args.json, device=args.device, dtype=args.dtype)
 

@@ -8,14 +8,15 @@ import time
 
 import torch
 
-from workbench import compiled, roofline
+from workbench import compiled
+from workbench.apps.bench import roofline
+from workbench.apps.bench.baselines import hf_generate, paper_style_generate
+from workbench.apps.bench.engines import vllm_vs_workbench
+from workbench.apps.bench.memory import extraction_peak
+from workbench.apps.bench.scaling import ray_scaling
+from workbench.apps.bench.subject import Subject
+from workbench.apps.bench.timing import best, best_each
 from workbench.batching import auto_batch_size, left_pad, positions
-from workbench.bench.baselines import hf_generate, paper_style_generate
-from workbench.bench.engines import vllm_vs_workbench
-from workbench.bench.memory import extraction_peak
-from workbench.bench.scaling import ray_scaling
-from workbench.bench.subject import Subject
-from workbench.bench.timing import best, best_each
 from workbench.extract import record_last_token
 from workbench.generate import generate
 from workbench.instructions import Pair, as_group, make_pairs
