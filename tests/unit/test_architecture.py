@@ -220,3 +220,23 @@ def test_the_may_import_check_sees_an_import_the_readme_does_not_allow():
     assert (
         may["workbench.apps.cli.main"] is None and "workbench.errors" in may["workbench.steering"]
     )  # "everything below it"; errors via models
+
+
+def library_imports_of_apps(edges: dict[str, set[str]]) -> list[str]:
+    """Imports of ``workbench.apps`` from outside it: the library must not know its applications."""
+    return [
+        f"{m} imports {t}"
+        for m, targets in sorted(edges.items())
+        if not m.startswith("workbench.apps")
+        for t in sorted(targets)
+        if t.startswith("workbench.apps")
+    ]
+
+
+def test_the_library_never_imports_its_applications():
+    assert not library_imports_of_apps(graph())
+
+
+def test_the_apps_check_sees_a_library_module_importing_an_app():
+    edges = graph() | {"workbench.steering": {"workbench.apps.study.files"}}
+    assert library_imports_of_apps(edges) == ["workbench.steering imports workbench.apps.study.files"]
