@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, fields, replace
+from dataclasses import fields, replace
 
 import torch
 
@@ -31,43 +31,8 @@ from workbench.errors import WorkbenchError
 from workbench.generate import Generation, GenerationOptions
 from workbench.models import EMBEDDED, Model, Tokenized, dequantized_folder, dtype_name, stop_token_ids
 from workbench.steering import Steer
-from workbench.vllm_worker import ROW_KEY, SLOTS, SLOTS_KEY, WORKERS
-
-
-def import_vllm():
-    """vLLM, or a one-line error saying how to install it."""
-    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # vLLM's INFO lines would bury the workbench's progress log
-    try:
-        import vllm
-
-        if getattr(vllm, "__file__", None) is None:  # a folder named vllm on sys.path (a checkout, say) is not vLLM
-            raise ImportError("no module named 'vllm' (only a namespace package)")
-    except Exception as exc:  # ImportError, or a broken install (a CUDA torchvision beside a CPU torch)
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        raise WorkbenchError(f"vLLM is not usable here ({type(exc).__name__}: {first}): run `make vllm`") from None
-    return vllm
-
-
-@dataclass(frozen=True)
-class VLLMOptions:
-    """How ``VLLMEngine`` loads its model; other keywords go to ``vllm.LLM`` (``max_num_seqs``...).
-
-    ``in_process``: the engine core in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``: no spawned
-    process, no ``__main__`` guard needed); the steering works either way. ``enforce_eager=False``:
-    vLLM's torch.compile (and CUDA graphs on a GPU), minutes of compiling on a CPU, then affine
-    operators only and at most ``slots`` interventions per layer (eager engines grow their slots).
-    """
-
-    dtype: str = "float32"
-    gpu_memory_utilization: float = 0.25
-    max_model_len: int | None = None
-    in_process: bool = True
-    enforce_eager: bool = True
-    slots: int = SLOTS
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.slots, int) or self.slots < 1:
-            raise WorkbenchError(f"slots must be a whole number ≥ 1, got {self.slots!r}")
+from workbench.vllm_options import VLLMOptions, import_vllm, memory_refusal
+from workbench.vllm_worker import ROW_KEY, SLOTS_KEY, WORKERS
 
 
 class VLLMEngine(Tokenized):
@@ -117,17 +82,22 @@ class VLLMEngine(Tokenized):
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0" if opts.in_process else "1"
         # vLLM's saved AOT artifacts are keyed without the steering hooks traced into the graph: trace them anew
         os.environ["VLLM_USE_AOT_COMPILE"] = "0"
-        self.llm = vllm.LLM(
-            model=folder,
-            dtype=opts.dtype,
-            gpu_memory_utilization=opts.gpu_memory_utilization,
-            max_model_len=opts.max_model_len,
-            enforce_eager=opts.enforce_eager,
-            enable_prefix_caching=False,
-            worker_cls=f"workbench.vllm_worker.{device.capitalize()}SteeringWorker",
-            additional_config={SLOTS_KEY: opts.slots},
-            **llm_kwargs,
-        )
+        try:
+            self.llm = vllm.LLM(
+                model=folder,
+                dtype=opts.dtype,
+                gpu_memory_utilization=opts.gpu_memory_utilization,
+                max_model_len=opts.max_model_len,
+                enforce_eager=opts.enforce_eager,
+                enable_prefix_caching=False,
+                worker_cls=f"workbench.vllm_worker.{device.capitalize()}SteeringWorker",
+                additional_config={SLOTS_KEY: opts.slots},
+                **llm_kwargs,
+            )
+        except ValueError as exc:  # vLLM's refusals of a memory setting come as ValueErrors
+            if (refusal := memory_refusal(exc, opts)) is None:
+                raise
+            raise refusal from None
         self.n_ctx = self.llm.llm_engine.model_config.max_model_len
         self._load([], [], 0)  # reaches the worker's steering now, so a broken set-up fails here, not mid-sweep
 

@@ -72,6 +72,14 @@ def share(text: str) -> float:
     return value
 
 
+def memory_share(text: str) -> float:
+    """A share of memory: above 0, at most 1."""
+    value = finite(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a share above 0 and at most 1, got {value}")
+    return value
+
+
 def device(text: str) -> str:
     import torch
 
@@ -162,6 +170,21 @@ def add_model_subcommand(sub: Subparsers, command: Subcommand) -> argparse.Argum
             help="where replies are generated: the workbench's own decode loop (default, the reference) or vLLM, "
             "with the same steering and greedy tokens (needs `make vllm`); vectors and scores are computed by the "
             "workbench either way",
+        )
+        s.add_argument(
+            "--vllm-memory",
+            type=memory_share,
+            default=None,
+            metavar="SHARE",
+            help="with --engine vllm: the share of GPU memory vLLM may take (on a CPU: of host RAM for its KV cache; "
+            "default 0.25)",
+        )
+        s.add_argument(
+            "--vllm-max-len",
+            type=count,
+            default=None,
+            metavar="N",
+            help="with --engine vllm: the longest prompt + reply in tokens (default: the model's own)",
         )
     model, dtype = command.model, command.dtype
     s.add_argument("--model", default=model, help=f"embedded name, .gguf path, HF folder or hub id (default {model})")

@@ -26,12 +26,16 @@ def _load(args):
     from workbench.models import load_model
 
     vllm = getattr(args, "engine", "workbench") == "vllm"
+    memory = {k: v for k in ("vllm_memory", "vllm_max_len") if (v := getattr(args, k, None)) is not None}
+    if memory and not vllm:
+        raise WorkbenchError(f"--{next(iter(memory)).replace('_', '-')} needs --engine vllm")
     if vllm:
         from workbench.vllm_engine import import_vllm, use_vllm
 
         import_vllm()  # not installed: one line, before any loading
     model = load_model(args.model, device=args.device, dtype=args.dtype)
-    return use_vllm(model) if vllm else model
+    names = {"vllm_memory": "gpu_memory_utilization", "vllm_max_len": "max_model_len"}
+    return use_vllm(model, **{names[k]: v for k, v in memory.items()}) if vllm else model
 
 
 def _executor(args):
