@@ -4,12 +4,16 @@ import pytest
 
 
 def pytest_collection_modifyitems(items):
-    """Everything under tests/steering_in_vllm loads vLLM and the embedded model: marked vllm and slow."""
+    """Everything under tests/steering_in_vllm loads vLLM and the embedded model: marked vllm and slow,
+    and skipped with the reason where vLLM is not usable (asked once, only when such a test is collected)."""
     here = Path(__file__).parent
-    for item in items:
-        if here in item.path.parents:
-            item.add_marker(pytest.mark.vllm)
-            item.add_marker(pytest.mark.slow)
+    ours = [item for item in items if here in item.path.parents]
+    missing = vllm_missing() if ours else None
+    for item in ours:
+        item.add_marker(pytest.mark.vllm)
+        item.add_marker(pytest.mark.slow)
+        if missing:
+            item.add_marker(pytest.mark.skip(reason=missing))
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +63,15 @@ def one_sentence(smol):
     from workbench.store import cached_vector
 
     return cached_vector(smol, "one_sentence", n_pairs=32, progress=False)
+
+
+def vllm_missing() -> str | None:
+    """Why vLLM cannot run here (the workbench's one-line reason), or None."""
+    from workbench.errors import WorkbenchError
+    from workbench.vllm_options import import_vllm
+
+    try:
+        import_vllm()
+    except WorkbenchError as exc:
+        return str(exc)
+    return None

@@ -1,17 +1,6 @@
 """``workbench bench``'s vLLM rows: both engines timed on the same generations, steered and not."""
 
-import pytest
-
-from workbench.errors import WorkbenchError
-
-try:
-    from workbench.vllm_engine import import_vllm
-
-    import_vllm()
-except WorkbenchError as exc:
-    pytest.skip(str(exc), allow_module_level=True)
-
-from workbench.apps.bench.engines import LARGE, vllm_rows, vllm_vs_workbench  # noqa: E402
+from workbench.apps.bench.engines import LARGE, vllm_rows, vllm_vs_workbench
 
 
 def test_the_bench_times_both_engines_steered_and_unsteered(engine, smol, french):

@@ -6,29 +6,11 @@ each call's steering from the same tensors instead of values frozen at its trace
 
 import pytest
 import torch
+from parity import NEW, ONE_VECTOR_CASES, PROMPTS, replies
 
 from workbench.errors import WorkbenchError
-
-try:
-    from workbench.vllm_engine import import_vllm
-
-    import_vllm()
-except WorkbenchError as exc:
-    pytest.skip(str(exc), allow_module_level=True)
-
-from workbench.generate import generate  # noqa: E402
-from workbench.steering import pack  # noqa: E402
-
-PROMPTS = [
-    "What is the capital of France?",
-    "Describe the tides in two sentences.",
-    "Answer in French: give me a tip for learning to cook.",
-]
-NEW = 16
-
-
-def replies(gens):
-    return [(g.token_ids, g.text, g.stopped) for g in gens]
+from workbench.generate import generate
+from workbench.steering import pack
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +25,10 @@ def test_the_engine_is_compiled(compiled):
     assert int(config.mode) != 0 and "compiled" in repr(compiled)
 
 
-CASES = {
-    "add": lambda f: [f.steer(15, 0.6)],
-    "project": lambda f: [f.steer(12, mode="project")],
-    "ablate": lambda f: [f.steer(6, mode="ablate")],
-    "prompt_only": lambda f: [f.steer(15, 1.0, positions="prompt")],
-    "generated_only": lambda f: [f.steer(15, 1.0, positions="generated")],
-}
-
-
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", ONE_VECTOR_CASES)
 def test_compiled_steered_replies_equal_the_workbench(compiled, smol, french, unsteered, case):
     """Each case is a new generate() on the same compiled engine: other layers, operators, positions."""
-    specs = CASES[case](french)
+    specs = ONE_VECTOR_CASES[case](french)
     ours = replies(compiled.generate(PROMPTS, steer=specs, max_new_tokens=NEW))
     assert ours != unsteered, "this steering changes nothing: the parity below could not fail"
     assert ours == replies(generate(smol, PROMPTS, steer=specs, max_new_tokens=NEW))

@@ -5,21 +5,11 @@ the same replies, on a 2-id file with the embedded SmolLM2 in float32 (``model.b
 from dataclasses import replace
 
 import pandas as pd
-import pytest
 
-from workbench.errors import WorkbenchError
-
-try:
-    from workbench.vllm_engine import import_vllm
-
-    import_vllm()
-except WorkbenchError as exc:
-    pytest.skip(str(exc), allow_module_level=True)
-
-from workbench.apps.file_evaluation.run import evaluate_file  # noqa: E402
-from workbench.instructions import Instruction, get_instruction, ifeval_records  # noqa: E402
-from workbench.io import write_jsonl  # noqa: E402
-from workbench.sweep import Choice  # noqa: E402
+from workbench.apps.file_evaluation.run import evaluate_file
+from workbench.instructions import Instruction, get_instruction, ifeval_records
+from workbench.io import write_jsonl
+from workbench.sweep import Choice
 
 FRENCH = "language:response_language[language=fr]"
 

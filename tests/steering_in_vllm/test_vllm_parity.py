@@ -6,30 +6,12 @@ Each steered case also differs from the unsteered replies, so its parity could f
 
 import pytest
 import torch
+from parity import NEW, ONE_VECTOR_CASES, PROMPTS, replies
 
+from workbench.detection import detect
 from workbench.errors import WorkbenchError
-
-try:
-    from workbench.vllm_engine import import_vllm
-
-    import_vllm()
-except WorkbenchError as exc:
-    pytest.skip(str(exc), allow_module_level=True)
-
-from workbench.detection import detect  # noqa: E402
-from workbench.generate import generate  # noqa: E402
-from workbench.steering import Steer, pack  # noqa: E402
-
-PROMPTS = [
-    "What is the capital of France?",
-    "Describe the tides in two sentences.",
-    "Answer in French: give me a tip for learning to cook.",
-]
-NEW = 16
-
-
-def replies(gens):
-    return [(g.token_ids, g.text, g.stopped) for g in gens]
+from workbench.generate import generate
+from workbench.steering import Steer, pack
 
 
 @pytest.fixture(scope="module")
@@ -47,19 +29,13 @@ def test_steering_changes_the_replies(engine, french, unsteered):
     assert all(s[0] != u[0] for s, u in zip(steered, unsteered))
 
 
-CASES = {
-    "add": lambda f, o: [f.steer(15, 0.6)],
-    "project": lambda f, o: [f.steer(12, mode="project")],
-    "ablate": lambda f, o: [f.steer(6, mode="ablate")],
-    "prompt_only": lambda f, o: [f.steer(15, 1.0, positions="prompt")],
-    "generated_only": lambda f, o: [f.steer(15, 1.0, positions="generated")],
-    "two_vectors_two_layers": lambda f, o: [f.steer(15, 0.5), o.steer(8, 1.0)],
-}
+def two_vectors(f, o):
+    return [f.steer(15, 0.5), o.steer(8, 1.0)]
 
 
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("case", [*ONE_VECTOR_CASES, "two_vectors_two_layers"])
 def test_steered_replies_equal_the_workbench(engine, smol, french, one_sentence, unsteered, case):
-    specs = CASES[case](french, one_sentence)
+    specs = two_vectors(french, one_sentence) if case == "two_vectors_two_layers" else ONE_VECTOR_CASES[case](french)
     ours = replies(engine.generate(PROMPTS, steer=specs, max_new_tokens=NEW))
     assert ours != unsteered, "this steering changes nothing: the parity below could not fail"
     assert ours == replies(generate(smol, PROMPTS, steer=specs, max_new_tokens=NEW))

@@ -2,6 +2,7 @@
 border, each module stays small, and the README's ARCHITECTURE section lists exactly the modules."""
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -240,3 +241,15 @@ def test_the_library_never_imports_its_applications():
 def test_the_apps_check_sees_a_library_module_importing_an_app():
     edges = graph() | {"workbench.steering": {"workbench.apps.study.files"}}
     assert library_imports_of_apps(edges) == ["workbench.steering imports workbench.apps.study.files"]
+
+
+def test_every_public_name_of_the_package_resolves():
+    """``from workbench import X`` for each name in ``__all__``, the lazily imported ones (the
+    applications' entry points among them) included."""
+    import workbench
+
+    missing = [name for name in workbench.__all__ if getattr(workbench, name, None) is None]
+    assert not missing
+    assert workbench.run_study is importlib.import_module("workbench.apps.study").run_study
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        workbench.nope  # noqa: B018
