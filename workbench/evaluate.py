@@ -6,6 +6,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, overload
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from workbench.batching import left_pad, positions
 from workbench.checkers import Check, check
 from workbench.errors import WorkbenchError
 from workbench.models import Model
+from workbench.rows import ConditionRow, ScoredConditionRow, ScoredSweepRow, SweepRow
 
 # A response is degenerate when any of these holds (rule v2; documented in the README, measured on
 # the hand-labelled replies in tests/data/degenerate_labels.jsonl):
@@ -193,9 +195,22 @@ def bootstrap_ci(
     return float(x.mean()), float(lo), float(hi)
 
 
+# the rows come back scored: a sweep's as ScoredSweepRow, a condition's as ScoredConditionRow, other dicts as dicts
+@overload
+def score_rows(
+    model: Model, rows: list[SweepRow], judge: Judge | None = None, checks: Sequence[Check] | None = None
+) -> list[ScoredSweepRow]: ...
+@overload
+def score_rows(
+    model: Model, rows: list[ConditionRow], judge: Judge | None = None, checks: Sequence[Check] | None = None
+) -> list[ScoredConditionRow]: ...
+@overload
 def score_rows(
     model: Model, rows: list[dict], judge: Judge | None = None, checks: Sequence[Check] | None = None
-) -> list[dict]:
+) -> list[dict]: ...
+def score_rows(
+    model: Model, rows: list[Any], judge: Judge | None = None, checks: Sequence[Check] | None = None
+) -> list[Any]:
     """Add compliance (strict/loose, prompt level and per instruction) and quality fields to
     generation rows, in place. Without ``checks``, IFEval checks each row's instruction ids."""
     if checks is None:

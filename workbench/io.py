@@ -8,11 +8,12 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
+from workbench.formats import Format
 
 
 @contextmanager
@@ -40,7 +41,7 @@ def write_atomic(path: str | Path, text: str) -> None:
         os.fsync(f.fileno())
 
 
-def write_jsonl(path: str | Path, rows: list[dict]) -> None:
+def write_jsonl(path: str | Path, rows: Iterable[Mapping]) -> None:
     write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -142,12 +143,14 @@ def _differences(old, new, at: str = "") -> list[str]:
     return [] if old == new else [at or "(the whole configuration)"]
 
 
-def claim_dir(out: Path, config: dict, kind: str) -> None:
+def claim_dir(out: Path, config: dict, kind: str, fmt: Format | None = None) -> None:
     """Mark ``out`` as holding results of this configuration; refuse a folder that holds another's,
     naming the fields that differ. The first claim is create-exclusive, so two processes starting
-    on one folder at once cannot both take it."""
+    on one folder at once cannot both take it. ``fmt``: the folder's format, stamped in ``config.json``;
+    an older folder's is brought up before comparing, a newer one is refused."""
     path = Path(out) / "config.json"
     mine = json.loads(json.dumps({"kind": kind, **config}))
+    mine = fmt.stamp(mine) if fmt else mine
     text = json.dumps(mine, indent=2)
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -168,6 +171,7 @@ def claim_dir(out: Path, config: dict, kind: str) -> None:
             time.sleep(0.1)
     else:
         raise WorkbenchError(f"{path} is damaged (not JSON): delete {out} or use a new output folder")
+    old = fmt.read(old, out) if fmt else old
     if old != mine:
         diff = _differences(old, mine)
         shown = ", ".join(diff[:6]) + (f" and {len(diff) - 6} more" if len(diff) > 6 else "")

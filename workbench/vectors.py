@@ -15,11 +15,13 @@ from jaxtyping import Float
 from torch import Tensor
 
 from workbench.errors import WorkbenchError
+from workbench.formats import Format
 from workbench.io import atomic_path
 from workbench.models import HOOK_TEMPLATE, Model
 from workbench.steering import Condition, Mode, Positions, Steer, operator_named
 
-FORMAT_VERSION = 1
+VECTOR = Format("an instruction vector", 1, unversioned=None)  # the file's metadata; numbered from the start
+FORMAT_VERSION = VECTOR.version
 TINY_SHARE = 0.05  # an absolute coefficient below this share of the layer's norm is almost surely a mistake
 # a coefficient beyond this many times the layer's norm only swamps the residual stream (overflow, empty replies)
 MAX_MULTIPLE = 1000.0
@@ -214,7 +216,7 @@ class InstructionVector:
         tensors = {k: getattr(self, k).contiguous() for k in _TENSORS + _OPTIONAL if getattr(self, k) is not None}
         meta = {k: v for k, v in asdict(self).items() if k not in _TENSORS + _OPTIONAL}
         with atomic_path(path) as tmp:
-            save_file(tensors, tmp, metadata={"workbench": json.dumps({"format": FORMAT_VERSION, **meta})})
+            save_file(tensors, tmp, metadata={"workbench": json.dumps(VECTOR.stamp(meta))})
         return path
 
     @classmethod
@@ -233,8 +235,8 @@ class InstructionVector:
             raise WorkbenchError(
                 f"{path} is not a workbench vector file ({type(exc).__name__}): recompute it with `workbench vectors`"
             ) from None
-        if not isinstance(meta, dict) or meta.pop("format", None) != FORMAT_VERSION:
-            raise WorkbenchError(f"{path} has an unknown format version: recompute it with this workbench")
+        meta = VECTOR.read(meta, path)  # a newer file: upgrade the workbench (recomputing would lose it)
+        del meta[VECTOR.key]
         _check_file(path, meta, tensors)
         vec = cls(**tensors, **meta)
         if model is not None:

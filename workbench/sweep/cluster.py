@@ -25,7 +25,7 @@ from typing import Any
 from workbench.errors import WorkbenchError
 from workbench.evaluate import Judge
 from workbench.models import Model, dtype_name, load_model
-from workbench.sweep.executors import Job, OnStep, run_units
+from workbench.sweep.executors import Job, OnStep, UnitRows, run_units
 
 Loader = Callable[[str | None], Model]  # device (None: CPU) -> a replica; must pickle
 
@@ -58,7 +58,7 @@ class Replica:
 
         self.model = load("cuda" if ray.get_gpu_ids() else None)
 
-    def run(self, units, budget: int, judge: Judge | None) -> tuple[list[list[dict]], float, int, str]:
+    def run(self, units, budget: int, judge: Judge | None) -> tuple[UnitRows, float, int, str]:
         start = time.perf_counter()
         rows = run_units(self.model, units, budget, judge)
         return rows, time.perf_counter() - start, os.getpid(), repr(self.model)
@@ -104,7 +104,7 @@ class RayExecutor:
 
     def map(
         self, model: Model, jobs: Sequence[Job], judge: Judge | None = None, on_step: OnStep | None = None
-    ) -> Iterator[tuple[int, list[list[dict]]]]:
+    ) -> Iterator[tuple[int, UnitRows]]:
         """``on_step`` is not called: a worker's steps stay on the worker, so progress moves as each batch returns."""
         ray = require_ray()
         from ray.exceptions import RayActorError

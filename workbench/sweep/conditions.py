@@ -14,6 +14,7 @@ from workbench.evaluate import Judge, bootstrap_ci, score_rows
 from workbench.generate import generate
 from workbench.instructions import Group, Instruction, Pair, make_pairs
 from workbench.models import Model
+from workbench.rows import ConditionRow, ScoredConditionRow
 from workbench.steering import Steer, pack
 from workbench.sweep.grid import NO_STEERING
 from workbench.sweep.selection import Choice
@@ -93,7 +94,7 @@ def run_conditions(
     max_new_tokens: int = 64,
     judge: Judge | None = None,
     progress: bool = True,
-) -> list[dict]:
+) -> list[ScoredConditionRow]:
     """Generate and score each planned condition on every example, all in one packed batch; rows.
     Unsteered conditions on the same prompts (no instruction, and steering where none was selected)
     are generated and scored once and share their rows (greedy: they are the same replies).
@@ -117,27 +118,27 @@ def run_conditions(
         cond, with_inst, steer, choice = plan[b]
         for e, p, g in zip(examples, prompts[k * n : (k + 1) * n], gens[k * n : (k + 1) * n]):
             rows.append(
-                {
-                    "instruction": label,
-                    "condition": cond,
-                    "with_instruction": with_inst,
-                    "prompt_id": e.key,
-                    "layer": choice.layer if choice and steer else NO_STEERING,
-                    "mode": choice.mode if choice and steer else "none",
-                    "coefficient": choice.coefficient if choice and steer else None,
-                    "query": e.query,
-                    "prompt": p,
-                    "instruction_ids": e.instruction_ids,
-                    "kwargs": e.kwargs,
-                    "text": g.text,
-                    "stopped": g.stopped,
-                    "n_tokens": len(g.token_ids),
-                }
+                ConditionRow(
+                    instruction=label,
+                    condition=cond,
+                    with_instruction=with_inst,
+                    prompt_id=e.key,
+                    layer=choice.layer if choice and steer else NO_STEERING,
+                    mode=choice.mode if choice and steer else "none",
+                    coefficient=choice.coefficient if choice and steer else None,
+                    query=e.query,
+                    prompt=p,
+                    instruction_ids=e.instruction_ids,
+                    kwargs=e.kwargs,
+                    text=g.text,
+                    stopped=g.stopped,
+                    n_tokens=len(g.token_ids),
+                )
             )
             checks.append(e.check(g.text, p))
     scored = score_rows(model, rows, judge, checks)
     at = {b: k for k, b in enumerate(unique)}
-    return [dict(scored[at[src] * n + i], condition=plan[b][0]) for b, src in enumerate(source) for i in range(n)]
+    return [{**scored[at[src] * n + i], "condition": plan[b][0]} for b, src in enumerate(source) for i in range(n)]
 
 
 def four_conditions(
@@ -149,7 +150,7 @@ def four_conditions(
     choices: tuple[Choice | None, Choice | None] = (None, None),
     max_new_tokens: int = 64,
     judge: Judge | None = None,
-) -> list[dict]:
+) -> list[ScoredConditionRow]:
     """The paper's four conditions on the examples (one packed batch); rows."""
     plan = [
         ("no_instruction", False, (), None),
@@ -168,7 +169,7 @@ def conditional_conditions(
     choice: Choice | None = None,
     max_new_tokens: int = 64,
     judge: Judge | None = None,
-) -> list[dict]:
+) -> list[ScoredConditionRow]:
     """Conditional steering (specs with a ``Condition``) applied the same way to prompts without and
     with the instruction: the deployment case, where nobody knows whether the user asked."""
     plan = [("conditional", False, list(steer), choice), ("instruction_conditional", True, list(steer), choice)]

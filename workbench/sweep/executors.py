@@ -13,11 +13,13 @@ from typing import Protocol, runtime_checkable
 from workbench.evaluate import Judge, score_rows
 from workbench.generate import generate
 from workbench.models import Model
+from workbench.rows import ScoredSweepRow, SweepRow
 from workbench.steering import OPERATORS
 from workbench.sweep.grid import Unit, unit_specs
 
 Job = tuple[list[Unit], int]  # units packed into one batch, and their token budget
 OnStep = Callable[[int], None]  # told the token budget each decode step used up (``generate``'s ``on_step``)
+UnitRows = list[list[ScoredSweepRow]]  # a job's rows, unit by unit
 
 
 def job_budget(job: Job) -> int:
@@ -28,7 +30,7 @@ def job_budget(job: Job) -> int:
 
 def run_units(
     model: Model, units: Sequence[Unit], max_new_tokens: int, judge: Judge | None = None, on_step: OnStep | None = None
-) -> list[list[dict]]:
+) -> UnitRows:
     """Generate several units in one batch (per-row coefficients), then score; rows per unit."""
     plan = [(u, r) for u in units for r in u.rows()]
     prompts = [r[3] for _, r in plan]
@@ -38,28 +40,28 @@ def run_units(
         checked = pair.instruction  # filled for this query
         checks.append(checked.check(gen.text, prompt))
         rows.append(
-            {
-                "instruction": unit.group.name,
-                "layer": unit.layer,
-                "mode": mode,
-                "coefficient": coef,
-                "target": _target(unit, mode),
-                "prompt_id": pair.query_id,
-                "with_instruction": unit.with_instruction,
-                "query": pair.query,
-                "prompt": prompt,
-                "instruction_ids": [checked.ifeval_id or f"custom:{checked.id}"],
-                "kwargs": [checked.kwargs],
-                "text": gen.text,
-                "stopped": gen.stopped,
-                "n_tokens": len(gen.token_ids),
-            }
+            SweepRow(
+                instruction=unit.group.name,
+                layer=unit.layer,
+                mode=mode,
+                coefficient=coef,
+                target=_target(unit, mode),
+                prompt_id=pair.query_id,
+                with_instruction=unit.with_instruction,
+                query=pair.query,
+                prompt=prompt,
+                instruction_ids=[checked.ifeval_id or f"custom:{checked.id}"],
+                kwargs=[checked.kwargs],
+                text=gen.text,
+                stopped=gen.stopped,
+                n_tokens=len(gen.token_ids),
+            )
         )
-    score_rows(model, rows, judge, checks)
+    scored = score_rows(model, rows, judge, checks)
     out, start = [], 0
     for unit in units:
         n = len(unit.rows())
-        out.append(rows[start : start + n])
+        out.append(scored[start : start + n])
         start += n
     return out
 
@@ -71,7 +73,7 @@ class Executor(Protocol):
 
     def map(
         self, model: Model, jobs: Sequence[Job], judge: Judge | None = None, on_step: OnStep | None = None
-    ) -> Iterator[tuple[int, list[list[dict]]]]: ...
+    ) -> Iterator[tuple[int, UnitRows]]: ...
 
     def summary(self) -> str: ...
 
@@ -84,7 +86,7 @@ class Local:
 
     def map(
         self, model: Model, jobs: Sequence[Job], judge: Judge | None = None, on_step: OnStep | None = None
-    ) -> Iterator[tuple[int, list[list[dict]]]]:
+    ) -> Iterator[tuple[int, UnitRows]]:
         for i, (units, budget) in enumerate(jobs):
             yield i, run_units(model, units, budget, judge, on_step)
             self.jobs_done += 1

@@ -7,6 +7,7 @@ is one (prompt, setting), with per-row coefficients.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +19,7 @@ from tqdm.auto import tqdm
 from workbench.checkers import checkers_version
 from workbench.errors import WorkbenchError
 from workbench.evaluate import DEGENERACY_RULE, Judge
+from workbench.formats import Format
 from workbench.instructions import Pair, make_pairs
 from workbench.io import claim_dir, read_jsonl, write_atomic, write_jsonl
 from workbench.models import Model, check_layer
@@ -25,6 +27,8 @@ from workbench.store import vectors_for
 from workbench.sweep.executors import Executor, Local, job_budget
 from workbench.sweep.grid import NO_STEERING, SweepConfig, Unit, chunks, unit_name
 from workbench.sweep.result import SweepResult
+
+SWEEP = Format("a sweep", 1)  # a sweep folder's config.json; folders from before it was numbered are format 1
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,7 @@ def _claim(model: Model, config: SweepConfig, out: Path) -> None:
     for layer in config.layers:
         check_layer(model, layer)
     identity = {"model_fingerprint": model.fingerprint(), "degeneracy_rule": DEGENERACY_RULE}
-    claim_dir(out, config.to_json() | identity | {"checkers": checkers_version()}, "sweep")
+    claim_dir(out, config.to_json() | identity | {"checkers": checkers_version()}, "sweep", SWEEP)
     for stale in (out / "units").glob(".*.tmp"):  # left by a process killed mid-write
         stale.unlink()
 
@@ -179,7 +183,15 @@ def _run_units(model: Model, units: list[Unit], grid: _Grid, opts: SweepOptions,
 
 
 def load_table(out: str | Path) -> pd.DataFrame:
-    """All finished units of a sweep or report folder as one tidy table (sorted, stable)."""
+    """All finished units of a sweep or report folder as one tidy table (sorted, stable); a sweep
+    folder of a newer format is refused."""
+    config = Path(out) / "config.json"
+    if config.is_file():
+        try:
+            claimed = json.loads(config.read_text())
+        except ValueError:
+            raise WorkbenchError(f"{config} is damaged (not JSON): rerun the sweep into a new folder") from None
+        SWEEP.read(claimed, out)
     files = sorted((Path(out) / "units").glob("*.jsonl"))
     if not files:
         raise WorkbenchError(f"no results in {out}: run `workbench sweep --out {out}` first")

@@ -1,7 +1,8 @@
 """``Evaluation``: what ``evaluate --data`` (``run.evaluate_file``) returns. The summary written to
 ``summary.json`` (readable by key, as before), IFEval's four accuracies per condition with 95 % CIs
 (``scores``, from ``ifeval_scores``), every generation (``table``); the paper's table as a notebook card
-and a bar figure. ``write_evaluation`` is the one place that names an evaluation folder's files."""
+and a bar figure. ``write_evaluation`` is the one place that names an evaluation folder's files;
+``summary.json`` carries its format (``EVALUATION``), and ``Evaluation.load`` reads a folder back."""
 
 from __future__ import annotations
 
@@ -15,12 +16,28 @@ from pathlib import Path
 import pandas as pd
 
 from workbench.apps.file_evaluation.markdown import drift_frame, report_markdown
+from workbench.errors import WorkbenchError
 from workbench.evaluate import bootstrap_ci
-from workbench.io import log, write_atomic, write_jsonl
+from workbench.formats import Format
+from workbench.io import log, read_jsonl, write_atomic, write_jsonl
 from workbench.plots import CONDITION_NAMES, export, four_condition_bars, selection_drift
 from workbench.sweep import CONDITIONS
 
 ROWS, SCORES, SUMMARY, REPORT, DRIFT = "rows.jsonl", "scores.csv", "summary.json", "report.md", "drift"
+EVALUATION = Format("an evaluation", 1)  # summary.json; summaries from before it was numbered are format 1
+
+
+def read_summary(folder: str | Path) -> dict | None:
+    """A folder's ``summary.json`` at this workbench's format (None: it has none); one of a newer
+    format, or damaged, is refused in one line."""
+    path = Path(folder) / SUMMARY
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except ValueError:
+        raise WorkbenchError(f"{path} is damaged (not JSON): delete it or evaluate into a new folder") from None
+    return EVALUATION.read(summary, path)
 
 
 @dataclass(repr=False)
@@ -34,6 +51,15 @@ class Evaluation:
 
     def __getitem__(self, key: str):
         return self.summary[key]
+
+    @classmethod
+    def load(cls, folder: str | Path) -> Evaluation:
+        """An evaluation folder's results, as ``write_evaluation`` wrote them."""
+        folder = Path(folder)
+        summary = read_summary(folder)
+        if summary is None or not (folder / SCORES).is_file() or not (folder / ROWS).is_file():
+            raise WorkbenchError(f"no evaluation in {folder}: run `workbench evaluate --out {folder}` first")
+        return cls(summary, pd.read_csv(folder / SCORES), pd.DataFrame(read_jsonl(folder / ROWS)), folder)
 
     def overall(self, metric: str = "loose") -> pd.DataFrame:
         """Prompt- and instruction-level accuracy per condition over every record, with CIs."""
@@ -101,7 +127,7 @@ def write_evaluation(folder: Path, summary: dict, rows: Sequence[dict]) -> Evalu
     summary with its scores), ``report.md`` (``markdown``) and ``drift.html``."""
     log(f"scoring {len(rows)} rows: IFEval's accuracies, strict and loose, with bootstrap CIs")
     scores = ifeval_scores(rows)
-    summary = {**summary, "scores": scores.to_dict("records")}
+    summary = EVALUATION.stamp({**summary, "scores": scores.to_dict("records")})
     write_jsonl(folder / ROWS, list(rows))
     write_atomic(folder / SCORES, scores.to_csv(index=False))
     write_atomic(folder / SUMMARY, json.dumps(summary, indent=2, default=float))

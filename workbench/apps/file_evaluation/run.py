@@ -41,7 +41,7 @@ from workbench.apps.file_evaluation.plan import (
     plan_file,
     plan_instructions,
 )
-from workbench.apps.file_evaluation.results import Evaluation, write_evaluation
+from workbench.apps.file_evaluation.results import Evaluation, read_summary, write_evaluation
 from workbench.checkers import checkers_version
 from workbench.errors import WorkbenchError
 from workbench.evaluate import DEGENERACY_RULE
@@ -112,6 +112,7 @@ def evaluate_plan(
     prompts without and with the instructions."""
     options = _options(options, overrides)
     out = Path(out)
+    read_summary(out)  # a folder written by a newer workbench is refused before any work
     sweep_dir = Path(options.sweep_dir) if options.sweep_dir else out / "sweep"
     groups = list(plan.groups.values())
     settings = dict(options.settings or {})
@@ -199,7 +200,7 @@ def _buckets(plan: Plan, missing: set[str], sweep_dir: Path, max_new_tokens: int
 def _held_out(model: Model, buckets: Buckets, choices: Choices, vectors: dict, conditional: bool) -> list[dict]:
     """Every batch in four conditions (and, ``conditional``, gated steering); each row keeps its record's
     groups per instruction (rows come condition by condition, examples in order)."""
-    rows = []
+    rows: list[dict] = []
     n_records = sum(map(len, buckets.values()))
     log(f"held-out test: {n_records} records in {len(buckets)} batches, each generated and scored in four conditions")
     for (names, tokens), entries in buckets.items():
@@ -214,9 +215,7 @@ def _held_out(model: Model, buckets: Buckets, choices: Choices, vectors: dict, c
                 replace(s, when=vectors[n].condition()) for n in names for s in choices[(n, False)].spec(vectors[n])
             ]
             made += conditional_conditions(model, examples, gated, label, max_new_tokens=tokens)
-        for i, r in enumerate(made):
-            r["groups"] = [list(g) for g in entries[i % len(entries)][1]]
-            rows.append(r)
+        rows += [{**r, "groups": [list(g) for g in entries[i % len(entries)][1]]} for i, r in enumerate(made)]
     return rows
 
 

@@ -3,13 +3,13 @@
 
 Format 2 records ``format`` and the word exclusion's setting (``exclusion``) in ``result.json``. A
 format-1 folder (written before the format was recorded) has the same files and reads the same,
-without the exclusion's setting: ``migrate`` brings its ``result.json`` up, one function per version.
+without the exclusion's setting: ``STUDY`` (a ``formats.Format``) brings its ``result.json`` up, one
+migration per version.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -17,11 +17,10 @@ import pandas as pd
 import torch
 
 from workbench.errors import WorkbenchError
+from workbench.formats import Format
 from workbench.instructions import slug
 from workbench.io import atomic_path, write_atomic
 from workbench.sweep import Choice
-
-STUDY_FORMAT = 2
 
 
 @dataclass(frozen=True)
@@ -77,23 +76,16 @@ class StudyFiles:
 
 
 def _from_v1(run: dict) -> dict:
-    return {**run, "format": 2, "exclusion": run.get("exclusion")}
+    return {**run, "exclusion": run.get("exclusion")}
 
 
-MIGRATIONS: dict[int, Callable[[dict], dict]] = {1: _from_v1}  # version -> its result.json one version up
+STUDY = Format("a study", 2, {1: _from_v1})  # result.json; format 1 was not numbered
+STUDY_FORMAT = STUDY.version
 
 
 def migrate(run: dict, where: Path | str = "") -> dict:
     """``result.json`` of any format this version reads, brought to ``STUDY_FORMAT``."""
-    version = int(run.get("format", 1))
-    if version > STUDY_FORMAT:
-        raise WorkbenchError(
-            f"{where} holds a study of format {version}; this workbench reads formats up to {STUDY_FORMAT}: upgrade it"
-        )
-    while version < STUDY_FORMAT:
-        run = MIGRATIONS[version](run)
-        version = run["format"]
-    return run
+    return STUDY.read(run, where)
 
 
 Choices = dict[tuple[str, bool], Choice]
@@ -155,7 +147,7 @@ class StudyResults:
         for path, tensors in ((f.mean_diffs, self.mean_diffs), (f.proj_with, self.proj_with)):
             with atomic_path(path) as tmp:
                 torch.save(tensors, tmp)
-        write_atomic(f.result, json.dumps({**self.run, "format": STUDY_FORMAT}, indent=2))
+        write_atomic(f.result, json.dumps(STUDY.stamp(self.run), indent=2))
 
     @classmethod
     def load(cls, folder: str | Path) -> StudyResults:

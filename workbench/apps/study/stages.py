@@ -4,7 +4,7 @@ as a report unit (``StudyFiles.unit``), so a rerun resumes."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from functools import partial
 
@@ -88,12 +88,12 @@ def followed(follow: pd.DataFrame, cfg: StudyConfig) -> list[str]:
     return (first + [n for n in names if n not in first])[: cfg.max_instructions]
 
 
-def report_unit(files: StudyFiles, label: str, make_rows: Callable[[], list[dict]]) -> list[dict]:
+def report_unit(files: StudyFiles, label: str, make_rows: Callable[[], Sequence[Mapping]]) -> list[dict]:
     """One report unit's held-out rows: read back when a run before made them, else made and kept."""
     path = files.unit(label)
     if path.exists():
         return read_jsonl(path)
-    rows = make_rows()
+    rows = [dict(r) for r in make_rows()]
     write_jsonl(path, rows)
     return rows
 
