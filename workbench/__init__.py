@@ -26,6 +26,7 @@ _NAMES = {  # public names that live in a lazily imported module
     "evaluate_instructions": "apps.file_evaluation",
     "EvaluateOptions": "apps.file_evaluation",
     "Explorer": "apps.explorer",
+    "read_dataset": "readers",
 }
 
 
@@ -63,6 +64,7 @@ __all__ = [
     "load_model",
     "make_pairs",
     "queries",
+    "read_dataset",
     "run_study",
     "side_by_side",
     "steering",

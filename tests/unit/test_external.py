@@ -53,6 +53,7 @@ def test_every_record_of_a_25_id_file_is_evaluated(evaluated, synthetic):
     )  # validation against test, every group
     records = synthetic[1]
     assert result["skipped"] == {} and result["n_evaluated"] == len(records)
+    assert result["data_format"] == "ifeval"  # auto, resolved, kept as provenance
     scores = {(r["scope"], r["condition"], r["level"], r["metric"]): r for r in result["scores"]}
     n_instructions = sum(len(r["instruction_id_list"]) for r in records)
     for cond in ("no_instruction", "steer", "instruction", "instruction_steer"):

@@ -1,5 +1,7 @@
 """IFEval-format JSONL files: reading records, their instructions, a file's own with/without pairs
-(records with ``prompt_without_instruction``), and writing such records from the project's queries."""
+(records with ``prompt_without_instruction``), and writing such records from the project's queries.
+The reading steps (``jsonl_lines``, ``json_object``, ``record_from``, ``read_records``) are public:
+``workbench.readers`` builds its other formats from them, with the same checks and messages."""
 
 from __future__ import annotations
 
@@ -31,7 +33,7 @@ class IFEvalExample:
     line: int = 0  # where it is in its file, for error messages
 
 
-def _kind(value: object) -> str:
+def json_kind(value: object) -> str:
     """A JSON value's kind, as an error message names it."""
     if value is None:
         return "null"
@@ -44,11 +46,13 @@ def _kind(value: object) -> str:
 def _not_list_of(value: object, ok: Callable[[object], bool]) -> str:
     """What a value is instead of a non-empty list of ``ok`` items, for an error message."""
     if not isinstance(value, list):
-        return _kind(value)
-    return "a list holding " + ", ".join(sorted({_kind(v) for v in value if not ok(v)})) if value else "an empty list"
+        return json_kind(value)
+    return (
+        "a list holding " + ", ".join(sorted({json_kind(v) for v in value if not ok(v)})) if value else "an empty list"
+    )
 
 
-def _lines(path: Path) -> Iterator[tuple[int, str]]:
+def jsonl_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Non-blank lines with their numbers. Split on newline bytes only: a U+2028 inside a JSON string
     is part of its record, not a line break."""
     try:
@@ -67,9 +71,10 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield n, line
 
 
-def _text(where: str, name: str, value: object) -> str:
+def checked_text(where: str, name: str, value: object) -> str:
+    """A non-empty string under ``MAX_PROMPT_CHARS``; ``where`` starts the error."""
     if not isinstance(value, str) or not value.strip():
-        raise WorkbenchError(f"{where}: {name} must be a non-empty string, not {_kind(value)}")
+        raise WorkbenchError(f"{where}: {name} must be a non-empty string, not {json_kind(value)}")
     if len(value) > MAX_PROMPT_CHARS:
         raise WorkbenchError(
             f"{where}: {name} has {len(value):,} characters, more than MAX_PROMPT_CHARS = {MAX_PROMPT_CHARS:,}; "
@@ -86,8 +91,8 @@ def _is_kwargs(value: object) -> bool:
     return value is None or isinstance(value, dict)
 
 
-def parse_record(where: str, line: str, n: int = 0) -> IFEvalExample:
-    """One JSONL line as an IFEval record, every field checked; ``where`` starts each error message."""
+def json_object(where: str, line: str, record: str = "an IFEval record") -> dict:
+    """One JSONL line as a JSON object; ``record`` names what belongs there in the error."""
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -95,7 +100,13 @@ def parse_record(where: str, line: str, n: int = 0) -> IFEvalExample:
     except (ValueError, RecursionError):
         raise WorkbenchError(f"{where}: not JSON this reader takes (nested too deeply or a number too long)") from None
     if not isinstance(row, dict):
-        raise WorkbenchError(f"{where}: {_kind(row)}, where an IFEval record (a JSON object) belongs")
+        raise WorkbenchError(f"{where}: {json_kind(row)}, where {record} (a JSON object) belongs")
+    return row
+
+
+def record_from(where: str, row: Mapping, n: int = 0) -> IFEvalExample:
+    """An IFEval record's fields (key, prompt, instruction_id_list, kwargs, prompt_without_instruction),
+    every one checked; ``where`` starts each error message, ``n`` is the line (the key if none is given)."""
     ids = row.get("instruction_id_list")
     if not isinstance(ids, list) or not ids or not all(map(_is_id, ids)):
         raise WorkbenchError(
@@ -114,24 +125,31 @@ def parse_record(where: str, line: str, n: int = 0) -> IFEvalExample:
     key = row.get("key")
     key = n if key is None else key
     if isinstance(key, bool) or not isinstance(key, (int, str)) or not str(key).strip():
-        raise WorkbenchError(f"{where}: key must be a number or a non-empty string, not {_kind(key)}")
+        raise WorkbenchError(f"{where}: key must be a number or a non-empty string, not {json_kind(key)}")
     kwargs = [checked_kwargs(iid, kw or {}, where) for iid, kw in zip(ids, kwargs)]
-    prompt = _text(where, "prompt", row.get("prompt"))
+    prompt = checked_text(where, "prompt", row.get("prompt"))
     without = row.get("prompt_without_instruction")  # optional: a record without it is skipped, with the reason
-    without = None if without is None else _text(where, "prompt_without_instruction", without)
+    without = None if without is None else checked_text(where, "prompt_without_instruction", without)
     return IFEvalExample(str(key), prompt, list(ids), kwargs, without, n)
 
 
-def load_ifeval_jsonl(path: str | Path) -> list[IFEvalExample]:
-    """Read an IFEval-format JSONL file (key, prompt, instruction_id_list, kwargs, ...), every record
-    checked here, before any model loads: one ``WorkbenchError`` naming the file and line otherwise."""
+def parse_record(where: str, line: str, n: int = 0) -> IFEvalExample:
+    """One JSONL line as an IFEval record, every field checked; ``where`` starts each error message."""
+    return record_from(where, json_object(where, line), n)
+
+
+def read_records(
+    path: str | Path, parse: Callable[[str, str, int], IFEvalExample], file: str = "an IFEval-format JSONL file"
+) -> list[IFEvalExample]:
+    """Every non-blank line of a JSONL file through ``parse(where, line, n)``, checked here, before any
+    model loads: one ``WorkbenchError`` naming the file and line otherwise; keys must be unique."""
     path = Path(path)
     if not path.is_file():
-        raise WorkbenchError(f"no such file: {path}; give an IFEval-format JSONL file")
+        raise WorkbenchError(f"no such file: {path}; give {file}")
     out: list[IFEvalExample] = []
     seen: dict[str, int] = {}
-    for n, line in _lines(path):
-        ex = parse_record(f"{path} line {n}", line, n)
+    for n, line in jsonl_lines(path):
+        ex = parse(f"{path} line {n}", line, n)
         if ex.key in seen:
             raise WorkbenchError(
                 f"{path} line {n}: key {ex.key!r} is already the key of line {seen[ex.key]}; "
@@ -140,8 +158,14 @@ def load_ifeval_jsonl(path: str | Path) -> list[IFEvalExample]:
         seen[ex.key] = n
         out.append(ex)
     if not out:
-        raise WorkbenchError(f"{path} holds no examples; give a non-empty IFEval-format JSONL file")
+        raise WorkbenchError(f"{path} holds no examples; give {file} with at least one record")
     return out
+
+
+def load_ifeval_jsonl(path: str | Path) -> list[IFEvalExample]:
+    """Read an IFEval-format JSONL file (key, prompt, instruction_id_list, kwargs, ...), every record
+    checked here, before any model loads: one ``WorkbenchError`` naming the file and line otherwise."""
+    return read_records(path, parse_record)
 
 
 def record_instructions(example: IFEvalExample) -> list[Instruction]:

@@ -170,13 +170,13 @@ def cmd_sweep(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from workbench.apps.file_evaluation.plan import EvaluateOptions, plan_file
+    from workbench.apps.file_evaluation.plan import EvaluateOptions
     from workbench.apps.file_evaluation.run import evaluate_file
     from workbench.instructions import parse_group_by
 
     if not args.data:
         raise WorkbenchError(
-            "give --data FILE.jsonl (IFEval format with prompt_without_instruction); "
+            "give --data FILE.jsonl (IFEval format with prompt_without_instruction, or another: --format); "
             "`workbench demo` evaluates the catalog"
         )
     options = EvaluateOptions(
@@ -192,8 +192,9 @@ def cmd_evaluate(args) -> None:
         seed=args.seed,
         conditional=args.conditional,
         aggregator=args.aggregator,
+        reader=args.format,
     )
-    plan = plan_file(args.data, options.group_by, options.pairs, options.skip_unknown, options.seed)
+    plan = options.plan_for(args.data)
     check_writable_dir(args.out)
     print(
         f"{len(plan.items)} records to evaluate in {len(plan.groups)} vector groups; {len(plan.skipped)} skipped",

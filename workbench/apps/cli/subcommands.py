@@ -22,6 +22,7 @@ from workbench.apps.cli.arguments import (
 from workbench.extract import AGGREGATORS
 from workbench.instructions import IFEVAL_IDS
 from workbench.models import DEMO_MODEL, EMBEDDED
+from workbench.readers import AUTO, READERS
 from workbench.store import DEFAULT_AGGREGATOR
 
 EVALUATE_EPILOG = (
@@ -103,10 +104,18 @@ def add_sweep(sub: Subparsers, sources: str) -> argparse.ArgumentParser:
 
 
 def add_evaluate(sub: Subparsers) -> argparse.ArgumentParser:
-    help = "four-condition IFEval report on an IFEval-format JSONL file, every record of it"
+    help = "four-condition IFEval report on a dataset file (IFEval JSONL, pairs, the paper's: --format), every record"
     epilog = EVALUATE_EPILOG + ", ".join(IFEVAL_IDS) + "."
     s = add_model_subcommand(sub, Subcommand("evaluate", help, "results/evaluate", epilog=epilog, engine=True))
-    s.add_argument("--data", help="IFEval-format JSONL with prompt_without_instruction")
+    s.add_argument("--data", help="a JSONL dataset: IFEval records with prompt_without_instruction, or see --format")
+    s.add_argument(
+        "--format",
+        default=AUTO,
+        metavar="FORMAT",
+        help="the dataset's format: auto (default: the one format that recognises the first record), "
+        + "; ".join(f"{r.name} ({r.description})" for r in READERS.values()).replace("%", "%%")
+        + "; or module:function (file.py:function), your own reader Path -> list[IFEvalExample]",
+    )
     s.add_argument("--sweep", help="take layer and coefficient from this sweep folder")
     s.add_argument(
         "--pairs",

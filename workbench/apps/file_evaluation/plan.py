@@ -18,13 +18,13 @@ from workbench.instructions import (
     Instruction,
     as_group,
     file_pairs,
-    load_ifeval_jsonl,
     make_pairs,
     record_instructions,
     split_of,
     vector_groups,
 )
 from workbench.models import Model
+from workbench.readers import AUTO, ReaderSpec, auto_reader, reader_named
 from workbench.store import DEFAULT_AGGREGATOR, aggregator_named
 from workbench.sweep import Choice, Example, Executor, pair_example
 
@@ -48,7 +48,9 @@ class EvaluateOptions:
     ``Choice.manual(...)``) fixes a group's steering instead of selecting it; ``conditional`` adds the
     same steering gated by each vector's condition; ``executor`` runs the selection sweep (e.g. on Ray).
     ``group_by``, ``pairs`` and ``skip_unknown`` shape the plan (``plan_file``). ``aggregator``: how
-    the vectors are made (a name in ``extract.AGGREGATORS``); a given sweep made with another is refused."""
+    the vectors are made (a name in ``extract.AGGREGATORS``); a given sweep made with another is refused.
+    ``reader``: the file's format (``readers.read_dataset``: ``auto``, ``ifeval``, ``pairs``, ``paper``,
+    ``module:function`` or a callable), resolved here, so a bad one fails before the file is read."""
 
     sweep_dir: str | Path | None = None
     max_new_tokens: int | None = None
@@ -64,6 +66,7 @@ class EvaluateOptions:
     conditional: bool = False
     executor: Executor | None = None
     aggregator: str = DEFAULT_AGGREGATOR
+    reader: ReaderSpec = AUTO
 
     def __post_init__(self) -> None:
         if self.pairs not in PAIR_SOURCES:
@@ -71,12 +74,18 @@ class EvaluateOptions:
         if self.search not in SEARCHES:
             raise WorkbenchError(f"unknown search {self.search!r}: use one of {', '.join(SEARCHES)}")
         aggregator_named(self.aggregator)
+        if self.reader != AUTO:
+            reader_named(self.reader)
         made = sweep_aggregator(self.sweep_dir) if self.sweep_dir is not None else self.aggregator
         if made != self.aggregator:
             raise WorkbenchError(
                 f"the sweep in {self.sweep_dir} chose its settings for {made} vectors, not {self.aggregator}: "
                 f"use --aggregator {made} (aggregator={made!r}) or another sweep"
             )
+
+    def plan_for(self, data: str | Path) -> Plan:
+        """``plan_file`` of ``data`` with these options' grouping, pair source, skipping, seed and reader."""
+        return plan_file(data, self.group_by, self.pairs, self.skip_unknown, self.seed, self.reader)
 
 
 def sweep_aggregator(folder: str | Path) -> str:
@@ -104,6 +113,7 @@ class Plan:
     pairs: str = "queries"
     train: dict = field(default_factory=dict)  # group -> the file's training pairs (pairs="file")
     validation: dict = field(default_factory=dict)
+    reader: str = ""  # the format the file was read in (``auto`` resolved); empty for your instructions
 
 
 def _one_line(text: str) -> str:
@@ -117,11 +127,14 @@ def plan_file(
     pairs: str = "queries",
     skip_unknown: bool = False,
     seed: int = 0,
+    reader: ReaderSpec = AUTO,
 ) -> Plan:
-    """Read and check the file; group its instructions. Unknown ids are an error unless skipped."""
+    """Read and check the file (``reader``: its format, ``readers.read_dataset``); group its instructions.
+    Unknown ids are an error unless skipped."""
     if pairs not in PAIR_SOURCES:
         raise WorkbenchError(f"unknown pair source {pairs!r}: use one of {', '.join(PAIR_SOURCES)}")
-    examples = load_ifeval_jsonl(data)
+    chosen = auto_reader(data) if isinstance(reader, str) and reader == AUTO else reader_named(reader)
+    examples = chosen(data)
     bad = unknown_ids([i for ex in examples for i in ex.instruction_id_list])
     if bad and not skip_unknown:
         raise WorkbenchError(
@@ -154,7 +167,7 @@ def plan_file(
         example = Example(ex.key, ex.prompt_without_instruction, ex.prompt, insts)
         items.append((example, tuple(tuple(n for n, _ in groups) for groups in each)))
     groups = {name: Group(name, tuple(ms[k] for k in sorted(ms))) for name, ms in sorted(members.items())}
-    plan = Plan(str(data), examples, items, groups, skipped, pairs)
+    plan = Plan(str(data), examples, items, groups, skipped, pairs, reader=chosen.name)
     if pairs == "file":
         own = file_pairs(known, group_by, seed)
         for name in groups:

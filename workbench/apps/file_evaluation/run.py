@@ -38,7 +38,7 @@ from workbench.apps.file_evaluation.plan import (
     Item,
     Plan,
     default_layers,
-    plan_file,
+    plan_file,  # noqa: F401 (re-exported: `from ...run import plan_file` keeps working)
     plan_instructions,
 )
 from workbench.apps.file_evaluation.results import Evaluation, read_summary, write_evaluation
@@ -86,7 +86,7 @@ def evaluate_file(
     ``report.md``, ``drift.html`` and returns an ``Evaluation``. ``overrides`` are ``EvaluateOptions``
     fields by name; ``plan``: the file's plan if already made (``plan_file``)."""
     options = _options(options, overrides)
-    plan = plan or plan_file(data, options.group_by, options.pairs, options.skip_unknown, options.seed)
+    plan = plan or options.plan_for(data)
     return evaluate_plan(model, plan, out, options)
 
 
@@ -234,6 +234,7 @@ def _summary(
         "model_fingerprint": model.fingerprint(),
         "data": str(plan.data),
         "data_sha256": file_hash(plan.data),
+        "data_format": plan.reader,
         "selection_rule": selection_rule(),
         "degeneracy_rule": DEGENERACY_RULE,
         "checkers": checkers_version(),

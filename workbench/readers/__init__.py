@@ -1,0 +1,151 @@
+"""Dataset readers, one per module: each defines ``READER``, a ``Reader``; ``READERS`` finds them all.
+Adding a format is one file here (and its test): ``--format``, ``plan_file(reader=...)`` and ``auto``
+read what the object says. Your own format needs no file here: ``read_dataset(path, reader=callable)``
+or ``--format module:function``.
+
+``read_dataset(path)`` (``reader="auto"``) reads the first record and takes the one format that
+recognises it; none or several is an error that says to name the format. It never guesses."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import pkgutil
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from workbench.errors import WorkbenchError
+from workbench.instructions import IFEvalExample, json_object, jsonl_lines
+from workbench.readers.base import HasRead, Read, Reader, ReaderSpec, checked_records
+
+AUTO = "auto"  # the default: the one format that recognises the file's first record
+BUILT_IN = ("ifeval", "pairs", "paper")  # listed first, in this order, in messages and help
+
+
+def _discover() -> dict[str, Reader]:
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base")
+    found: dict[str, Reader] = {}
+    for name in [n for n in BUILT_IN if n in names] + [n for n in names if n not in BUILT_IN]:
+        reader = importlib.import_module(f"{__name__}.{name}").READER
+        if reader.name in found or reader.name == AUTO or ":" in reader.name:
+            raise RuntimeError(f"a dataset reader may not be named {reader.name!r} (taken, or auto, or with a colon)")
+        found[reader.name] = reader
+    return found
+
+
+READERS: dict[str, Reader] = _discover()
+"""Name -> reader, every module of this package."""
+
+
+def formats() -> str:
+    """The formats as help and errors list them."""
+    return ", ".join([AUTO, *READERS, "module:function"])
+
+
+def reader_named(spec: ReaderSpec) -> Reader:
+    """A reader from a format's name, ``module:function`` / ``file.py:function`` (imported here: a
+    failure is one line), a ``Reader``, or a callable ``Path -> list[IFEvalExample]`` (its records checked)."""
+    if isinstance(spec, Reader):
+        return spec
+    if isinstance(spec, str):
+        if spec in READERS:
+            return READERS[spec]
+        if ":" not in spec:
+            raise WorkbenchError(f"unknown dataset format {spec!r}: use one of {formats()}")
+        return _imported(spec)
+    read = getattr(spec, "read", None)
+    if callable(read) and not isinstance(spec, type):  # an object with the protocol's read(path)
+        return Reader.custom(read, str(getattr(spec, "name", type(spec).__name__)))
+    if callable(spec):
+        return Reader.custom(spec, getattr(spec, "__qualname__", repr(spec)))
+    raise WorkbenchError(f"a dataset reader is a format's name ({formats()}) or a callable, not {spec!r}")
+
+
+def _imported(spec: str) -> Reader:
+    """``module:function``: the working folder is searched too (a console script's path lacks it)."""
+    module, _, attr = spec.rpartition(":")
+    if not module.strip() or not attr.isidentifier():
+        raise WorkbenchError(f"dataset format {spec!r}: write module:function (or file.py:function)")
+    try:
+        loaded = _load_file(Path(module)) if module.endswith(".py") else _load_module(module)
+    except WorkbenchError:
+        raise
+    except Exception as exc:  # ImportError, SyntaxError, whatever the module raises on import
+        text = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise WorkbenchError(f"cannot import {module} for --format {spec}: {text}") from exc
+    found = getattr(loaded, attr, None)
+    if isinstance(found, Reader):
+        return found
+    if found is None or not callable(found):
+        what = "nothing" if found is None else type(found).__name__
+        raise WorkbenchError(f"{spec} is {what}, not a callable Path -> list[IFEvalExample]")
+    return Reader.custom(found, spec)
+
+
+def _load_module(name: str) -> ModuleType:
+    if os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
+    return importlib.import_module(name)
+
+
+def _load_file(path: Path) -> ModuleType:
+    if not path.is_file():
+        raise WorkbenchError(f"no such file: {path} (the reader module of --format {path}:...)")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if spec is None or spec.loader is None:
+        raise WorkbenchError(f"cannot import {path} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def auto_reader(path: str | Path) -> Reader:
+    """The one built-in format that recognises the file's first record; none or several: one line
+    naming the file and line, and saying to pass the format."""
+    path = Path(path)
+    if not path.is_file():
+        raise WorkbenchError(f"no such file: {path}; give a JSONL dataset ({', '.join(READERS)} format)")
+    first = next(jsonl_lines(path), None)
+    if first is None:
+        raise WorkbenchError(f"{path} holds no examples; give a JSONL dataset with at least one record")
+    where = f"{path} line {first[0]}"
+    record = json_object(where, first[1], "a record")
+    fits = [r for r in READERS.values() if r.recognizes is not None and r.recognizes(record)]
+    if len(fits) == 1:
+        return fits[0]
+    fields = ", ".join(sorted(" ".join(str(k).split()) or repr(k) for k in record)[:8]) or "none"
+    if not fits:
+        described = "; ".join(f"{r.name}: {r.description}" for r in READERS.values())
+        raise WorkbenchError(
+            f"{where}: no dataset format recognises this record (fields {fields}); formats are {described}. "
+            "Pass --format NAME (reader=NAME), or module:function for your own"
+        )
+    raise WorkbenchError(
+        f"{where}: the record fits several formats ({', '.join(r.name for r in fits)}; fields {fields}); "
+        "pass --format NAME (reader=NAME) to say which"
+    )
+
+
+def read_dataset(path: str | Path, reader: ReaderSpec = AUTO) -> list[IFEvalExample]:
+    """A dataset's records, every field checked before any model loads: ``reader`` is ``auto`` (the one
+    format that recognises the first record), a format's name (``READERS``), ``module:function``, a
+    ``Reader`` or a callable ``Path -> list[IFEvalExample]``."""
+    chosen = auto_reader(path) if isinstance(reader, str) and reader == AUTO else reader_named(reader)
+    return chosen(path)
+
+
+__all__ = [
+    "AUTO",
+    "READERS",
+    "HasRead",
+    "Read",
+    "Reader",
+    "ReaderSpec",
+    "checked_records",
+    "formats",
+    "read_dataset",
+    "reader_named",
+    "auto_reader",
+]

@@ -1,0 +1,91 @@
+"""What a dataset reader is: one object that names a file format, reads such a file into
+``IFEvalExample`` records (every field checked, errors naming file and line) and says whether a first
+record is in its format, so ``read_dataset(path)`` can pick it without guessing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from workbench.errors import WorkbenchError
+from workbench.instructions import IFEvalExample, record_from
+
+Read = Callable[[Path], list[IFEvalExample]]
+"""A reader's function: a file's path -> its records."""
+
+
+@dataclass(frozen=True)
+class Reader:
+    """A dataset format. ``name`` is its spelling everywhere (``--format``, ``reader=``); ``description``
+    one line for help and errors (its fields); ``read`` the file's records; ``recognizes`` whether a
+    first record (a JSON object) is in this format, or None: ``auto`` never picks it (your own readers)."""
+
+    name: str
+    description: str
+    read: Read
+    recognizes: Callable[[dict], bool] | None = None
+
+    def __call__(self, path: str | Path) -> list[IFEvalExample]:
+        return self.read(Path(path))
+
+    def __repr__(self) -> str:
+        return f"Reader({self.name}: {self.description})"
+
+    @classmethod
+    def custom(cls, read: Read, name: str) -> Reader:
+        """Your own ``read``, its records checked as a built-in reader's are (a bad one: one line naming
+        the file and the record), any other exception it raises made one line too."""
+
+        def checked(path: Path) -> list[IFEvalExample]:
+            try:
+                got = read(path)
+            except WorkbenchError:
+                raise
+            except Exception as exc:  # the user's code: whatever it raises is bad input to us
+                text = " ".join(f"{type(exc).__name__}: {exc}".split())
+                raise WorkbenchError(f"reader {name} failed on {path}: {text}") from exc
+            return checked_records(path, name, got)
+
+        return cls(name, f"your reader {name}", checked)
+
+
+@runtime_checkable
+class HasRead(Protocol):
+    """Any object with the protocol's ``read(path)`` (and, if it likes, a ``name``)."""
+
+    def read(self, path: Path) -> list[IFEvalExample]: ...
+
+
+ReaderSpec = str | Reader | Read | HasRead
+"""What ``read_dataset`` and ``EvaluateOptions.reader`` take: ``auto``, a format's name, ``module:function``
+(or ``file.py:function``), a ``Reader``, any callable ``Path -> list[IFEvalExample]`` or an object
+with such a ``read``."""
+
+
+def checked_records(path: Path, name: str, got: object) -> list[IFEvalExample]:
+    """A custom reader's result: a non-empty list of ``IFEvalExample`` with unique keys, each record's
+    fields checked like a file's (``record_from``)."""
+    if not isinstance(got, list) or not all(isinstance(ex, IFEvalExample) for ex in got):
+        shown = type(got).__name__ if not isinstance(got, list) else "a list holding other things"
+        raise WorkbenchError(f"reader {name} returned {shown} for {path}, not a list of IFEvalExample")
+    if not got:
+        raise WorkbenchError(f"reader {name} found no examples in {path}")
+    out: list[IFEvalExample] = []
+    seen: dict[str, int] = {}
+    for i, ex in enumerate(got, 1):
+        where = f"{path} record {i} (from reader {name})"
+        fields = {
+            "key": ex.key,
+            "prompt": ex.prompt,
+            "instruction_id_list": ex.instruction_id_list,
+            "kwargs": ex.kwargs,
+            "prompt_without_instruction": ex.prompt_without_instruction,
+        }
+        checked = record_from(where, fields, ex.line or i)
+        if checked.key in seen:
+            raise WorkbenchError(f"{where}: key {checked.key!r} is already the key of record {seen[checked.key]}")
+        seen[checked.key] = i
+        out.append(checked)
+    return out
