@@ -180,3 +180,19 @@ def test_an_evaluation_summary_is_stamped_read_back_and_a_newer_one_refused(tmp_
     with pytest.raises(WorkbenchError, match="upgrade"):
         evaluate_instructions(tiny, [brief], tmp_path, **options)
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_workbench_evaluate_refuses_a_newer_evaluation_folder_before_loading_the_model(tmp_path, monkeypatch, capsys):
+    from workbench.apps.cli.main import main
+    from workbench.instructions import ifeval_records
+    from workbench.io import write_jsonl
+
+    data, out = tmp_path / "data.jsonl", tmp_path / "eval"
+    write_jsonl(data, ifeval_records([Instruction.ifeval("punctuation:no_comma")], per_instruction=2))
+    out.mkdir()
+    (out / "summary.json").write_text(json.dumps({"format": EVALUATION.version + 1}))
+    monkeypatch.setattr("workbench.models.load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert main(["evaluate", "--data", str(data), "--model", "tiny-random", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"format {EVALUATION.version + 1}" in err[0] and "upgrade" in err[0]
+    assert sorted(p.name for p in out.iterdir()) == ["summary.json"]

@@ -171,6 +171,7 @@ def cmd_sweep(args) -> None:
 
 def cmd_evaluate(args) -> None:
     from workbench.apps.file_evaluation.plan import EvaluateOptions
+    from workbench.apps.file_evaluation.results import read_summary
     from workbench.apps.file_evaluation.run import evaluate_file
     from workbench.instructions import parse_group_by
 
@@ -196,6 +197,7 @@ def cmd_evaluate(args) -> None:
     )
     plan = options.plan_for(args.data)
     check_writable_dir(args.out)
+    read_summary(Path(args.out))  # an evaluation of a newer format there: refused before the model loads
     print(
         f"{len(plan.items)} records to evaluate in {len(plan.groups)} vector groups; {len(plan.skipped)} skipped",
         file=sys.stderr,
