@@ -29,14 +29,18 @@ _NAMES = {  # public names that live in a lazily imported module
     "read_dataset": "readers",
 }
 
+_MOVED = {"study": "apps.study", "report": "apps.study.report", "external": "apps.file_evaluation"}  # old homes
+
 
 def __getattr__(name: str):
     """``workbench.sweep``, ``workbench.plots``, ``workbench.side_by_side``, ``workbench.evaluate_file``, ...:
-    imported on first use (plots pulls in Plotly, compare pandas and the checkers, apps all of these)."""
-    if name in _MODULES or name in _NAMES:
+    imported on first use (plots pulls in Plotly, compare pandas and the checkers, apps all of these).
+    ``workbench.study``, ``.report`` and ``.external``, public before the applications moved to
+    ``workbench.apps``, still resolve there."""
+    if name in _MODULES or name in _NAMES or name in _MOVED:
         import importlib
 
-        module = importlib.import_module(f"workbench.{_NAMES.get(name, name)}")
+        module = importlib.import_module(f"workbench.{_NAMES.get(name) or _MOVED.get(name) or name}")
         return getattr(module, name) if name in _NAMES else module
     raise AttributeError(f"module 'workbench' has no attribute {name!r}")
 

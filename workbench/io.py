@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.formats import Format
+from workbench.file_formats import FileFormat
 
 
 @contextmanager
@@ -143,7 +143,7 @@ def _differences(old, new, at: str = "") -> list[str]:
     return [] if old == new else [at or "(the whole configuration)"]
 
 
-def claim_dir(out: Path, config: dict, kind: str, fmt: Format | None = None) -> None:
+def claim_dir(out: Path, config: dict, kind: str, fmt: FileFormat | None = None) -> None:
     """Mark ``out`` as holding results of this configuration; refuse a folder that holds another's,
     naming the fields that differ. The first claim is create-exclusive, so two processes starting
     on one folder at once cannot both take it. ``fmt``: the folder's format, stamped in ``config.json``;

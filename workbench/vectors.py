@@ -15,13 +15,12 @@ from jaxtyping import Float
 from torch import Tensor
 
 from workbench.errors import WorkbenchError
-from workbench.formats import Format
+from workbench.file_formats import FileFormat
 from workbench.io import atomic_path
 from workbench.models import HOOK_TEMPLATE, Model
 from workbench.steering import Condition, Mode, Positions, Steer, operator_named
 
-VECTOR = Format("an instruction vector", 1, unversioned=None)  # the file's metadata; numbered from the start
-FORMAT_VERSION = VECTOR.version
+VECTOR = FileFormat("an instruction vector", 1, unversioned=None)  # the file's metadata; numbered from the start
 TINY_SHARE = 0.05  # an absolute coefficient below this share of the layer's norm is almost surely a mistake
 # a coefficient beyond this many times the layer's norm only swamps the residual stream (overflow, empty replies)
 MAX_MULTIPLE = 1000.0

@@ -174,7 +174,7 @@ class VLLMEngine(Tokenized):
         if (longest := max(map(len, seqs))) + opts.max_new_tokens > self.n_ctx:
             raise WorkbenchError(
                 f"a prompt of {longest} tokens plus {opts.max_new_tokens} new tokens exceeds {self.name}'s context "
-                f"of {self.n_ctx} in vLLM: shorten it or lower max_new_tokens"
+                f"of {self.n_ctx} in vLLM: shorten it, lower max_new_tokens or raise max_model_len (--vllm-max-len)"
             )
         return seqs
 

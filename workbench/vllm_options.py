@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from workbench.errors import WorkbenchError
 from workbench.vllm_worker import SLOTS
 
-# vLLM's own words for "the KV cache does not fit" (vllm.v1.core.kv_cache_utils) and for a share it refuses
-MEMORY_WORDS = ("gpu_memory_utilization", "max_model_len", "KV cache")
+# vLLM's own words for "the KV cache does not fit" (vllm.v1.core.kv_cache_utils): each names the share
+MEMORY_WORDS = ("gpu_memory_utilization", "KV cache", "cache blocks")
 
 
 def import_vllm():
@@ -61,13 +61,19 @@ class VLLMOptions:
 
 
 def memory_refusal(exc: Exception, options: VLLMOptions) -> WorkbenchError | None:
-    """vLLM's refusal of a memory setting (too small a share for the KV cache, too long a context, a
-    share it will not take) as one line naming the workbench's knobs; None for any other error."""
-    text = " ".join(str(exc).split())
-    if not isinstance(exc, ValueError) or not any(w in text for w in MEMORY_WORDS):
+    """vLLM's refusal of a memory setting as one line naming the workbench's knobs: a KV cache that does
+    not fit the share (for the context asked), or a ``max_model_len`` it will not take (longer than the
+    model's); None for any other error."""
+    text = " ".join(str(exc).split()).split(" See https://")[0]
+    if not isinstance(exc, ValueError):
         return None
-    first = text.split(" See https://")[0]
-    return WorkbenchError(
-        f"vLLM cannot hold its KV cache with gpu_memory_utilization={options.gpu_memory_utilization}, "
-        f"max_model_len={options.max_model_len}: {first} (on the command line: --vllm-memory SHARE, --vllm-max-len N)"
-    )
+    if any(w in text for w in MEMORY_WORDS):
+        return WorkbenchError(
+            f"vLLM cannot hold its KV cache with gpu_memory_utilization={options.gpu_memory_utilization}, "
+            f"max_model_len={options.max_model_len}: {text} (on the command line: --vllm-memory SHARE, "
+            "--vllm-max-len N)"
+        )
+    if "max_model_len" in text and options.max_model_len is not None:
+        said = text.split(" To allow overriding")[0]  # not its advice to set VLLM_ALLOW_LONG_MAX_MODEL_LEN
+        return WorkbenchError(f"vLLM refuses max_model_len={options.max_model_len}: {said} (--vllm-max-len N)")
+    return None

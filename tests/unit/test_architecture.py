@@ -251,5 +251,7 @@ def test_every_public_name_of_the_package_resolves():
     missing = [name for name in workbench.__all__ if getattr(workbench, name, None) is None]
     assert not missing
     assert workbench.run_study is importlib.import_module("workbench.apps.study").run_study
+    assert workbench.external.evaluate_file is workbench.evaluate_file  # public before the move to workbench.apps
+    assert workbench.study.run_study is workbench.run_study and workbench.report.write_report
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         workbench.nope  # noqa: B018

@@ -10,6 +10,7 @@ import pytest
 from workbench import WorkbenchError
 from workbench.apps.file_evaluation.plan import EvaluateOptions, plan_file
 from workbench.instructions import IFEvalExample, load_ifeval_jsonl
+from workbench.io import write_jsonl
 from workbench.readers import READERS, Reader, read_dataset, reader_named
 from workbench.readers.base import checked_records
 
@@ -119,9 +120,15 @@ def test_the_papers_keyword_splits_get_a_key_per_word():
     include = read_dataset(PAPER / "ifeval_single_keyword_include.jsonl")
     assert [e.key for e in include] == ["1069:correlated", "1069:experiencing", "1139:mom"]
     assert include[0].prompt_without_instruction == include[1].prompt_without_instruction
-    casing = read_dataset(PAPER / "ifeval_multiple_instr_casing_exclude.jsonl", "paper")
-    assert [e.key for e in casing] == ["1019:what", "1019:boys"]
-    assert casing[0].instruction_id_list == ["change_case:english_lowercase", "keywords:forbidden_words"]
+    casing = PAPER / "ifeval_multiple_instr_casing_exclude.jsonl"  # it scores only the first of two ids
+    for reader in ("paper", "auto"):
+        one_line_error(
+            "line 1: instruction_id_list_for_eval scores change_case:english_lowercase of "
+            "change_case:english_lowercase, keywords:forbidden_words",
+            read_dataset,
+            casing,
+            reader,
+        )
     path = PAPER / "ifeval_single_keyword_include.jsonl"
     one_line_error("line 2: key '1069' is already the key of line 1", read_dataset, path, "ifeval")
 
@@ -277,7 +284,7 @@ def test_plan_file_and_evaluate_options_take_the_format(pairs_file):
     plan = plan_file(pairs_file, reader="pairs")
     assert len(plan.items) == 4 and set(plan.groups) >= {"change_case:english_capital"}
     assert EvaluateOptions(reader="pairs").plan_for(pairs_file).items == plan.items
-    assert EvaluateOptions(reader=my_reader).reader is my_reader
+    assert isinstance(EvaluateOptions(reader=my_reader).reader, Reader)  # resolved once, where it is built
     assert plan.reader == "pairs" and plan_file(pairs_file).reader == "pairs"  # auto, resolved
     one_line_error("line 1: instruction_id_list must be", plan_file, pairs_file, None, "queries", False, 0, "ifeval")
 
@@ -307,3 +314,91 @@ def test_evaluate_format_reaches_the_plan_and_a_bad_format_writes_nothing(tmp_pa
         assert len(err) == 1 and message in err[0] and not fresh.exists()
     assert main(["evaluate", "--data", str(pairs_file), "--format", "ifeval", "--out", str(tmp_path / "w")]) == 2
     assert "line 1: instruction_id_list must be" in capsys.readouterr().err and not (tmp_path / "w").exists()
+
+
+def test_a_record_whose_twin_is_its_prompt_is_refused_in_every_format(tmp_path):
+    """Regression: the same text with and without the instruction made two conditions one, and with
+    --pairs file zero differences went into the vector."""
+    same = {"prompt": "Explain tides.", "prompt_without_instruction": "Explain tides. "}
+    pairs, ifeval = tmp_path / "p.jsonl", tmp_path / "i.jsonl"
+    write_jsonl(pairs, [{**same, "instruction": "punctuation:no_comma"}])
+    write_jsonl(ifeval, [{**same, "key": 1, "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}])
+    for path in (pairs, ifeval):
+        one_line_error("line 1: prompt and prompt_without_instruction are the same text", read_dataset, path)
+
+
+def test_ids_scored_as_the_file_says_or_refused(tmp_path):
+    """The paper's instruction_id_list_for_eval: the same ids (a language id with its language appended
+    counts as the id) read; fewer is refused, never scored otherwise than the file says."""
+    base = {"key": 1, "prompt": "Explain tides in Kannada.", "prompt_without_instruction": "Explain tides."}
+    fine, fewer = tmp_path / "fine.jsonl", tmp_path / "fewer.jsonl"
+    lang = {"instruction_id_list": ["language:response_language"], "kwargs": [{"language": "kn"}]}
+    write_jsonl(fine, [{**base, **lang, "instruction_id_list_for_eval": ["language:response_language_kn"]}])
+    two = ["language:response_language", "punctuation:no_comma"]
+    write_jsonl(
+        fewer,
+        [
+            {
+                **base,
+                "instruction_id_list": two,
+                "kwargs": [{"language": "kn"}, {}],
+                **{"instruction_id_list_for_eval": ["punctuation:no_comma"]},
+            }
+        ],
+    )
+    assert read_dataset(fine, "ifeval")[0].instruction_id_list == ["language:response_language"]
+    one_line_error("instruction_id_list_for_eval scores punctuation:no_comma of", read_dataset, fewer, "ifeval")
+
+
+def test_a_file_with_nothing_to_evaluate_is_refused_before_any_model_loads(tmp_path, monkeypatch, capsys):
+    """Regression: a file whose every record was skipped (here: no twin) loaded the model, wrote
+    rows/scores/summary/report and then failed as "an unexpected error (a bug)"."""
+    from workbench.apps.cli.main import main
+
+    path, out = tmp_path / "no_twins.jsonl", tmp_path / "out"
+    write_jsonl(
+        path,
+        [
+            {
+                "key": k,
+                "prompt": f"Write {k}. No commas.",
+                "instruction_id_list": ["punctuation:no_comma"],
+                "kwargs": [{}],
+            }
+            for k in range(3)
+        ],
+    )
+    one_line_error("no record can be evaluated; 3 skipped, 3 for no prompt_without_instruction", plan_file, path)
+    monkeypatch.setattr("workbench.models.load_model", lambda *a, **k: pytest.fail("the model was loaded"))
+    assert main(["evaluate", "--data", str(path), "--model", "tiny-random", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no record can be evaluated" in err[0] and not out.exists()
+
+
+def test_a_reader_module_runs_once_however_often_the_options_are_copied(tmp_path, monkeypatch):
+    """Regression: a module:function reader was imported anew by each EvaluateOptions copy and plan
+    (four times per evaluation), and the working folder stayed on sys.path."""
+    import sys
+    from dataclasses import replace
+
+    runs = tmp_path / "runs.txt"
+    (tmp_path / "counted_format_xyz.py").write_text(
+        f"open({str(runs)!r}, 'a').write('x')\nfrom workbench.readers import READERS\nread = READERS['pairs'].read\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "pairs.jsonl"
+    write_jsonl(
+        path,
+        [
+            {
+                "prompt": "Explain tides. No commas.",
+                "prompt_without_instruction": "Explain tides.",
+                "instruction": "punctuation:no_comma",
+            }
+        ],
+    )
+    module = tmp_path / "counted_format_xyz.py"
+    options = replace(replace(EvaluateOptions(reader=f"{module}:read"), seed=1), n_train=4)
+    assert len(options.plan_for(path).items) == 1 and runs.read_text() == "x"
+    assert reader_named("counted_format_xyz:read").name == "counted_format_xyz:read"  # by module name, from here
+    assert str(tmp_path) not in sys.path

@@ -171,13 +171,13 @@ def test_export_out_a_folder_and_export_model_out_a_file_refused(vector_file, tm
 
 
 def _damaged(tiny_vector, tmp_path, tensors=None, meta=None):
-    from workbench.vectors import FORMAT_VERSION
+    from workbench.vectors import VECTOR
 
     base = {
         k: getattr(tiny_vector, k).contiguous()
         for k in ("mean_diff", "mean_with", "mean_without", "proj_with", "proj_without")
     }
-    info = {"format": FORMAT_VERSION, "instruction_id": "x", "model_name": "tiny-random", "n_pairs": 4}
+    info = {"format": VECTOR.version, "instruction_id": "x", "model_name": "tiny-random", "n_pairs": 4}
     path = tmp_path / "bad.safetensors"
     save_file({**base, **(tensors or {})}, str(path), metadata={"workbench": json.dumps({**info, **(meta or {})})})
     return str(path)

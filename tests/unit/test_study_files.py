@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from workbench import WorkbenchError
-from workbench.apps.study.files import STUDY_FORMAT, StudyFiles, StudyResults, migrate
+from workbench.apps.study.files import STUDY, StudyFiles, StudyResults
 from workbench.sweep import Choice
 
 TITLE = Choice("title", False, 3, "add", 1.0, 0.75, 0.0, 0.125, p_value=0.0156, n_tested=8)
@@ -43,7 +43,7 @@ def test_a_study_reads_back_what_it_wrote(tmp_path):
     made = study(tmp_path)
     made.save()
     back = StudyResults.load(tmp_path)
-    assert json.loads(made.files.result.read_text())["format"] == STUDY_FORMAT
+    assert json.loads(made.files.result.read_text())["format"] == STUDY.version
     assert back.choices == made.choices and back.exclusion == EXCLUDE and back["followed"] == ["title"]
     pd.testing.assert_frame_equal(back.summary, made.summary)
     assert back.logit_lens is not None and list(back.logit_lens["token"]) == ["NA"]  # a token, not a missing value
@@ -60,15 +60,15 @@ def test_a_format_1_folder_reads_without_the_exclusion(tmp_path):
     del run["format"], run["exclusion"]
     made.files.result.write_text(json.dumps(run))
     back = StudyResults.load(tmp_path)
-    assert back.exclusion is None and back["format"] == STUDY_FORMAT and back.choices == made.choices
-    assert migrate({}) == {"format": STUDY_FORMAT, "exclusion": None}
+    assert back.exclusion is None and back["format"] == STUDY.version and back.choices == made.choices
+    assert STUDY.read({}, "result.json") == {"format": STUDY.version, "exclusion": None}
 
 
 def test_a_newer_or_unfinished_folder_is_refused_in_one_line(tmp_path):
     made = study(tmp_path)
     made.save()
-    made.files.result.write_text(json.dumps({"format": STUDY_FORMAT + 1}))
-    with pytest.raises(WorkbenchError, match=f"format {STUDY_FORMAT + 1}; this workbench reads formats up to"):
+    made.files.result.write_text(json.dumps({"format": STUDY.version + 1}))
+    with pytest.raises(WorkbenchError, match=f"format {STUDY.version + 1}; this workbench reads formats up to"):
         StudyResults.load(tmp_path)
     made.files.summary.unlink()
     with pytest.raises(WorkbenchError, match="lacks summary.csv: its study did not finish") as err:

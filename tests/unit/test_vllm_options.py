@@ -21,6 +21,21 @@ NO_MEMORY = (
 )
 
 
+LONGER_THAN_THE_MODEL = (  # vllm/config/model.py, inside pydantic's ValidationError (a ValueError)
+    "1 validation error for ModelConfig\n  Value error, User-specified max_model_len (65536) is greater than the "
+    "derived max_model_len (max_position_embeddings=8192 or model_max_length=None in model's config.json). To "
+    "allow overriding this maximum, set the env var VLLM_ALLOW_LONG_MAX_MODEL_LEN=1. VLLM_ALLOW_LONG_MAX_MODEL_LEN "
+    "must be used with extreme caution."
+)
+
+
+def test_a_context_longer_than_the_model_is_not_called_a_memory_problem():
+    err = memory_refusal(ValueError(LONGER_THAN_THE_MODEL), VLLMOptions(max_model_len=65536))
+    text = str(err)
+    assert text.startswith("vLLM refuses max_model_len=65536:") and "derived max_model_len" in text
+    assert "KV cache" not in text and "VLLM_ALLOW_LONG" not in text and "\n" not in text
+
+
 @pytest.mark.parametrize("message", [TOO_LONG, NO_MEMORY])
 def test_a_kv_cache_refusal_is_one_line_naming_the_knobs(message):
     options = VLLMOptions(gpu_memory_utilization=0.05, max_model_len=32768)

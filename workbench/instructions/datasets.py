@@ -130,7 +130,33 @@ def record_from(where: str, row: Mapping, n: int = 0) -> IFEvalExample:
     prompt = checked_text(where, "prompt", row.get("prompt"))
     without = row.get("prompt_without_instruction")  # optional: a record without it is skipped, with the reason
     without = None if without is None else checked_text(where, "prompt_without_instruction", without)
+    if without is not None and without.strip() == prompt.strip():
+        raise WorkbenchError(
+            f"{where}: prompt and prompt_without_instruction are the same text: the instruction must be in the "
+            "prompt (with) and not in its twin (without)"
+        )
+    scored_as_given(where, ids, row.get("instruction_id_list_for_eval"))
     return IFEvalExample(str(key), prompt, list(ids), kwargs, without, n)
+
+
+def scored_as_given(where: str, ids: list[str], for_eval: object) -> None:
+    """The paper's files name the ids they score (``instruction_id_list_for_eval``; a language id with its
+    language appended, ``language:response_language_kn``). The workbench scores every id of a record, so a
+    record that scores fewer is refused rather than scored differently from what its file says."""
+    if for_eval is None:
+        return
+    if not isinstance(for_eval, list) or not all(map(_is_id, for_eval)):
+        raise WorkbenchError(
+            f"{where}: instruction_id_list_for_eval must be a list of id strings, not {json_kind(for_eval)}"
+        )
+    language = "language:response_language"
+    named = {language if str(i).startswith(language + "_") else i for i in for_eval}
+    if named != set(ids):
+        raise WorkbenchError(
+            f"{where}: instruction_id_list_for_eval scores {', '.join(for_eval)} of {', '.join(ids)}, and the "
+            "workbench scores every instruction of a record: drop the others from instruction_id_list and the "
+            "prompt, or drop instruction_id_list_for_eval to score them all"
+        )
 
 
 def parse_record(where: str, line: str, n: int = 0) -> IFEvalExample:

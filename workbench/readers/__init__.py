@@ -39,7 +39,7 @@ READERS: dict[str, Reader] = _discover()
 """Name -> reader, every module of this package."""
 
 
-def formats() -> str:
+def reader_names() -> str:
     """The formats as help and errors list them."""
     return ", ".join([AUTO, *READERS, "module:function"])
 
@@ -53,14 +53,14 @@ def reader_named(spec: ReaderSpec) -> Reader:
         if spec in READERS:
             return READERS[spec]
         if ":" not in spec:
-            raise WorkbenchError(f"unknown dataset format {spec!r}: use one of {formats()}")
+            raise WorkbenchError(f"unknown dataset format {spec!r}: use one of {reader_names()}")
         return _imported(spec)
     read = getattr(spec, "read", None)
     if callable(read) and not isinstance(spec, type):  # an object with the protocol's read(path)
         return Reader.custom(read, str(getattr(spec, "name", type(spec).__name__)))
     if callable(spec):
         return Reader.custom(spec, getattr(spec, "__qualname__", repr(spec)))
-    raise WorkbenchError(f"a dataset reader is a format's name ({formats()}) or a callable, not {spec!r}")
+    raise WorkbenchError(f"a dataset reader is a format's name ({reader_names()}) or a callable, not {spec!r}")
 
 
 def _imported(spec: str) -> Reader:
@@ -85,9 +85,14 @@ def _imported(spec: str) -> Reader:
 
 
 def _load_module(name: str) -> ModuleType:
-    if os.getcwd() not in sys.path:
+    added = os.getcwd() not in sys.path
+    if added:
         sys.path.append(os.getcwd())
-    return importlib.import_module(name)
+    try:
+        return importlib.import_module(name)
+    finally:
+        if added:
+            sys.path.remove(os.getcwd())
 
 
 def _load_file(path: Path) -> ModuleType:
@@ -128,12 +133,16 @@ def auto_reader(path: str | Path) -> Reader:
     )
 
 
+def reader_for(path: str | Path, reader: ReaderSpec = AUTO) -> Reader:
+    """The reader of ``path``: ``auto`` resolved on its first record, anything else by ``reader_named``."""
+    return auto_reader(path) if isinstance(reader, str) and reader == AUTO else reader_named(reader)
+
+
 def read_dataset(path: str | Path, reader: ReaderSpec = AUTO) -> list[IFEvalExample]:
     """A dataset's records, every field checked before any model loads: ``reader`` is ``auto`` (the one
     format that recognises the first record), a format's name (``READERS``), ``module:function``, a
     ``Reader`` or a callable ``Path -> list[IFEvalExample]``."""
-    chosen = auto_reader(path) if isinstance(reader, str) and reader == AUTO else reader_named(reader)
-    return chosen(path)
+    return reader_for(path, reader)(path)
 
 
 __all__ = [
@@ -144,8 +153,9 @@ __all__ = [
     "Reader",
     "ReaderSpec",
     "checked_records",
-    "formats",
+    "reader_names",
     "read_dataset",
+    "reader_for",
     "reader_named",
     "auto_reader",
 ]

@@ -7,7 +7,9 @@
 * the keyword splits (``data/keywords/ifeval_single_keyword_include.jsonl`` and ``..._exclude.jsonl``,
   earlier ``data/ifeval_single_keyword_include.jsonl``, ``data/ifeval_multiple_instr_casing_exclude.jsonl``):
   IFEval records with ``prompt_without_instruction`` and ``old_prompt``, one record per word of an IFEval
-  prompt that named several, so keys repeat; each key here gets its word (``1531:atlantis``).
+  prompt that named several, so keys repeat; each key here gets its word (``1531:atlantis``). The casing
+  file scores only the first of its two ids (``instruction_id_list_for_eval``): refused, as every record
+  that scores fewer ids than it carries (``instructions.datasets.scored_as_given``).
 
 The paper's other files are plain IFEval (``data/format/ifeval_single_instr_format.jsonl``,
 ``data/keywords/inclusion_validation.jsonl``, ...: format ``ifeval``, which ``auto`` picks). Its

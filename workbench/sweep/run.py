@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from workbench.checkers import checkers_version
 from workbench.errors import WorkbenchError
 from workbench.evaluate import DEGENERACY_RULE, Judge
-from workbench.formats import Format
+from workbench.file_formats import FileFormat
 from workbench.instructions import Pair, make_pairs
 from workbench.io import claim_dir, read_jsonl, write_atomic, write_jsonl
 from workbench.models import Model, check_layer
@@ -28,7 +28,7 @@ from workbench.sweep.executors import Executor, Local, job_budget
 from workbench.sweep.grid import NO_STEERING, SweepConfig, Unit, chunks, unit_name
 from workbench.sweep.result import SweepResult
 
-SWEEP = Format("a sweep", 1)  # a sweep folder's config.json; folders from before it was numbered are format 1
+SWEEP = FileFormat("a sweep", 1)  # a sweep folder's config.json; folders from before it was numbered are format 1
 
 
 @dataclass(frozen=True)

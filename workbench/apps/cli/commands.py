@@ -1,4 +1,4 @@
-"""What each ``workbench`` subcommand does, given its parsed arguments (``cli`` spells them)."""
+"""What each ``workbench`` subcommand does, given its parsed arguments (``subcommands`` spells them)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Each ``workbench`` subcommand's own arguments, one function a subcommand returning its parser;
-``cli`` gives each parser the ``cmd_*`` that runs it. Options several share are in ``arguments``."""
+``main`` gives each parser the ``cmd_*`` that runs it. Options several share are in ``arguments``."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ vector groups and, with ``pairs="file"``, the file's own training and validation
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from workbench.instructions import (
     vector_groups,
 )
 from workbench.models import Model
-from workbench.readers import AUTO, ReaderSpec, auto_reader, reader_named
+from workbench.readers import AUTO, READERS, ReaderSpec, reader_for, reader_named
 from workbench.store import DEFAULT_AGGREGATOR, aggregator_named
 from workbench.sweep import Choice, Example, Executor, pair_example
 
@@ -74,8 +74,8 @@ class EvaluateOptions:
         if self.search not in SEARCHES:
             raise WorkbenchError(f"unknown search {self.search!r}: use one of {', '.join(SEARCHES)}")
         aggregator_named(self.aggregator)
-        if self.reader != AUTO:
-            reader_named(self.reader)
+        if not (isinstance(self.reader, str) and (self.reader == AUTO or self.reader in READERS)):
+            object.__setattr__(self, "reader", reader_named(self.reader))  # resolved once: a module imported once
         made = sweep_aggregator(self.sweep_dir) if self.sweep_dir is not None else self.aggregator
         if made != self.aggregator:
             raise WorkbenchError(
@@ -133,7 +133,7 @@ def plan_file(
     Unknown ids are an error unless skipped."""
     if pairs not in PAIR_SOURCES:
         raise WorkbenchError(f"unknown pair source {pairs!r}: use one of {', '.join(PAIR_SOURCES)}")
-    chosen = auto_reader(data) if isinstance(reader, str) and reader == AUTO else reader_named(reader)
+    chosen = reader_for(data, reader)
     examples = chosen(data)
     bad = unknown_ids([i for ex in examples for i in ex.instruction_id_list])
     if bad and not skip_unknown:
@@ -166,6 +166,10 @@ def plan_file(
             members[name][member.id] = member
         example = Example(ex.key, ex.prompt_without_instruction, ex.prompt, insts)
         items.append((example, tuple(tuple(n for n, _ in groups) for groups in each)))
+    if not items:
+        raise WorkbenchError(
+            _one_line(f"{data} ({chosen.name}): no record can be evaluated; {_why_none(skipped, pairs)}")
+        )
     groups = {name: Group(name, tuple(ms[k] for k in sorted(ms))) for name, ms in sorted(members.items())}
     plan = Plan(str(data), examples, items, groups, skipped, pairs, reader=chosen.name)
     if pairs == "file":
@@ -175,6 +179,14 @@ def plan_file(
             if len(splits.get("train", [])) >= MIN_FILE_PAIRS and splits.get("validation"):
                 plan.train[name], plan.validation[name] = splits["train"], splits["validation"]
     return plan
+
+
+def _why_none(skipped: dict[str, str], pairs: str) -> str:
+    """Why a file leaves nothing to evaluate: its most common skip reason, or the split."""
+    if not skipped:
+        return f"with --pairs {pairs}, none of its records fell in the test split: use --pairs queries or a larger file"
+    reason, n = Counter(skipped.values()).most_common(1)[0]
+    return f"{len(skipped)} skipped, {n} for {reason}"
 
 
 def plan_instructions(instructions: Sequence[str | Instruction | Group], test_prompts: int = 12, seed: int = 0) -> Plan:

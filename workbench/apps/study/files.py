@@ -3,7 +3,7 @@
 
 Format 2 records ``format`` and the word exclusion's setting (``exclusion``) in ``result.json``. A
 format-1 folder (written before the format was recorded) has the same files and reads the same,
-without the exclusion's setting: ``STUDY`` (a ``formats.Format``) brings its ``result.json`` up, one
+without the exclusion's setting: ``STUDY`` (a ``file_formats.FileFormat``) brings its ``result.json`` up, one
 migration per version.
 """
 
@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from workbench.errors import WorkbenchError
-from workbench.formats import Format
+from workbench.file_formats import FileFormat
 from workbench.instructions import slug
 from workbench.io import atomic_path, write_atomic
 from workbench.sweep import Choice
@@ -79,13 +79,7 @@ def _from_v1(run: dict) -> dict:
     return {**run, "exclusion": run.get("exclusion")}
 
 
-STUDY = Format("a study", 2, {1: _from_v1})  # result.json; format 1 was not numbered
-STUDY_FORMAT = STUDY.version
-
-
-def migrate(run: dict, where: Path | str = "") -> dict:
-    """``result.json`` of any format this version reads, brought to ``STUDY_FORMAT``."""
-    return STUDY.read(run, where)
+STUDY = FileFormat("a study", 2, {1: _from_v1})  # result.json; format 1 was not numbered
 
 
 Choices = dict[tuple[str, bool], Choice]
@@ -161,7 +155,7 @@ class StudyResults:
             raise WorkbenchError(
                 f"{folder} lacks {', '.join(lacking)}: its study did not finish; rerun `workbench demo --out {folder}`"
             )
-        run = migrate(json.loads(f.result.read_text()) if f.result.exists() else {}, folder)
+        run = STUDY.read(json.loads(f.result.read_text()) if f.result.exists() else {}, folder)
         raw = json.loads(f.choices.read_text()) if f.choices.exists() else {}
         return cls(
             files=f,

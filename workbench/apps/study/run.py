@@ -21,7 +21,7 @@ import pandas as pd
 from workbench import analysis
 from workbench.apps.study.config import StudyConfig, screen_instructions
 from workbench.apps.study.figures import make_figures
-from workbench.apps.study.files import STUDY_FORMAT, Choices, StudyFiles, StudyResults
+from workbench.apps.study.files import Choices, StudyFiles, StudyResults
 from workbench.apps.study.report import write_report
 from workbench.apps.study.stages import (
     composition,
@@ -196,5 +196,4 @@ def _run_record(cfg: StudyConfig, files: StudyFiles, names: list[str], model: st
         "n_pairs": cfg.n_train,
         "seconds": round(earlier + this_run, 1),
         "this_run_seconds": this_run,
-        "format": STUDY_FORMAT,
-    }
+    }  # StudyResults.save stamps its format

@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 
 from workbench.errors import WorkbenchError
 
-Migration = Callable[[dict], dict]  # one version's dict -> the next version's (``Format.read`` sets the number)
+Migration = Callable[[dict], dict]  # one version's dict -> the next version's (``FileFormat.read`` sets the number)
 
 
 @dataclass(frozen=True)
-class Format:
+class FileFormat:
     """``name``: what such a file holds, with its article ("a study"), for messages. ``version``: the
     one this workbench writes. ``migrations[v]``: version v's dict brought to v + 1, one for each
     version before ``version`` and no other (a format at version 1 has none). ``unversioned``: the

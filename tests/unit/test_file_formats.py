@@ -1,4 +1,4 @@
-"""File formats with a version and one migration per version (``workbench.formats``): an older file
+"""File formats with a version and one migration per version (``workbench.file_formats``): an older file
 is brought up one version at a time, a newer one is refused in one line naming it, before anything is
 written; per file kind (vector file, sweep folder, evaluation summary) a regression test."""
 
@@ -12,7 +12,7 @@ from workbench import WorkbenchError
 from workbench.apps.file_evaluation.results import EVALUATION, Evaluation
 from workbench.apps.file_evaluation.run import evaluate_instructions
 from workbench.apps.study.files import STUDY
-from workbench.formats import Format
+from workbench.file_formats import FileFormat
 from workbench.instructions import Instruction
 from workbench.store import vector_for
 from workbench.sweep import Choice, SweepConfig, run_sweep
@@ -40,7 +40,7 @@ def test_an_older_file_is_brought_up_one_migration_at_a_time():
         seen.append((2, d["format"]))  # sees version 2's dict, number included
         return {**d, "unit": "tokens"}
 
-    fmt = Format("a made-up file", 3, {1: from_v1, 2: from_v2})
+    fmt = FileFormat("a made-up file", 3, {1: from_v1, 2: from_v2})
     assert fmt.read({"n": 4}, "f.json") == {"format": 3, "size": 4, "unit": "tokens"}  # no number: version 1
     assert seen == [(1, 1), (2, 2)]
     assert fmt.read({"format": 2, "size": 4}, "f.json") == {"format": 3, "size": 4, "unit": "tokens"}
@@ -55,7 +55,7 @@ def test_the_studys_real_migration_from_format_1():
 
 
 def test_a_newer_file_is_refused_naming_it_and_both_versions():
-    fmt = Format("a made-up file", 1)
+    fmt = FileFormat("a made-up file", 1)
     with pytest.raises(WorkbenchError) as err:
         fmt.read({"format": 2}, "runs/f.json")
     message = one_line(err)
@@ -66,23 +66,23 @@ def test_a_newer_file_is_refused_naming_it_and_both_versions():
 @pytest.mark.parametrize("version", ["2", 1.0, True, None, [1], 0, -3])
 def test_a_version_that_is_not_a_version_number_is_refused(version):
     with pytest.raises(WorkbenchError, match="not a version number|no format number") as err:
-        Format("a made-up file", 2, {1: dict}).read({"format": version}, "f.json")
+        FileFormat("a made-up file", 2, {1: dict}).read({"format": version}, "f.json")
     assert "f.json" in one_line(err)
 
 
 def test_a_format_numbered_from_the_start_refuses_a_file_without_a_number():
     with pytest.raises(WorkbenchError, match="f.json does not hold a made-up file: it has no format number"):
-        Format("a made-up file", 1, unversioned=None).read({"n": 1}, "f.json")
+        FileFormat("a made-up file", 1, unversioned=None).read({"n": 1}, "f.json")
     with pytest.raises(WorkbenchError, match="not a JSON object"):
-        Format("a made-up file", 1).read([1, 2], "f.json")
+        FileFormat("a made-up file", 1).read([1, 2], "f.json")
 
 
 def test_a_format_needs_one_migration_from_each_older_version_and_no_other():
-    assert Format("a made-up file", 1).migrations == {}
+    assert FileFormat("a made-up file", 1).migrations == {}
     with pytest.raises(ValueError, match="needs one migration from each of"):
-        Format("a made-up file", 3, {1: dict})
+        FileFormat("a made-up file", 3, {1: dict})
     with pytest.raises(ValueError, match="needs one migration from each of"):
-        Format("a made-up file", 1, {1: dict})
+        FileFormat("a made-up file", 1, {1: dict})
 
 
 # --- vector files ---------------------------------------------------------------------------------
