@@ -9,7 +9,7 @@ import pytest
 
 from workbench import WorkbenchError
 from workbench.apps.file_evaluation.plan import EvaluateOptions, plan_file
-from workbench.instructions import IFEvalExample, load_ifeval_jsonl
+from workbench.instructions import SAME_TWIN, IFEvalExample, file_pairs, load_ifeval_jsonl, twin
 from workbench.io import write_jsonl
 from workbench.readers import READERS, Reader, read_dataset, reader_named
 from workbench.readers.base import checked_records
@@ -316,15 +316,28 @@ def test_evaluate_format_reaches_the_plan_and_a_bad_format_writes_nothing(tmp_pa
     assert "line 1: instruction_id_list must be" in capsys.readouterr().err and not (tmp_path / "w").exists()
 
 
-def test_a_record_whose_twin_is_its_prompt_is_refused_in_every_format(tmp_path):
-    """Regression: the same text with and without the instruction made two conditions one, and with
-    --pairs file zero differences went into the vector."""
-    same = {"prompt": "Explain tides.", "prompt_without_instruction": "Explain tides. "}
-    pairs, ifeval = tmp_path / "p.jsonl", tmp_path / "i.jsonl"
-    write_jsonl(pairs, [{**same, "instruction": "punctuation:no_comma"}])
-    write_jsonl(ifeval, [{**same, "key": 1, "instruction_id_list": ["punctuation:no_comma"], "kwargs": [{}]}])
-    for path in (pairs, ifeval):
-        one_line_error("line 1: prompt and prompt_without_instruction are the same text", read_dataset, path)
+def test_a_record_whose_twin_is_its_prompt_is_skipped_with_the_reason_and_trains_nothing(tmp_path):
+    """Regression: the same text with and without the instruction (the paper's format file, key 1802)
+    made its two conditions one, and with --pairs file put a zero difference into the vector."""
+    same = {"prompt_without_instruction": "Explain tides. Wrap it in <<double angular brackets>>."}
+    rows = [{"prompt": same["prompt_without_instruction"], **same, "instruction": "detectable_format:title"}]
+    rows += [
+        {
+            "prompt": f"Explain item {k}. Add a title in <<brackets>>.",
+            "prompt_without_instruction": f"Explain item {k}.",
+            "instruction": "detectable_format:title",
+        }
+        for k in range(40)
+    ]
+    path = tmp_path / "p.jsonl"
+    write_jsonl(path, rows)
+    assert twin(read_dataset(path)[0]) is None and twin(read_dataset(path)[1]) == "Explain item 0."
+    plan = plan_file(path)
+    assert plan.skipped == {"1": SAME_TWIN} and len(plan.items) == 40
+    own = file_pairs(read_dataset(path))["detectable_format:title"]
+    assert sum(map(len, own.values())) == 40 and all(
+        p.with_instruction != p.without_instruction for ps in own.values() for p in ps
+    )
 
 
 def test_ids_scored_as_the_file_says_or_refused(tmp_path):

@@ -6,6 +6,8 @@ vector) < ``pairs`` (base queries, splits, with/without pairs) < ``datasets`` (I
 """
 
 from workbench.instructions.datasets import (
+    NO_TWIN,
+    SAME_TWIN,
     IFEvalExample,
     checked_text,
     file_pairs,
@@ -17,6 +19,7 @@ from workbench.instructions.datasets import (
     read_records,
     record_from,
     record_instructions,
+    twin,
 )
 from workbench.instructions.groups import DEFAULT_GROUP_BY, Group, as_group, parse_group_by, vector_groups
 from workbench.instructions.ifeval import (
@@ -64,7 +67,10 @@ __all__ = [
     "checked_text",
     "data_hash",
     "describe",
+    "NO_TWIN",
+    "SAME_TWIN",
     "file_pairs",
+    "twin",
     "generic",
     "get_instruction",
     "ifeval_records",

@@ -13,6 +13,8 @@ from pathlib import Path
 from workbench.checkers import unknown_ids
 from workbench.errors import WorkbenchError
 from workbench.instructions import (
+    NO_TWIN,
+    SAME_TWIN,
     Group,
     IFEvalExample,
     Instruction,
@@ -21,6 +23,7 @@ from workbench.instructions import (
     make_pairs,
     record_instructions,
     split_of,
+    twin,
     vector_groups,
 )
 from workbench.models import Model
@@ -156,15 +159,15 @@ def plan_file(
         except WorkbenchError as exc:
             raise WorkbenchError(_one_line(f"{data} line {ex.line} (key {ex.key}): {exc}")) from None
         known.append(ex)
-        if not ex.prompt_without_instruction:
-            skipped[ex.key] = "no prompt_without_instruction: the conditions without the instruction need it"
+        if (without := twin(ex)) is None:
+            skipped[ex.key] = SAME_TWIN if ex.prompt_without_instruction else NO_TWIN
             continue
-        if pairs == "file" and split_of(ex.prompt_without_instruction, seed) != "test":
+        if pairs == "file" and split_of(without, seed) != "test":
             continue  # a training or validation record
         each = [vector_groups(i, group_by) for i in insts]
         for name, member in (g for groups in each for g in groups):
             members[name][member.id] = member
-        example = Example(ex.key, ex.prompt_without_instruction, ex.prompt, insts)
+        example = Example(ex.key, without, ex.prompt, insts)
         items.append((example, tuple(tuple(n for n, _ in groups) for groups in each)))
     if not items:
         raise WorkbenchError(
