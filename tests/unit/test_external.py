@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from workbench import WorkbenchError, generate
-from workbench.apps.file_evaluation.run import evaluate_file, plan_file
+from workbench.apps.file_evaluation import EvaluateOptions, evaluate_file, plan_file
 from workbench.instructions import IFEVAL_IDS, Instruction, get_instruction, ifeval_records
 from workbench.io import read_jsonl, write_jsonl
 from workbench.store import vector_for
@@ -304,3 +304,15 @@ def test_unsteered_conditions_are_generated_once_and_equal_their_own_generation(
     assert sizes[-1] == 3 * 3 and any(
         r["text"] != by[("steer", r["prompt_id"])]["text"] for r in steered if r["condition"] == "steer"
     )
+
+
+def test_an_evaluations_own_halving_sweep_is_reused_with_the_same_choices(tiny, synthetic, evaluated, tmp_path):
+    """Regression: --sweep OUT/sweep of an earlier evaluation (a halving sweep: round1/, round2/) was
+    "no results in OUT/sweep", after the model had loaded."""
+    out, first = evaluated
+    again = evaluate_file(tiny, synthetic[0], tmp_path, **FAST, sweep_dir=out / "sweep")
+    assert again["groups"] == first["groups"] and again["stopped_early"] == first["stopped_early"]
+    assert not (tmp_path / "sweep" / "round1").exists()  # nothing swept again
+    with pytest.raises(WorkbenchError, match="holds no sweep") as info:
+        EvaluateOptions(sweep_dir=tmp_path)
+    assert "\n" not in str(info.value)

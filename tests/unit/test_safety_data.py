@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workbench import WorkbenchError
-from workbench.apps.file_evaluation.run import plan_file
+from workbench.apps.file_evaluation import plan_file
 from workbench.checkers import check, check_callable
 from workbench.instructions import Instruction, load_ifeval_jsonl
 from workbench.instructions.datasets import MAX_PROMPT_CHARS

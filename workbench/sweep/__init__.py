@@ -16,7 +16,7 @@ from workbench.sweep.executors import Executor, Local, run_units
 from workbench.sweep.grid import NO_STEERING, SweepConfig, Unit
 from workbench.sweep.result import SweepResult
 from workbench.sweep.run import load_table, run_sweep
-from workbench.sweep.search import REFINE, best_cells, refined, run_halving
+from workbench.sweep.search import REFINE, best_cells, load_halving, refined, run_halving
 from workbench.sweep.selection import (
     MAX_DEGENERATE,
     Choice,
@@ -53,6 +53,7 @@ __all__ = [
     "conditional_conditions",
     "run_conditions",
     "four_conditions",
+    "load_halving",
     "load_table",
     "pair_example",
     "run_halving",

@@ -22,7 +22,7 @@ from workbench.io import log
 from workbench.models import Model
 from workbench.sweep.grid import NO_STEERING, SweepConfig
 from workbench.sweep.result import SweepResult
-from workbench.sweep.run import SweepOptions, run_sweep
+from workbench.sweep.run import SweepOptions, load_table, run_sweep
 from workbench.sweep.selection import MAX_DEGENERATE, cell_summary, scaled, setting_size
 
 Cell = tuple[int, str, "float | None"]  # (layer, mode, coefficient)
@@ -125,9 +125,23 @@ def run_halving(
     finally:
         if own:
             bar.close()
+    return SweepResult(_halving_table(one, two, survivors), out, config.model)
+
+
+def load_halving(out: str | Path, options: HalvingOptions | None = None) -> pd.DataFrame:
+    """A finished halving sweep's table (``out/round1``, ``out/round2``), as ``run_halving`` returned it
+    when it ran with ``options`` (its ``keep`` and ``stop_early``; default: the defaults)."""
+    opts, out = options or HalvingOptions(), Path(out)
+    one = load_table(out / "round1")
+    survivors = best_cells(one, opts.keep, beat_baseline=opts.stop_early)
+    two = load_table(out / "round2") if any((out / "round2" / "units").glob("*.jsonl")) else pd.DataFrame()
+    return _halving_table(one, two, survivors)
+
+
+def _halving_table(one: pd.DataFrame, two: pd.DataFrame, survivors: Mapping[str, Sequence[Cell]]) -> pd.DataFrame:
+    """The rows selection sees: round 1's baseline and survivors, round 2's cells, with a ``round`` column."""
     kept = one.apply(lambda row: _survived(row, survivors), axis=1)
-    table = pd.concat([one[kept].assign(round=1), two.assign(round=2)], ignore_index=True)
-    return SweepResult(table, out, config.model)
+    return pd.concat([one[kept].assign(round=1), two.assign(round=2)], ignore_index=True)
 
 
 def _budget_bound(config: SweepConfig, every: Mapping[str, list[Pair]], opts: HalvingOptions) -> int:

@@ -79,6 +79,11 @@ class EvaluateOptions:
         aggregator_named(self.aggregator)
         if not (isinstance(self.reader, str) and (self.reader == AUTO or self.reader in READERS)):
             object.__setattr__(self, "reader", reader_named(self.reader))  # resolved once: a module imported once
+        if self.sweep_dir is not None and not any((Path(self.sweep_dir) / d).is_dir() for d in ("units", "round1")):
+            raise WorkbenchError(
+                f"{self.sweep_dir} holds no sweep (no units/ or round1/): give a `workbench sweep --out` folder "
+                "or an earlier evaluation's OUT/sweep"
+            )
         made = sweep_aggregator(self.sweep_dir) if self.sweep_dir is not None else self.aggregator
         if made != self.aggregator:
             raise WorkbenchError(
@@ -92,10 +97,13 @@ class EvaluateOptions:
 
 
 def sweep_aggregator(folder: str | Path) -> str:
-    """The aggregator a sweep folder's vectors were made with, from its ``config.json`` (no key: the
-    default, which every sweep before the choice used); the default too where there is no readable one."""
+    """The aggregator a sweep folder's vectors were made with, from its ``config.json`` (a halving sweep's:
+    its first round's; no key: the default, which every sweep before the choice used); the default too
+    where there is no readable one."""
+    config = Path(folder) / "config.json"
+    config = config if config.is_file() else Path(folder) / "round1" / "config.json"
     try:
-        made = json.loads((Path(folder) / "config.json").read_text()).get("aggregator", DEFAULT_AGGREGATOR)
+        made = json.loads(config.read_text()).get("aggregator", DEFAULT_AGGREGATOR)
     except (OSError, ValueError, AttributeError):  # no config or a damaged one: load_table speaks for the folder
         return DEFAULT_AGGREGATOR
     return made if isinstance(made, str) else DEFAULT_AGGREGATOR

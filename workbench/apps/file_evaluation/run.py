@@ -33,14 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from workbench.apps.file_evaluation.plan import (
-    EvaluateOptions,
-    Item,
-    Plan,
-    default_layers,
-    plan_file,  # noqa: F401 (re-exported: `from ...run import plan_file` keeps working)
-    plan_instructions,
-)
+from workbench.apps.file_evaluation.plan import EvaluateOptions, Item, Plan, default_layers, plan_instructions
 from workbench.apps.file_evaluation.results import Evaluation, read_summary, write_evaluation
 from workbench.checkers import checkers_version
 from workbench.errors import WorkbenchError
@@ -55,6 +48,7 @@ from workbench.sweep import (
     conditional_conditions,
     fewest_prompts,
     four_conditions,
+    load_halving,
     load_table,
     run_halving,
     run_sweep,
@@ -141,8 +135,8 @@ def _selection_table(
     model: Model, plan: Plan, to_select: list[Group], sweep_dir: Path, options: EvaluateOptions
 ) -> pd.DataFrame:
     """The validation sweep's table for the groups to select: read from a given sweep, or run here."""
-    if options.sweep_dir is not None:
-        return load_table(sweep_dir)
+    if options.sweep_dir is not None:  # a halving sweep (evaluate's own OUT/sweep) or a plain one
+        return load_halving(sweep_dir) if (sweep_dir / "round1").is_dir() else load_table(sweep_dir)
     exhaustive = options.search == "exhaustive"
     own = [p.with_instruction for ps in plan.train.values() for p in ps]
     config = SweepConfig(
