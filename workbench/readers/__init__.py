@@ -11,11 +11,11 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
-import pkgutil
 import sys
 from pathlib import Path
 from types import ModuleType
 
+from workbench.discovery import discover
 from workbench.errors import WorkbenchError
 from workbench.instructions import IFEvalExample, json_object, jsonl_lines
 from workbench.readers.base import HasRead, Read, Reader, ReaderSpec, checked_records
@@ -25,10 +25,9 @@ BUILT_IN = ("ifeval", "pairs", "paper")  # listed first, in this order, in messa
 
 
 def _discover() -> dict[str, Reader]:
-    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name != "base")
     found: dict[str, Reader] = {}
-    for name in [n for n in BUILT_IN if n in names] + [n for n in names if n not in BUILT_IN]:
-        reader = importlib.import_module(f"{__name__}.{name}").READER
+    for reader in discover(__name__, __path__, "READER", BUILT_IN):
+        assert isinstance(reader, Reader)
         if reader.name in found or reader.name == AUTO or ":" in reader.name:
             raise RuntimeError(f"a dataset reader may not be named {reader.name!r} (taken, or auto, or with a colon)")
         found[reader.name] = reader
