@@ -63,3 +63,9 @@ class ScoredSweepRow(SweepRow, Scores):
 
 class ScoredConditionRow(ConditionRow, Scores):
     """A condition's row as ``run_conditions`` returns it."""
+
+
+class EvaluationRow(ScoredConditionRow):
+    """A row of ``workbench evaluate``'s ``rows.jsonl``: a scored condition row and its record's groups."""
+
+    groups: list[list[str]]  # per instruction of the record, the vector groups that steer it

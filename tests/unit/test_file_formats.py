@@ -196,3 +196,21 @@ def test_workbench_evaluate_refuses_a_newer_evaluation_folder_before_loading_the
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"format {EVALUATION.version + 1}" in err[0] and "upgrade" in err[0]
     assert sorted(p.name for p in out.iterdir()) == ["summary.json"]
+
+
+def test_a_study_folder_is_claimed_with_its_format_and_an_older_claim_still_resumes(tmp_path, tiny):
+    from workbench.apps.study import StudyConfig, StudyFiles
+    from workbench.apps.study.files import STUDY_FOLDER
+    from workbench.apps.study.run import _claim
+
+    cfg = StudyConfig(model="tiny-random", layers=(1,), coefficients=(1.0,), instructions=("title",))
+    files = StudyFiles.at(tmp_path)
+    _claim(tiny, cfg, files)
+    config = tmp_path / "config.json"
+    claimed = json.loads(config.read_text())
+    assert claimed["format"] == STUDY_FOLDER.version == 1
+    config.write_text(json.dumps({k: v for k, v in claimed.items() if k != "format"}))  # before it was numbered
+    _claim(tiny, cfg, files)  # resumes: the same configuration
+    config.write_text(json.dumps({**claimed, "format": 2}))
+    with pytest.raises(WorkbenchError, match="holds a study folder of format 2"):
+        _claim(tiny, cfg, files)

@@ -100,3 +100,16 @@ def test_the_checker_sees_a_missing_key_an_undeclared_key_and_a_wrong_type(sweep
         assert mismatches({**row, key: value}, ScoredSweepRow) == [
             f"{key!r}: {value!r} is not {get_type_hints(ScoredSweepRow, include_extras=True)[key]}"
         ]
+
+
+def test_an_evaluations_rows_jsonl_holds_evaluation_rows(tiny, tmp_path):
+    """As written to ``rows.jsonl`` and read back (JSON: what a later reader of the file sees)."""
+    from workbench import Instruction, evaluate_instructions
+    from workbench.io import read_jsonl
+    from workbench.rows import EvaluationRow
+
+    brief = Instruction.custom("Answer in under five words.", check=lambda r: len(r.split()) < 5, id="brief")
+    setting = {"brief": Choice.manual("brief", 1, "add", 1.0)}
+    evaluate_instructions(tiny, [brief], tmp_path, test_prompts=2, n_train=4, max_new_tokens=3, settings=setting)
+    rows = read_jsonl(tmp_path / "rows.jsonl")
+    assert len(rows) == 8 and all(not mismatches(r, EvaluationRow) for r in rows), mismatches(rows[0], EvaluationRow)

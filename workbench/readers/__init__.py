@@ -17,7 +17,8 @@ from types import ModuleType
 
 from workbench.discovery import discover
 from workbench.errors import WorkbenchError
-from workbench.instructions import IFEvalExample, json_object, jsonl_lines
+from workbench.instructions import IFEvalExample
+from workbench.instructions.datasets import json_object, jsonl_lines
 from workbench.readers.base import HasRead, Read, Reader, ReaderSpec, checked_records
 
 AUTO = "auto"  # the default: the one format that recognises the file's first record

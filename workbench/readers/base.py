@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from workbench.errors import WorkbenchError
-from workbench.instructions import IFEvalExample, record_from
+from workbench.instructions import IFEvalExample
+from workbench.instructions.datasets import record_from
 
 Read = Callable[[Path], list[IFEvalExample]]
 """A reader's function: a file's path -> its records."""

@@ -14,16 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.instructions import (
-    IFEvalExample,
-    Instruction,
-    catalog,
-    json_kind,
-    json_object,
-    parse_spelling,
-    read_records,
-    record_from,
-)
+from workbench.instructions import IFEvalExample, Instruction, catalog, parse_spelling
+from workbench.instructions.datasets import json_kind, json_object, read_records, record_from
 from workbench.readers.base import Reader
 
 SPELLINGS = (

@@ -21,7 +21,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from workbench.errors import WorkbenchError
-from workbench.instructions import IFEvalExample, checked_text, json_object, read_records, record_from
+from workbench.instructions import IFEvalExample
+from workbench.instructions.datasets import checked_text, json_object, read_records, record_from
 from workbench.readers.base import Reader
 
 STRIPPED, SPLIT = "original_prompt", "old_prompt"  # the field that tells each layout

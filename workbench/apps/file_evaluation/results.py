@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -122,7 +122,7 @@ class Evaluation:
         )
 
 
-def write_evaluation(folder: Path, summary: dict, rows: Sequence[dict]) -> Evaluation:
+def write_evaluation(folder: Path, summary: dict, rows: Sequence[Mapping]) -> Evaluation:
     """Score ``rows`` and write the folder: ``rows.jsonl``, ``scores.csv``, ``summary.json`` (the
     summary with its scores), ``report.md`` (``markdown``) and ``drift.html``."""
     log(f"scoring {len(rows)} rows: IFEval's accuracies, strict and loose, with bootstrap CIs")
@@ -138,11 +138,11 @@ def write_evaluation(folder: Path, summary: dict, rows: Sequence[dict]) -> Evalu
     return evaluation
 
 
-def ifeval_scores(rows: Sequence[dict]) -> pd.DataFrame:
+def ifeval_scores(rows: Sequence[Mapping]) -> pd.DataFrame:
     """IFEval's four accuracies per condition: prompt level over records, instruction level over
     (record, instruction); overall and per instruction id. Tidy: one row per value, with 95 % CI."""
     out = []
-    by_cond: dict[str, list[dict]] = defaultdict(list)
+    by_cond: dict[str, list[Mapping]] = defaultdict(list)
     for r in rows:
         by_cond[r["condition"]].append(r)
     for cond in [c for c in CONDITIONS if c in by_cond]:
@@ -164,7 +164,7 @@ def ifeval_scores(rows: Sequence[dict]) -> pd.DataFrame:
     return pd.DataFrame(out, columns=["scope", "condition", "level", "metric", "accuracy", "ci_low", "ci_high", "n"])
 
 
-def _series(group: list[dict]) -> dict[tuple[str, str], list[tuple[bool, bool]]]:
+def _series(group: list[Mapping]) -> dict[tuple[str, str], list[tuple[bool, bool]]]:
     """(scope, level) -> (strict, loose) verdicts of one condition's rows: every record, every
     instruction, each id, and each vector group narrower than its id (one language, one keyword)."""
     each = [(iid, s, l) for r in group for iid, s, l in zip(r["instruction_ids"], r["strict_each"], r["loose_each"])]

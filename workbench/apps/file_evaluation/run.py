@@ -41,6 +41,7 @@ from workbench.evaluate import DEGENERACY_RULE
 from workbench.instructions import Group, Instruction, data_hash
 from workbench.io import file_hash, log
 from workbench.models import Model
+from workbench.rows import EvaluationRow
 from workbench.store import vectors_for
 from workbench.sweep import (
     Choice,
@@ -191,10 +192,12 @@ def _buckets(plan: Plan, missing: set[str], sweep_dir: Path, max_new_tokens: int
     return buckets, skipped
 
 
-def _held_out(model: Model, buckets: Buckets, choices: Choices, vectors: dict, conditional: bool) -> list[dict]:
+def _held_out(
+    model: Model, buckets: Buckets, choices: Choices, vectors: dict, conditional: bool
+) -> list[EvaluationRow]:
     """Every batch in four conditions (and, ``conditional``, gated steering); each row keeps its record's
     groups per instruction (rows come condition by condition, examples in order)."""
-    rows: list[dict] = []
+    rows: list[EvaluationRow] = []
     n_records = sum(map(len, buckets.values()))
     log(f"held-out test: {n_records} records in {len(buckets)} batches, each generated and scored in four conditions")
     for (names, tokens), entries in buckets.items():
@@ -209,7 +212,7 @@ def _held_out(model: Model, buckets: Buckets, choices: Choices, vectors: dict, c
                 replace(s, when=vectors[n].condition()) for n in names for s in choices[(n, False)].spec(vectors[n])
             ]
             made += conditional_conditions(model, examples, gated, label, max_new_tokens=tokens)
-        rows += [{**r, "groups": [list(g) for g in entries[i % len(entries)][1]]} for i, r in enumerate(made)]
+        rows += [EvaluationRow(**r, groups=[list(g) for g in entries[i % len(entries)][1]]) for i, r in enumerate(made)]
     return rows
 
 
@@ -218,7 +221,7 @@ def _summary(
     plan: Plan,
     options: EvaluateOptions,
     table: pd.DataFrame | None,
-    rows: list[dict],
+    rows: list[EvaluationRow],
     choices: Choices,
     skipped: dict[str, str],
 ) -> dict:

@@ -80,6 +80,7 @@ def _from_v1(run: dict) -> dict:
 
 
 STUDY = FileFormat("a study", 2, {1: _from_v1})  # result.json; format 1 was not numbered
+STUDY_FOLDER = FileFormat("a study folder", 1)  # its config.json (what it was run with); older ones unnumbered
 
 
 Choices = dict[tuple[str, bool], Choice]

@@ -21,7 +21,7 @@ import pandas as pd
 from workbench import analysis
 from workbench.apps.study.config import StudyConfig, screen_instructions
 from workbench.apps.study.figures import make_figures
-from workbench.apps.study.files import Choices, StudyFiles, StudyResults
+from workbench.apps.study.files import STUDY_FOLDER, Choices, StudyFiles, StudyResults
 from workbench.apps.study.report import write_report
 from workbench.apps.study.stages import (
     composition,
@@ -122,7 +122,7 @@ def _claim(model: Model, cfg: StudyConfig, files: StudyFiles) -> None:
         "degeneracy_rule": DEGENERACY_RULE,
         "model_fingerprint": model.fingerprint(),
     }
-    claim_dir(files.folder, identity, "study")
+    claim_dir(files.folder, identity, "study", STUDY_FOLDER)
 
 
 def _sweep(model: Model, cfg: StudyConfig, files: StudyFiles, names: list[str], executor: Executor | None):
