@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from workbench.errors import WorkbenchError
 from workbench.vllm_worker import SLOTS
 
-# vLLM's own words for "the KV cache does not fit" (vllm.v1.core.kv_cache_utils): each names the share
-MEMORY_WORDS = ("gpu_memory_utilization", "KV cache", "cache blocks")
+# vLLM's own words, lower-cased, for "the KV cache does not fit the share": on a GPU (vllm.v1.core.kv_cache_utils)
+# and on a CPU (vllm.v1.worker.cpu_worker: at start-up, and where share × RAM less what the process holds is ≤ 0)
+MEMORY_WORDS = ("gpu_memory_utilization", "gpu-memory-utilization", "kv cache", "cache blocks")
 
 
 def import_vllm():
@@ -67,7 +68,7 @@ def memory_refusal(exc: Exception, options: VLLMOptions) -> WorkbenchError | Non
     text = " ".join(str(exc).split()).split(" See https://")[0]
     if not isinstance(exc, ValueError):
         return None
-    if any(w in text for w in MEMORY_WORDS):
+    if any(w in text.lower() for w in MEMORY_WORDS):
         return WorkbenchError(
             f"vLLM cannot hold its KV cache with gpu_memory_utilization={options.gpu_memory_utilization}, "
             f"max_model_len={options.max_model_len}: {text} (on the command line: --vllm-memory SHARE, "

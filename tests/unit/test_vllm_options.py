@@ -36,7 +36,19 @@ def test_a_context_longer_than_the_model_is_not_called_a_memory_problem():
     assert "KV cache" not in text and "VLLM_ALLOW_LONG" not in text and "\n" not in text
 
 
-@pytest.mark.parametrize("message", [TOO_LONG, NO_MEMORY])
+CPU_SHARE_TOO_SMALL = (  # vllm/v1/worker/cpu_worker.py, met with --vllm-memory 0.0001 on this machine
+    "Available memory on node 0 (21.99/23.54 GiB) on kv cache allocation is less than requested memory for kv "
+    "(-1.68/0.0 GiB). Reduce CPU memory used by other processes."
+)
+CPU_SHARE_TOO_LARGE = (  # the same file, at start-up
+    "Available memory on node 0 (10.00/23.54 GiB) on startup is less than desired CPU memory utilization (0.92, "
+    "21.66 GiB). On the CPU backend, the `--gpu-memory-utilization` flag controls the fraction of CPU memory "
+    "reserved (despite its name). To resolve: decrease `--gpu-memory-utilization` (e.g. `--gpu-memory-utilization "
+    "0.5`) or reduce CPU memory used by other processes."
+)
+
+
+@pytest.mark.parametrize("message", [TOO_LONG, NO_MEMORY, CPU_SHARE_TOO_SMALL, CPU_SHARE_TOO_LARGE])
 def test_a_kv_cache_refusal_is_one_line_naming_the_knobs(message):
     options = VLLMOptions(gpu_memory_utilization=0.05, max_model_len=32768)
     err = memory_refusal(ValueError(message), options)
