@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,19 +167,24 @@ def read_records(
     path = Path(path)
     if not path.is_file():
         raise WorkbenchError(f"no such file: {path}; give {file}")
+    out = each_key_once((f"{path} line {n}", n, parse(f"{path} line {n}", line, n)) for n, line in jsonl_lines(path))
+    if not out:
+        raise WorkbenchError(f"{path} holds no examples; give {file} with at least one record")
+    return out
+
+
+def each_key_once(records: Iterable[tuple[str, int, IFEvalExample]], unit: str = "line") -> list[IFEvalExample]:
+    """``(where, number, record)`` in order, as records; a key already taken is one line naming both
+    places (``unit``: what the numbers count, a file's lines or a reader's records)."""
     out: list[IFEvalExample] = []
     seen: dict[str, int] = {}
-    for n, line in jsonl_lines(path):
-        ex = parse(f"{path} line {n}", line, n)
+    for where, n, ex in records:
         if ex.key in seen:
             raise WorkbenchError(
-                f"{path} line {n}: key {ex.key!r} is already the key of line {seen[ex.key]}; "
-                "each record needs its own key"
+                f"{where}: key {ex.key!r} is already the key of {unit} {seen[ex.key]}; each record needs its own key"
             )
         seen[ex.key] = n
         out.append(ex)
-    if not out:
-        raise WorkbenchError(f"{path} holds no examples; give {file} with at least one record")
     return out
 
 

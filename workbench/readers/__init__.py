@@ -19,7 +19,7 @@ from workbench.discovery import discover
 from workbench.errors import WorkbenchError
 from workbench.instructions import IFEvalExample
 from workbench.instructions.datasets import json_object, jsonl_lines
-from workbench.readers.base import HasRead, Read, Reader, ReaderSpec, checked_records
+from workbench.readers.base import HasRead, Read, Reader, ReaderSpec, checked_records, raised
 
 AUTO = "auto"  # the default: the one format that recognises the file's first record
 BUILT_IN = ("ifeval", "pairs", "paper")  # listed first, in this order, in messages and help
@@ -73,8 +73,7 @@ def _imported(spec: str) -> Reader:
     except WorkbenchError:
         raise
     except Exception as exc:  # ImportError, SyntaxError, whatever the module raises on import
-        text = " ".join(f"{type(exc).__name__}: {exc}".split())
-        raise WorkbenchError(f"cannot import {module} for --format {spec}: {text}") from exc
+        raise WorkbenchError(f"cannot import {module} for --format {spec}: {raised(exc)}") from exc
     found = getattr(loaded, attr, None)
     if isinstance(found, Reader):
         return found

@@ -11,7 +11,7 @@ from typing import Protocol, runtime_checkable
 
 from workbench.errors import WorkbenchError
 from workbench.instructions import IFEvalExample
-from workbench.instructions.datasets import record_from
+from workbench.instructions.datasets import each_key_once, record_from
 
 Read = Callable[[Path], list[IFEvalExample]]
 """A reader's function: a file's path -> its records."""
@@ -45,8 +45,7 @@ class Reader:
             except WorkbenchError:
                 raise
             except Exception as exc:  # the user's code: whatever it raises is bad input to us
-                text = " ".join(f"{type(exc).__name__}: {exc}".split())
-                raise WorkbenchError(f"reader {name} failed on {path}: {text}") from exc
+                raise WorkbenchError(f"reader {name} failed on {path}: {raised(exc)}") from exc
             return checked_records(path, name, got)
 
         return cls(name, f"your reader {name}", checked)
@@ -73,20 +72,23 @@ def checked_records(path: Path, name: str, got: object) -> list[IFEvalExample]:
         raise WorkbenchError(f"reader {name} returned {shown} for {path}, not a list of IFEvalExample")
     if not got:
         raise WorkbenchError(f"reader {name} found no examples in {path}")
-    out: list[IFEvalExample] = []
-    seen: dict[str, int] = {}
-    for i, ex in enumerate(got, 1):
-        where = f"{path} record {i} (from reader {name})"
-        fields = {
-            "key": ex.key,
-            "prompt": ex.prompt,
-            "instruction_id_list": ex.instruction_id_list,
-            "kwargs": ex.kwargs,
-            "prompt_without_instruction": ex.prompt_without_instruction,
-        }
-        checked = record_from(where, fields, ex.line or i)
-        if checked.key in seen:
-            raise WorkbenchError(f"{where}: key {checked.key!r} is already the key of record {seen[checked.key]}")
-        seen[checked.key] = i
-        out.append(checked)
-    return out
+    return each_key_once(
+        (_rechecked(f"{path} record {i} (from reader {name})", ex, i) for i, ex in enumerate(got, 1)), "record"
+    )
+
+
+def _rechecked(where: str, ex: IFEvalExample, i: int) -> tuple[str, int, IFEvalExample]:
+    """A record a reader made, its fields checked as a file's are (``record_from``), with where it stands."""
+    fields = {
+        "key": ex.key,
+        "prompt": ex.prompt,
+        "instruction_id_list": ex.instruction_id_list,
+        "kwargs": ex.kwargs,
+        "prompt_without_instruction": ex.prompt_without_instruction,
+    }
+    return where, i, record_from(where, fields, ex.line or i)
+
+
+def raised(exc: Exception) -> str:
+    """What the user's code raised, on one line: its type and message."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split())

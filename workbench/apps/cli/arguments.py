@@ -12,6 +12,7 @@ from workbench.models import DEFAULT_MODEL, DTYPES
 
 Subparsers = argparse._SubParsersAction  # what ArgumentParser.add_subparsers returns
 ENGINES = ("workbench", "vllm")  # --engine: where replies are generated
+VLLM_FLAGS = {"vllm_memory": "gpu_memory_utilization", "vllm_max_len": "max_model_len"}  # -> VLLMOptions fields
 
 
 class Parser(argparse.ArgumentParser):

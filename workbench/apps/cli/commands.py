@@ -8,6 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from workbench.apps.cli.arguments import VLLM_FLAGS
 from workbench.errors import WorkbenchError
 from workbench.io import check_writable_dir, check_writable_file
 from workbench.steering import OPERATORS, Steer
@@ -26,7 +27,7 @@ def _load(args):
     from workbench.models import load_model
 
     vllm = getattr(args, "engine", "workbench") == "vllm"
-    memory = {k: v for k in ("vllm_memory", "vllm_max_len") if (v := getattr(args, k, None)) is not None}
+    memory = {k: v for k in VLLM_FLAGS if (v := getattr(args, k, None)) is not None}
     if memory and not vllm:
         raise WorkbenchError(f"--{next(iter(memory)).replace('_', '-')} needs --engine vllm")
     if vllm:
@@ -34,8 +35,7 @@ def _load(args):
 
         import_vllm()  # not installed: one line, before any loading
     model = load_model(args.model, device=args.device, dtype=args.dtype)
-    names = {"vllm_memory": "gpu_memory_utilization", "vllm_max_len": "max_model_len"}
-    return use_vllm(model, **{names[k]: v for k, v in memory.items()}) if vllm else model
+    return use_vllm(model, **{VLLM_FLAGS[k]: v for k, v in memory.items()}) if vllm else model
 
 
 def _executor(args):
