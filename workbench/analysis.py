@@ -13,6 +13,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from workbench.errors import WorkbenchError
+from workbench.stats import pearson
 
 
 def auroc(pos: np.ndarray, neg: np.ndarray) -> float:
@@ -102,14 +103,6 @@ def gain_vs_separability(gain: pd.DataFrame, sep: pd.DataFrame) -> pd.DataFrame:
         corr = joined.groupby("instruction").apply(lambda g, m=measure: pearson(g[m], g["gain"]), include_groups=False)
         joined[column] = joined["instruction"].map(corr)
     return joined
-
-
-def pearson(x, y) -> float:
-    """Pearson r of two equally long series; NaN under 3 points or where either is constant."""
-    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
-    if len(x) < 3 or x.std() == 0 or y.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(x, y)[0, 1])
 
 
 def cosine_matrix(a: Float[Tensor, "m d"], b: Float[Tensor, "n d"] | None = None) -> Float[Tensor, "m n"]:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from workbench.evaluate import quality
-from workbench.generate import Generation, generate
+from workbench.generation.generate import Generation, generate
+from workbench.generation.steering import Steer
 from workbench.instructions import Instruction, get_instruction, instantiate
+from workbench.judging.quality import quality
 from workbench.models import Model
-from workbench.steering import Steer
 
 COLUMNS = [
     "prompt",

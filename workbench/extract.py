@@ -11,8 +11,8 @@ from jaxtyping import Float
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from workbench.batching import auto_batch_size, left_pad, positions
 from workbench.errors import WorkbenchError
+from workbench.generation.batching import auto_batch_size, left_pad, positions
 from workbench.instructions import Group, Instruction, Pair, as_group, data_hash, make_pairs
 from workbench.models import HOOK_TEMPLATE, Model
 from workbench.vectors import InstructionVector

@@ -43,7 +43,7 @@ class ConditionRow(GeneratedRow):
 
 
 class Scores(TypedDict):
-    """What scoring (``evaluate.score_rows``) adds to a generated row."""
+    """What scoring (``judging.scoring.score_rows``) adds to a generated row."""
 
     strict: bool  # IFEval's strict verdict, prompt level: every instruction followed
     loose: bool  # the same, loose: a rewrite of the reply may pass (first/last line dropped, asterisks removed)

@@ -16,9 +16,9 @@ from torch import Tensor
 
 from workbench.errors import WorkbenchError
 from workbench.file_formats import FileFormat
+from workbench.generation.steering import Condition, Mode, Positions, Steer, operator_named
 from workbench.io import atomic_path
 from workbench.models import HOOK_TEMPLATE, Model
-from workbench.steering import Condition, Mode, Positions, Steer, operator_named
 
 VECTOR = FileFormat("an instruction vector", 1, unversioned=None)  # the file's metadata; numbered from the start
 TINY_SHARE = 0.05  # an absolute coefficient below this share of the layer's norm is almost surely a mistake

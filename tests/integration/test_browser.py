@@ -134,7 +134,7 @@ def _dom_text(dom: str) -> str:
 
 def test_token_view_renders_in_chromium(tmp_path):
     from workbench import load_model
-    from workbench.generate import generate
+    from workbench.generation.generate import generate
     from workbench.store import cached_vector
     from workbench.tokens import token_projections
 

@@ -20,11 +20,11 @@ llama_cpp = pytest.importorskip(
 
 from workbench.checkers import check  # noqa: E402
 from workbench.extract import compute_vector  # noqa: E402
-from workbench.generate import generate  # noqa: E402
+from workbench.generation.generate import generate  # noqa: E402
+from workbench.generation.steering import steering  # noqa: E402
 from workbench.instructions import get_instruction, queries  # noqa: E402
 from workbench.interop import apply_control_vector, export_control_vector  # noqa: E402
 from workbench.models import embedded_gguf_path  # noqa: E402
-from workbench.steering import steering  # noqa: E402
 
 pytestmark = pytest.mark.llamacpp
 

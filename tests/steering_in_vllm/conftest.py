@@ -23,7 +23,7 @@ def engine():
     this process already holds). Small steps (48 tokens, 4 requests) make vLLM chunk prefills, queue
     requests and mix one request's prompt tokens with another's generated ones in a step: the token
     map is tested where it is hardest."""
-    from workbench.vllm_engine import VLLMEngine
+    from workbench.engines.vllm.engine import VLLMEngine
 
     return VLLMEngine(
         "smollm2-135m-instruct",
@@ -39,7 +39,7 @@ def compiled():
     """The same, compiled (``enforce_eager=False``: minutes on a CPU the first time, then vLLM's cache),
     with a 1 GiB KV cache. Session-scoped as well: closing an in-process vLLM engine tears down
     process-wide state the other engine still uses; so at most these two engines ever hold memory."""
-    from workbench.vllm_engine import VLLMEngine
+    from workbench.engines.vllm.engine import VLLMEngine
 
     return VLLMEngine(
         "smollm2-135m-instruct",
@@ -67,8 +67,8 @@ def one_sentence(smol):
 
 def vllm_missing() -> str | None:
     """Why vLLM cannot run here (the workbench's one-line reason), or None."""
+    from workbench.engines.vllm.options import import_vllm
     from workbench.errors import WorkbenchError
-    from workbench.vllm_options import import_vllm
 
     try:
         import_vllm()

@@ -1,6 +1,6 @@
 """Steering survives vLLM's torch.compile: with ``enforce_eager=False`` (vLLM's default; on this CPU
 its inductor graph, compiled once at load, with dynamo's guards dropped), greedy replies still equal
-``workbench.generate.generate``'s for every operator, position rule, a packed batch whose rows differ
+``workbench.generation.generate.generate``'s for every operator, position rule, a packed batch whose rows differ
 (a NaN row unsteered) and conditional steering, call after call on the same engine: the graph reads
 each call's steering from the same tensors instead of values frozen at its trace."""
 
@@ -9,8 +9,8 @@ import torch
 from parity import NEW, ONE_VECTOR_CASES, PROMPTS, replies
 
 from workbench.errors import WorkbenchError
-from workbench.generate import generate
-from workbench.steering import pack
+from workbench.generation.generate import generate
+from workbench.generation.steering import pack
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_conditional_steering_compiled_equals_the_workbench(compiled, smol, fren
 
 
 def test_what_the_graph_cannot_hold_is_refused_in_one_line(compiled, french, monkeypatch):
-    monkeypatch.setattr("workbench.vllm_engine.AFFINE", {"add": (1.0, 0.0)})  # as if ablate had no affine form
+    monkeypatch.setattr("workbench.engines.vllm.engine.AFFINE", {"add": (1.0, 0.0)})  # as if ablate had no affine form
     with pytest.raises(WorkbenchError, match="'ablate' has no affine form") as error:
         compiled.generate(PROMPTS, steer=french.steer(6, mode="ablate"), max_new_tokens=2)
     assert "\n" not in str(error.value)

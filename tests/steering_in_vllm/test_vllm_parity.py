@@ -1,5 +1,5 @@
 """vLLM steers like the workbench: on the embedded SmolLM2 in float32, greedy, vLLM's replies
-(token ids, text, stop) equal ``workbench.generate.generate``'s for every operator, position rule,
+(token ids, text, stop) equal ``workbench.generation.generate.generate``'s for every operator, position rule,
 two vectors at two layers, a packed batch with its own settings per row, and conditional steering.
 Each steered case also differs from the unsteered replies, so its parity could fail.
 ``make vllm-check`` installs vLLM and runs this."""
@@ -8,10 +8,10 @@ import pytest
 import torch
 from parity import NEW, ONE_VECTOR_CASES, PROMPTS, replies
 
-from workbench.detection import detect
 from workbench.errors import WorkbenchError
-from workbench.generate import generate
-from workbench.steering import Steer, pack
+from workbench.generation.detection import detect
+from workbench.generation.generate import generate
+from workbench.generation.steering import Steer, pack
 
 
 @pytest.fixture(scope="module")

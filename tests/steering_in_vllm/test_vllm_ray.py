@@ -8,7 +8,7 @@ import pytest
 from workbench.errors import WorkbenchError
 
 try:
-    from workbench.vllm_engine import import_vllm
+    from workbench.engines.vllm.engine import import_vllm
 
     import_vllm()
     import ray

@@ -219,7 +219,7 @@ def test_the_may_import_check_sees_an_import_the_readme_does_not_allow():
         and "workbench.models.dtypes" not in may["workbench.models.engine"]
     )
     assert (
-        may["workbench.apps.cli.main"] is None and "workbench.errors" in may["workbench.steering"]
+        may["workbench.apps.cli.main"] is None and "workbench.errors" in may["workbench.generation.steering"]
     )  # "everything below it"; errors via models
 
 
@@ -239,8 +239,8 @@ def test_the_library_never_imports_its_applications():
 
 
 def test_the_apps_check_sees_a_library_module_importing_an_app():
-    edges = graph() | {"workbench.steering": {"workbench.apps.study.files"}}
-    assert library_imports_of_apps(edges) == ["workbench.steering imports workbench.apps.study.files"]
+    edges = graph() | {"workbench.generation.steering": {"workbench.apps.study.files"}}
+    assert library_imports_of_apps(edges) == ["workbench.generation.steering imports workbench.apps.study.files"]
 
 
 def test_every_public_name_of_the_package_resolves():
@@ -255,3 +255,21 @@ def test_every_public_name_of_the_package_resolves():
     assert workbench.study.run_study is workbench.run_study and workbench.report.write_report
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         workbench.nope  # noqa: B018
+
+
+def test_modules_moved_in_0_2_still_import_from_their_old_homes():
+    """``workbench.vllm_engine``, ``workbench.evaluate``, ``workbench.sweep.significance``, ...: the
+    module's new home, the same object; ``workbench.steering`` and ``workbench.generate`` stay the
+    functions, and importing them as modules is a one-line error naming the new home."""
+    import workbench
+    from workbench.generation import steering as steering_module
+
+    assert importlib.import_module("workbench.vllm_engine") is importlib.import_module("workbench.engines.vllm.engine")
+    assert importlib.import_module("workbench.batching") is importlib.import_module("workbench.generation.batching")
+    assert importlib.import_module("workbench.sweep.significance") is importlib.import_module("workbench.stats")
+    from workbench.evaluate import quality
+
+    assert quality is importlib.import_module("workbench.judging.quality").quality
+    with pytest.raises(ModuleNotFoundError, match="moved to workbench.generation.steering"):
+        importlib.import_module("workbench.steering")
+    assert workbench.steering is steering_module.steering and callable(workbench.generate)

@@ -216,7 +216,7 @@ def test_results_of_another_configuration_refused(tmp_path, capsys):
 
 def test_compile_flag_reaches_generate(monkeypatch, capsys):
     monkeypatch.setenv("WORKBENCH_COMPILE", "0")  # restored (unset) after the test; main sets it to 1
-    from workbench.generate import compile_default
+    from workbench.generation.generate import compile_default
 
     run(["vectors", "shout", *TINY], capsys)
     assert not compile_default()

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from workbench import generate
-from workbench.compiled import AFFINE, supported
+from workbench.generation.compiled import AFFINE, supported
+from workbench.generation.steering import OPERATORS, Condition, Steer
 from workbench.models import tiny_model
-from workbench.steering import OPERATORS, Condition, Steer
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 PROMPTS = ["Describe tides.", "Name a colour.", "Say hello to the reader in a short sentence.", "Why is the sky blue?"]
@@ -94,7 +94,7 @@ def test_compiled_kernels_are_kept_in_the_workbench_cache(model, tmp_path, monke
     # setdefault never took effect and the kernels were lost with /tmp
     from torch._inductor.runtime.cache_dir_utils import default_cache_dir
 
-    from workbench.compiled import kernel_cache
+    from workbench.generation.compiled import kernel_cache
 
     monkeypatch.setenv("WORKBENCH_CACHE", str(tmp_path))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())

@@ -8,7 +8,7 @@ import torch
 
 from workbench import generate
 from workbench.extract import record_last_token
-from workbench.steering import Condition
+from workbench.generation.steering import Condition
 from workbench.vectors import InstructionVector
 
 PROMPTS = [

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from workbench import WorkbenchError, generate
-from workbench.batching import MEMORY_FRACTION, auto_batch_size, row_bytes
+from workbench.generation.batching import MEMORY_FRACTION, auto_batch_size, row_bytes
 from workbench.models import TINY_MODEL, load_model, tiny_model
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -25,7 +25,8 @@ PROMPTS = [
 def _free(monkeypatch, model, rows: int, max_len: int) -> None:
     """Pretend the device has room for exactly ``rows`` rows of ``max_len`` tokens."""
     monkeypatch.setattr(
-        "workbench.batching.free_bytes", lambda device: int(rows * row_bytes(model, max_len) / MEMORY_FRACTION) + 1
+        "workbench.generation.batching.free_bytes",
+        lambda device: int(rows * row_bytes(model, max_len) / MEMORY_FRACTION) + 1,
     )
 
 
@@ -149,7 +150,7 @@ def test_sampling_draws_from_the_tempered_softmax():
     # reference by hand: p_i ∝ exp(l_i / T); a -inf logit is never drawn
     import math
 
-    from workbench.decoding import sample
+    from workbench.generation.decoding import sample
 
     logits = torch.tensor([0.0, 1.0, 2.0, float("-inf")]).expand(40_000, 4)
     g = torch.Generator().manual_seed(0)

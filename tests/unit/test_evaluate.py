@@ -7,8 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from workbench.evaluate import bootstrap_ci, is_degenerate, repetition
 from workbench.instructions import catalog
+from workbench.judging.quality import is_degenerate, repetition
+from workbench.stats import bootstrap_ci
 
 # Hand-made responses per catalog instruction: (response, strict, loose) as IFEval scores them.
 # The loose column differs from strict where lm-eval's loose variants (first/last line removed,
@@ -108,7 +109,7 @@ def test_bootstrap_interval_contains_mean():
 
 
 def test_quality_fields(tiny):
-    from workbench.evaluate import quality, response_logprob
+    from workbench.judging.quality import quality, response_logprob
 
     rows = quality(tiny, ["Explain tides.", "Why?"], ["Tides come from the moon.", ""], [6, 0])
     assert rows[0]["logprob"] < 0 and not np.isnan(rows[0]["logprob"]) and rows[1]["degenerate"]

@@ -6,7 +6,7 @@ import dataclasses
 import pytest
 
 from workbench import WorkbenchError, generate
-from workbench.generate import GenerationOptions
+from workbench.generation.generate import GenerationOptions
 from workbench.sweep import SweepConfig, run_halving
 from workbench.sweep.run import SweepOptions, run_sweep
 from workbench.sweep.search import HalvingOptions

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from workbench import WorkbenchError, generate
+from workbench.generation.steering import Steer
 from workbench.interop import (
     control_vector_data,
     control_vector_specs,
@@ -15,7 +16,6 @@ from workbench.interop import (
     transfer,
 )
 from workbench.models import tiny_model
-from workbench.steering import Steer
 
 
 def test_control_vector_round_trip(tmp_path, tiny_vector):

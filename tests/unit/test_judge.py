@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from workbench.errors import WorkbenchError
-from workbench.evaluate import (
+from workbench.judging.quality import (
     DEGENERACY_RULE,
     DEGENERACY_RULES,
     MIN_COMPRESSION,

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from workbench import WorkbenchError, generate
-from workbench.compiled import supported
+from workbench.generation.compiled import supported
+from workbench.generation.steering import OPERATORS, steering
 from workbench.interop import export_lm_eval
-from workbench.steering import OPERATORS, steering
 
 
 def _resid(model, layer, ids, specs=()):

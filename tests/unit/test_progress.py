@@ -8,8 +8,8 @@ from tqdm.auto import tqdm
 
 from workbench import generate
 from workbench.errors import WorkbenchError
+from workbench.generation.steering import Steer
 from workbench.models import TINY_MODEL, load_model
-from workbench.steering import Steer
 from workbench.sweep import SweepConfig, catalog_examples, four_conditions, load_table, run_halving, run_sweep
 
 PROMPTS = ["Describe tides.", "Name a colour.", "Say hello to the reader in a short sentence.", "Why is the sky blue?"]

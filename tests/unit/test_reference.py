@@ -7,9 +7,9 @@ import torch
 from reference import steered_greedy
 
 from workbench import generate
+from workbench.generation.steering import Steer, pack
 from workbench.models import tiny_tokenizer
 from workbench.models.tiny import tiny_hf
-from workbench.steering import Steer, pack
 
 PROMPTS = ["Explain how volcanoes work.", "hi", "What are the main benefits of tea?"]
 N = 8
@@ -81,7 +81,7 @@ def test_coefficients_are_multiples_of_the_layer_norm(tiny_vector):
 
 
 def test_ablation_removes_the_direction(tiny, tiny_vector):
-    from workbench.steering import steering
+    from workbench.generation.steering import steering
 
     seen = []
     spec = tiny_vector.steer(2, mode="ablate")

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from workbench import WorkbenchError, generate
 from workbench.extract import compute_vector
+from workbench.generation.steering import position_mask
 from workbench.instructions import catalog, make_pairs
-from workbench.steering import position_mask
 from workbench.vectors import InstructionVector
 
 SWEEP_SCRIPT = """

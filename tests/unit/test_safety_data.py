@@ -327,7 +327,7 @@ class _Exploding:
 
 def test_an_ifeval_checker_error_names_the_id_the_reply_and_the_prompt(monkeypatch, tiny):
     from workbench.checkers import ifeval_registry
-    from workbench.evaluate import score_rows
+    from workbench.judging.scoring import score_rows
 
     monkeypatch.setitem(ifeval_registry(), "detectable_format:title", _Exploding)
     ids, kwargs = ["punctuation:no_comma", "detectable_format:title"], [{}, {}]

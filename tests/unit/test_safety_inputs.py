@@ -15,9 +15,9 @@ from safetensors.torch import save_file
 
 from workbench.apps.cli.main import main
 from workbench.errors import WorkbenchError
+from workbench.generation.steering import Steer
 from workbench.instructions import Instruction
 from workbench.io import claim_dir
-from workbench.steering import Steer
 from workbench.sweep import SweepConfig, run_sweep
 
 TINY = ["--model", "tiny-random"]

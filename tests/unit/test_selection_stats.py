@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from workbench.stats import ALPHA, maxt_pvalues, prompts_needed
 from workbench.sweep import evidence, select
 from workbench.sweep.grid import NO_STEERING
 from workbench.sweep.selection import selection_rule
-from workbench.sweep.significance import ALPHA, maxt_pvalues, prompts_needed
 
 CELLS = [(layer, "add", 1.0) for layer in (3, 5, 7, 9)] + [(layer, "project", None) for layer in (3, 5, 7, 9)]
 
@@ -247,7 +247,7 @@ def test_halving_finalists_are_scored_on_the_second_round_only():
 
 
 def test_upper_bound_is_clopper_pearsons_and_selection_wants_it_under_the_cut_off():
-    from workbench.sweep.significance import upper_bound
+    from workbench.stats import upper_bound
 
     assert upper_bound(0, 8, 0.8) == pytest.approx(1 - 0.2 ** (1 / 8), abs=1e-9)  # (1 - p)^8 = 0.2
     assert upper_bound(3, 3, 0.8) == 1.0 and upper_bound(0, 0, 0.8) == 1.0

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from workbench import WorkbenchError, generate
-from workbench.steering import Steer, position_mask, steering
+from workbench.generation.steering import Steer, position_mask, steering
 
 PROMPTS = ["hi", "a longer prompt about the sea and the sky", "medium prompt here"]
 

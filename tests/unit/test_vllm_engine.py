@@ -1,5 +1,5 @@
-"""``workbench.vllm_engine`` without vLLM: the package imports, a missing vLLM is a one-line error,
-and the worker's steering (``workbench.vllm_worker``: each token of a flattened batch → its request's
+"""``workbench.engines.vllm.engine`` without vLLM: the package imports, a missing vLLM is a one-line error,
+and the worker's steering (``workbench.engines.vllm.worker``: each token of a flattened batch → its request's
 prompt index, prompt or generated from its position, a and b per slot) steers exactly the tokens the
 workbench would, on a fake V1 runner, eagerly and compiled as vLLM compiles (no guards: the graph
 must read new specs from the same tensors)."""
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from workbench.engines.vllm.engine import VLLMEngine, VLLMOptions, import_vllm
+from workbench.engines.vllm.worker import ROW_KEY, WorkerSteering
 from workbench.errors import WorkbenchError
-from workbench.vllm_engine import VLLMEngine, VLLMOptions, import_vllm
-from workbench.vllm_worker import ROW_KEY, WorkerSteering
 
 D = 8
 
@@ -159,12 +159,12 @@ def test_an_eager_worker_grows_its_slots_a_compiled_one_refuses():
 
 def test_a_compiled_engine_refuses_what_its_graph_cannot_hold_in_one_line(monkeypatch):
     """Checked before any work (here without vLLM: only the engine's facts are set)."""
-    from workbench.steering import Steer
+    from workbench.generation.steering import Steer
 
     engine = VLLMEngine.__new__(VLLMEngine)
     engine.name, engine.n_layers, engine.d_model = "m", 4, D
     engine.options = VLLMOptions(enforce_eager=False, slots=1)
-    monkeypatch.setattr("workbench.vllm_engine.AFFINE", {"add": (1.0, 0.0)})  # as if ablate had no affine form
+    monkeypatch.setattr("workbench.engines.vllm.engine.AFFINE", {"add": (1.0, 0.0)})  # as if ablate had no affine form
     for specs, match in [
         ([Steer(U0, 1, 1.0, mode="ablate")], "'ablate' has no affine form"),
         ([Steer(U0, 1, 1.0), Steer(U3, 1, 1.0)], "2 interventions at layer 1 exceed .* 1 slots"),
@@ -193,7 +193,7 @@ class FakeBackend:
         self.calls = []
 
     def generate(self, prompts, steer=(), **options):
-        from workbench.generate import Generation
+        from workbench.generation.generate import Generation
 
         self.calls.append((list(prompts), steer, options))
         return [Generation(p, "from the backend", (1,), True) for p in prompts]
@@ -202,8 +202,8 @@ class FakeBackend:
 def test_generate_hands_a_model_with_a_backend_to_it(tiny, monkeypatch):
     """``--engine vllm`` attaches a backend; generate (and so sweeps, evaluate, the demo) then
     generates there with the same specs and options, and the progress bar gets the whole budget."""
-    from workbench.generate import generate
-    from workbench.steering import Steer
+    from workbench.generation.generate import generate
+    from workbench.generation.steering import Steer
 
     backend, steps = FakeBackend(), []
     monkeypatch.setattr(tiny, "backend", backend)

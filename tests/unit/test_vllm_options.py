@@ -4,7 +4,7 @@ naming the workbench's knobs (they were reported as "an unexpected error (a bug)
 import pytest
 
 from workbench import WorkbenchError
-from workbench.vllm_options import VLLMOptions, memory_refusal
+from workbench.engines.vllm.options import VLLMOptions, memory_refusal
 
 # vLLM 0.32's own messages (vllm/v1/core/kv_cache_utils.py), as it raises them
 TOO_LONG = (
@@ -99,8 +99,8 @@ def test_the_cli_hands_the_memory_flags_to_vllm(monkeypatch, capsys):
         seen.update(options)
         raise WorkbenchError("stop here")  # the flags arrived; nothing more to run
 
-    monkeypatch.setattr("workbench.vllm_engine.import_vllm", lambda: None)
-    monkeypatch.setattr("workbench.vllm_engine.use_vllm", fake_use_vllm)
+    monkeypatch.setattr("workbench.engines.vllm.engine.import_vllm", lambda: None)
+    monkeypatch.setattr("workbench.engines.vllm.engine.use_vllm", fake_use_vllm)
     argv = ["steer", "Hello", "--vector", "french@1:1", "--model", "tiny-random", "--engine", "vllm"]
     assert main([*argv, "--vllm-memory", "0.5", "--vllm-max-len", "4096"]) == 2
     assert seen == {"gpu_memory_utilization": 0.5, "max_model_len": 4096} and "stop here" in capsys.readouterr().err

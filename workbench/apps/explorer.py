@@ -19,10 +19,10 @@ from typing import Literal
 
 from workbench.compare import reply_card
 from workbench.errors import WorkbenchError
-from workbench.generate import Generation, generate
+from workbench.generation.generate import Generation, generate
+from workbench.generation.steering import OPERATORS
 from workbench.instructions import IFEVAL_IDS, catalog
 from workbench.models import HOOK_TEMPLATE, Model
-from workbench.steering import OPERATORS
 from workbench.store import cached_vector
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from workbench.errors import WorkbenchError
+from workbench.generation.steering import Steer
 from workbench.io import atomic_path
-from workbench.steering import Steer
 from workbench.vectors import InstructionVector, check_multiples
 
 ARCH = "controlvector"

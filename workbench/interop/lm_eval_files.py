@@ -16,9 +16,9 @@ from typing import Any
 import torch
 
 from workbench.errors import WorkbenchError
+from workbench.generation.steering import OPERATORS, Steer
 from workbench.io import atomic_path
 from workbench.models import Model
-from workbench.steering import OPERATORS, Steer
 
 
 def lm_eval_module(model: Model | None, layer: int) -> str:

@@ -63,7 +63,7 @@ class Model(Tokenized):
     twin_link: TwinLink | None = None  # the twin's hooks into the bridge, removed only by ``drop_twin``
     use_twin: bool = True  # False: always run through the bridge (the reference path)
     bridge_cache_ok: bool = True  # the bridge's own modules honour a KV cache (probed at load)
-    decoder: object | None = None  # the compiled decode step (workbench.compiled), made on first use
+    decoder: object | None = None  # the compiled decode step (workbench.generation.compiled), made on first use
     backend: Any = None  # another engine ``generate`` hands generation to (``vllm_engine.VLLMEngine``); None: this one
 
     def __repr__(self) -> str:

@@ -8,8 +8,8 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbench.analysis import pearson
 from workbench.plots.theme import DIVERGING, caption, color_map, r_text, short, style
+from workbench.stats import pearson
 
 
 def separability_curves(sep: pd.DataFrame, model: str = "", n: int | None = None) -> go.Figure:

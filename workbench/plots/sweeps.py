@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from workbench.evaluate import MAX_DEGENERATE
+from workbench.judging.quality import MAX_DEGENERATE
 from workbench.plots.theme import (
     COMPLIANCE_SCALE,
     CONDITION_COLORS,

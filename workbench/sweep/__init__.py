@@ -2,6 +2,7 @@
 running it resumably (``run``), choosing a setting on validation (``selection``, ``search`` for successive
 halving) and the four-condition report (``conditions``)."""
 
+from workbench.stats import ALPHA, maxt_pvalues, prompts_needed
 from workbench.sweep.conditions import (
     CONDITIONS,
     Example,
@@ -26,7 +27,6 @@ from workbench.sweep.selection import (
     select,
     selection_rule,
 )
-from workbench.sweep.significance import ALPHA, maxt_pvalues, prompts_needed
 
 __all__ = [
     "ALPHA",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from workbench.errors import WorkbenchError
-from workbench.evaluate import Judge
+from workbench.judging.quality import Judge
 from workbench.models import Model, dtype_name, load_model
 from workbench.sweep.executors import Job, OnStep, UnitRows, run_units
 
@@ -44,7 +44,7 @@ def load_replica(name: str, device: str | None, dtype: str, vllm: bool = False) 
     driver's does (``vllm_engine.use_vllm``: one vLLM engine per worker, e.g. one per GPU)."""
     model = load_model(name, device=device, dtype=dtype)
     if vllm:
-        from workbench.vllm_engine import use_vllm
+        from workbench.engines.vllm.engine import use_vllm
 
         use_vllm(model)
     return model

@@ -10,12 +10,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from workbench.checkers import Check
-from workbench.evaluate import Judge, bootstrap_ci, score_rows
-from workbench.generate import generate
+from workbench.generation.generate import generate
+from workbench.generation.steering import Steer, pack
 from workbench.instructions import Group, Instruction, Pair, make_pairs
+from workbench.judging.quality import Judge
+from workbench.judging.scoring import score_rows
 from workbench.models import Model
 from workbench.rows import ConditionRow, ScoredConditionRow
-from workbench.steering import Steer, pack
+from workbench.stats import bootstrap_ci
 from workbench.sweep.grid import NO_STEERING
 from workbench.sweep.selection import Choice
 

@@ -10,11 +10,12 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from workbench.evaluate import Judge, score_rows
-from workbench.generate import generate
+from workbench.generation.generate import generate
+from workbench.generation.steering import OPERATORS
+from workbench.judging.quality import Judge
+from workbench.judging.scoring import score_rows
 from workbench.models import Model
 from workbench.rows import ScoredSweepRow, SweepRow
-from workbench.steering import OPERATORS
 from workbench.sweep.grid import Unit, unit_specs
 
 Job = tuple[list[Unit], int]  # units packed into one batch, and their token budget

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 from workbench.errors import WorkbenchError
+from workbench.generation.steering import Steer, pack
 from workbench.instructions import Group, Instruction, Pair, as_group
-from workbench.steering import Steer, pack
 from workbench.store import DEFAULT_AGGREGATOR, aggregator_named
 from workbench.vectors import InstructionVector, check_multiples
 

@@ -13,9 +13,9 @@ import pandas as pd
 
 from workbench.io import atomic_path
 from workbench.plots import setting_label, sweep_heatmap
+from workbench.stats import ALPHA
 from workbench.sweep.grid import NO_STEERING
 from workbench.sweep.selection import MAX_DEGENERATE, Choice, cell_summary, select
-from workbench.sweep.significance import ALPHA
 
 
 @dataclass(repr=False)

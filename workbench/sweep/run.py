@@ -18,10 +18,10 @@ from tqdm.auto import tqdm
 
 from workbench.checkers import checkers_version
 from workbench.errors import WorkbenchError
-from workbench.evaluate import DEGENERACY_RULE, Judge
 from workbench.file_formats import FileFormat
 from workbench.instructions import Pair, make_pairs
 from workbench.io import claim_dir, read_jsonl, write_atomic, write_jsonl
+from workbench.judging.quality import DEGENERACY_RULE, Judge
 from workbench.models import Model, check_layer
 from workbench.store import vectors_for
 from workbench.sweep.executors import Executor, Local, job_budget

@@ -1,6 +1,6 @@
 """Selection: per instruction and prompt condition, the best non-degenerate steering setting on
 validation prompts (``Choice``), from the per-cell means of a sweep's table, kept only where its gain
-over no steering is more than noise (``significance``)."""
+over no steering is more than noise (``workbench.stats``)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 
 from workbench.errors import WorkbenchError
-from workbench.evaluate import MAX_DEGENERATE
-from workbench.steering import OPERATORS, Steer, operator_named
+from workbench.generation.steering import OPERATORS, Steer, operator_named
+from workbench.judging.quality import MAX_DEGENERATE
+from workbench.stats import ALPHA, maxt_pvalues, upper_bound
 from workbench.sweep.grid import NO_STEERING
-from workbench.sweep.significance import ALPHA, maxt_pvalues, upper_bound
 from workbench.vectors import InstructionVector
 
 CELL = ["layer", "mode", "coefficient"]
@@ -175,7 +175,7 @@ def select(
     A setting is eligible when at most ``max_degenerate`` of its outputs are degenerate and, unless
     ``alpha`` is None (the earlier rule, ``best-v1``), the share's ``DEGENERATE_CONFIDENCE`` upper
     bound is too, and its maxT-adjusted p-value against no steering is at most ``alpha``
-    (``significance``): with no real effect anywhere, a group selects steering at most ``alpha`` of
+    (``workbench.stats``): with no real effect anywhere, a group selects steering at most ``alpha`` of
     the time. A halving's cells are scored and tested on its second round only (``evidence``), so the
     round that chose them does not inflate their score. Ties go to no steering; among equals the
     smaller coefficient wins.

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel
 
-from workbench.batching import left_pad
+from workbench.generation.batching import left_pad
+from workbench.generation.steering import Steer, steering
 from workbench.models import Model
-from workbench.steering import Steer, steering
 
 
 def hf_generate(hf: PreTrainedModel, model: Model, prompts: Sequence[str], max_new_tokens: int) -> None:

@@ -11,9 +11,9 @@ import torch
 
 from workbench.apps.bench.timing import best_each
 from workbench.errors import WorkbenchError
-from workbench.generate import generate
+from workbench.generation.generate import generate
+from workbench.generation.steering import Steer
 from workbench.models import Model, dtype_name
-from workbench.steering import Steer
 
 LARGE = 64  # rows in the large batch
 
@@ -22,7 +22,7 @@ def vllm_vs_workbench(model: Model, spec: Steer, prompts: Sequence[str], new: in
     """tok/s of both engines (``vllm_*`` / ``wb_*``, unsteered and steered, ``_b1`` and ``_b64``) and
     vLLM's load time; ``{"vllm_missing": why}`` where vLLM is not usable or cannot load the model.
     ``engine``: a ``VLLMEngine`` of the same model already loaded (default: one made here)."""
-    from workbench.vllm_engine import VLLMEngine, import_vllm
+    from workbench.engines.vllm.engine import VLLMEngine, import_vllm
 
     start = time.perf_counter()
     try:

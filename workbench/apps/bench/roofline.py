@@ -8,7 +8,7 @@ import time
 
 import torch
 
-from workbench.batching import kv_bytes
+from workbench.generation.batching import kv_bytes
 from workbench.models import Model
 
 

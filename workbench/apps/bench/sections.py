@@ -8,7 +8,6 @@ import time
 
 import torch
 
-from workbench import compiled
 from workbench.apps.bench import roofline
 from workbench.apps.bench.baselines import hf_generate, paper_style_generate
 from workbench.apps.bench.engines import vllm_vs_workbench
@@ -16,9 +15,10 @@ from workbench.apps.bench.memory import extraction_peak
 from workbench.apps.bench.scaling import ray_scaling
 from workbench.apps.bench.subject import Subject
 from workbench.apps.bench.timing import best, best_each
-from workbench.batching import auto_batch_size, left_pad, positions
 from workbench.extract import record_last_token
-from workbench.generate import generate
+from workbench.generation import compiled
+from workbench.generation.batching import auto_batch_size, left_pad, positions
+from workbench.generation.generate import generate
 from workbench.instructions import Pair, as_group, make_pairs
 from workbench.models import dtype_name
 from workbench.sweep.grid import Unit, chunks, unit_specs

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from transformers import PreTrainedModel
 
 from workbench.extract import compute_vector
+from workbench.generation.steering import Steer
 from workbench.instructions import make_pairs, queries
 from workbench.models import Model, load_model, load_plain_hf
-from workbench.steering import Steer
 from workbench.vectors import InstructionVector
 
 

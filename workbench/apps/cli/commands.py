@@ -10,8 +10,8 @@ from pathlib import Path
 
 from workbench.apps.cli.arguments import VLLM_FLAGS
 from workbench.errors import WorkbenchError
+from workbench.generation.steering import OPERATORS, Steer
 from workbench.io import check_writable_dir, check_writable_file
-from workbench.steering import OPERATORS, Steer
 from workbench.vectors import InstructionVector
 
 
@@ -31,7 +31,7 @@ def _load(args):
     if memory and not vllm:
         raise WorkbenchError(f"--{next(iter(memory)).replace('_', '-')} needs --engine vllm")
     if vllm:
-        from workbench.vllm_engine import import_vllm, use_vllm
+        from workbench.engines.vllm.engine import import_vllm, use_vllm
 
         import_vllm()  # not installed: one line, before any loading
     model = load_model(args.model, device=args.device, dtype=args.dtype)
@@ -107,7 +107,7 @@ def steer_at(vec: InstructionVector, layer: int, setting: float | str, **options
 
 
 def cmd_steer(args) -> None:
-    from workbench.generate import generate
+    from workbench.generation.generate import generate
     from workbench.models import check_layer
     from workbench.store import cached_vector
 

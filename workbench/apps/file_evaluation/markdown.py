@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from workbench.steering import OPERATORS
+from workbench.generation.steering import OPERATORS
 from workbench.sweep import CONDITIONS
 from workbench.sweep.selection import scaled
 

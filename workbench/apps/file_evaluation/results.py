@@ -17,10 +17,10 @@ import pandas as pd
 
 from workbench.apps.file_evaluation.markdown import drift_frame, report_markdown
 from workbench.errors import WorkbenchError
-from workbench.evaluate import bootstrap_ci
 from workbench.file_formats import FileFormat
 from workbench.io import log, read_jsonl, write_atomic, write_jsonl
 from workbench.plots import CONDITION_NAMES, export, four_condition_bars, selection_drift
+from workbench.stats import bootstrap_ci
 from workbench.sweep import CONDITIONS
 
 ROWS, SCORES, SUMMARY, REPORT, DRIFT = "rows.jsonl", "scores.csv", "summary.json", "report.md", "drift"

@@ -37,9 +37,9 @@ from workbench.apps.file_evaluation.plan import EvaluateOptions, Item, Plan, def
 from workbench.apps.file_evaluation.results import Evaluation, read_summary, write_evaluation
 from workbench.checkers import checkers_version
 from workbench.errors import WorkbenchError
-from workbench.evaluate import DEGENERACY_RULE
 from workbench.instructions import Group, Instruction, data_hash
 from workbench.io import file_hash, log
+from workbench.judging.quality import DEGENERACY_RULE
 from workbench.models import Model
 from workbench.rows import EvaluationRow
 from workbench.store import vectors_for

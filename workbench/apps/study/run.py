@@ -33,8 +33,8 @@ from workbench.apps.study.stages import (
     separability_all,
 )
 from workbench.errors import WorkbenchError
-from workbench.evaluate import DEGENERACY_RULE
 from workbench.io import claim_dir, log, write_atomic
+from workbench.judging.quality import DEGENERACY_RULE
 from workbench.models import Model
 from workbench.store import vector_for
 from workbench.sweep import (

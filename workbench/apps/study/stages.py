@@ -14,12 +14,12 @@ import torch
 from workbench import analysis
 from workbench.apps.study.config import StudyConfig, screen_instructions
 from workbench.apps.study.files import StudyFiles
-from workbench.evaluate import score_rows
-from workbench.generate import Generation, generate
+from workbench.generation.generate import Generation, generate
+from workbench.generation.steering import Steer
 from workbench.instructions import get_instruction, instantiate, make_pairs
 from workbench.io import read_jsonl, write_jsonl
+from workbench.judging.scoring import score_rows
 from workbench.models import Model
-from workbench.steering import Steer
 from workbench.store import vector_for
 from workbench.sweep import (
     MAX_DEGENERATE,

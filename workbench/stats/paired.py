@@ -1,4 +1,4 @@
-"""Is a steering cell's gain over no steering more than noise? An exact paired test that knows how
+"""Paired exact tests. Is a steering cell's gain over no steering more than noise? An exact paired test that knows how
 many cells were tried.
 
 Each validation prompt is answered unsteered and by every cell, so a cell's gain is a mean of
@@ -45,42 +45,6 @@ def maxt_pvalues(gains: Float[np.ndarray, "prompts cells"], seed: int = 0) -> Fl
     return (best_under_null[:, None] >= observed[None, :] - 1e-12).mean(axis=0)
 
 
-def sign_test_power(
-    gain: float, baseline: float, n: int, cells: int = 1, alpha: float = ALPHA, reps: int = 4000, seed: int = 0
-) -> float:
-    """The chance that one cell whose true compliance is ``baseline + gain`` is selected from ``n``
-    prompts, by simulation; ``cells`` > 1 applies Bonferroni to the one-cell exact test, a lower bound
-    on maxT's power (which gains from correlated cells)."""
-    rng = np.random.default_rng(seed)
-    base = rng.random((reps, n)) < baseline
-    steered = rng.random((reps, n)) < baseline + gain
-    wins, losses = (steered & ~base).sum(1), (~steered & base).sum(1)
-    p = np.array([_binomial_tail(int(w), int(w + l)) for w, l in zip(wins, losses)])
-    return float((p <= alpha / cells).mean())
-
-
-def _binomial_tail(k: int, n: int) -> float:
+def binomial_tail(k: int, n: int) -> float:
     """P(X ≥ k) for X ~ Binomial(n, 1/2): the exact sign test on the discordant prompts."""
     return sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n if n else 1.0
-
-
-def prompts_needed(gain: float, baseline: float = 0.0, cells: int = 8, alpha: float = ALPHA, power: float = 0.8) -> int:
-    """The fewest validation prompts with which a real ``gain`` is selected with ``power``
-    (conservative: Bonferroni over ``cells``)."""
-    for n in range(2, 201):
-        if sign_test_power(gain, baseline, n, cells, alpha) >= power:
-            return n
-    return 201
-
-
-def upper_bound(k: int, n: int, confidence: float) -> float:
-    """One-sided Clopper-Pearson upper bound on a rate seen ``k`` times in ``n``: the largest rate
-    under which seeing at most ``k`` still has probability ≥ 1 − ``confidence`` (n = 0: 1)."""
-    if n == 0 or k >= n:
-        return 1.0
-    at_most_k = lambda p: sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in range(k + 1))  # noqa: E731
-    lo, hi = k / n, 1.0
-    for _ in range(60):  # bisection: at_most_k falls as the rate grows
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if at_most_k(mid) > 1 - confidence else (lo, mid)
-    return hi

@@ -23,9 +23,9 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
+from workbench.generation.steering import OPERATORS, Steer
 from workbench.io import cache_dir
 from workbench.models import Model, cache_argument
-from workbench.steering import OPERATORS, Steer
 
 AFFINE: dict[str, tuple[float, float]] = {name: op.affine for name, op in OPERATORS.items() if op.affine is not None}
 """Operator name → (share of c in a, b): the operators the compiled step knows (each ``Operator.affine``)."""

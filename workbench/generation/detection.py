@@ -7,9 +7,9 @@ from collections.abc import Sequence
 
 import torch
 
-from workbench.batching import left_pad, positions
+from workbench.generation.batching import left_pad, positions
+from workbench.generation.steering import Condition
 from workbench.models import Model
-from workbench.steering import Condition
 
 
 @torch.inference_mode()

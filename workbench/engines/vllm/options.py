@@ -7,8 +7,8 @@ import math
 import os
 from dataclasses import dataclass
 
+from workbench.engines.vllm.worker import SLOTS
 from workbench.errors import WorkbenchError
-from workbench.vllm_worker import SLOTS
 
 # vLLM's own words, lower-cased, for "the KV cache does not fit the share": on a GPU (vllm.v1.core.kv_cache_utils)
 # and on a CPU (vllm.v1.worker.cpu_worker: at start-up, and where share × RAM less what the process holds is ≤ 0)

@@ -1,7 +1,7 @@
 """Generation: batched, left-padded, KV-cached, greedy by default, with steering hooks firing.
 
 ``generate`` checks its input, runs conditional steering's detection pass, puts the steering hooks
-in place and hands batches (longest prompts first) to the decode loops of ``workbench.decoding``;
+in place and hands batches (longest prompts first) to the decode loops of ``workbench.generation.decoding``;
 a batch that runs out of memory is retried at half the size. How it decodes is one typed object,
 ``GenerationOptions``; its fields are also accepted as keywords (``max_new_tokens=32``).
 """
@@ -18,13 +18,13 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from workbench import compiled
-from workbench.batching import auto_batch_size
-from workbench.decoding import GenerationOptions, Replies, decode_compiled, decode_eager, halved, sample
-from workbench.detection import detect
 from workbench.errors import WorkbenchError
+from workbench.generation import compiled
+from workbench.generation.batching import auto_batch_size
+from workbench.generation.decoding import GenerationOptions, Replies, decode_compiled, decode_eager, halved, sample
+from workbench.generation.detection import detect
+from workbench.generation.steering import Steer, StepState, steering
 from workbench.models import Model
-from workbench.steering import Steer, StepState, steering
 
 __all__ = ["Generation", "GenerationOptions", "compile_default", "generate", "sample"]
 
@@ -64,7 +64,7 @@ def generate(
     ``generate(model, prompts, steer=specs, max_new_tokens=32)``. Per-prompt coefficient tensors in
     ``steer`` are indexed by the prompt's position in ``prompts``. Prompts are batched longest first
     to waste little on padding; the output keeps input order. ``compile``: decode through the
-    compiled step (``workbench.compiled``; default ``$WORKBENCH_COMPILE``); the first call compiles
+    compiled step (``workbench.generation.compiled``; default ``$WORKBENCH_COMPILE``); the first call compiles
     (minutes on a CPU), later ones reuse it for any steering. It falls back to eager, with a warning,
     where it cannot run (TL hooks other than steering, an operator it does not know, no cache).
     ``on_step(n)`` is called after every decode step with the token budget it used up (a token per row

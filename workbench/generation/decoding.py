@@ -2,7 +2,7 @@
 
 The eager loop drives ``Model.forward`` itself: the prompt is prefilled once, each new token costs
 one single-column step, finished rows leave the batch, and only the last position's logits are
-computed. The compiled loop runs the same steps through ``workbench.compiled`` with fixed shapes.
+computed. The compiled loop runs the same steps through ``workbench.generation.compiled`` with fixed shapes.
 Both share one bookkeeping step (``Replies.record``) and one sampler, so their tokens agree.
 """
 
@@ -17,11 +17,11 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from workbench import compiled
-from workbench.batching import left_pad, positions
 from workbench.errors import WorkbenchError
+from workbench.generation import compiled
+from workbench.generation.batching import left_pad, positions
+from workbench.generation.steering import Steer, StepState
 from workbench.models import Model
-from workbench.steering import Steer, StepState
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ def _forward(model: Model, ids: Tensor, mask: Tensor, cache, step: int, state: S
 def decode_compiled(
     model: Model, seqs: list[list[int]], replies: Replies, specs: list[Steer], gates: dict
 ) -> list[tuple[list[int], bool]]:
-    """``decode_eager`` through the compiled step (``workbench.compiled``): same tokens, fixed shapes
+    """``decode_eager`` through the compiled step (``workbench.generation.compiled``): same tokens, fixed shapes
     (finished rows stay in the batch), steering written into the decoder's tables."""
     device, budget = model.device, replies.options.max_new_tokens
     dec = compiled.decoder(model)

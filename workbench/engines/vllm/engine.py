@@ -1,6 +1,6 @@
 """Generation through vLLM with the workbench's steering: same specs, same tokens (issue 28).
 
-``Steer`` specs mean here what they mean in ``workbench.generate``: the operators of
+``Steer`` specs mean here what they mean in ``workbench.generation.generate``: the operators of
 ``steering.OPERATORS`` applied to the residual stream after a decoder layer (TransformerLens's
 ``blocks.L.hook_resid_post``: a vLLM decoder layer returns ``(hidden, residual)``, whose sum it is),
 composed in order, on all, prompt or generated positions, with per-prompt coefficients (NaN:
@@ -8,7 +8,7 @@ unsteered) and conditional steering (``when``: decided by an unsteered detection
 Vector extraction stays on the workbench engine: vectors are computed there and steered here.
 
 How one vLLM batch steers each request its own way: every request carries its prompt index in
-``SamplingParams.extra_args``; vLLM's worker (``workbench.vllm_worker``) maps each token of the
+``SamplingParams.extra_args``; vLLM's worker (``workbench.engines.vllm.worker``) maps each token of the
 flattened batch to its request before every forward and steers it from fixed tensors, so the same
 hooks run eagerly (``enforce_eager=True``, the default here) or compiled (``enforce_eager=False``,
 vLLM's torch.compile, and CUDA graphs on a GPU) for operators with an affine form.
@@ -26,17 +26,17 @@ from dataclasses import fields, replace
 
 import torch
 
-from workbench.compiled import AFFINE
+from workbench.engines.vllm.options import VLLMOptions, import_vllm, memory_refusal
+from workbench.engines.vllm.worker import ROW_KEY, SLOTS_KEY, WORKERS
 from workbench.errors import WorkbenchError
-from workbench.generate import Generation, GenerationOptions
+from workbench.generation.compiled import AFFINE
+from workbench.generation.generate import Generation, GenerationOptions
+from workbench.generation.steering import Steer
 from workbench.models import EMBEDDED, Model, Tokenized, dequantized_folder, dtype_name, stop_token_ids
-from workbench.steering import Steer
-from workbench.vllm_options import VLLMOptions, import_vllm, memory_refusal
-from workbench.vllm_worker import ROW_KEY, SLOTS_KEY, WORKERS
 
 
 class VLLMEngine(Tokenized):
-    """A model loaded once in vLLM; ``generate`` as ``workbench.generate.generate`` with steering.
+    """A model loaded once in vLLM; ``generate`` as ``workbench.generation.generate.generate`` with steering.
 
     ``model``: an embedded model's name (its cached float32 HF folder, the one ``workbench
     export-model`` copies), a HF folder or a hub id. ``options`` (or their fields as keywords): how it
@@ -90,7 +90,7 @@ class VLLMEngine(Tokenized):
                 max_model_len=opts.max_model_len,
                 enforce_eager=opts.enforce_eager,
                 enable_prefix_caching=False,
-                worker_cls=f"workbench.vllm_worker.{device.capitalize()}SteeringWorker",
+                worker_cls=f"workbench.engines.vllm.worker.{device.capitalize()}SteeringWorker",
                 additional_config={SLOTS_KEY: opts.slots},
                 **llm_kwargs,
             )
@@ -112,7 +112,7 @@ class VLLMEngine(Tokenized):
         """Bad specs as one line, before any work."""
         for spec in specs:
             if not isinstance(spec, Steer):
-                raise WorkbenchError(f"steer takes workbench.steering.Steer specs, got {type(spec).__name__}")
+                raise WorkbenchError(f"steer takes workbench.Steer specs, got {type(spec).__name__}")
             if not isinstance(spec.layer, int) or not 0 <= spec.layer < self.n_layers:
                 raise WorkbenchError(
                     f"layer {spec.layer!r} is out of range for {self.name}: use 0..{self.n_layers - 1}"
@@ -145,7 +145,7 @@ class VLLMEngine(Tokenized):
         return self.llm.generate([TokensPrompt(prompt_token_ids=s) for s in seqs], params, use_tqdm=progress)
 
     def _gates(self, seqs: list[list[int]], specs: list[Steer]) -> dict:
-        """The detection pass of conditional steering (as ``workbench.detection.detect``): per condition,
+        """The detection pass of conditional steering (as ``workbench.generation.detection.detect``): per condition,
         whether each prompt's last token's unsteered projection is below the threshold."""
         from vllm import SamplingParams
 
@@ -207,7 +207,7 @@ class VLLMEngine(Tokenized):
         **overrides,
     ) -> list[Generation]:
         """A reply to each prompt, all in one vLLM batch, each request steered with its own
-        coefficients; greedy replies equal ``workbench.generate.generate``'s (sampled ones draw
+        coefficients; greedy replies equal ``workbench.generation.generate.generate``'s (sampled ones draw
         from vLLM's own generator, seeded ``seed`` + the prompt's index). ``options`` or their fields
         as keywords, as there; ``batch_size``, ``use_cache``, ``compile`` and ``on_step`` are vLLM's."""
         from vllm import SamplingParams
@@ -250,7 +250,7 @@ class VLLMEngine(Tokenized):
 
 
 def use_vllm(model: Model, **options) -> Model:
-    """Hand ``model``'s generation to vLLM: every ``workbench.generate`` call on it (steer, sweeps,
+    """Hand ``model``'s generation to vLLM: every ``workbench.generation.generate`` call on it (steer, sweeps,
     evaluate, the demo) then generates in one ``VLLMEngine`` of the same weights and precision, with
     the same steering; vectors, detection and quality scores stay on the workbench engine. ``options``
     go to ``VLLMEngine`` (e.g. ``gpu_memory_utilization``, ``enforce_eager=False``). Returns the model."""

@@ -184,7 +184,7 @@ class WorkerSteering:
                 if mode is None:
                     x = x + (a - b * (x @ u))[:, None] * u
                 else:  # eager only: an operator without an affine form
-                    from workbench.steering import OPERATORS
+                    from workbench.generation.steering import OPERATORS
 
                     x = x + OPERATORS[mode](x[:, None], u, a)[:, 0] * b[:, None]
             # a zero residual: the next layer's sum is exactly x

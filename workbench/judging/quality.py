@@ -1,21 +1,18 @@
-"""Judging replies: quality (log-prob under the unsteered model, repetition, degeneracy), scored rows
-(compliance from ``workbench.checkers`` plus quality), and bootstrap intervals."""
+"""A reply's quality: its log-prob under the unsteered model, repetition, compression, and the
+degeneracy rules built on them (``MAX_DEGENERATE``, the cut-off selection and figures use)."""
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
 
 import numpy as np
 import torch
 
-from workbench.batching import left_pad, positions
-from workbench.checkers import Check, check
 from workbench.errors import WorkbenchError
+from workbench.generation.batching import left_pad, positions
 from workbench.models import Model
-from workbench.rows import ConditionRow, ScoredConditionRow, ScoredSweepRow, SweepRow
 
 # A response is degenerate when any of these holds (rule v2; documented in the README, measured on
 # the hand-labelled replies in tests/data/degenerate_labels.jsonl):
@@ -179,53 +176,4 @@ def quality(
         if judge is not None:
             row["judge"] = float(judge(q, r))
         rows.append(row)
-    return rows
-
-
-def bootstrap_ci(
-    values: Sequence[float | int], n_boot: int = 2000, seed: int = 0, level: float = 0.95
-) -> tuple[float, float, float]:
-    """Mean and percentile bootstrap interval."""
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, (n_boot, x.size))].mean(1)
-    lo, hi = np.quantile(means, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(x.mean()), float(lo), float(hi)
-
-
-# the rows come back scored: a sweep's as ScoredSweepRow, a condition's as ScoredConditionRow, other dicts as dicts
-@overload
-def score_rows(
-    model: Model, rows: list[SweepRow], judge: Judge | None = None, checks: Sequence[Check] | None = None
-) -> list[ScoredSweepRow]: ...
-@overload
-def score_rows(
-    model: Model, rows: list[ConditionRow], judge: Judge | None = None, checks: Sequence[Check] | None = None
-) -> list[ScoredConditionRow]: ...
-@overload
-def score_rows(
-    model: Model, rows: list[dict], judge: Judge | None = None, checks: Sequence[Check] | None = None
-) -> list[dict]: ...
-def score_rows(
-    model: Model, rows: list[Any], judge: Judge | None = None, checks: Sequence[Check] | None = None
-) -> list[Any]:
-    """Add compliance (strict/loose, prompt level and per instruction) and quality fields to
-    generation rows, in place. Without ``checks``, IFEval checks each row's instruction ids."""
-    if checks is None:
-        checks = [check(r["text"], r["instruction_ids"], r["kwargs"], prompt=r["prompt"]) for r in rows]
-    for row, c in zip(rows, checks):
-        row["strict"], row["loose"] = c.strict, c.loose
-        row["strict_each"], row["loose_each"] = list(c.strict_each), list(c.loose_each)
-    q = quality(
-        model,
-        [r["query"] for r in rows],
-        [r["text"] for r in rows],
-        [r["n_tokens"] for r in rows],
-        judge,
-        prompts=[r.get("prompt", r["query"]) for r in rows],
-    )
-    for row, fields in zip(rows, q):
-        row.update(fields)
     return rows
