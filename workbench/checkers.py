@@ -153,8 +153,10 @@ def _checker_name(checker: Checker) -> str:
     return getattr(checker, "__qualname__", None) or type(checker).__name__
 
 
-def check_callable(response: str, checker: Checker, instruction: str | None = None) -> Check:
-    """A Python checker scored as IFEval scores its own: strict on the response, loose on any rewrite.
+def check_callable(response: str, checker: Checker, instruction: str | None = None, loose: bool = False) -> Check:
+    """A Python checker, strict on the response. Its loose verdict is the strict one unless ``loose``
+    opts in to IFEval's rewrites (``loose_variants``): they were made for IFEval's own checks, and
+    dropping a line can pass a reply that breaks a limit (``at most 20 words``) it never met.
     It must return a bool; an error in it is reported with the reply (and ``instruction``, its id)."""
     name = f"checker {_checker_name(checker)}" + (f" of instruction {instruction!r}" if instruction else "")
 
@@ -168,5 +170,5 @@ def check_callable(response: str, checker: Checker, instruction: str | None = No
         return _verdict(value, name)
 
     strict = follows(response)
-    loose = any(follows(r) for r in loose_variants(response))
-    return Check(strict, loose, (strict,), (loose,))
+    lenient = strict or (loose and any(follows(r) for r in loose_variants(response)[1:]))
+    return Check(strict, lenient, (strict,), (lenient,))

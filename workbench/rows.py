@@ -46,7 +46,8 @@ class Scores(TypedDict):
     """What scoring (``judging.scoring.score_rows``) adds to a generated row."""
 
     strict: bool  # IFEval's strict verdict, prompt level: every instruction followed
-    loose: bool  # the same, loose: a rewrite of the reply may pass (first/last line dropped, asterisks removed)
+    loose: bool  # the same, loose: a rewrite of the reply may pass (first/last line dropped, asterisks removed);
+    # a custom checker's loose verdict is its strict one unless its instruction opted in (``Instruction.loose``)
     strict_each: list[bool]  # strict, per instruction id (in ``instruction_ids`` order)
     loose_each: list[bool]  # loose, per instruction id
     logprob: float  # mean token log-prob (nats) under the unsteered model given ``query``; NaN for an empty reply

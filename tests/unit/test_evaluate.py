@@ -119,3 +119,102 @@ def test_quality_fields(tiny):
     g = generate(tiny, ["Explain tides."], max_new_tokens=5)[0]
     greedy, other = response_logprob(tiny, ["Explain tides.", "Explain tides."], [g.text, "zzzzz"])
     assert greedy > other
+
+
+def test_a_perfect_score_gets_an_exact_interval_not_the_bootstraps_point():
+    """Regression (issue 35): 12 of 12 had the percentile bootstrap's [1.00, 1.00]; Clopper-Pearson's
+    is [0.735, 1] (0.025^(1/12)), in the evaluation's scores and in the four conditions' summary."""
+    import pandas as pd
+
+    from workbench.apps.file_evaluation.results import ifeval_scores
+    from workbench.sweep import summarize
+
+    rows = [
+        {"condition": c, "prompt_id": f"r{i}", "instruction_ids": ["a"], "strict_each": [True], "loose_each": [True]}
+        | {"strict": True, "loose": True}
+        for c in ("no_instruction", "steer")
+        for i in range(12)
+    ]
+    scores = ifeval_scores(rows)
+    assert set(scores.columns) == {"scope", "condition", "level", "metric", "accuracy", "ci_low", "ci_high", "n"}
+    assert (scores["accuracy"] == 1).all() and (scores["ci_high"] == 1).all() and (scores["n"] == 12).all()
+    assert scores["ci_low"].to_numpy() == pytest.approx(0.025 ** (1 / 12)) and 0.73 < 0.025 ** (1 / 12) < 0.74
+    quality = {"instruction": "a", "layer": -1, "mode": "none", "coefficient": None, "logprob": -1.0}
+    summary = summarize(pd.DataFrame([r | quality | {"degenerate": False} for r in rows]))
+    assert summary["ci_low"].to_numpy() == pytest.approx(0.025 ** (1 / 12)) and (summary["ci_high"] == 1).all()
+    assert bootstrap_ci([1] * 12)[1:] == (1.0, 1.0)  # what it was
+
+
+def _cut(condition, iid, kwargs, passed, stopped=False):
+    return {
+        "condition": condition,
+        "stopped": stopped,
+        "loose": passed,
+        "loose_each": [passed],
+        "instruction_ids": [iid],
+        "kwargs": [kwargs],
+    }
+
+
+AT_LEAST = {"num_words": 300, "relation": "at least"}
+
+
+def test_cut_lines_call_a_failed_requirement_a_lower_bound_and_a_kept_prohibition_an_upper_one():
+    """Issue 35: a reply cut at the budget that failed "at least 300 words" may pass with more tokens
+    (a lower bound); one that passed "no comma" may still break it (an upper bound)."""
+    import pandas as pd
+
+    from workbench.apps.file_evaluation.markdown import cut_lines
+
+    rows = pd.DataFrame(
+        [
+            _cut("steer", "length_constraints:number_words", AT_LEAST, False),
+            _cut("steer", "length_constraints:number_words", AT_LEAST, False, stopped=True),  # ended: final
+            _cut("no_instruction", "punctuation:no_comma", {}, True),
+            _cut("no_instruction", "punctuation:no_comma", {}, True, stopped=True),
+        ]
+    )
+    lower, upper = (line for line in cut_lines(rows) if line)
+    assert "could still pass" in lower and "no_instruction 0/2, steer 1/2" in lower and "lower bounds" in lower
+    assert "length_constraints:number_words (at least)" in lower and "no_comma" not in lower
+    assert "could still break" in upper and "no_instruction 1/2, steer 0/2" in upper and "upper bounds" in upper
+    assert "punctuation:no_comma" in upper and "number_words" not in upper
+
+
+def test_cut_lines_do_not_call_a_broken_prohibition_a_lower_bound():
+    import pandas as pd
+
+    from workbench.apps.file_evaluation.markdown import cut_lines
+
+    broken = [_cut("steer", iid, {}, False) for iid in ("punctuation:no_comma", "change_case:english_lowercase")]
+    assert cut_lines(pd.DataFrame(broken)) == []
+    less = _cut("steer", "length_constraints:number_words", {"num_words": 20, "relation": "less than"}, False)
+    assert cut_lines(pd.DataFrame([less])) == []
+    # one reply, two instructions: the failed requirement counts, the broken prohibition is not named
+    both = _cut("steer", "punctuation:no_comma", {}, False) | {
+        "instruction_ids": ["punctuation:no_comma", "detectable_content:postscript"],
+        "kwargs": [{}, {"postscript_marker": "P.S."}],
+        "loose_each": [False, False],
+    }
+    (line,) = (line for line in cut_lines(pd.DataFrame([both])) if line)
+    assert "steer 1/1 (detectable_content:postscript)" in line and "no_comma" not in line
+
+
+def test_cut_lines_count_a_custom_checker_either_way_and_say_so():
+    import pandas as pd
+
+    from workbench.apps.file_evaluation.markdown import cut_lines
+
+    rows = pd.DataFrame([_cut("steer", "custom:brief", {}, False), _cut("steer", "custom:brief", {}, True)])
+    lower, upper = (line for line in cut_lines(rows) if line)
+    assert "steer 1/2" in lower and "steer 1/2" in upper
+    assert all("custom:brief; a custom checker cannot be told, so it counts" in line for line in (lower, upper))
+
+
+def test_the_evaluate_report_names_custom_checkers_that_opted_in_to_loose():
+    from workbench.apps.file_evaluation.markdown import loose_lines
+
+    assert loose_lines({"custom_checkers": {}}) == [] and loose_lines({}) == []
+    (_, line) = loose_lines({"custom_checkers": {"brief": "strict", "pirate": "loose"}})
+    assert "scored strictly" in line and line.endswith("`loose=True`: pirate.")
+    assert loose_lines({"custom_checkers": {"brief": "strict"}})[1].endswith(": none.")

@@ -199,6 +199,8 @@ def test_evaluate_instructions_runs_a_custom_checker_end_to_end(tiny, tmp_path):
     )
     scores = {(r["scope"], r["condition"], r["level"], r["metric"]): r for r in result["scores"]}
     assert scores[("custom:brief", "steer", "instruction", "loose")]["n"] == 3 and result["n_evaluated"] == 3
+    assert result["custom_checkers"] == {"brief": "strict"}  # no loose rewrites unless opted in
+    assert "Custom checkers are scored strictly" in (tmp_path / "report.md").read_text()
     rows = read_jsonl(tmp_path / "rows.jsonl")
     assert all(r["strict"] == (bool(r["text"].strip()) and len(r["text"].split()) < 5) for r in rows)
     with pytest.raises(WorkbenchError, match="no checker"):
@@ -316,3 +318,89 @@ def test_an_evaluations_own_halving_sweep_is_reused_with_the_same_choices(tiny, 
     with pytest.raises(WorkbenchError, match="holds no sweep") as info:
         EvaluateOptions(sweep_dir=tmp_path)
     assert "\n" not in str(info.value)
+
+
+def _verdict_rows(verdicts: dict[str, list[tuple[bool, bool]]]) -> list[dict]:
+    """Hand-made evaluation rows: per condition, each record's (first, second) instruction verdicts
+    (strict = loose); record i is ``r{i}``, its first instruction ``a`` (vector group ``a[x]``), its second ``b``."""
+    return [
+        {
+            "condition": cond,
+            "prompt_id": f"r{i}",
+            "instruction_ids": ["a", "b"],
+            "groups": [["a[x]"], ["b"]],
+            "strict_each": list(v),
+            "loose_each": list(v),
+            "strict": all(v),
+            "loose": all(v),
+            "stopped": True,
+            "degenerate": False,
+            "logprob": -1.0,
+            "text": "t",
+        }
+        for cond, each in verdicts.items()
+        for i, v in enumerate(each)
+    ]
+
+
+# steering passes r2..r5 where no instruction fails them: 4 wins, 0 losses on 8 records (p = 2/16);
+# the instruction fails r0 where instruction + steering passes it, and passes r7 where it fails: 1 win, 1 loss
+T, F = (True, True), (False, True)
+VERDICTS = {
+    "no_instruction": [T, T, F, F, F, F, F, F],
+    "steer": [T, T, T, T, T, T, F, F],
+    "instruction": [F, T, T, T, T, T, T, T],
+    "instruction_steer": [T, T, T, T, T, T, T, F],
+}
+
+
+def test_paired_tests_pair_records_by_key_and_never_by_position():
+    from workbench.apps.file_evaluation.results import paired_tests
+
+    rows = _verdict_rows(VERDICTS)
+    tests = paired_tests(rows).set_index(["scope", "level", "metric", "comparison"])
+    steer = tests.loc[("all", "prompt", "loose", "steer vs no_instruction")]
+    assert (steer["wins"], steer["losses"], steer["n"]) == (4, 0, 8)
+    assert steer["delta"] == pytest.approx(0.5) and steer["p_value"] == pytest.approx(2 / 16)
+    both = tests.loc[("all", "prompt", "strict", "instruction_steer vs instruction")]
+    assert (both["wins"], both["losses"], both["delta"], both["p_value"]) == (1, 1, 0.0, 1.0)
+    # instruction level: (record, instruction) pairs; b always passes, so only a's verdicts differ
+    assert tests.loc[("all", "instruction", "loose", "steer vs no_instruction"), "n"] == 16
+    assert tests.loc[("a", "instruction", "loose", "steer vs no_instruction"), "wins"] == 4
+    assert tests.loc[("a[x]", "instruction", "loose", "steer vs no_instruction"), "p_value"] == pytest.approx(2 / 16)
+    assert tests.loc[("b", "instruction", "loose", "steer vs no_instruction"), "p_value"] == 1.0
+    # the steered rows reversed: paired by position it would be 6 wins, 2 losses; by key nothing changes
+    steered = [r for r in rows if r["condition"] == "steer"]
+    shuffled = [r for r in rows if r["condition"] != "steer"] + steered[::-1]
+    pd.testing.assert_frame_equal(paired_tests(shuffled), paired_tests(rows))
+    # a record missing from one condition: no pairing is guessed, that comparison's p-value is NaN
+    missing = paired_tests([r for r in rows if (r["condition"], r["prompt_id"]) != ("steer", "r0")])
+    missing = missing.set_index(["scope", "level", "metric", "comparison"])["p_value"]
+    assert pd.isna(missing[("all", "prompt", "loose", "steer vs no_instruction")])
+    assert missing[("all", "prompt", "loose", "instruction_steer vs instruction")] == 1.0
+
+
+def test_a_report_shows_each_rows_paired_change_and_p_value_and_older_folders_still_load(tmp_path):
+    from workbench.apps.file_evaluation import Evaluation
+    from workbench.apps.file_evaluation.results import write_evaluation
+
+    summary = {
+        "model": "m",
+        "data": "d.jsonl",
+        "n_evaluated": 8,
+        "n_examples": 8,
+        "pairs": "queries",
+        "search": "halving",
+        "skipped": {},
+        "groups": {"a[x]": {"without_instruction": {"layer": None, "mode": "none", "coefficient": None}}},
+    }
+    written = write_evaluation(tmp_path, summary, _verdict_rows(VERDICTS))
+    report = (tmp_path / "report.md").read_text()
+    assert "steer vs none: Δ (p)" in report and "inst+steer vs inst: Δ (p)" in report and "Clopper-Pearson" in report
+    prompt_row = next(line for line in report.splitlines() if line.startswith("| **prompt-level, all** |"))
+    assert prompt_row.endswith("| +0.50 (0.125) | +0.00 (1) |")
+    loaded = Evaluation.load(tmp_path)
+    pd.testing.assert_frame_equal(loaded.paired, written.paired, check_dtype=False)
+    assert json.loads((tmp_path / "summary.json").read_text())["paired_tests"] == written["paired_tests"]
+    (tmp_path / "paired.csv").unlink()  # a folder written before paired tests: none, and no error
+    assert Evaluation.load(tmp_path).paired.empty

@@ -50,6 +50,6 @@ def test_sweep_options_and_keywords_run_the_same_sweep(tiny, tmp_path):
     by_object = run_sweep(tiny, config, tmp_path / "a", options=SweepOptions(progress=False, rows_per_batch=2)).table
     by_keywords = run_sweep(tiny, config, tmp_path / "b", progress=False, rows_per_batch=2).table
     assert by_object.equals(by_keywords)
-    assert issubclass(HalvingOptions, SweepOptions) and HalvingOptions().first == 4
+    assert issubclass(HalvingOptions, SweepOptions) and HalvingOptions().first == 5  # the screen (SCREEN_PROMPTS)
     with pytest.raises(WorkbenchError, match="first"):
         run_halving(tiny, config, tmp_path / "c", options=HalvingOptions(first=3, progress=False))

@@ -8,8 +8,12 @@ from workbench import WorkbenchError
 from workbench.checkers import ifeval_registry
 from workbench.instructions import (
     DEFAULT_BUDGET,
+    EITHER,
     IFEVAL_IDS,
+    PROHIBITION,
+    REQUIREMENT,
     SPLITS,
+    TRUNCATION,
     Group,
     IFEvalExample,
     Instruction,
@@ -25,6 +29,7 @@ from workbench.instructions import (
     parse_spelling,
     spelling,
     split_of,
+    truncation,
     vector_groups,
 )
 
@@ -101,18 +106,81 @@ def test_bad_instructions_say_what_to_do(spelling_, message):
         get_instruction(spelling_)
 
 
-def test_custom_instruction_with_a_python_checker_scores_like_ifeval():
+def test_custom_instruction_with_a_python_checker_is_checked():
     pirate = Instruction.custom("Answer like a pirate.", check=lambda r: r.lower().startswith("arr"))
     assert pirate.checkable and pirate.source == "custom"
     assert pirate.check("Arr, the sea!").strict
-    loose_only = pirate.check("Sure!\nArr, the sea!")  # IFEval's loose rewrite drops the first line
-    assert not loose_only.strict and loose_only.loose
     german = Instruction.custom("Antworte auf Deutsch.", check="language:response_language", language="de")
     assert german.ifeval_id == "language:response_language" and german.kwargs == {"language": "de"}
     with pytest.raises(WorkbenchError, match="no checker"):
         Instruction.custom("Answer like a pirate.").check("Arr")
     with pytest.raises(WorkbenchError, match="need an IFEval id"):
         Instruction.custom("Be brief.", language="de")
+
+
+def _at_most_20_words(reply: str) -> bool:
+    return len(reply.split()) <= 20
+
+
+def test_a_custom_checker_is_strict_unless_it_opts_in_to_loose():
+    """Issue 35: IFEval's loose rewrites passed an "at most 20 words" reply whose first line (not the
+    rule) was dropped, so a custom checker's loose verdict is its strict one unless it opts in."""
+    reply = " ".join(["word"] * 15) + "\n" + " ".join(["more"] * 10)  # 25 words; 10 without its first line
+    brief = Instruction.custom("Answer in at most 20 words.", check=_at_most_20_words, id="brief")
+    strict = brief.check(reply)
+    assert not strict.strict and not strict.loose and strict.loose_each == (False,)
+    opted = Instruction.custom("Answer in at most 20 words.", check=_at_most_20_words, id="brief", loose=True)
+    lenient = opted.check(reply)
+    assert not lenient.strict and lenient.loose and lenient.loose_each == (True,)
+    assert opted.check("Short.").loose and brief.check("Short.").loose  # a strict pass passes loose too
+    assert brief.spec()["checker"]["loose"] is False and opted.spec()["checker"]["loose"] is True
+    assert brief != opted and "loose" in repr(opted)
+
+
+def test_an_ifeval_id_keeps_its_loose_rewrite():
+    reply = "Sure!\nThe sea is calm."  # one sentence once the first line is dropped
+    for inst in (
+        Instruction.ifeval("length_constraints:number_sentences", num_sentences=2, relation="less than"),
+        Instruction.custom("One sentence.", check="length_constraints:number_sentences", num_sentences=2),
+    ):
+        verdict = inst.check(reply)
+        assert not verdict.strict and verdict.loose, inst
+    with pytest.raises(WorkbenchError, match="loose=True is for a Python checker"):
+        Instruction.custom("One sentence.", check="length_constraints:number_sentences", loose=True)
+    with pytest.raises(WorkbenchError, match="loose=True is for a Python checker"):
+        Instruction.custom("Answer like a pirate.", loose=True)
+
+
+@pytest.mark.parametrize(
+    "ifeval_id, kwargs, kind",
+    [
+        ("punctuation:no_comma", {}, PROHIBITION),
+        ("change_case:english_lowercase", {}, PROHIBITION),
+        ("change_case:english_capital", {}, PROHIBITION),
+        ("keywords:forbidden_words", {"forbidden_words": ["sea"]}, PROHIBITION),
+        ("length_constraints:number_words", {"num_words": 40, "relation": "less than"}, PROHIBITION),
+        ("length_constraints:number_words", {"num_words": 300, "relation": "at least"}, REQUIREMENT),
+        ("length_constraints:number_sentences", {"num_sentences": 5, "relation": "at least"}, REQUIREMENT),
+        ("keywords:frequency", {"keyword": "sea", "frequency": 2, "relation": "less than"}, PROHIBITION),
+        ("keywords:letter_frequency", {"letter": "z", "let_frequency": 3, "let_relation": "at least"}, REQUIREMENT),
+        ("change_case:capital_word_frequency", {"capital_frequency": 3, "capital_relation": "less than"}, PROHIBITION),
+        ("keywords:existence", {"keywords": ["sea"]}, REQUIREMENT),
+        ("detectable_content:postscript", {"postscript_marker": "P.S."}, REQUIREMENT),
+        ("detectable_format:multiple_sections", {"num_sections": 3}, REQUIREMENT),
+        ("startend:end_checker", {"end_phrase": "Bye."}, EITHER),  # the phrase may come; text may follow it
+        ("detectable_format:json_format", {}, EITHER),
+        ("length_constraints:number_paragraphs", {"num_paragraphs": 3}, EITHER),  # exactly 3
+        ("length_constraints:number_words", {"num_words": 40}, EITHER),  # no relation: cannot tell
+        ("custom:brief", {}, EITHER),  # a custom checker: cannot tell
+    ],
+)
+def test_truncation_says_what_more_tokens_could_do(ifeval_id, kwargs, kind):
+    assert truncation(ifeval_id, kwargs) == kind
+
+
+def test_truncation_knows_every_ifeval_id():
+    assert set(TRUNCATION) == set(IFEVAL_IDS)
+    assert all(truncation(i, {}) in (REQUIREMENT, PROHIBITION, EITHER) for i in IFEVAL_IDS)
 
 
 def _names(ifeval_id, group_by=None, **kwargs):

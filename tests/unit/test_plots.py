@@ -256,3 +256,27 @@ def test_selection_drift_draws_each_group_that_steers_and_counts_the_held_gains(
     assert (
         "1 of 2 test gains ≥ 0" in fig.layout.title.text and "2 of 3 groups selected steering" in fig.layout.title.text
     )
+
+
+def test_selection_drift_shows_groups_that_selected_nothing_as_hollow_markers_never_empty_axes():
+    """Nothing selected anywhere (SmolLM2's case): each group's best cell weighed is drawn, with its reason."""
+    drift = pd.DataFrame(
+        [
+            {
+                "instruction": name,
+                "val_gain": float("nan"),
+                "test_gain": 0.0,
+                "val_degenerate": None,
+                "test_degenerate": None,
+                "best_gain": gain,
+                "decided_by": why,
+                "reason": f"{why}: because",
+            }
+            for name, gain, why in (("title", 0.9, "quality"), ("no_comma", 0.37, "significance"))
+        ]
+    )
+    fig = plots.selection_drift(drift, "m")
+    (hollow,) = [t for t in fig.data if t.type == "scatter" and t.name == "not selected (best cell weighed)"]
+    assert list(hollow.x) == [0.9, 0.37] and list(hollow.y) == [0.0, 0.0]
+    assert hollow.marker.color == "rgba(0,0,0,0)" and list(hollow.customdata[0]) == ["quality", "quality: because"]
+    assert "0 of 2 groups selected steering" in fig.layout.title.text

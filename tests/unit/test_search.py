@@ -52,13 +52,22 @@ def test_halving_rows_equal_the_full_grids_on_the_same_prompts(tmp_path, tiny):
     config = SweepConfig(**CONFIG)
     full = run_sweep(tiny, config, tmp_path / "full", progress=False).table
     halved = run_halving(
-        tiny, config, tmp_path / "halved", first=2, keep=3, progress=False, stop_early=False, refine=()
+        tiny,
+        config,
+        tmp_path / "halved",
+        first=2,
+        keep=3,
+        progress=False,
+        stop_early=False,
+        refine=(),
+        screen_project=True,
     ).table
-    steered = halved[halved["layer"] != NO_STEERING]
-    assert (steered.groupby("instruction").apply(lambda g: len(g[["layer", "mode"]].drop_duplicates())) == 3).all()
+    two = halved[(halved["layer"] != NO_STEERING) & (halved["round"] == 2)]
+    assert (two.groupby("instruction").apply(lambda g: len(g[["layer", "mode"]].drop_duplicates())) == 3).all()
     key = ["instruction", "layer", "mode", "coefficient", "prompt_id"]
     merged = halved.merge(full, on=key, suffixes=("", "_full"))
-    assert len(merged) == len(halved) == 2 * 5 * (1 + 3)  # instructions × prompts × (baseline + kept cells)
+    # instructions × prompts × cells: the whole screen (baseline + 4 layers × 2 settings), then 3 finalists
+    assert len(merged) == len(halved) == 2 * 2 * (1 + 8) + 2 * 3 * (1 + 3)
     assert (merged["text"] == merged["text_full"]).all() and (merged["loose"] == merged["loose_full"]).all()
     assert set(halved["round"]) == {1, 2} and len(full) > len(halved)
     assert (
@@ -77,9 +86,11 @@ def test_a_group_where_nothing_beats_no_steering_stops_after_the_first_round(tmp
     from workbench.sweep import select
 
     result = run_halving(tiny, SweepConfig(**CONFIG), tmp_path, first=2, keep=3, progress=False)
-    assert set(result.table["round"]) == {1} and set(result.table["layer"]) == {NO_STEERING}
+    assert set(result.table["round"]) == {1} and set(result.table["mode"]) == {"none", "add"}  # the screen: 1× only
     assert not (tmp_path / "round2").exists()
-    assert all(not c.steers for c in select(result.table).values())
+    choices = select(result.table).values()
+    assert all(not c.steers and c.decided_by == "screen" for c in choices)
+    assert all("stopped after the screen: no cell beat no steering on its 2 prompts" in c.reason for c in choices)
 
 
 def test_best_cells_can_keep_only_cells_that_beat_no_steering():

@@ -7,6 +7,7 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
+from sweep_tables import sweep_table as _table
 
 from workbench.stats import ALPHA, maxt_pvalues, prompts_needed
 from workbench.sweep import evidence, select
@@ -14,30 +15,6 @@ from workbench.sweep.grid import NO_STEERING
 from workbench.sweep.selection import selection_rule
 
 CELLS = [(layer, "add", 1.0) for layer in (3, 5, 7, 9)] + [(layer, "project", None) for layer in (3, 5, 7, 9)]
-
-
-def _table(base, steered, degenerate=None, rounds=None):
-    """base: [prompts] 0/1; steered: {cell: [prompts] 0/1} -> a sweep table."""
-    rows = []
-    for cell, values in [((NO_STEERING, "none", 0.0), base), *steered.items()]:
-        for i, v in enumerate(values):
-            rows.append(
-                dict(
-                    instruction="x",
-                    with_instruction=False,
-                    layer=cell[0],
-                    mode=cell[1],
-                    coefficient=cell[2],
-                    prompt_id=f"q{i}",
-                    loose=bool(v),
-                    strict=bool(v),
-                    logprob=-1.0,
-                    text="t",
-                    degenerate=bool(degenerate[cell][i]) if degenerate and cell in degenerate else False,
-                    **({"round": rounds[i]} if rounds else {}),
-                )
-            )
-    return pd.DataFrame(rows)
 
 
 def test_maxt_matches_a_hand_count():
@@ -81,8 +58,11 @@ def test_a_significant_cell_that_is_degenerate_is_not_selected():
     assert select(_table(base, steered))[("x", False)].layer == 3
     one = _table(
         base, steered, degenerate={CELLS[0]: [1, 0, 0, 0, 0, 0, 0, 0]}
-    )  # 1/8 <= 0.2, but its 80 % upper bound is 0.33
-    assert select(one)[("x", False)].layer == NO_STEERING and select(one, alpha=None)[("x", False)].layer == 3
+    )  # 1/8 <= 0.2, but its 80 % upper bound is 0.33 (maxT-v2); 1 more than unsteered in 8 passes maxT-v3
+    assert select(one, rule="maxT-v2")[("x", False)].layer == NO_STEERING and select(one)[("x", False)].layer == 3
+    assert select(one, alpha=None)[("x", False)].layer == 3
+    three = _table(base, steered, degenerate={CELLS[0]: [1, 1, 1, 0, 0, 0, 0, 0]})  # 3 more than unsteered in 8
+    assert select(three)[("x", False)].decided_by == "quality"
     choice = select(_table(base, steered, degenerate={CELLS[0]: [1, 1, 0, 0, 0, 0, 0, 0]}), alpha=None)[
         ("x", False)
     ]  # 2/8 > 0.2
@@ -120,12 +100,13 @@ def test_false_positive_rate_on_null_data_is_at_most_alpha(base_rate):
 
 
 def test_rule_names_and_power_table():
-    assert selection_rule().startswith("maxT-v2") and selection_rule(None).startswith("best-v1")
+    assert selection_rule().startswith("maxT-v3") and selection_rule(None).startswith("best-v1")
+    assert selection_rule(rule="maxT-v2").startswith("maxT-v2")
     assert prompts_needed(0.75, 0.0, cells=8) <= 12 < prompts_needed(0.25, 0.0, cells=8)
 
 
 def test_the_evaluate_report_puts_validation_beside_test():
-    from workbench.apps.file_evaluation.markdown import drift_lines
+    from workbench.apps.file_evaluation.drift import drift_lines
 
     result = {
         "selection_rule": "maxT-v1",
@@ -168,12 +149,13 @@ def test_the_evaluate_report_puts_validation_beside_test():
 
 def test_evaluate_warns_where_too_few_prompts_can_be_tested(capsys):
     """Halving chooses on the first 2 of 5 validation prompts and tests on 3: p >= 1/8, never below 0.05;
-    maxT needs 8 tested prompts (2^-5 < 0.05, and 0 degenerate of 8 bounds the share under 0.2)."""
+    maxT-v3 needs 5 tested prompts (2^-5 < 0.05); maxT-v2 needed 8 (0 degenerate of 8 bounds the share
+    under 0.2)."""
     from workbench.apps.file_evaluation.run import Plan, _warn_underpowered
     from workbench.instructions import as_group
     from workbench.sweep import fewest_prompts
 
-    assert fewest_prompts() == 8
+    assert fewest_prompts() == 5 and fewest_prompts(rule="maxT-v2") == 8
     few, many = as_group("json"), as_group("title")
     plan = Plan(
         "file.jsonl", [], [], {}, validation={few.name: [object()] * 5}
@@ -181,10 +163,8 @@ def test_evaluate_warns_where_too_few_prompts_can_be_tested(capsys):
     _warn_underpowered([few, many], plan, sweep_prompts=12, chosen_on=2)
     out = capsys.readouterr().out
     assert f"{few.name} (n = 3)" in out and many.name not in out
-    _warn_underpowered(
-        [many], plan, sweep_prompts=8, chosen_on=2
-    )  # 6 tested: significant at best, but 0 of 6 degenerate bounds only to 0.24
-    assert f"{many.name} (n = 6)" in capsys.readouterr().out
+    _warn_underpowered([many], plan, sweep_prompts=6, chosen_on=2)  # 4 tested: p >= 1/16
+    assert f"{many.name} (n = 4)" in capsys.readouterr().out
 
 
 def test_the_evaluate_report_says_which_replies_were_cut_before_their_check():
@@ -275,5 +255,43 @@ def test_upper_bound_is_clopper_pearsons_and_selection_wants_it_under_the_cut_of
         return pd.DataFrame(rows)
 
     assert select(table(0))[("a", False)].layer == 3
-    chosen = select(table(1))[("a", False)]  # 1 of 10 degenerate: under the cut-off, but its 80 % bound (0.27) is not
+    chosen = select(table(1), rule="maxT-v2")[("a", False)]  # 1 of 10: under the cut-off, its 80 % bound (0.27) not
     assert not chosen.steers and select(table(1), alpha=None)[("a", False)].layer == 3
+    assert select(table(1))[("a", False)].layer == 3  # maxT-v3: 1 more than unsteered in 10, excess bound 0.1
+
+
+def test_clopper_pearson_matches_its_closed_forms_and_a_tabulated_interval():
+    """k = 0 and k = n have closed forms, 5 of 10 is tabulated ([0.1871, 0.8129]), and every bound is
+    where a binomial tail (summed here with exact integers) equals α/2."""
+    import math
+
+    from workbench.stats import clopper_pearson, upper_bound
+
+    for n in (1, 5, 12, 40):
+        rate, low, high = clopper_pearson(n, n)
+        assert (rate, high) == (1.0, 1.0) and low == pytest.approx(0.025 ** (1 / n), abs=1e-9)  # low^n = α/2
+        rate, low, high = clopper_pearson(0, n)
+        assert (rate, low) == (0.0, 0.0) and high == pytest.approx(1 - 0.025 ** (1 / n), abs=1e-9)
+    assert clopper_pearson(5, 10) == pytest.approx((0.5, 0.1871, 0.8129), abs=1e-4)
+    k, n = 3, 7
+    rate, low, high = clopper_pearson(k, n)
+    tail = lambda p, ks: sum(math.comb(n, i) * p**i * (1 - p) ** (n - i) for i in ks)  # noqa: E731
+    assert tail(low, range(k, n + 1)) == pytest.approx(0.025, abs=1e-9)  # P(X ≥ 3 | low) = α/2
+    assert tail(high, range(k + 1)) == pytest.approx(0.025, abs=1e-9)  # P(X ≤ 3 | high) = α/2
+    assert upper_bound(k, n, 0.975) == pytest.approx(high, abs=1e-12)  # the one-sided bound at 1 − α/2
+    mirrored = clopper_pearson(n - k, n)
+    assert (mirrored[1], mirrored[2]) == pytest.approx((1 - high, 1 - low), abs=1e-12)
+    narrower = clopper_pearson(k, n, level=0.8)
+    assert low < narrower[1] < rate < narrower[2] < high
+    rate, low, high = clopper_pearson(600, 1200)  # large n: C(1200, 600) is beyond a float, the logs are not
+    assert high - low == pytest.approx(2 * 1.96 * math.sqrt(0.25 / 1200), abs=2e-3) and low < 0.5 < high
+    assert all(np.isnan(clopper_pearson(0, 0)))
+
+
+def test_mcnemar_exact_is_the_two_sided_sign_test_on_the_discordant_pairs():
+    from workbench.stats import mcnemar_exact
+
+    assert mcnemar_exact(8, 0) == pytest.approx(2 / 256) and mcnemar_exact(0, 8) == pytest.approx(2 / 256)
+    assert mcnemar_exact(5, 1) == pytest.approx(2 * 7 / 64)  # P(X ≤ 1), X ~ Bin(6, 1/2): (1 + 6) / 64
+    assert mcnemar_exact(4, 4) == 1.0 and mcnemar_exact(3, 2) == 1.0  # 2·P(X ≤ 2 | 5) = 1
+    assert mcnemar_exact(0, 0) == 1.0  # no discordant pair: no evidence

@@ -19,13 +19,18 @@ from workbench.instructions.groups import DEFAULT_GROUP_BY, Group, as_group, par
 from workbench.instructions.ifeval import (
     BUDGETS,
     DEFAULT_BUDGET,
+    EITHER,
     IFEVAL_DEFAULTS,
     IFEVAL_IDS,
     MAX_BUDGET,
+    PROHIBITION,
+    REQUIREMENT,
+    TRUNCATION,
     budget,
     describe,
     parse_spelling,
     spelling,
+    truncation,
 )
 from workbench.instructions.instruction import PLACEHOLDERS, Instruction, generic, slug
 from workbench.instructions.lookup import catalog, get_instruction
@@ -46,10 +51,14 @@ __all__ = [
     "DEFAULT_BUDGET",
     "DEFAULT_GROUP_BY",
     "MAX_BUDGET",
+    "EITHER",
     "IFEVAL_DEFAULTS",
     "IFEVAL_IDS",
     "PLACEHOLDERS",
+    "PROHIBITION",
+    "REQUIREMENT",
     "SPLITS",
+    "TRUNCATION",
     "Group",
     "IFEvalExample",
     "Instruction",
@@ -78,5 +87,6 @@ __all__ = [
     "slug",
     "spelling",
     "split_of",
+    "truncation",
     "vector_groups",
 ]

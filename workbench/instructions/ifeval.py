@@ -1,5 +1,6 @@
 """What the workbench knows of lm-eval's IFEval registry: its 25 ids, default and per-query kwargs,
-the one-line spelling ``id[key=value,...]``, the registry's own descriptions, and token budgets."""
+the one-line spelling ``id[key=value,...]``, the registry's own descriptions, token budgets, and what
+more tokens could do to a cut reply's verdict (``truncation``)."""
 
 from __future__ import annotations
 
@@ -112,6 +113,52 @@ def budget(ifeval_id: str | None, kwargs: Mapping | None = None) -> int:
     if ifeval_id == "length_constraints:number_sentences" and kwargs.get("relation") == "at least":
         base = max(base, 32 * int(kwargs.get("num_sentences", 0)) + 32)
     return min(base, MAX_BUDGET)
+
+
+# What more tokens could do to a reply cut at the budget. A REQUIREMENT not met yet may still be met (a cut
+# failure is not final: accuracy is a lower bound); a PROHIBITION kept may still be broken, and one broken
+# stays broken (a cut pass is not final: an upper bound); EITHER both (exactly N, text after a closing mark,
+# a whole-reply property). Counting ids name their relation kwarg: "at least" a requirement, "less than" a
+# prohibition. An id or relation not here (a custom checker) cannot be told: EITHER. (The case checks also
+# ask langdetect for English, which more text could change: rare, left out.)
+REQUIREMENT, PROHIBITION, EITHER = "requirement", "prohibition", "either"
+TRUNCATION: dict[str, str] = {
+    "change_case:capital_word_frequency": "capital_relation",
+    "change_case:english_capital": PROHIBITION,
+    "change_case:english_lowercase": PROHIBITION,
+    "combination:repeat_prompt": REQUIREMENT,
+    "combination:two_responses": EITHER,
+    "detectable_content:number_placeholders": REQUIREMENT,
+    "detectable_content:postscript": REQUIREMENT,
+    "detectable_format:constrained_response": REQUIREMENT,
+    "detectable_format:json_format": EITHER,  # not closed yet, or text after the closing brace
+    "detectable_format:multiple_sections": REQUIREMENT,
+    "detectable_format:number_bullet_lists": EITHER,
+    "detectable_format:number_highlighted_sections": REQUIREMENT,
+    "detectable_format:title": REQUIREMENT,
+    "keywords:existence": REQUIREMENT,
+    "keywords:forbidden_words": PROHIBITION,
+    "keywords:frequency": "relation",
+    "keywords:letter_frequency": "let_relation",
+    "language:response_language": EITHER,
+    "length_constraints:nth_paragraph_first_word": EITHER,
+    "length_constraints:number_paragraphs": EITHER,
+    "length_constraints:number_sentences": "relation",
+    "length_constraints:number_words": "relation",
+    "punctuation:no_comma": PROHIBITION,
+    "startend:end_checker": EITHER,  # the phrase may come; text may follow it
+    "startend:quotation": EITHER,
+}
+RELATIONS = {"at least": REQUIREMENT, "less than": PROHIBITION}
+
+
+def truncation(ifeval_id: str, kwargs: Mapping | None = None) -> str:
+    """What more tokens could do to a cut reply's verdict on one instruction (``TRUNCATION``):
+    ``REQUIREMENT`` (a failure may still pass), ``PROHIBITION`` (a pass may still fail) or ``EITHER``."""
+    kind = TRUNCATION.get(ifeval_id, EITHER)
+    if kind in (REQUIREMENT, PROHIBITION, EITHER):
+        return kind
+    return RELATIONS.get(str((kwargs or {}).get(kind)), EITHER)
 
 
 def _value_text(value) -> str:

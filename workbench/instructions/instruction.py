@@ -5,6 +5,8 @@
 * **The curated catalog** (``data/instructions.json``) adds phrasings to the IFEval instructions it names.
 * **Free text**, checked by an IFEval id or a Python ``str -> bool``, or by nothing (vectors, separability
   and steering need no checker; a sweep or evaluation does): ``Instruction.custom("Answer like a pirate.", check=f)``.
+  A Python checker is scored strictly (its loose verdict is its strict one) unless ``loose=True`` opts in
+  to IFEval's loose rewrites; IFEval's ids, however reached, keep IFEval's loose rule.
 
 Per-query kwargs are placeholders filled from each base query: ``{keyword}`` (the query's topic word)
 and ``{query}`` (the query itself, e.g. the prompt to repeat).
@@ -54,6 +56,16 @@ class Instruction:
     family: str = "custom"
     source: str = "custom"  # "ifeval" | "catalog" | "custom"
     checker: Checker | None = field(default=None, compare=False)
+    loose: bool = False  # a Python checker's opt-in to IFEval's loose rewrites (first/last line, asterisks)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.loose, bool):
+            raise WorkbenchError(f"instruction {self.id!r}: loose must be True or False, not {self.loose!r}")
+        if self.loose and self.checker is None:
+            raise WorkbenchError(
+                f"instruction {self.id!r}: loose=True is for a Python checker (check=<callable>); "
+                "an IFEval id always uses IFEval's loose rule"
+            )
 
     # --- the three sources -------------------------------------------------------------------
     @classmethod
@@ -67,21 +79,28 @@ class Instruction:
 
     @classmethod
     def custom(
-        cls, text: str | Sequence[str], check: Checker | str | None = None, id: str | None = None, **kwargs
+        cls,
+        text: str | Sequence[str],
+        check: Checker | str | None = None,
+        id: str | None = None,
+        loose: bool = False,
+        **kwargs,
     ) -> Instruction:
-        """Free text. ``check``: a ``str -> bool`` callable, an IFEval id (with ``kwargs``), or None."""
+        """Free text. ``check``: a ``str -> bool`` callable, an IFEval id (with ``kwargs``), or None.
+        ``loose``: a callable's loose verdict tries IFEval's rewrites too (default: strict only)."""
         phrasings = (text,) if isinstance(text, str) else tuple(text)
         if not phrasings or not all(isinstance(p, str) and p.strip() for p in phrasings):
             raise WorkbenchError("a custom instruction needs its text: one or more non-empty sentences")
         name = id or readable(phrasings[0])
         if isinstance(check, str):
             full, _ = full_kwargs(check, kwargs)
-            return cls(name, phrasings, check, full, FAMILIES.get(check.split(":")[0], "custom"), "custom")
+            family = FAMILIES.get(check.split(":")[0], "custom")
+            return cls(name, phrasings, check, full, family, "custom", loose=loose)  # loose=True is refused
         if kwargs:
             raise WorkbenchError(f"kwargs {sorted(kwargs)} need an IFEval id as the checker (check='id')")
         if check is not None and not callable(check):
             raise WorkbenchError(f"check must be a callable str -> bool or an IFEval id, not {type(check).__name__}")
-        return cls(name, phrasings, None, {}, "custom", "custom", check)
+        return cls(name, phrasings, None, {}, "custom", "custom", check, loose)
 
     # --- use ----------------------------------------------------------------------------------
     def phrasing(self, index: int = 0) -> str:
@@ -113,9 +132,10 @@ class Instruction:
         return replace(self, kwargs=_fill(self.kwargs, values), phrasings=tuple(_fill(list(self.phrasings), values)))
 
     def check(self, response: str, prompt: str = "") -> Check:
-        """Does the response follow it? IFEval strict and loose (a callable is scored the same way)."""
+        """Does the response follow it? IFEval strict and loose; a callable strict, and loose only
+        where it opted in (``loose``)."""
         if self.checker is not None:
-            return check_callable(response, self.checker, instruction=self.id)
+            return check_callable(response, self.checker, instruction=self.id, loose=self.loose)
         if self.ifeval_id is None:
             raise WorkbenchError(
                 f"instruction {self.id!r} has no checker: give check=<callable or IFEval id> to sweep or evaluate it"
@@ -128,11 +148,11 @@ class Instruction:
 
     def spec(self) -> dict:
         """What defines it, as JSON (for provenance and sweep configurations)."""
-        checker: dict[str, str] | None = None
+        checker: dict[str, str | bool] | None = None
         if self.checker is not None:
             module = getattr(self.checker, "__module__", "?")
             qualname = getattr(self.checker, "__qualname__", repr(self.checker))
-            checker = {"name": f"{module}.{qualname}", "code": fingerprint(self.checker)}
+            checker = {"name": f"{module}.{qualname}", "code": fingerprint(self.checker), "loose": self.loose}
         return {
             "id": self.id,
             "source": self.source,
@@ -144,6 +164,7 @@ class Instruction:
 
     def __repr__(self) -> str:
         check_by = self.ifeval_id or (getattr(self.checker, "__name__", "callable") if self.checker else "no checker")
+        check_by = f"{check_by}, loose rewrites" if self.loose else check_by
         text = self.phrasings[0] if len(self.phrasings[0]) <= 60 else self.phrasings[0][:57] + "..."
         return f"Instruction({self.id!r}, {self.source}, checked by {check_by}: {text!r})"
 

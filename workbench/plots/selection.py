@@ -14,9 +14,11 @@ def selection_drift(drift: pd.DataFrame, model: str = "") -> go.Figure:
     """One point per group that selected steering: validation gain (x) against test gain (y), both
     steered − unsteered compliance without the instruction; marker size grows with the test's
     degenerate share, and the hover gives both degenerate shares. ``drift``: columns instruction,
-    val_gain, test_gain, val_degenerate, test_degenerate (``file_evaluation.markdown.drift_frame``-like; groups with no
-    setting have a missing val_gain and are counted in the subtitle only)."""
+    val_gain, test_gain, val_degenerate, test_degenerate (``file_evaluation.drift.drift_frame``-like). A
+    group that selected nothing is a hollow marker at its best cell's validation gain (``best_gain``,
+    with ``decided_by`` and ``reason`` in the hover) on the zero line: it was not applied on test."""
     chosen = drift.dropna(subset=["val_gain", "test_gain"])
+    weighed = drift[drift["val_gain"].isna()].dropna(subset=["best_gain"]) if "best_gain" in drift else drift[:0]
     fig = go.Figure()
     fig.add_shape(type="line", x0=-1, y0=-1, x1=1, y1=1, line=dict(color="#999", dash="dash"))  # holds exactly
     fig.add_hline(y=0, line=dict(color="#999", dash="dot"))
@@ -28,7 +30,7 @@ def selection_drift(drift: pd.DataFrame, model: str = "") -> go.Figure:
             text=[short(n) for n in chosen["instruction"]],
             textposition="top center",
             marker=dict(
-                size=10 + 30 * chosen["test_degenerate"].fillna(0),
+                size=10 + 30 * chosen["test_degenerate"].astype(float).fillna(0),
                 color="#1f77b4",
                 opacity=0.8,
                 line=dict(width=1, color="#fff"),
@@ -39,7 +41,10 @@ def selection_drift(drift: pd.DataFrame, model: str = "") -> go.Figure:
             "degenerate: validation %{customdata[0]:.2f}, test %{customdata[1]:.2f}<extra></extra>",
         )
     )
-    span = max([0.25, *chosen["val_gain"].abs(), *chosen["test_gain"].abs()]) + 0.1
+    if len(weighed):
+        fig.add_trace(_not_selected(weighed))
+    weighed_gains = weighed["best_gain"].abs().tolist() if len(weighed) else []
+    span = max([0.25, *chosen["val_gain"].abs(), *chosen["test_gain"].abs(), *weighed_gains]) + 0.1
     fig.update_xaxes(title_text="validation gain (chosen setting − no steering)", range=[-span, span], zeroline=False)
     fig.update_yaxes(
         title_text="test gain (steering only − no instruction)", range=[-span, span], zeroline=False, scaleanchor="x"
@@ -51,8 +56,24 @@ def selection_drift(drift: pd.DataFrame, model: str = "") -> go.Figure:
         caption(
             model,
             f"{len(chosen)} of {len(drift)} groups selected steering",
-            "dashed: test = validation; size: test degenerate share",
+            "dashed: test = validation; size: test degenerate share; hollow: not selected, at its best cell's "
+            "validation gain (not applied on test)",
         ),
         width=640,
         height=620,
+    )
+
+
+def _not_selected(weighed: pd.DataFrame) -> go.Scatter:
+    """Hollow markers on the zero line: each group that selected nothing, at its best cell's validation
+    gain, the decision and its reason in the hover."""
+    return go.Scatter(
+        x=weighed["best_gain"],
+        y=[0.0] * len(weighed),
+        mode="markers",
+        text=[short(n) for n in weighed["instruction"]],
+        marker=dict(size=10, color="rgba(0,0,0,0)", line=dict(width=1.5, color="#d62728")),
+        customdata=weighed[["decided_by", "reason"]].to_numpy(),
+        name="not selected (best cell weighed)",
+        hovertemplate="%{text}: not selected (%{customdata[0]})<br>%{customdata[1]}<extra></extra>",
     )

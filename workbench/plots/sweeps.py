@@ -116,7 +116,7 @@ def _marks(fig: go.Figure, points: list[tuple[str, str]], marker: dict, name: st
 
 
 def four_condition_bars(summary: pd.DataFrame, model: str = "") -> go.Figure:
-    """Compliance per instruction in the paper's four conditions, with 95% bootstrap intervals;
+    """Compliance per instruction in the paper's four conditions, with 95% Clopper-Pearson intervals;
     values printed on the bars (a zero is a visible 0.00), and the steering bars of an instruction for
     which validation selected no steering hatched and labelled so."""
     fig = go.Figure()

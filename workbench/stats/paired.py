@@ -9,6 +9,7 @@ partly by noise (the winner's curse), so a cell's p-value compares its gain with
 distribution of the *best* cell's gain (single-step maxT, Westfall and Young 1993): the chance of any
 false selection stays at most ``alpha``, whatever the correlation between layers and settings.
 With up to ``EXACT_UP_TO`` prompts every sign pattern is enumerated (exact); beyond, a seeded sample.
+Two conditions on the same held-out records compare by McNemar's exact test (``mcnemar_exact``).
 """
 
 from __future__ import annotations
@@ -48,3 +49,12 @@ def maxt_pvalues(gains: Float[np.ndarray, "prompts cells"], seed: int = 0) -> Fl
 def binomial_tail(k: int, n: int) -> float:
     """P(X ≥ k) for X ~ Binomial(n, 1/2): the exact sign test on the discordant prompts."""
     return sum(math.comb(n, i) for i in range(k, n + 1)) / 2**n if n else 1.0
+
+
+def mcnemar_exact(wins: int, losses: int) -> float:
+    """Two-sided exact McNemar test of two conditions on the same records: only the discordant pairs
+    count (``wins``: passed in the first condition only, ``losses``: in the second only), and under
+    no difference each is a fair coin: p = min(1, 2·P(X ≤ min(wins, losses))), X ~ Binomial(wins +
+    losses, 1/2); 1 where no pair is discordant."""
+    n = wins + losses
+    return min(1.0, 2 * binomial_tail(max(wins, losses), n)) if n else 1.0

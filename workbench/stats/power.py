@@ -28,3 +28,10 @@ def prompts_needed(gain: float, baseline: float = 0.0, cells: int = 8, alpha: fl
         if sign_test_power(gain, baseline, n, cells, alpha) >= power:
             return n
     return 201
+
+
+def screen_power(flip: float, n: int) -> float:
+    """The chance that a cell which flips a share ``flip`` of the prompts the model fails unsteered
+    wins at least one of ``n`` such prompts: what a screen that keeps any cell beating no steering
+    needs to pass it on (5 prompts at ``flip`` 0.5: 0.97)."""
+    return 1.0 - (1.0 - flip) ** n

@@ -3,6 +3,7 @@ running it resumably (``run``), choosing a setting on validation (``selection``,
 halving) and the four-condition report (``conditions``)."""
 
 from workbench.stats import ALPHA, maxt_pvalues, prompts_needed
+from workbench.sweep.choice import Candidate, Choice
 from workbench.sweep.conditions import (
     CONDITIONS,
     Example,
@@ -15,12 +16,14 @@ from workbench.sweep.conditions import (
 )
 from workbench.sweep.executors import Executor, Local, run_units
 from workbench.sweep.grid import NO_STEERING, SweepConfig, Unit
+from workbench.sweep.guards import MAX_EXCESS_DEGENERATE, CellQuality
 from workbench.sweep.result import SweepResult
 from workbench.sweep.run import load_table, run_sweep
-from workbench.sweep.search import REFINE, best_cells, load_halving, refined, run_halving
+from workbench.sweep.search import REFINE, SCREEN_PROMPTS, best_cells, load_halving, refined, run_halving
 from workbench.sweep.selection import (
     MAX_DEGENERATE,
-    Choice,
+    RULE,
+    RULES,
     cell_summary,
     evidence,
     fewest_prompts,
@@ -32,6 +35,12 @@ __all__ = [
     "ALPHA",
     "CONDITIONS",
     "MAX_DEGENERATE",
+    "MAX_EXCESS_DEGENERATE",
+    "RULE",
+    "RULES",
+    "SCREEN_PROMPTS",
+    "Candidate",
+    "CellQuality",
     "NO_STEERING",
     "REFINE",
     "evidence",

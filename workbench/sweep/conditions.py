@@ -1,5 +1,6 @@
 """The paper's four conditions on held-out prompts: no instruction, steering only, instruction only,
-instruction + steering, generated as one packed batch, scored, and summarised with bootstrap CIs."""
+instruction + steering, generated as one packed batch, scored, and summarised with exact
+(Clopper-Pearson) CIs."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from workbench.judging.quality import Judge
 from workbench.judging.scoring import score_rows
 from workbench.models import Model
 from workbench.rows import ConditionRow, ScoredConditionRow
-from workbench.stats import bootstrap_ci
+from workbench.stats import clopper_pearson
 from workbench.sweep.grid import NO_STEERING
 from workbench.sweep.selection import Choice
 
@@ -25,10 +26,10 @@ CONDITIONS = ("no_instruction", "steer", "instruction", "instruction_steer", "co
 
 
 def summarize(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
-    """Compliance with 95% bootstrap intervals and mean quality per instruction and condition."""
+    """Compliance with 95% Clopper-Pearson intervals and mean quality per instruction and condition."""
     out = []
     for (name, cond), g in table.groupby(["instruction", "condition"], sort=False):
-        mean, lo, hi = bootstrap_ci(g[metric].astype(float).tolist())
+        mean, lo, hi = clopper_pearson(int(g[metric].astype(bool).sum()), len(g))
         out.append(
             {
                 "instruction": name,

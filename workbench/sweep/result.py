@@ -15,7 +15,7 @@ from workbench.io import atomic_path
 from workbench.plots import setting_label, sweep_heatmap
 from workbench.stats import ALPHA
 from workbench.sweep.grid import NO_STEERING
-from workbench.sweep.selection import MAX_DEGENERATE, Choice, cell_summary, select
+from workbench.sweep.selection import MAX_DEGENERATE, RULE, Choice, cell_summary, select
 
 
 @dataclass(repr=False)
@@ -31,10 +31,15 @@ class SweepResult:
         return cell_summary(self.table, metric)
 
     def best(
-        self, metric: str = "loose", max_degenerate: float = MAX_DEGENERATE, alpha: float | None = ALPHA
+        self,
+        metric: str = "loose",
+        max_degenerate: float = MAX_DEGENERATE,
+        alpha: float | None = ALPHA,
+        rule: str = RULE,
     ) -> dict[tuple[str, bool], Choice]:
-        """The selected setting per (instruction, with instruction?): ``selection.select``."""
-        return select(self.table, metric, max_degenerate, alpha)
+        """The selected setting per (instruction, with instruction?), each with the decision behind it:
+        ``selection.select``."""
+        return select(self.table, metric, max_degenerate, alpha, rule)
 
     def heatmap(self, value: str = "compliance", with_instruction: bool = False):
         """Layer × setting per instruction (Plotly), the selected cell boxed."""
@@ -75,12 +80,13 @@ class SweepResult:
         n_inst, n_layers, n_settings, n_prompts = self._grid()
         rows = "".join(
             f"<tr><td>{html.escape(name)}</td><td>{'with' if cond else 'without'}</td>"
-            f"<td>{html.escape(_setting(c))}</td><td>{c.score:.2f}</td><td>{c.baseline:.2f}</td></tr>"
+            f"<td>{html.escape(_setting(c))}</td><td>{c.score:.2f}</td><td>{c.baseline:.2f}</td>"
+            f"<td><small>{html.escape(c.decided_by)}: {html.escape(c.reason)}</small></td></tr>"
             for (name, cond), c in sorted(self.best().items())
         )
         best = (
             "<table><tr><th>instruction</th><th>instruction in prompt</th><th>selected</th><th>score</th>"
-            f"<th>unsteered</th></tr>{rows}</table>"
+            f"<th>unsteered</th><th>why</th></tr>{rows}</table>"
         )
         where = f" in <code>{html.escape(str(self.folder))}</code>" if self.folder else ""
         return (

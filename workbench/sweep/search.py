@@ -1,9 +1,14 @@
 """How each instruction's layer and setting are chosen: the full grid, or successive halving.
 
-Successive halving (``run_halving``) spends the validation prompts where they matter: every
-(layer, setting) cell first sees a few prompts; only the best cells per instruction (and the
-unsteered baseline) see the rest. Selection then reads the survivors on every prompt. Both rounds are ordinary
-resumable sweeps in ``out/round1`` and ``out/round2`` sharing one vector cache in ``out/vectors``.
+Successive halving (``run_halving``) spends the validation prompts where they matter: a screen first
+tries every layer at 1× on ``SCREEN_PROMPTS`` prompts; only the best cells per instruction (and the
+unsteered baseline) go on, with a finer grid (multiples and the projection) at the best one's layer,
+to fresh prompts, on which alone selection tests them. Both rounds are ordinary resumable sweeps in
+``out/round1`` and ``out/round2`` sharing one vector cache in ``out/vectors``.
+
+The screen cannot miss a strong effect: a cell that flips half the prompts the model fails unsteered
+beats no steering on at least one of 5 such prompts with probability 1 − 0.5^5 = 0.97
+(``stats.screen_power``), where 2 prompts (the screen before 0.2) gave 0.75.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from workbench.sweep.run import SweepOptions, load_table, run_sweep
 from workbench.sweep.selection import MAX_DEGENERATE, cell_summary, scaled, setting_size
 
 Cell = tuple[int, str, "float | None"]  # (layer, mode, coefficient)
+SCREEN_PROMPTS = 5  # the screen's prompts: a cell flipping half the failing prompts survives it with p = 0.97
 REFINE = (0.5, 1.0, 1.5, 2.0)  # multiples the round-1 winner's layer also tries in round 2, with the projection
 
 
@@ -75,9 +81,12 @@ class HalvingOptions(SweepOptions):
     ``out``, shared by the rounds) and its own. Every cell sees the first ``first`` validation
     prompts; the ``keep`` best cells per instruction that beat no steering there go on, with a finer
     grid at the best one's layer (``refined``: ``refine`` multiples and the projection; ``()``: none);
-    ``stop_early=False``: the ``keep`` best go on even where none beats no steering."""
+    ``stop_early=False``: the ``keep`` best go on even where none beats no steering. The screen tries
+    each layer at the grid's coefficients; ``screen_project``: the projection too (it joins the
+    finalists' layer in round 2 either way; screening it doubles the screen's cost)."""
 
-    first: int = 4
+    first: int = SCREEN_PROMPTS
+    screen_project: bool = False
     keep: int = 3
     stop_early: bool = True
     refine: Sequence[float] = REFINE
@@ -111,7 +120,7 @@ def run_halving(
     try:
         one = run_sweep(
             model,
-            replace(config, n_prompts=first),
+            _screen(config, opts),
             out / "round1",
             options=replace(shared, pairs={n: p[:first] for n, p in every.items()}),
         ).table
@@ -125,29 +134,34 @@ def run_halving(
     finally:
         if own:
             bar.close()
-    return SweepResult(_halving_table(one, two, survivors), out, config.model)
+    return SweepResult(_halving_table(one, two), out, config.model)
 
 
-def load_halving(out: str | Path, options: HalvingOptions | None = None) -> pd.DataFrame:
-    """A finished halving sweep's table (``out/round1``, ``out/round2``), as ``run_halving`` returned it
-    when it ran with ``options`` (its ``keep`` and ``stop_early``; default: the defaults)."""
-    opts, out = options or HalvingOptions(), Path(out)
+def load_halving(out: str | Path) -> pd.DataFrame:
+    """A finished halving sweep's table (``out/round1``, ``out/round2``), as ``run_halving`` returned it."""
+    out = Path(out)
     one = load_table(out / "round1")
-    survivors = best_cells(one, opts.keep, beat_baseline=opts.stop_early)
     two = load_table(out / "round2") if any((out / "round2" / "units").glob("*.jsonl")) else pd.DataFrame()
-    return _halving_table(one, two, survivors)
+    return _halving_table(one, two)
 
 
-def _halving_table(one: pd.DataFrame, two: pd.DataFrame, survivors: Mapping[str, Sequence[Cell]]) -> pd.DataFrame:
-    """The rows selection sees: round 1's baseline and survivors, round 2's cells, with a ``round`` column."""
-    kept = one.apply(lambda row: _survived(row, survivors), axis=1)
-    return pd.concat([one[kept].assign(round=1), two.assign(round=2)], ignore_index=True)
+def _halving_table(one: pd.DataFrame, two: pd.DataFrame) -> pd.DataFrame:
+    """Both rounds' rows with a ``round`` column: selection tests on round 2 only (``evidence``) and
+    reads round 1 to say what the screen saw of a group that stopped there."""
+    return pd.concat([one.assign(round=1), two.assign(round=2)], ignore_index=True)
+
+
+def _screen(config: SweepConfig, opts: HalvingOptions) -> SweepConfig:
+    """Round 1's grid: every layer at the grid's coefficients on the first ``first`` prompts, the
+    projection only with ``screen_project``."""
+    return replace(config, n_prompts=opts.first, project=config.project and opts.screen_project)
 
 
 def _budget_bound(config: SweepConfig, every: Mapping[str, list[Pair]], opts: HalvingOptions) -> int:
     """The token budget both rounds spend at most (rows × max_new_tokens, as ``run_sweep``'s bar counts)."""
     first, refine = opts.first, opts.refine
-    one = sum(first * (1 + len(config.layers) * len(config.settings())) * config.budget(g) for g in config.groups)
+    screen = _screen(config, opts)
+    one = sum(first * (1 + len(screen.layers) * len(screen.settings())) * config.budget(g) for g in config.groups)
     cells = 1 + opts.keep + (len(refine) + config.project if refine else 0)
     two = sum(len(every[g.name][first:]) * cells * config.budget(g) for g in config.groups)
     return len(config.conditions) * (one + two)
@@ -175,10 +189,3 @@ def _round_two(
         options=replace(opts, pairs={n: p[first:] for n, p in every.items()}),
         cells_of=refined(survivors, opts.refine, config.project),
     ).table
-
-
-def _survived(row, survivors: Mapping[str, Sequence[Cell]]) -> bool:
-    """Whether a round-1 row is the baseline or one of its instruction's survivors."""
-    coefficient = float(row["coefficient"]) if scaled(row["mode"]) else None
-    cell = (int(row["layer"]), row["mode"], coefficient)
-    return row["layer"] == NO_STEERING or cell in survivors.get(row["instruction"], ())

@@ -4,43 +4,66 @@ over no steering is more than noise (``workbench.stats``)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import partial
 
-import numpy as np
 import pandas as pd
 
 from workbench.errors import WorkbenchError
-from workbench.generation.steering import OPERATORS, Steer, operator_named
+from workbench.generation.steering import OPERATORS
 from workbench.judging.quality import MAX_DEGENERATE
 from workbench.stats import ALPHA, maxt_pvalues, upper_bound
+from workbench.sweep.choice import NO_GAIN, QUALITY, SCREEN, SELECTED, SIGNIFICANCE, Candidate, Choice
 from workbench.sweep.grid import NO_STEERING
-from workbench.vectors import InstructionVector
+from workbench.sweep.guards import (
+    CELL,
+    DEGENERATE_CONFIDENCE,
+    MAX_EXCESS_DEGENERATE,
+    CellQuality,
+    Guard,
+    cell_qualities,
+    point_guard,
+    relative_guard,
+    steered_share_guard,
+)
 
-CELL = ["layer", "mode", "coefficient"]
 PROJECTION_SIZE = 0.75  # in ties a projection ranks as a coefficient of 0.75×: before 1×, after 0.5×
-# maxT's eligibility: the degenerate share's 80 % upper bound is under the cut-off (0 of 8 passes,
-# 1 of 10 does not)
-DEGENERATE_CONFIDENCE = 0.8
+RULE = "maxT-v3"  # the rule selection applies unless told otherwise; maxT-v2 stays reproducible
+RULES = ("maxT-v2", "maxT-v3")
+GUARDS: dict[str, Guard] = {"maxT-v2": steered_share_guard, "maxT-v3": relative_guard}
 
 
-def selection_rule(alpha: float | None = ALPHA) -> str:
-    """The rule's name, as results folders record it."""
+def selection_rule(alpha: float | None = ALPHA, rule: str = RULE) -> str:
+    """The rule's name and what it does, as results folders record it."""
     if alpha is None:
         return f"best-v1: best validation compliance above no steering, degenerate <= {MAX_DEGENERATE:g}"
+    test = f"best validation compliance among cells beating no steering at family-wise alpha {alpha:g} (sign-flip maxT)"
+    halving = "successive halving scores its finalists on the second round's prompts only"
+    if rule == "maxT-v2":
+        return (
+            f"maxT-v2: {test}, degenerate share's {DEGENERATE_CONFIDENCE:.0%} upper bound <= {MAX_DEGENERATE:g}; "
+            f"{halving}"
+        )
     return (
-        f"maxT-v2: best validation compliance among cells beating no steering at family-wise alpha {alpha:g} "
-        "(sign-flip maxT), "
-        f"degenerate share's {DEGENERATE_CONFIDENCE:.0%} upper bound <= {MAX_DEGENERATE:g}; successive halving "
-        "scores its finalists "
-        "on the second round's prompts only"
+        f"maxT-v3: {test}, degenerate at most {MAX_EXCESS_DEGENERATE:g} more often than unsteered on the same "
+        f"prompts (paired {DEGENERATE_CONFIDENCE:.0%} upper bound); {halving}"
     )
 
 
-def fewest_prompts(alpha: float = ALPHA, max_degenerate: float = MAX_DEGENERATE) -> int:
+def rule_named(rule: str) -> str:
+    """A selection rule's name, checked (``RULES``)."""
+    if rule not in RULES:
+        raise WorkbenchError(f"unknown selection rule {rule!r}: one of {', '.join(RULES)}")
+    return rule
+
+
+def fewest_prompts(alpha: float = ALPHA, max_degenerate: float = MAX_DEGENERATE, rule: str = RULE) -> int:
     """The fewest tested prompts with which maxT can select anything: a p-value of 2^-n ≤ ``alpha``
-    and, with no degenerate reply, a degenerate share whose upper bound is under the cut-off (8)."""
+    (5 at 0.05) and, under maxT-v2, with no degenerate reply, a degenerate share whose upper bound is
+    under the cut-off (8). maxT-v3's guard passes a cell that loops no more than unsteered at any n."""
     return next(
-        n for n in range(1, 1000) if 0.5**n <= alpha and upper_bound(0, n, DEGENERATE_CONFIDENCE) <= max_degenerate
+        n
+        for n in range(1, 1000)
+        if 0.5**n <= alpha and (rule != "maxT-v2" or upper_bound(0, n, DEGENERATE_CONFIDENCE) <= max_degenerate)
     )
 
 
@@ -54,73 +77,6 @@ def setting_size(cells: pd.DataFrame) -> pd.Series:
     """How large each cell's setting counts in ties (smaller first): |coefficient| where it scales,
     ``PROJECTION_SIZE`` for the others."""
     return cells["coefficient"].abs().where(cells["mode"].map(scaled), PROJECTION_SIZE)
-
-
-@dataclass(frozen=True)
-class Choice:
-    """The selected steering setting for one instruction and condition (layer -1: no steering)."""
-
-    instruction: str
-    with_instruction: bool
-    layer: int
-    mode: str
-    coefficient: float | None
-    score: float
-    baseline: float
-    degenerate: float
-    p_value: float | None = None  # maxT-adjusted, one-sided, vs no steering on the tested prompts (None: not tested)
-    n_tested: int = 0  # validation prompts the test saw (halving: the second round's)
-
-    @classmethod
-    def manual(cls, instruction: str, layer: int, mode: str = "add", coefficient: float | None = None) -> Choice:
-        """A hand-set steering setting (no validation scores); coefficient × the layer's norm."""
-        if operator_named(mode).coefficient == "scale" and coefficient is None:
-            raise WorkbenchError(f"a manual {mode!r} setting needs a coefficient (× the layer's norm)")
-        nan = float("nan")
-        return cls(instruction, False, layer, mode, None if coefficient is None else float(coefficient), nan, nan, nan)
-
-    def __repr__(self) -> str:
-        cond = "with" if self.with_instruction else "without"
-        if not self.steers:
-            return f"Choice({self.instruction} {cond} instruction: no steering, baseline {self.baseline:.2f})"
-        setting = OPERATORS[self.mode].describe(self.coefficient)
-        test = "" if self.p_value is None else f", p = {self.p_value:.3g} on {self.n_tested} prompts"
-        return (
-            f"Choice({self.instruction} {cond} instruction: layer {self.layer} {setting}, "
-            f"{self.score:.2f} vs baseline {self.baseline:.2f}{test})"
-        )
-
-    @classmethod
-    def from_json(cls, fields: dict) -> Choice:
-        """A choice as ``dataclasses.asdict`` wrote it to JSON (numbers come back as ints or floats)."""
-
-        def num(v) -> float | None:
-            return None if v is None else float(v)
-
-        def real(v) -> float:
-            return float("nan") if v is None else float(v)  # json writes NaN as NaN; None from older writers
-
-        return cls(
-            fields["instruction"],
-            bool(fields["with_instruction"]),
-            int(fields["layer"]),
-            fields["mode"],
-            num(fields["coefficient"]),
-            real(fields["score"]),
-            real(fields["baseline"]),
-            real(fields["degenerate"]),
-            num(fields.get("p_value")),
-            int(fields.get("n_tested", 0)),
-        )
-
-    @property
-    def steers(self) -> bool:
-        return self.layer != NO_STEERING
-
-    def spec(self, vec: InstructionVector) -> list[Steer]:
-        if not self.steers:
-            return []
-        return [vec.steer(self.layer, self.coefficient, mode=self.mode)]
 
 
 def cell_summary(table: pd.DataFrame, metric: str = "loose") -> pd.DataFrame:
@@ -167,68 +123,148 @@ def _pvalues(rows: pd.DataFrame, metric: str) -> dict[tuple, tuple[float, int]]:
 
 
 def select(
-    table: pd.DataFrame, metric: str = "loose", max_degenerate: float = MAX_DEGENERATE, alpha: float | None = ALPHA
+    table: pd.DataFrame,
+    metric: str = "loose",
+    max_degenerate: float = MAX_DEGENERATE,
+    alpha: float | None = ALPHA,
+    rule: str = RULE,
 ) -> dict[tuple[str, bool], Choice]:
-    """Best non-degenerate (layer, mode, coefficient) per instruction and condition whose gain is
-    more than noise.
+    """Best (layer, mode, coefficient) per instruction and condition whose gain is more than noise
+    and whose replies are not too often degenerate, with the decision behind each choice.
 
-    A setting is eligible when at most ``max_degenerate`` of its outputs are degenerate and, unless
-    ``alpha`` is None (the earlier rule, ``best-v1``), the share's ``DEGENERATE_CONFIDENCE`` upper
-    bound is too, and its maxT-adjusted p-value against no steering is at most ``alpha``
-    (``workbench.stats``): with no real effect anywhere, a group selects steering at most ``alpha`` of
-    the time. A halving's cells are scored and tested on its second round only (``evidence``), so the
-    round that chose them does not inflate their score. Ties go to no steering; among equals the
-    smaller coefficient wins.
+    A cell must comply more than no steering; unless ``alpha`` is None (the earlier rule, ``best-v1``)
+    its maxT-adjusted p-value against no steering must be at most ``alpha`` (``workbench.stats``):
+    with no real effect anywhere, a group selects steering at most ``alpha`` of the time. Then the
+    rule's quality guard (``workbench.sweep.guards``): maxT-v3 compares the cell's degenerate replies
+    with the unsteered replies to the same prompts, maxT-v2 bounds the steered share alone by
+    ``max_degenerate``. A halving's cells are scored and tested on its second round only
+    (``evidence``); a group halving stopped after its screen selects nothing. Ties go to no steering;
+    among equals the smaller coefficient wins.
     """
     if alpha is not None and not 0 < alpha < 1:
         raise WorkbenchError(
             f"alpha is a family-wise error rate between 0 and 1 (or None: the untested rule best-v1), not {alpha!r}"
         )
+    guard = partial(point_guard, cut=max_degenerate) if alpha is None else GUARDS[rule_named(rule)]
+    if rule == "maxT-v2":
+        guard = partial(steered_share_guard, cut=max_degenerate)
     if alpha is not None:
         table = evidence(table)
     out = {}
     for (name, cond), group in cell_summary(table, metric).groupby(["instruction", "with_instruction"]):
         rows = table[(table["instruction"] == name) & (table["with_instruction"] == cond)]
-        out[(name, bool(cond))] = _choose(name, bool(cond), group, rows, metric, max_degenerate, alpha)
+        out[(name, bool(cond))] = _choose(name, bool(cond), group, rows, metric, guard, alpha, rule)
     return out
 
 
 def _choose(
-    name: str, cond: bool, group: pd.DataFrame, rows: pd.DataFrame, metric: str, max_degenerate: float, alpha
+    name: str,
+    cond: bool,
+    group: pd.DataFrame,
+    rows: pd.DataFrame,
+    metric: str,
+    guard: Guard,
+    alpha: float | None,
+    rule: str,
 ) -> Choice:
-    """One group's choice from its cells (``group``) and its rows (for the test)."""
+    """One group's choice from its cells (``group``) and its rows (for the test and the guard): the
+    best cell that passes every stage, or no steering with the stage its best cell failed."""
     base = group[group["layer"] == NO_STEERING]
     baseline = float(base["compliance"].iloc[0]) if len(base) else 0.0
-    eligible = group[
-        (group["layer"] != NO_STEERING) & (group["degenerate"] <= max_degenerate) & (group["compliance"] > baseline)
-    ]
-    tests = _pvalues(rows, metric) if alpha is not None else {}
-    if alpha is not None and len(eligible):
-        keep = [
-            tests.get(tuple(r[:3]), (1.0, 0))[0] <= alpha
-            and upper_bound(round(r[3] * r[4]), int(r[4]), DEGENERATE_CONFIDENCE) <= max_degenerate
-            for r in eligible[[*CELL, "degenerate", "n"]].itertuples(index=False)
-        ]
-        eligible = eligible[np.array(keep, dtype=bool)]
-    if not len(eligible):
-        degenerate = float(base["degenerate"].iloc[0]) if len(base) else 0.0
-        return Choice(name, cond, NO_STEERING, "none", None, baseline, baseline, degenerate)
-    top = (
-        eligible.assign(size=setting_size(eligible))
-        .sort_values(["compliance", "size", "layer"], ascending=[False, True, True])
-        .iloc[0]
+    cells = group[group["layer"] != NO_STEERING]
+    cells = cells.assign(size=setting_size(cells)).sort_values(
+        ["compliance", "size", "layer"], ascending=[False, True, True]
     )
-    p, n = tests.get((top["layer"], top["mode"], top["coefficient"]), (None, 0))
-    coef = float(top["coefficient"]) if scaled(top["mode"]) else None
+    tests = _pvalues(rows, metric) if alpha is not None else {}
+    keys = [(int(r.layer), str(r.mode), float(r.coefficient)) for r in cells.itertuples()]
+    if alpha is None:  # best-v1 reads each cell's share, paired or not
+        quality = {
+            k: CellQuality(round(r.degenerate * r.n), 0, 0, 0, int(r.n)) for k, r in zip(keys, cells.itertuples())
+        }
+    else:
+        quality = cell_qualities(rows[rows["round"] == 2] if "round" in rows else rows)
+    weighed = [
+        (_candidate(r, k, baseline, tests, quality), quality.get(k, _UNSEEN)) for r, k in zip(cells.itertuples(), keys)
+    ]
+    screened = alpha is not None and "round" in rows and not (rows["round"] == 2).any()
+    stage, at = _stage(weighed, baseline, alpha, guard, screened)
+    best = weighed[at][0] if at is not None else None
+    reason = _reason(stage, best, alpha, rows, rule if alpha is not None else "best-v1")
+    if stage != SELECTED or best is None:
+        degenerate = float(base["degenerate"].iloc[0]) if len(base) else 0.0
+        n = best.n_tested if best else 0
+        return Choice(
+            name, cond, NO_STEERING, "none", None, baseline, baseline, degenerate, None, n, stage, reason, best
+        )
+    degenerate = float(cells["degenerate"].iloc[at])
     return Choice(
         name,
         cond,
-        int(top["layer"]),
-        str(top["mode"]),
-        coef,
-        float(top["compliance"]),
+        best.layer,
+        best.mode,
+        best.coefficient,
+        best.score,
         baseline,
-        float(top["degenerate"]),
+        degenerate,
+        best.p_value,
+        best.n_tested,
+        stage,
+        reason,
+        best,
+    )
+
+
+def _stage(
+    weighed: list[tuple[Candidate, CellQuality]], baseline: float, alpha: float | None, guard: Guard, screened: bool
+) -> tuple[str, int | None]:
+    """How far a group's best cell got (best first: ``weighed`` is ranked) and its index: the first
+    cell that passes every stage is selected; else the best cell of the last stage any cell passed."""
+    if not weighed:
+        return NO_GAIN, None
+    if screened:
+        return SCREEN, 0
+    gain = [i for i, (c, _) in enumerate(weighed) if c.score > baseline]
+    significant = [i for i in gain if alpha is None or (weighed[i][0].p_value or 1.0) <= alpha]
+    clean = [i for i in significant if guard(weighed[i][1])]
+    pools = ((SELECTED, clean), (QUALITY, significant), (SIGNIFICANCE, gain))
+    return next(((stage, pool[0]) for stage, pool in pools if pool), (NO_GAIN, 0))
+
+
+_UNSEEN = CellQuality(0, 0, 0, 0, 0)  # a cell with no paired prompts: no guard passes it
+
+
+def _candidate(r, key: tuple, baseline: float, tests: dict, quality: dict) -> Candidate:
+    p, n = tests.get(key, (None, int(r.n)))
+    q = quality.get(key, _UNSEEN)
+    return Candidate(
+        key[0],
+        key[1],
+        key[2] if scaled(key[1]) else None,
+        float(r.compliance),
+        baseline,
         p,
         n,
+        q.degenerate,
+        q.unsteered,
+        round(q.excess, 4) if q.n else None,
     )
+
+
+def _reason(stage: str, best: Candidate | None, alpha: float | None, rows: pd.DataFrame, rule: str) -> str:
+    """The decision in one line, naming the best cell weighed and the number that decided."""
+    if best is None:
+        return "no steered cell was scored"
+    cell = best.describe()
+    if stage == SCREEN:
+        n = rows.loc[rows["layer"] == NO_STEERING, "prompt_id"].nunique()
+        return f"stopped after the screen: no cell beat no steering on its {n} prompts (best: {cell})"
+    if stage == NO_GAIN:
+        return f"no cell complied more than no steering (best: {cell})"
+    if stage == SIGNIFICANCE:
+        return f"best gain not significant at alpha {alpha:g}: {cell}"
+    bound = "" if best.excess is None else f", excess bound {best.excess:.2f}"
+    if stage == QUALITY and rule == "maxT-v3":
+        return f"degenerate more often than unsteered: {cell}{bound} > {MAX_EXCESS_DEGENERATE:g}"
+    if stage == QUALITY:
+        return f"degenerate too often for {rule}'s bound on the steered share (<= {MAX_DEGENERATE:g}): {cell}"
+    return f"{cell}{bound}"

@@ -155,8 +155,8 @@ def add_evaluate_run_options(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--sweep-prompts",
         type=count,
-        default=12,
-        help="validation prompts per group (default 12: halving screens every cell on 2, the finalists get 10)",
+        default=18,
+        help="validation prompts per group (default 18: halving screens every layer on 5, the finalists get 13)",
     )
     s.add_argument(
         "--skip-unknown",

@@ -1,7 +1,8 @@
 """``Evaluation``: what ``evaluate --data`` (``run.evaluate_file``) returns. The summary written to
-``summary.json`` (readable by key, as before), IFEval's four accuracies per condition with 95 % CIs
-(``scores``, from ``ifeval_scores``), every generation (``table``); the paper's table as a notebook card
-and a bar figure. ``write_evaluation`` is the one place that names an evaluation folder's files;
+``summary.json`` (readable by key, as before), IFEval's four accuracies per condition with 95 %
+Clopper-Pearson CIs (``scores``, from ``ifeval_scores``), McNemar's exact test of steering on the same
+records (``paired``, from ``paired_tests``), every generation (``table``); the paper's table as a notebook
+card and a bar figure. ``write_evaluation`` is the one place that names an evaluation folder's files;
 ``summary.json`` carries its format (``EVALUATION``), and ``Evaluation.load`` reads a folder back."""
 
 from __future__ import annotations
@@ -10,20 +11,24 @@ import html
 import json
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from workbench.apps.file_evaluation.markdown import drift_frame, report_markdown
+from workbench.apps.file_evaluation.drift import drift_frame
+from workbench.apps.file_evaluation.markdown import COMPARISONS, comparison_name, report_markdown
 from workbench.errors import WorkbenchError
 from workbench.file_formats import FileFormat
 from workbench.io import log, read_jsonl, write_atomic, write_jsonl
 from workbench.plots import CONDITION_NAMES, export, four_condition_bars, selection_drift
-from workbench.stats import bootstrap_ci
+from workbench.stats import clopper_pearson, mcnemar_exact
 from workbench.sweep import CONDITIONS
 
 ROWS, SCORES, SUMMARY, REPORT, DRIFT = "rows.jsonl", "scores.csv", "summary.json", "report.md", "drift"
+PAIRED = "paired.csv"  # McNemar per scope; folders written before it have none
+PAIRED_COLUMNS = ["scope", "level", "metric", "comparison", "wins", "losses", "n", "delta", "p_value"]
+Keyed = list[tuple[tuple, tuple[bool, bool]]]  # ((record key,) or (record key, instruction index), (strict, loose))
 EVALUATION = FileFormat("an evaluation", 1)  # summary.json; summaries from before it was numbered are format 1
 
 
@@ -48,6 +53,7 @@ class Evaluation:
     scores: pd.DataFrame  # scope × condition × level × metric: accuracy, ci_low, ci_high, n
     table: pd.DataFrame  # one row per generation
     folder: Path | None = None
+    paired: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=PAIRED_COLUMNS))  # paired_tests
 
     def __getitem__(self, key: str):
         return self.summary[key]
@@ -59,7 +65,8 @@ class Evaluation:
         summary = read_summary(folder)
         if summary is None or not (folder / SCORES).is_file() or not (folder / ROWS).is_file():
             raise WorkbenchError(f"no evaluation in {folder}: run `workbench evaluate --out {folder}` first")
-        return cls(summary, pd.read_csv(folder / SCORES), pd.DataFrame(read_jsonl(folder / ROWS)), folder)
+        paired = pd.read_csv(folder / PAIRED) if (folder / PAIRED).is_file() else pd.DataFrame(columns=PAIRED_COLUMNS)
+        return cls(summary, pd.read_csv(folder / SCORES), pd.DataFrame(read_jsonl(folder / ROWS)), folder, paired)
 
     def overall(self, metric: str = "loose") -> pd.DataFrame:
         """Prompt- and instruction-level accuracy per condition over every record, with CIs."""
@@ -116,22 +123,26 @@ class Evaluation:
             f"<b>Evaluation</b> {html.escape(str(self.summary['model']))}: "
             f"{html.escape(str(self.summary['n_evaluated']))} of "
             f"{html.escape(str(self.summary['n_examples']))} records "
-            f"of <code>{html.escape(str(self.summary['data']))}</code>, loose accuracy with 95 % bootstrap CIs"
+            f"of <code>{html.escape(str(self.summary['data']))}</code>, loose accuracy with 95 % Clopper-Pearson CIs"
             f"<table><tr><th></th>{head}</tr>{body}</table><small>settings selected on validation prompts</small>"
             f"<table><tr><th>vector group</th><th>steering</th></tr>{groups}</table>"
         )
 
 
 def write_evaluation(folder: Path, summary: dict, rows: Sequence[Mapping]) -> Evaluation:
-    """Score ``rows`` and write the folder: ``rows.jsonl``, ``scores.csv``, ``summary.json`` (the
-    summary with its scores), ``report.md`` (``markdown``) and ``drift.html``."""
-    log(f"scoring {len(rows)} rows: IFEval's accuracies, strict and loose, with bootstrap CIs")
-    scores = ifeval_scores(rows)
-    summary = EVALUATION.stamp({**summary, "scores": scores.to_dict("records")})
+    """Score ``rows`` and write the folder: ``rows.jsonl``, ``scores.csv``, ``paired.csv``,
+    ``summary.json`` (the summary with its scores and paired tests), ``report.md`` (``markdown``) and
+    ``drift.html``."""
+    log(f"scoring {len(rows)} rows: IFEval's accuracies, strict and loose, with exact CIs and paired tests")
+    scores, paired = ifeval_scores(rows), paired_tests(rows)
+    summary = EVALUATION.stamp(
+        {**summary, "scores": scores.to_dict("records"), "paired_tests": paired.to_dict("records")}
+    )
     write_jsonl(folder / ROWS, list(rows))
     write_atomic(folder / SCORES, scores.to_csv(index=False))
+    write_atomic(folder / PAIRED, paired.to_csv(index=False))
     write_atomic(folder / SUMMARY, json.dumps(summary, indent=2, default=float))
-    evaluation = Evaluation(summary, scores, pd.DataFrame(rows), folder)
+    evaluation = Evaluation(summary, scores, pd.DataFrame(rows), folder, paired)
     write_atomic(folder / REPORT, report_markdown(summary, scores, evaluation.table))
     export(evaluation.drift_figure(), folder, DRIFT, static=False)
     log(f"report: {folder / REPORT} (validation against test: {folder / DRIFT}.html)")
@@ -140,15 +151,13 @@ def write_evaluation(folder: Path, summary: dict, rows: Sequence[Mapping]) -> Ev
 
 def ifeval_scores(rows: Sequence[Mapping]) -> pd.DataFrame:
     """IFEval's four accuracies per condition: prompt level over records, instruction level over
-    (record, instruction); overall and per instruction id. Tidy: one row per value, with 95 % CI."""
+    (record, instruction); overall and per instruction id. Tidy: one row per value, with its 95 %
+    Clopper-Pearson interval (exact: 12 of 12 is [0.74, 1], not the bootstrap's [1, 1])."""
     out = []
-    by_cond: dict[str, list[Mapping]] = defaultdict(list)
-    for r in rows:
-        by_cond[r["condition"]].append(r)
-    for cond in [c for c in CONDITIONS if c in by_cond]:
-        for (scope, level), values in _series(by_cond[cond]).items():
+    for cond, series in _by_condition(rows).items():
+        for (scope, level), keyed in series.items():
             for k, metric in enumerate(("strict", "loose")):
-                mean, lo, hi = bootstrap_ci([float(v[k]) for v in values])
+                mean, lo, hi = clopper_pearson(sum(bool(v[k]) for _, v in keyed), len(keyed))
                 out.append(
                     {
                         "scope": scope,
@@ -158,29 +167,90 @@ def ifeval_scores(rows: Sequence[Mapping]) -> pd.DataFrame:
                         "accuracy": mean,
                         "ci_low": lo,
                         "ci_high": hi,
-                        "n": len(values),
+                        "n": len(keyed),
                     }
                 )
     return pd.DataFrame(out, columns=["scope", "condition", "level", "metric", "accuracy", "ci_low", "ci_high", "n"])
 
 
-def _series(group: list[Mapping]) -> dict[tuple[str, str], list[tuple[bool, bool]]]:
-    """(scope, level) -> (strict, loose) verdicts of one condition's rows: every record, every
-    instruction, each id, and each vector group narrower than its id (one language, one keyword)."""
-    each = [(iid, s, l) for r in group for iid, s, l in zip(r["instruction_ids"], r["strict_each"], r["loose_each"])]
-    by_group = [
-        (g, s, l)
+def paired_tests(rows: Sequence[Mapping]) -> pd.DataFrame:
+    """McNemar's exact test per scope of ``ifeval_scores``: steering against no instruction, and
+    instruction + steering against the instruction (``COMPARISONS``), on the same records (prompt level)
+    or (record, instruction) (instruction level), paired by record key and instruction index. wins:
+    passed steered only, losses: passed the reference only, delta = (wins − losses) / n, the paired
+    change in accuracy. A record in one condition only, or a key seen twice, leaves the test NaN: a
+    pairing is never guessed (by position)."""
+    series = _by_condition(rows)
+    out = []
+    for steered, reference in COMPARISONS:
+        if steered not in series or reference not in series:
+            continue
+        a, b = series[steered], series[reference]
+        for scope, level in list(a) + [s for s in b if s not in a]:
+            for k, metric in enumerate(("strict", "loose")):
+                test = _mcnemar(a.get((scope, level), []), b.get((scope, level), []), k)
+                out.append(
+                    {
+                        "scope": scope,
+                        "level": level,
+                        "metric": metric,
+                        "comparison": comparison_name(steered, reference),
+                        **test,
+                    }
+                )
+    return pd.DataFrame(out, columns=PAIRED_COLUMNS)
+
+
+def _mcnemar(steered: Keyed, reference: Keyed, k: int) -> dict:
+    """wins, losses, n, delta and the exact p-value of verdict ``k`` (0 strict, 1 loose), pair by pair."""
+    x, y = dict(steered), dict(reference)
+    unique = len(x) == len(steered) and len(y) == len(reference) and all(key[0] is not None for key in x)
+    if not unique or not x or x.keys() != y.keys():
+        nan = float("nan")
+        return {"wins": nan, "losses": nan, "n": 0, "delta": nan, "p_value": nan}
+    wins = sum(bool(x[key][k]) and not y[key][k] for key in x)
+    losses = sum(bool(y[key][k]) and not x[key][k] for key in x)
+    return {
+        "wins": wins,
+        "losses": losses,
+        "n": len(x),
+        "delta": (wins - losses) / len(x),
+        "p_value": mcnemar_exact(wins, losses),
+    }
+
+
+def _by_condition(rows: Sequence[Mapping]) -> dict[str, dict[tuple[str, str], Keyed]]:
+    """Each condition's ``_series``, in the order of ``CONDITIONS``."""
+    by_cond: dict[str, list[Mapping]] = defaultdict(list)
+    for r in rows:
+        by_cond[r["condition"]].append(r)
+    return {c: _series(by_cond[c]) for c in CONDITIONS if c in by_cond}
+
+
+def _series(group: list[Mapping]) -> dict[tuple[str, str], Keyed]:
+    """(scope, level) -> keyed (strict, loose) verdicts of one condition's rows: every record (keyed by
+    its ``prompt_id``), every instruction (by ``prompt_id`` and its index in the record), each id, and
+    each vector group narrower than its id (one language, one keyword)."""
+    each = [
+        ((r.get("prompt_id"), j), iid, (s, l))
         for r in group
-        for gs, iid, s, l in zip(r.get("groups", ()), r["instruction_ids"], r["strict_each"], r["loose_each"])
+        for j, (iid, s, l) in enumerate(zip(r["instruction_ids"], r["strict_each"], r["loose_each"]))
+    ]
+    by_group = [
+        ((r.get("prompt_id"), j), g, (s, l))
+        for r in group
+        for j, (gs, iid, s, l) in enumerate(
+            zip(r.get("groups", ()), r["instruction_ids"], r["strict_each"], r["loose_each"])
+        )
         for g in gs
         if g != iid
     ]
-    series = {
-        ("all", "prompt"): [(r["strict"], r["loose"]) for r in group],
-        ("all", "instruction"): [(s, l) for _, s, l in each],
+    series: dict[tuple[str, str], Keyed] = {
+        ("all", "prompt"): [((r.get("prompt_id"),), (r["strict"], r["loose"])) for r in group],
+        ("all", "instruction"): [(key, v) for key, _, v in each],
     }
-    for iid in sorted({i for i, _, _ in each}):
-        series[(iid, "instruction")] = [(s, l) for i, s, l in each if i == iid]
-    for name in sorted({g for g, _, _ in by_group}):
-        series[(name, "instruction")] = [(s, l) for g, s, l in by_group if g == name]
+    for iid in sorted({i for _, i, _ in each}):
+        series[(iid, "instruction")] = [(key, v) for key, i, v in each if i == iid]
+    for name in sorted({g for _, g, _ in by_group}):
+        series[(name, "instruction")] = [(key, v) for key, g, v in by_group if g == name]
     return series

@@ -10,14 +10,16 @@
    seeded hash of the base query into train (vectors) / validation (selection) / test (the report).
 3. **Selection**, without the instruction in the prompt and reused for "instruction + steering" as
    the paper does, over layers every ~10 % of depth × {1×, projection z̄}. ``search="halving"``
-   (default): successive halving, every cell on 2 validation prompts (a screen: ``HALVING_FIRST``), the 3
+   (default): successive halving, a screen of every layer at 1× on 5 validation prompts
+   (``sweep.SCREEN_PROMPTS``: a cell flipping half the failing prompts passes it with p = 0.97), the 3
    best cells per group that beat no steering there, and 0.5×/1×/1.5×/2×/projection at the best one's
-   layer, on the other 10 of the default 12, which alone score them (``sweep.search``); ``"reuse"``: every
+   layer, on the other 13 of the default 18, which alone score them (``sweep.search``); ``"reuse"``: every
    cell on every prompt; ``"exhaustive"``: both prompt conditions × {0.5×, 1×, 2×, projection} on every
    prompt.
 4. **Report**: four conditions per record (a record with several instructions composes their vectors,
    each at its own selected layer), each record with its instructions' largest token budget; IFEval's
-   prompt- and instruction-level accuracy, strict and loose, overall and per id, with bootstrap CIs
+   prompt- and instruction-level accuracy, strict and loose, overall and per id, with exact
+   (Clopper-Pearson) CIs, and McNemar's exact test of steering on the same records
    (``results.write_evaluation`` writes them; ``markdown`` renders the Markdown).
 
 Every option is a field of ``EvaluateOptions`` (``plan``); ``evaluate_file(model, data, out,
@@ -44,6 +46,7 @@ from workbench.models import Model
 from workbench.rows import EvaluationRow
 from workbench.store import vectors_for
 from workbench.sweep import (
+    SCREEN_PROMPTS,
     Choice,
     SweepConfig,
     conditional_conditions,
@@ -57,7 +60,6 @@ from workbench.sweep import (
     selection_rule,
 )
 
-HALVING_FIRST = 2  # halving's first round is a cheap screen of every cell; the finalists get the other prompts
 Choices = dict[tuple[str, bool], Choice]
 Buckets = dict[tuple[tuple[str, ...], int], list[Item]]
 
@@ -154,7 +156,7 @@ def _selection_table(
         aggregator=options.aggregator,
     )
     log(f"selecting layer and setting on validation prompts for {len(to_select)} groups ({options.search} search)")
-    first = max(1, min(HALVING_FIRST, options.sweep_prompts // 3))
+    first = min(SCREEN_PROMPTS, max(1, options.sweep_prompts // 3))  # the screen; the finalists get the rest
     halving = options.search == "halving"
     _warn_underpowered(to_select, plan, options.sweep_prompts, first if halving else 0)
     pairs, train, executor = plan.validation, plan.train, options.executor
@@ -235,6 +237,7 @@ def _summary(
         "selection_rule": selection_rule(),
         "degeneracy_rule": DEGENERACY_RULE,
         "checkers": checkers_version(),
+        "custom_checkers": plan.custom_checkers,  # a Python checker's loose verdict: strict unless opted in
         "pairs": plan.pairs,
         "search": options.search,
         "aggregator": options.aggregator,
@@ -255,18 +258,7 @@ def _summary(
 
 
 def _setting(choice: Choice | None) -> dict:
-    if choice is None or not choice.steers:
-        return {"layer": None, "mode": "none", "coefficient": None}
-    return {
-        "layer": choice.layer,
-        "mode": choice.mode,
-        "coefficient": choice.coefficient,
-        "validation": choice.score,
-        "validation_baseline": choice.baseline,
-        "validation_degenerate": choice.degenerate,
-        "p_value": choice.p_value,
-        "n_tested": choice.n_tested,
-    }
+    return choice.summary() if choice else {"layer": None, "mode": "none", "coefficient": None}
 
 
 def _warn_underpowered(groups: Sequence[Group], plan: Plan, sweep_prompts: int, chosen_on: int) -> None:

@@ -196,7 +196,11 @@ class StudyResults:
                     "test_gain": float(steer["compliance"] - none["compliance"]),
                     "val_degenerate": c.degenerate,
                     "test_degenerate": float(steer["degenerate"]),
+                    "decided_by": c.decided_by,
+                    "reason": c.reason,
+                    "best_gain": c.candidate.score - c.candidate.baseline if c.candidate else float("nan"),
                 }
             )
         columns = ["instruction", "layer", "mode", "validation", "val_baseline", "p", "n_val", "val_gain"]
-        return pd.DataFrame(rows, columns=columns + ["test_gain", "val_degenerate", "test_degenerate"])
+        decision = ["decided_by", "reason", "best_gain"]
+        return pd.DataFrame(rows, columns=columns + ["test_gain", "val_degenerate", "test_degenerate", *decision])

@@ -50,7 +50,10 @@ def _screen_and_test(results: StudyResults) -> list[str]:
         "a reply may be cut off before its check can pass, so `with` can understate following "
         "(rerun with `--max-new-tokens auto`).",
         _md_table(results.follow) if results.follow is not None else "(not recorded)",
-        "## Held-out test prompts: four conditions (loose compliance, 95% bootstrap CI)",
+        "Loose compliance is IFEval's: a reply also passes where dropping its first or last line or its asterisks "
+        "passes. A custom checker (`Instruction.custom(..., check=f)`) is scored strictly unless it opts in with "
+        "`loose=True`; the study's instructions are IFEval ids and catalog entries, so none is custom.",
+        "## Held-out test prompts: four conditions (loose compliance, 95% Clopper-Pearson CI)",
         "Layer −1 means no steering was selected (ties go to no steering). Coefficients are × the layer's "
         "mean-difference norm; `project` sets the projection to the mean with-instruction value z̄."
         + (
@@ -71,6 +74,12 @@ def _screen_and_test(results: StudyResults) -> list[str]:
     return parts + ["![four conditions](figures/four_conditions.png)"]
 
 
+def _decisions(drift) -> list[str]:
+    """Why each instruction steers or not, one line each (the best cell weighed, and what decided)."""
+    lines = [f"- **{d.instruction}** ({d.decided_by}): {d.reason}" for d in drift.itertuples() if d.reason]
+    return ["Why each instruction steers or not:", "\n".join(lines)] if lines else []
+
+
 def _selection_and_geometry(results: StudyResults) -> list[str]:
     sep, joined = results.separability, results.gain_vs_separability
     best_layers = sep.loc[
@@ -83,7 +92,8 @@ def _selection_and_geometry(results: StudyResults) -> list[str]:
         "selection saw on validation prompts (the chosen cell vs no steering, its maxT-adjusted p-value and prompts "
         "tested, its degenerate share) and what held on the test prompts. A gain that shrinks from validation to "
         "test is the winner's curse.",
-        _md_table(results.drift()),
+        _md_table(results.drift().drop(columns=["reason", "best_gain"])),
+        *_decisions(results.drift()),
         "![selection drift](figures/selection_drift.png)",
         "## Sweep (validation, without the instruction)",
         "![heatmap](figures/heatmap_compliance_without.png)",
