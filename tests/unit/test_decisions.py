@@ -45,14 +45,21 @@ def test_a_cell_that_loops_clearly_more_than_unsteered_is_refused_with_the_reaso
     t = _table(base, steered, degenerate={CELLS[0]: [1, 1, 1] + [0] * 7})
     chosen = select(t)[("x", False)]
     assert not chosen.steers and chosen.decided_by == "quality"
-    assert "degenerate 3/10 vs 0/10 unsteered" in chosen.reason and "excess bound 0.30 > 0.2" in chosen.reason
+    assert "degenerate 3/10 vs 0/10 unsteered" in chosen.reason and "excess bound 0.30 > 0.15" in chosen.reason
     assert chosen.candidate.layer == 3 and chosen.candidate.p_value == pytest.approx(1 / 1024 * 1)
 
 
 def test_the_guards_on_their_own():
+    """No worse than unsteered passes, however many discordant prompts (the bound alone would refuse 3
+    against 3 on different prompts: 0.28); one more in 10 passes (0.10); two more fail (0.20: title's
+    projection on SmolLM2 looped so on validation, and 42 % of its test replies were degenerate)."""
     same = CellQuality(degenerate=2, unsteered=2, worse=0, better=0, n=10)
+    swapped = CellQuality(degenerate=3, unsteered=3, worse=3, better=3, n=10)
+    assert relative_guard(same) and relative_guard(swapped) and swapped.excess > 0.15
+    assert relative_guard(CellQuality(1, 0, 1, 0, 10))
+    assert not relative_guard(CellQuality(2, 0, 2, 0, 10)) and not relative_guard(CellQuality(2, 1, 2, 1, 13))
     worse = CellQuality(degenerate=4, unsteered=0, worse=4, better=0, n=10)
-    assert relative_guard(same) and not relative_guard(worse)
+    assert not relative_guard(worse)
     assert not steered_share_guard(same)  # v2: 2 of 10 steered, whatever the model does unsteered
     assert not relative_guard(CellQuality(0, 0, 0, 0, 0))  # nothing paired: nothing passes
 

@@ -4,9 +4,11 @@ degenerate? One guard per rule, each a small function of the cell's ``CellQualit
 ``maxT-v2`` bounded the steered share alone (its 80 % upper bound ≤ 0.2), a bar the model itself may
 not pass: Qwen loops now and then unsteered, so a cell with 1 degenerate reply in 10 was refused even
 where the unsteered replies to the same prompts had 1 too. ``maxT-v3`` judges the cell against the
-unsteered replies to the same prompts, paired: the excess degenerate rate's upper bound
-(``workbench.stats.excess_bound``) must stay within ``MAX_EXCESS_DEGENERATE``. A setting no worse than
-the model passes; one that makes it loop more (3 in 10 against none) fails."""
+unsteered replies to the same prompts, paired: a cell passes where its replies are degenerate on no
+more of them than the unsteered replies (no worse than the model itself), or where the excess rate's
+80 % upper bound (``workbench.stats.excess_bound``) stays within ``MAX_EXCESS_DEGENERATE``. One
+degenerate reply more in 10 passes (bound 0.10); two more (0.20, as title's projection on SmolLM2,
+whose steered test replies were then 42 % degenerate) or three more (0.30) fail."""
 
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from workbench.stats.intervals import upper_bound
 from workbench.sweep.grid import NO_STEERING
 
 DEGENERATE_CONFIDENCE = 0.8  # one-sided confidence of both guards' bounds
-MAX_EXCESS_DEGENERATE = 0.2  # v3: at most this much more often degenerate than unsteered, on the same prompts
+MAX_EXCESS_DEGENERATE = 0.15  # v3: the excess degenerate rate's bound, where steered replies loop more often
 CELL = ["layer", "mode", "coefficient"]
 
 
@@ -53,8 +55,8 @@ def steered_share_guard(q: CellQuality, cut: float = MAX_DEGENERATE) -> bool:
 
 
 def relative_guard(q: CellQuality, margin: float = MAX_EXCESS_DEGENERATE) -> bool:
-    """maxT-v3: the excess over the unsteered replies to the same prompts is within ``margin`` (bound)."""
-    return q.excess <= margin + 1e-12
+    """maxT-v3: degenerate on no more prompts than unsteered, or the excess rate's bound within ``margin``."""
+    return q.n > 0 and (q.worse <= q.better or q.excess <= margin + 1e-12)
 
 
 def point_guard(q: CellQuality, cut: float = MAX_DEGENERATE) -> bool:

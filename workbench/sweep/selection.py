@@ -44,8 +44,8 @@ def selection_rule(alpha: float | None = ALPHA, rule: str = RULE) -> str:
             f"{halving}"
         )
     return (
-        f"maxT-v3: {test}, degenerate at most {MAX_EXCESS_DEGENERATE:g} more often than unsteered on the same "
-        f"prompts (paired {DEGENERATE_CONFIDENCE:.0%} upper bound); {halving}"
+        f"maxT-v3: {test}, degenerate on no more prompts than unsteered or at most {MAX_EXCESS_DEGENERATE:g} more "
+        f"often (paired {DEGENERATE_CONFIDENCE:.0%} upper bound); {halving}"
     )
 
 
@@ -224,7 +224,8 @@ def _stage(
     if screened:
         return SCREEN, 0
     gain = [i for i, (c, _) in enumerate(weighed) if c.score > baseline]
-    significant = [i for i in gain if alpha is None or (weighed[i][0].p_value or 1.0) <= alpha]
+    p = [1.0 if c.p_value is None else c.p_value for c, _ in weighed]  # untested: never significant
+    significant = [i for i in gain if alpha is None or p[i] <= alpha]
     clean = [i for i in significant if guard(weighed[i][1])]
     pools = ((SELECTED, clean), (QUALITY, significant), (SIGNIFICANCE, gain))
     return next(((stage, pool[0]) for stage, pool in pools if pool), (NO_GAIN, 0))
