@@ -20,7 +20,8 @@ from workbench.file_formats import FileFormat
 def atomic_path(path: str | Path) -> Iterator[str]:
     """Yield a temp path beside ``path``; on success rename it onto ``path``, on error remove it.
 
-    Readers never see half a file. A process killed mid-write leaves only a hidden ``.*.tmp``.
+    Readers never see half a file. A process killed mid-write leaves only a hidden ``.*.tmp``. A write
+    that fails for want of room or rights (an ``OSError`` naming no file, or the temp file) names ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -29,6 +30,10 @@ def atomic_path(path: str | Path) -> Iterator[str]:
     try:
         yield tmp
         os.replace(tmp, path)
+    except OSError as exc:
+        if exc.errno is None or exc.filename not in (None, tmp):
+            raise
+        raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)

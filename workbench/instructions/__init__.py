@@ -15,7 +15,14 @@ from workbench.instructions.datasets import (
     record_instructions,
     twin,
 )
-from workbench.instructions.groups import DEFAULT_GROUP_BY, Group, as_group, parse_group_by, vector_groups
+from workbench.instructions.groups import (
+    DEFAULT_GROUP_BY,
+    Group,
+    as_group,
+    check_group_by,
+    parse_group_by,
+    vector_groups,
+)
 from workbench.instructions.ifeval import (
     BUDGETS,
     DEFAULT_BUDGET,
@@ -80,6 +87,7 @@ __all__ = [
     "keyword",
     "load_ifeval_jsonl",
     "make_pairs",
+    "check_group_by",
     "parse_group_by",
     "parse_spelling",
     "queries",

@@ -91,10 +91,27 @@ def _is_kwargs(value: object) -> bool:
     return value is None or isinstance(value, dict)
 
 
+class _DuplicateKey(ValueError):
+    """A key given twice in one JSON object (``json`` would keep the last, silently)."""
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict:
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
+
+
 def json_object(where: str, line: str, record: str = "an IFEval record") -> dict:
-    """One JSONL line as a JSON object; ``record`` names what belongs there in the error."""
+    """One JSONL line as a JSON object; ``record`` names what belongs there in the error. A key given
+    twice in one object (the record's, or its kwargs') is refused: JSON would keep the last silently."""
     try:
-        row = json.loads(line)
+        row = json.loads(line, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as exc:
+        shown = repr(exc.args[0]) if len(exc.args[0]) <= 40 else repr(exc.args[0][:37] + "...")
+        raise WorkbenchError(f"{where}: key {shown} is given twice in one object; keep one") from None
     except json.JSONDecodeError as exc:
         raise WorkbenchError(f"{where}: not JSON ({exc.msg} at column {exc.colno})") from None
     except (ValueError, RecursionError):

@@ -4,6 +4,7 @@ forms them from IFEval records: one vector per id, except one per language and o
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -82,12 +83,45 @@ def vector_groups(
     return tuple((spelling(inst.ifeval_id, v), generic(inst, keep=v)) for v in variants)
 
 
+def _kwarg_names(ifeval_id: str) -> list[str]:
+    """The kwargs lm-eval's checker of a known id takes (its ``build_description``'s parameters)."""
+    return [p for p in inspect.signature(ifeval_registry()[ifeval_id].build_description).parameters if p != "self"]
+
+
+def check_group_by(group_by: Mapping[str, Sequence[str]], where: str = "group_by") -> dict[str, tuple[str, ...]]:
+    """``group_by`` with every key an IFEval id and every name a kwarg of that id (``*`` alone: all of
+    them), refused in one line otherwise: a name the id lacks would group nothing, silently (German and
+    French in one vector)."""
+    out = {}
+    for ifeval_id, keys in group_by.items():
+        if ifeval_id not in ifeval_registry():
+            raise WorkbenchError(f"{where}: unknown IFEval id {ifeval_id!r}")
+        if isinstance(keys, str):
+            raise WorkbenchError(f"{where} {ifeval_id}: give a list of kwarg names, not the string {keys!r}")
+        keys, takes = tuple(keys), _kwarg_names(ifeval_id)
+        if "*" in keys and len(keys) > 1:
+            raise WorkbenchError(f"{where} {ifeval_id}: * (every kwarg) stands alone: give * or the kwargs, not both")
+        unknown = [k for k in keys if k != "*" and k not in takes]
+        if unknown:
+            raise WorkbenchError(
+                f"{where} {ifeval_id}: no kwarg {', '.join(map(repr, unknown))}; it takes "
+                f"{', '.join(takes) or 'no kwargs'} (or * for all, or none for one vector per id)"
+            )
+        out[ifeval_id] = keys
+    return out
+
+
 def parse_group_by(items: Sequence[str]) -> dict[str, tuple[str, ...]]:
-    """CLI ``--group-by ID=KEY[+KEY]`` (or ``ID=*``, or ``ID=`` for one vector per id) over the defaults."""
-    out = dict(DEFAULT_GROUP_BY)
+    """CLI ``--group-by ID=KEY[+KEY]`` (or ``ID=*``, or ``ID=`` for one vector per id) over the defaults;
+    each key checked against the id's kwargs (``check_group_by``), an id given twice refused."""
+    out, given = dict(DEFAULT_GROUP_BY), set()
     for item in items:
         ifeval_id, eq, keys = item.partition("=")
-        if not eq or ifeval_id not in ifeval_registry():
+        names = keys.split("+") if keys else []
+        if not eq or ifeval_id not in ifeval_registry() or not all(names):
             raise WorkbenchError(f"bad --group-by {item!r}: write IFEVAL_ID=KEY[+KEY], ID=* or ID= (one vector per id)")
-        out[ifeval_id] = tuple(k for k in keys.split("+") if k)
-    return out
+        if ifeval_id in given:
+            raise WorkbenchError(f"--group-by names {ifeval_id} twice: give each id once")
+        out[ifeval_id] = tuple(names)
+        given.add(ifeval_id)
+    return check_group_by(out, "--group-by")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
+from workbench.io import atomic_path
 from workbench.operators import OPERATORS
 
 FONT = dict(family="Helvetica, Arial, sans-serif", size=14, color="#222")
@@ -127,15 +128,26 @@ def notebook_renderer() -> str:
     return pio.renderers.default
 
 
+def plotly_js(folder: Path) -> Path:
+    """``plotly.min.js`` beside the HTML figures, written atomically; one that differs from plotly's own
+    (cut short by a full disk, or another version's) is written again, never kept because it exists."""
+    from plotly.offline import get_plotlyjs
+
+    js, bundled = folder / "plotly.min.js", get_plotlyjs().encode("utf-8")
+    if js.is_file() and js.stat().st_size == len(bundled) and js.read_bytes() == bundled:
+        return js
+    with atomic_path(js) as tmp, open(tmp, "wb") as f:
+        f.write(bundled)
+        f.flush()
+        os.fsync(f.fileno())
+    return js
+
+
 def export(fig: go.Figure, folder: str | Path, name: str, static: bool = True) -> list[Path]:
     """Write ``name.html`` (plotly.js beside it, shared, offline) and PNG + PDF when possible."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    js = folder / "plotly.min.js"
-    if not js.exists():
-        from plotly.offline import get_plotlyjs
-
-        js.write_text(get_plotlyjs())
+    plotly_js(folder)
     written = [folder / f"{name}.html"]
     fig.write_html(written[0], include_plotlyjs="plotly.min.js", full_html=True)
     if static:

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from workbench.discovery import discover
-from workbench.errors import WorkbenchError
+from workbench.errors import InterruptedBeforeWork, WorkbenchError
 from workbench.instructions import IFEvalExample
 from workbench.instructions.datasets import json_object, jsonl_lines
 from workbench.readers.base import HasRead, Read, Reader, ReaderSpec, checked_records, raised
@@ -72,7 +72,9 @@ def _imported(spec: str) -> Reader:
         loaded = _load_file(Path(module)) if module.endswith(".py") else _load_module(module)
     except WorkbenchError:
         raise
-    except Exception as exc:  # ImportError, SyntaxError, whatever the module raises on import
+    except KeyboardInterrupt:
+        raise InterruptedBeforeWork(f"while importing {module} (the reader of --format {spec})") from None
+    except (Exception, SystemExit) as exc:  # ImportError, SyntaxError, whatever the module raises, sys.exit too
         raise WorkbenchError(f"cannot import {module} for --format {spec}: {raised(exc)}") from exc
     found = getattr(loaded, attr, None)
     if isinstance(found, Reader):
@@ -111,7 +113,10 @@ def auto_reader(path: str | Path) -> Reader:
     path = Path(path)
     if not path.is_file():
         raise WorkbenchError(f"no such file: {path}; give a JSONL dataset ({', '.join(READERS)} format)")
-    first = next(jsonl_lines(path), None)
+    try:
+        first = next(jsonl_lines(path), None)
+    except KeyboardInterrupt:
+        raise InterruptedBeforeWork(f"while reading {path}") from None
     if first is None:
         raise WorkbenchError(f"{path} holds no examples; give a JSONL dataset with at least one record")
     where = f"{path} line {first[0]}"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from workbench.errors import WorkbenchError
+from workbench.errors import InterruptedBeforeWork, WorkbenchError
 from workbench.instructions import IFEvalExample
 from workbench.instructions.datasets import each_key_once, record_from
 
@@ -29,7 +29,17 @@ class Reader:
     recognizes: Callable[[dict], bool] | None = None
 
     def __call__(self, path: str | Path) -> list[IFEvalExample]:
-        return self.read(Path(path))
+        """The file's records. Ctrl-C here is before any work (``InterruptedBeforeWork``); a reader that
+        calls ``sys.exit`` would end the program with no word (exit 0): an error naming the reader."""
+        try:
+            return self.read(Path(path))
+        except KeyboardInterrupt:
+            raise InterruptedBeforeWork(f"while reading {path}") from None
+        except SystemExit as exc:
+            raise WorkbenchError(
+                f"reader {self.name} called sys.exit({exc.code!r}) while reading {path}: a reader returns its "
+                "records or raises an error"
+            ) from None
 
     def __repr__(self) -> str:
         return f"Reader({self.name}: {self.description})"
@@ -89,6 +99,6 @@ def _rechecked(where: str, ex: IFEvalExample, i: int) -> tuple[str, int, IFEvalE
     return where, i, record_from(where, fields, ex.line or i)
 
 
-def raised(exc: Exception) -> str:
+def raised(exc: BaseException) -> str:
     """What the user's code raised, on one line: its type and message."""
     return " ".join(f"{type(exc).__name__}: {exc}".split())

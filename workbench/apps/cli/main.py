@@ -4,6 +4,7 @@ subcommand's arguments are spelled in ``subcommands``; here each gets the ``cmd_
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import traceback
@@ -33,7 +34,7 @@ from workbench.apps.cli.subcommands import (
     add_sweep,
     add_vectors,
 )
-from workbench.errors import WorkbenchError
+from workbench.errors import InterruptedBeforeWork, WorkbenchError
 
 SUBCOMMANDS = ("vectors", "steer", "sweep", "evaluate", "analyze", "figures", "demo", "bench", "export", "export-model")
 
@@ -73,9 +74,19 @@ def main(argv: list[str] | None = None) -> int:
     except WorkbenchError as exc:
         print(f"workbench {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except InterruptedBeforeWork as exc:  # Ctrl-C while the input was read: nothing ran
+        print(
+            f"workbench {args.command}: interrupted {exc}, before any work: nothing ran, nothing saved", file=sys.stderr
+        )
+        return 130
     except KeyboardInterrupt:
         print("interrupted: finished units are saved; rerun the same command to resume", file=sys.stderr)
         return 130
+    except OSError as exc:  # the machine refused (disk full, permission, read-only): what, and where
+        if args.debug or os.environ.get("WORKBENCH_DEBUG"):
+            traceback.print_exc()
+        print(f"workbench {args.command}: error: {os_error(exc)}", file=sys.stderr)
+        return 1
     except Exception as exc:  # anything else is a bug of ours: one line, the traceback on request
         if args.debug or os.environ.get("WORKBENCH_DEBUG"):
             traceback.print_exc()
@@ -83,6 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"workbench {args.command}: unexpected error: {one_line(exc)} ({hint})", file=sys.stderr)
         return 1
     return 0
+
+
+def os_error(exc: OSError) -> str:
+    """An ``OSError`` as what it is, on one line: its errno's meaning and name, and the path(s)."""
+    if exc.errno is None:  # no errno: a library's own words
+        return one_line(exc)
+    paths = " -> ".join(str(p) for p in (exc.filename, exc.filename2) if p is not None)
+    text = f"{os.strerror(exc.errno)} ({errno.errorcode.get(exc.errno, exc.errno)})" + (f": {paths}" if paths else "")
+    return " ".join(text.splitlines())
 
 
 def one_line(exc: Exception) -> str:

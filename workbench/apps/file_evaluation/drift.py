@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 
 from workbench.generation.steering import OPERATORS
+from workbench.markup import md_cell
 from workbench.sweep.selection import scaled
 
 
@@ -134,10 +135,12 @@ def drift_lines(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> list[
         gains = "–" if not chosen else f"{d['val_gain']:+.2f} → {_fmt(d['test_gain'], '+.2f')}"
         degenerate = f"{_fmt(d['val_degenerate'])} / {_fmt(d['test_degenerate'])}"
         lines.append(
-            f"| {d['instruction']} | {setting} | {validation} | {p} | {tested} | {gains} | {degenerate} "
+            f"| {md_cell(d['instruction'])} | {setting} | {validation} | {p} | {tested} | {gains} | {degenerate} "
             f"| {_fmt(d['test_logprob'])} |"
         )
-    decisions = [f"- **{d['instruction']}** ({d['decided_by']}): {d['reason']}" for d in frame if d["reason"]]
+    decisions = [
+        f"- **{md_cell(d['instruction'])}** ({d['decided_by']}): {md_cell(d['reason'])}" for d in frame if d["reason"]
+    ]
     if decisions:
         lines += [
             "",

@@ -7,6 +7,7 @@ import pandas as pd
 
 from workbench.apps.file_evaluation.drift import drift_lines
 from workbench.instructions import EITHER, PROHIBITION, REQUIREMENT, TRUNCATION, truncation
+from workbench.markup import md_cell
 from workbench.sweep import CONDITIONS
 
 
@@ -81,7 +82,7 @@ def report_markdown(result: dict, scores: pd.DataFrame, rows: pd.DataFrame) -> s
         )
         if sel.empty:
             continue
-        name = f"**{level}-level, all**" if scope == "all" else scope
+        name = f"**{level}-level, all**" if scope == "all" else md_cell(scope)  # a group's name: the file's text
         lines.append(
             f"| {name} | "
             + " | ".join(_cell(sel[sel["condition"] == c]) for c in conds)

@@ -19,6 +19,7 @@ from workbench.instructions import (
     IFEvalExample,
     Instruction,
     as_group,
+    check_group_by,
     file_pairs,
     make_pairs,
     record_instructions,
@@ -77,6 +78,8 @@ class EvaluateOptions:
         if self.search not in SEARCHES:
             raise WorkbenchError(f"unknown search {self.search!r}: use one of {', '.join(SEARCHES)}")
         aggregator_named(self.aggregator)
+        if self.group_by is not None:
+            check_group_by(self.group_by)
         if not (isinstance(self.reader, str) and (self.reader == AUTO or self.reader in READERS)):
             object.__setattr__(self, "reader", reader_named(self.reader))  # resolved once: a module imported once
         if self.sweep_dir is not None and not any((Path(self.sweep_dir) / d).is_dir() for d in ("units", "round1")):
@@ -149,6 +152,8 @@ def plan_file(
     Unknown ids are an error unless skipped."""
     if pairs not in PAIR_SOURCES:
         raise WorkbenchError(f"unknown pair source {pairs!r}: use one of {', '.join(PAIR_SOURCES)}")
+    if group_by is not None:
+        check_group_by(group_by)
     chosen = reader_for(data, reader)
     examples = chosen(data)
     bad = unknown_ids([i for ex in examples for i in ex.instruction_id_list])

@@ -13,6 +13,7 @@ from markdown_it import MarkdownIt
 from workbench.apps.study.figures import make_figures
 from workbench.apps.study.files import StudyFiles, StudyResults
 from workbench.io import read_jsonl, write_atomic
+from workbench.markup import md_cell
 
 __all__ = ["copy_report", "make_figures", "write_report"]
 
@@ -23,7 +24,7 @@ def _md_table(frame: pd.DataFrame, floatfmt: str = ".2f") -> str:
     cols = list(frame.columns)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for _, row in frame.iterrows():
-        cells = [format(v, floatfmt) if isinstance(v, float) else str(v) for v in row]
+        cells = [format(v, floatfmt) if isinstance(v, float) else md_cell(v) for v in row]  # names: anyone's text
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -76,7 +77,9 @@ def _screen_and_test(results: StudyResults) -> list[str]:
 
 def _decisions(drift) -> list[str]:
     """Why each instruction steers or not, one line each (the best cell weighed, and what decided)."""
-    lines = [f"- **{d.instruction}** ({d.decided_by}): {d.reason}" for d in drift.itertuples() if d.reason]
+    lines = [
+        f"- **{md_cell(d.instruction)}** ({d.decided_by}): {md_cell(d.reason)}" for d in drift.itertuples() if d.reason
+    ]
     return ["Why each instruction steers or not:", "\n".join(lines)] if lines else []
 
 
