@@ -42,10 +42,12 @@ def test_best_cells_rank_by_compliance_then_degeneracy_then_size_then_layer():
         _row("a", 3, "project", 0.5),
     ]  # ties with layer 2's projection: projection, shallower first
     table = pd.DataFrame(rows)
-    assert best_cells(table, keep=1) == {"a": [(1, "add", 1.0)]}
-    assert best_cells(table, keep=3) == {"a": [(1, "add", 1.0), (2, "project", None), (3, "project", None)]}
-    five = best_cells(table, keep=5)["a"]
+    assert best_cells(table, keep=1, max_degenerate=0.2) == {"a": [(1, "add", 1.0)]}
+    want = {"a": [(1, "add", 1.0), (2, "project", None), (3, "project", None)]}
+    assert best_cells(table, keep=3, max_degenerate=0.2) == want
+    five = best_cells(table, keep=5, max_degenerate=0.2)["a"]
     assert len(five) == 5 and (2, "add", 1.0) not in five
+    assert best_cells(table, keep=2) == {"a": [(1, "add", 1.0), (2, "add", 1.0)]}  # the screen: degenerate breaks ties
 
 
 def test_halving_rows_equal_the_full_grids_on_the_same_prompts(tmp_path, tiny):
@@ -91,6 +93,18 @@ def test_a_group_where_nothing_beats_no_steering_stops_after_the_first_round(tmp
     choices = select(result.table).values()
     assert all(not c.steers and c.decided_by == "screen" for c in choices)
     assert all("stopped after the screen: no cell beat no steering on its 2 prompts" in c.reason for c in choices)
+
+
+def test_the_screen_passes_on_a_cell_that_complies_but_loops_there():
+    """Regression: Qwen's German vector at layers 18 and 20, 1×, answered 5 of 5 screen prompts in
+    German with 2 of 5 looping; the screen ranked such cells last and stopped German with cells that
+    complied with nothing. Quality is judged in round 2, where milder settings at the layer are tried."""
+    rows = [_row("de", NO_STEERING, "none", 0.0)]
+    rows += [_row("de", layer, "add", 0.0) for layer in (4, 6, 8, 10)]
+    rows += [_row("de", 18, "add", 1.0, degenerate=0.4), _row("de", 20, "add", 1.0, degenerate=0.4)]
+    survivors = best_cells(pd.DataFrame(rows), keep=3, beat_baseline=True)
+    assert survivors == {"de": [(18, "add", 1.0), (20, "add", 1.0)]}
+    assert best_cells(pd.DataFrame(rows), keep=3, max_degenerate=0.2, beat_baseline=True) == {}  # as before
 
 
 def test_best_cells_can_keep_only_cells_that_beat_no_steering():

@@ -28,7 +28,7 @@ from workbench.models import Model
 from workbench.sweep.grid import NO_STEERING, SweepConfig
 from workbench.sweep.result import SweepResult
 from workbench.sweep.run import SweepOptions, load_table, run_sweep
-from workbench.sweep.selection import MAX_DEGENERATE, cell_summary, scaled, setting_size
+from workbench.sweep.selection import cell_summary, scaled, setting_size
 
 Cell = tuple[int, str, "float | None"]  # (layer, mode, coefficient)
 SCREEN_PROMPTS = 5  # the screen's prompts: a cell flipping half the failing prompts survives it with p = 0.97
@@ -36,19 +36,20 @@ REFINE = (0.5, 1.0, 1.5, 2.0)  # multiples the round-1 winner's layer also tries
 
 
 def best_cells(
-    table: pd.DataFrame, keep: int, max_degenerate: float = MAX_DEGENERATE, beat_baseline: bool = False
+    table: pd.DataFrame, keep: int, max_degenerate: float | None = None, beat_baseline: bool = False
 ) -> dict[str, list[Cell]]:
-    """Per instruction, the ``keep`` steered cells that comply most; degenerate cells (more than
-    ``max_degenerate`` of outputs) come last. Ties: fewer degenerate outputs, the projection before
-    larger coefficients (as ``select`` breaks them), then the shallower layer. ``beat_baseline``: of
-    those, only the cells that comply more than no steering; an instruction with none is left out
-    (halving stops it early: its second round could select nothing)."""
+    """Per instruction, the ``keep`` steered cells that comply most. Ties: fewer degenerate outputs,
+    the projection before larger coefficients (as ``select`` breaks them), then the shallower layer.
+    ``max_degenerate``: cells degenerate more often than this come last (before 0.2 the screen did so
+    at 0.2, and stopped Qwen's German vector, 5 of 5 in German at 1× with 2 of 5 looping, whose milder
+    settings at that layer are what round 2 tries; quality is judged there, on fresh prompts).
+    ``beat_baseline``: of those, only the cells that comply more than no steering; an instruction
+    with none is left out (halving stops it early: its second round could select nothing)."""
     summary = cell_summary(table)
     baseline = summary[summary["layer"] == NO_STEERING].groupby("instruction")["compliance"].first()
     cells = summary[summary["layer"] != NO_STEERING]
-    cells = cells.assign(
-        score=cells["compliance"].where(cells["degenerate"] <= max_degenerate, -1.0), size=setting_size(cells)
-    )
+    looping = cells["degenerate"] > (max_degenerate if max_degenerate is not None else 1.0)
+    cells = cells.assign(score=cells["compliance"].where(~looping, -1.0), size=setting_size(cells))
     out = {}
     for name, g in cells.groupby("instruction"):
         ranked = g.sort_values(["score", "degenerate", "size", "layer"], ascending=[False, True, True, True]).head(keep)
