@@ -148,12 +148,13 @@ def _differences(old, new, at: str = "") -> list[str]:
     return [] if old == new else [at or "(the whole configuration)"]
 
 
-def claim_dir(out: Path, config: dict, kind: str, fmt: FileFormat | None = None) -> None:
+def claim_dir(out: Path, config: dict, kind: str, fmt: FileFormat | None = None, name: str = "config.json") -> None:
     """Mark ``out`` as holding results of this configuration; refuse a folder that holds another's,
     naming the fields that differ. The first claim is create-exclusive, so two processes starting
-    on one folder at once cannot both take it. ``fmt``: the folder's format, stamped in ``config.json``;
-    an older folder's is brought up before comparing, a newer one is refused."""
-    path = Path(out) / "config.json"
+    on one folder at once cannot both take it. ``fmt``: the folder's format, stamped in the claim;
+    an older folder's is brought up before comparing, a newer one is refused. ``name``: the claim's
+    file (one folder may carry several claims: a sweep's ``config.json``, an evaluation's search kind)."""
+    path = Path(out) / name
     mine = json.loads(json.dumps({"kind": kind, **config}))
     mine = fmt.stamp(mine) if fmt else mine
     text = json.dumps(mine, indent=2)

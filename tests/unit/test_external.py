@@ -312,7 +312,10 @@ def test_an_evaluations_own_halving_sweep_is_reused_with_the_same_choices(tiny, 
     """Regression: --sweep OUT/sweep of an earlier evaluation (a halving sweep: round1/, round2/) was
     "no results in OUT/sweep", after the model had loaded."""
     out, first = evaluated
-    again = evaluate_file(tiny, synthetic[0], tmp_path, **FAST, sweep_dir=out / "sweep")
+    settled = ("layers", "sweep_prompts")  # the sweep's own: refused beside it
+    again = evaluate_file(
+        tiny, synthetic[0], tmp_path, **{k: v for k, v in FAST.items() if k not in settled}, sweep_dir=out / "sweep"
+    )
     assert again["groups"] == first["groups"] and again["stopped_early"] == first["stopped_early"]
     assert not (tmp_path / "sweep" / "round1").exists()  # nothing swept again
     with pytest.raises(WorkbenchError, match="holds no sweep") as info:

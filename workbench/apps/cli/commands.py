@@ -170,7 +170,8 @@ def cmd_sweep(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from workbench.apps.file_evaluation.plan import EvaluateOptions
+    from workbench.apps.file_evaluation.folders import check_evaluation
+    from workbench.apps.file_evaluation.plan import EvaluateOptions, refuse_beside_sweep
     from workbench.apps.file_evaluation.results import read_summary
     from workbench.apps.file_evaluation.run import evaluate_file
     from workbench.instructions import parse_group_by
@@ -180,14 +181,16 @@ def cmd_evaluate(args) -> None:
             "give --data FILE.jsonl (IFEval format with prompt_without_instruction, or another: --format); "
             "`workbench demo` evaluates the catalog"
         )
+    settled = {"--layers": args.layers, "--sweep-prompts": args.sweep_prompts, "--search": args.search}
+    refuse_beside_sweep(args.sweep, settled)  # given at all, even at its default: the sweep settled it
     options = EvaluateOptions(
         sweep_dir=args.sweep,
         max_new_tokens=args.max_new_tokens,
         n_train=args.n_train,
-        sweep_prompts=args.sweep_prompts,
+        sweep_prompts=args.sweep_prompts or EvaluateOptions.sweep_prompts,
         group_by=parse_group_by(args.group_by),
         pairs=args.pairs,
-        search=args.search,
+        search=args.search or EvaluateOptions.search,
         layers=args.layers,
         skip_unknown=args.skip_unknown,
         seed=args.seed,
@@ -198,6 +201,7 @@ def cmd_evaluate(args) -> None:
     plan = options.plan_for(args.data)
     check_writable_dir(args.out)
     read_summary(Path(args.out))  # an evaluation of a newer format there: refused before the model loads
+    check_evaluation(Path(args.out), plan, options)  # other data there, another search, a sweep for other groups
     print(
         f"{len(plan.items)} records to evaluate in {len(plan.groups)} vector groups; {len(plan.skipped)} skipped",
         file=sys.stderr,

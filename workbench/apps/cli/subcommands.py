@@ -116,7 +116,11 @@ def add_evaluate(sub: Subparsers) -> argparse.ArgumentParser:
         + "; ".join(f"{r.name} ({r.description})" for r in READERS.values()).replace("%", "%%")
         + "; or module:function (file.py:function), your own reader Path -> list[IFEvalExample]",
     )
-    s.add_argument("--sweep", help="take layer and coefficient from this sweep folder")
+    s.add_argument(
+        "--sweep",
+        help="take layer and coefficient from this sweep folder (this model's, for these groups; it settles --layers, "
+        "--sweep-prompts and --search, so they go without it)",
+    )
     s.add_argument(
         "--pairs",
         default="queries",
@@ -127,7 +131,7 @@ def add_evaluate(sub: Subparsers) -> argparse.ArgumentParser:
     )
     s.add_argument(
         "--search",
-        default="halving",
+        default=None,
         choices=["halving", "reuse", "exhaustive"],
         help="how the layer and setting are chosen on validation prompts, without the instruction and reused for "
         "instruction+steering, over layers x {1x, projection}: halving (default) = every layer on 4 prompts, the 3 "
@@ -155,7 +159,7 @@ def add_evaluate_run_options(s: argparse.ArgumentParser) -> None:
     s.add_argument(
         "--sweep-prompts",
         type=count,
-        default=18,
+        default=None,
         help="validation prompts per group (default 18: halving screens every layer on 5, the finalists get 13)",
     )
     s.add_argument(

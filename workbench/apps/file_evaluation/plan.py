@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from workbench.checkers import unknown_ids
@@ -35,6 +35,7 @@ from workbench.sweep import Choice, Example, Executor, pair_example
 SEARCHES = ("halving", "reuse", "exhaustive")
 PAIR_SOURCES = ("queries", "file")
 MIN_FILE_PAIRS = 4  # a group with fewer training pairs in the file takes the project's queries
+SETTLED_BY_A_SWEEP = ("layers", "sweep_prompts", "search")  # a given sweep's own: set beside it, they would be ignored
 
 
 def default_layers(model: Model) -> tuple[int, ...]:
@@ -47,7 +48,9 @@ def default_layers(model: Model) -> tuple[int, ...]:
 class EvaluateOptions:
     """How to evaluate a file or a list of instructions (see ``file_evaluation.run``'s module doc).
 
-    ``sweep_dir``: a finished selection sweep to reuse (default: ``OUT/sweep``, run here);
+    ``sweep_dir``: a finished selection sweep to reuse (default: ``OUT/sweep``, run here), this model's
+    and for this run's groups (``folders``); it settled ``layers``, ``sweep_prompts`` and ``search``, so
+    those set beside it are refused;
     ``max_new_tokens=None`` gives each record its instructions' budget; ``settings`` (group name ->
     ``Choice.manual(...)``) fixes a group's steering instead of selecting it; ``conditional`` adds the
     same steering gated by each vector's condition; ``executor`` runs the selection sweep (e.g. on Ray).
@@ -82,6 +85,10 @@ class EvaluateOptions:
             check_group_by(self.group_by)
         if not (isinstance(self.reader, str) and (self.reader == AUTO or self.reader in READERS)):
             object.__setattr__(self, "reader", reader_named(self.reader))  # resolved once: a module imported once
+        if self.sweep_dir is not None:
+            default = {f.name: f.default for f in fields(self)}
+            set_here = {f"{k}=": getattr(self, k) for k in SETTLED_BY_A_SWEEP if getattr(self, k) != default[k]}
+            refuse_beside_sweep(self.sweep_dir, set_here)
         if self.sweep_dir is not None and not any((Path(self.sweep_dir) / d).is_dir() for d in ("units", "round1")):
             raise WorkbenchError(
                 f"{self.sweep_dir} holds no sweep (no units/ or round1/): give a `workbench sweep --out` folder "
@@ -99,16 +106,39 @@ class EvaluateOptions:
         return plan_file(data, self.group_by, self.pairs, self.skip_unknown, self.seed, self.reader)
 
 
-def sweep_aggregator(folder: str | Path) -> str:
-    """The aggregator a sweep folder's vectors were made with, from its ``config.json`` (a halving sweep's:
-    its first round's; no key: the default, which every sweep before the choice used); the default too
-    where there is no readable one."""
+def refuse_beside_sweep(sweep: str | Path | None, given: Mapping[str, object]) -> None:
+    """A given sweep already settled the layers, the validation prompts and the search: ``given`` (an
+    option as spelled, ``--search`` or ``search=``, to its value; None: not set) beside it would be
+    ignored, so it is refused in one line."""
+    named = [f"{k}{v!r}" if k.endswith("=") else f"{k} {_shown(v)}" for k, v in given.items() if v is not None]
+    if sweep is not None and named:
+        raise WorkbenchError(
+            f"{' and '.join(named)} would be ignored beside the sweep in {sweep}, whose own layers, prompts and search "
+            f"chose the settings: leave {'them' if len(named) > 1 else 'it'} out, or select anew without the sweep"
+        )
+
+
+def _shown(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def sweep_config(folder: str | Path) -> dict:
+    """What a sweep folder records of itself: its ``config.json`` (a halving sweep's: its first
+    round's, which names every group); empty where there is no readable one (``load_table`` speaks
+    for a damaged folder)."""
     config = Path(folder) / "config.json"
     config = config if config.is_file() else Path(folder) / "round1" / "config.json"
     try:
-        made = json.loads(config.read_text()).get("aggregator", DEFAULT_AGGREGATOR)
-    except (OSError, ValueError, AttributeError):  # no config or a damaged one: load_table speaks for the folder
-        return DEFAULT_AGGREGATOR
+        claimed = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return {}
+    return claimed if isinstance(claimed, dict) else {}
+
+
+def sweep_aggregator(folder: str | Path) -> str:
+    """The aggregator a sweep folder's vectors were made with, from ``sweep_config`` (no key: the
+    default, which every sweep before the choice used); the default too where there is no readable one."""
+    made = sweep_config(folder).get("aggregator", DEFAULT_AGGREGATOR)
     return made if isinstance(made, str) else DEFAULT_AGGREGATOR
 
 

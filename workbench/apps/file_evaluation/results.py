@@ -3,7 +3,9 @@
 Clopper-Pearson CIs (``scores``, from ``ifeval_scores``), McNemar's exact test of steering on the same
 records (``paired``, from ``paired_tests``), every generation (``table``); the paper's table as a notebook
 card and a bar figure. ``write_evaluation`` is the one place that names an evaluation folder's files;
-``summary.json`` carries its format (``EVALUATION``), and ``Evaluation.load`` reads a folder back."""
+``summary.json`` carries its format (``EVALUATION``) and the hash of the rows it was written with, and is
+written last: a folder without it is incomplete. ``Evaluation.load`` reads a folder back, refusing an
+incomplete or mixed one."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from workbench.apps.file_evaluation.drift import drift_frame
 from workbench.apps.file_evaluation.markdown import COMPARISONS, comparison_name, report_markdown
 from workbench.errors import WorkbenchError
 from workbench.file_formats import FileFormat
-from workbench.io import log, read_jsonl, write_atomic, write_jsonl
+from workbench.io import file_hash, log, read_jsonl, write_atomic, write_jsonl
 from workbench.plots import CONDITION_NAMES, export, four_condition_bars, selection_drift
 from workbench.stats import clopper_pearson, mcnemar_exact
 from workbench.sweep import CONDITIONS
@@ -60,11 +62,23 @@ class Evaluation:
 
     @classmethod
     def load(cls, folder: str | Path) -> Evaluation:
-        """An evaluation folder's results, as ``write_evaluation`` wrote them."""
+        """An evaluation folder's results, as ``write_evaluation`` wrote them; a folder a run left
+        unfinished (no summary, written last) or mixed (rows the summary was not written with) is refused."""
         folder = Path(folder)
         summary = read_summary(folder)
         if summary is None or not (folder / SCORES).is_file() or not (folder / ROWS).is_file():
-            raise WorkbenchError(f"no evaluation in {folder}: run `workbench evaluate --out {folder}` first")
+            raise WorkbenchError(
+                f"the evaluation in {folder} is incomplete (a run stopped before it finished: {SUMMARY} is written "
+                f"last): rerun `workbench evaluate --out {folder}`"
+                if any((folder / name).is_file() for name in (SUMMARY, SCORES, ROWS))
+                else f"no evaluation in {folder}: run `workbench evaluate --out {folder}` first"
+            )
+        recorded = summary.get("rows_sha256")  # none in a folder written before it was recorded
+        if recorded is not None and recorded != file_hash(folder / ROWS):
+            raise WorkbenchError(
+                f"the evaluation in {folder} is incomplete or mixed: its {ROWS} is not the one its {SUMMARY} was "
+                f"written with (a run stopped between files?): rerun `workbench evaluate --out {folder}`"
+            )
         paired = pd.read_csv(folder / PAIRED) if (folder / PAIRED).is_file() else pd.DataFrame(columns=PAIRED_COLUMNS)
         return cls(summary, pd.read_csv(folder / SCORES), pd.DataFrame(read_jsonl(folder / ROWS)), folder, paired)
 
@@ -131,20 +145,27 @@ class Evaluation:
 
 def write_evaluation(folder: Path, summary: dict, rows: Sequence[Mapping]) -> Evaluation:
     """Score ``rows`` and write the folder: ``rows.jsonl``, ``scores.csv``, ``paired.csv``,
-    ``summary.json`` (the summary with its scores and paired tests), ``report.md`` (``markdown``) and
-    ``drift.html``."""
+    ``report.md`` (``markdown``), ``drift.html`` and last ``summary.json`` (the summary with its scores,
+    paired tests and ``rows.jsonl``'s hash), the completion marker: an earlier one is removed first, so a
+    run stopped between files leaves a folder ``Evaluation.load`` calls incomplete, never a mixed one."""
     log(f"scoring {len(rows)} rows: IFEval's accuracies, strict and loose, with exact CIs and paired tests")
     scores, paired = ifeval_scores(rows), paired_tests(rows)
-    summary = EVALUATION.stamp(
-        {**summary, "scores": scores.to_dict("records"), "paired_tests": paired.to_dict("records")}
-    )
+    (folder / SUMMARY).unlink(missing_ok=True)
     write_jsonl(folder / ROWS, list(rows))
+    summary = EVALUATION.stamp(
+        {
+            **summary,
+            "scores": scores.to_dict("records"),
+            "paired_tests": paired.to_dict("records"),
+            "rows_sha256": file_hash(folder / ROWS),
+        }
+    )
     write_atomic(folder / SCORES, scores.to_csv(index=False))
     write_atomic(folder / PAIRED, paired.to_csv(index=False))
-    write_atomic(folder / SUMMARY, json.dumps(summary, indent=2, default=float))
     evaluation = Evaluation(summary, scores, pd.DataFrame(rows), folder, paired)
     write_atomic(folder / REPORT, report_markdown(summary, scores, evaluation.table))
     export(evaluation.drift_figure(), folder, DRIFT, static=False)
+    write_atomic(folder / SUMMARY, json.dumps(summary, indent=2, default=float))
     log(f"report: {folder / REPORT} (validation against test: {folder / DRIFT}.html)")
     return evaluation
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from workbench.apps.file_evaluation.folders import claim_evaluation
 from workbench.apps.file_evaluation.plan import EvaluateOptions, Item, Plan, default_layers, plan_instructions
 from workbench.apps.file_evaluation.results import Evaluation, read_summary, write_evaluation
 from workbench.checkers import checkers_version
@@ -120,6 +121,7 @@ def evaluate_plan(
             f"settings name groups the file does not have: {', '.join(unknown)}; its groups are {have}"
         )
     to_select = [g for g in groups if g.name not in settings]
+    search = claim_evaluation(out, plan, options, model)  # the kind of sweep selection reads: given, or run here
     log(
         f"instruction vectors for {len(groups)} groups ({options.n_train} training pairs each): "
         f"recorded once, kept in {sweep_dir / 'vectors'}"
@@ -131,7 +133,8 @@ def evaluate_plan(
     vectors = vectors_for(model, kept, sweep_dir, options.n_train, plan.train, aggregator=options.aggregator)
     buckets, skipped = _buckets(plan, missing, sweep_dir, options.max_new_tokens)
     rows = _held_out(model, buckets, choices, vectors, options.conditional)
-    return write_evaluation(out, _summary(model, plan, options, table, rows, choices, skipped), rows)
+    summary = _summary(model, plan, options, table, rows, choices, skipped) | {"search": search}
+    return write_evaluation(out, summary, rows)
 
 
 def _selection_table(
