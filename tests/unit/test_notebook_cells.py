@@ -17,7 +17,9 @@ NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
 TINY = """\
 import workbench, workbench.models
 from workbench.models import tiny_model
+from workbench.threads import set_cpu_threads
 
+set_cpu_threads()  # as load_model does, which this stub replaces: torch's default takes every core
 _tiny = tiny_model(n_layers=30)
 workbench.load_model = workbench.models.load_model = lambda *args, **kwargs: _tiny
 """
