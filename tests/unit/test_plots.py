@@ -280,3 +280,4 @@ def test_selection_drift_shows_groups_that_selected_nothing_as_hollow_markers_ne
     assert list(hollow.x) == [0.9, 0.37] and list(hollow.y) == [0.0, 0.0]
     assert hollow.marker.color == "rgba(0,0,0,0)" and list(hollow.customdata[0]) == ["quality", "quality: because"]
     assert "0 of 2 groups selected steering" in fig.layout.title.text
+    assert fig.layout.title.text.startswith("No group selected steering")

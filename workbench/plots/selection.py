@@ -52,7 +52,9 @@ def selection_drift(drift: pd.DataFrame, model: str = "") -> go.Figure:
     held = int((chosen["test_gain"] >= 0).sum())
     return style(
         fig,
-        f"Does the chosen setting hold on test? {held} of {len(chosen)} test gains ≥ 0",
+        f"Does the chosen setting hold on test? {held} of {len(chosen)} test gains ≥ 0"
+        if len(chosen)
+        else "No group selected steering: the best cell each weighed (hollow), at its validation gain",
         caption(
             model,
             f"{len(chosen)} of {len(drift)} groups selected steering",
