@@ -135,3 +135,12 @@ def test_halving_selects_a_cell_flipping_half_the_failing_prompts_with_80_percen
     new = np.mean([_halving_selects(rng, 5, 13) for _ in range(400)])
     old = np.mean([_halving_selects(rng, 2, 10) for _ in range(400)])
     assert new >= 0.8 > old, (new, old)
+
+
+def test_an_unknown_rule_is_refused_before_any_selection():
+    from workbench import WorkbenchError
+
+    with pytest.raises(WorkbenchError, match="unknown selection rule 'maxT-v9': one of maxT-v2, maxT-v3"):
+        select(_table([0] * 8, {CELLS[0]: [1] * 8}), rule="maxT-v9")
+    with pytest.raises(WorkbenchError, match="unknown selection rule"):
+        select(_table([0] * 8, {CELLS[0]: [1] * 8}), alpha=None, rule="maxT-v9")

@@ -145,7 +145,8 @@ def select(
         raise WorkbenchError(
             f"alpha is a family-wise error rate between 0 and 1 (or None: the untested rule best-v1), not {alpha!r}"
         )
-    guard = partial(point_guard, cut=max_degenerate) if alpha is None else GUARDS[rule_named(rule)]
+    rule = rule_named(rule)  # checked whatever alpha says: a misspelt rule is never ignored
+    guard = partial(point_guard, cut=max_degenerate) if alpha is None else GUARDS[rule]
     if rule == "maxT-v2":
         guard = partial(steered_share_guard, cut=max_degenerate)
     if alpha is not None:
