@@ -144,3 +144,13 @@ def test_an_unknown_rule_is_refused_before_any_selection():
         select(_table([0] * 8, {CELLS[0]: [1] * 8}), rule="maxT-v9")
     with pytest.raises(WorkbenchError, match="unknown selection rule"):
         select(_table([0] * 8, {CELLS[0]: [1] * 8}), alpha=None, rule="maxT-v9")
+
+
+def test_alpha_none_is_best_v1_whatever_rule_is_named():
+    """Regression: alpha=None beside rule="maxT-v2" took v2's bound (1 of 8 degenerate refused) instead of
+    best-v1's point value (1 of 8 <= 0.2 passes)."""
+    base, steered = [0] * 8, {c: [0] * 8 for c in CELLS}
+    steered[CELLS[0]] = [1] * 8
+    t = _table(base, steered, degenerate={CELLS[0]: [1] + [0] * 7})
+    assert select(t, alpha=None, rule="maxT-v2")[("x", False)].layer == 3
+    assert select(t, rule="maxT-v2")[("x", False)].decided_by == "quality"

@@ -29,7 +29,6 @@ from workbench.sweep.guards import (
 PROJECTION_SIZE = 0.75  # in ties a projection ranks as a coefficient of 0.75×: before 1×, after 0.5×
 RULE = "maxT-v3"  # the rule selection applies unless told otherwise; maxT-v2 stays reproducible
 RULES = ("maxT-v2", "maxT-v3")
-GUARDS: dict[str, Guard] = {"maxT-v2": steered_share_guard, "maxT-v3": relative_guard}
 
 
 def selection_rule(alpha: float | None = ALPHA, rule: str = RULE) -> str:
@@ -146,9 +145,7 @@ def select(
             f"alpha is a family-wise error rate between 0 and 1 (or None: the untested rule best-v1), not {alpha!r}"
         )
     rule = rule_named(rule)  # checked whatever alpha says: a misspelt rule is never ignored
-    guard = partial(point_guard, cut=max_degenerate) if alpha is None else GUARDS[rule]
-    if rule == "maxT-v2":
-        guard = partial(steered_share_guard, cut=max_degenerate)
+    guard = _guard(rule, alpha, max_degenerate)
     if alpha is not None:
         table = evidence(table)
     out = {}
@@ -156,6 +153,16 @@ def select(
         rows = table[(table["instruction"] == name) & (table["with_instruction"] == cond)]
         out[(name, bool(cond))] = _choose(name, bool(cond), group, rows, metric, guard, alpha, rule)
     return out
+
+
+def _guard(rule: str, alpha: float | None, max_degenerate: float) -> Guard:
+    """The quality guard of the rule in force: best-v1 (``alpha`` None) the steered share's point
+    value, maxT-v2 its upper bound, both cut at ``max_degenerate``; maxT-v3 relative to no steering."""
+    if alpha is None:
+        return partial(point_guard, cut=max_degenerate)
+    if rule == "maxT-v2":
+        return partial(steered_share_guard, cut=max_degenerate)
+    return relative_guard
 
 
 def _choose(
